@@ -1,0 +1,331 @@
+"""The command line: options -> Query -> source -> renderer. No parsing or formatting here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import click
+
+from tcpstates import __version__
+from tcpstates.errors import ExitStatus, TcpstatesError
+from tcpstates.query import Network, Query, parse_network
+from tcpstates.sockets import Socket
+from tcpstates.states import TcpState, UnknownStateError, parse_state, parse_states, valid_names
+
+FORMATS = ("table", "plain", "json", "jsonl", "csv")
+TABLE_ROW_LIMIT = 2000  # past this a Rich table costs seconds; plain text stays instant
+
+EPILOG = f"""\b
+States (-s, --explain), in any case, with - or _:
+  {", ".join(valid_names()[:7])},
+  {", ".join(valid_names()[7:14])},
+  and ss's spellings (ESTAB, SYN-RECV, FIN-WAIT-2, UNCONN, listening)
+  and groups: all, connected, synchronized, bucket, big.
+
+\b
+Examples:
+  tcpstates                       every TCP socket, its state and owner
+  tcpstates -s time-wait          only TIME_WAIT
+  tcpstates -s close-wait -o json
+  tcpstates -l                    listeners
+  tcpstates --port 443 --process nginx
+  tcpstates --explain CLOSE_WAIT  what a state means and what to check
+
+See man tcpstates for the full story."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """Where output goes and what it looks like; injected so tests can pin it."""
+
+    stdout: TextIO
+    stderr: TextIO
+    is_terminal: bool
+    color: str  # auto | always | never
+    width: int | None = None
+
+    @classmethod
+    def from_environment(cls, color: str) -> Output:
+        return cls(sys.stdout, sys.stderr, sys.stdout.isatty(), color)
+
+    def resolve_format(self, requested: str | None) -> str:
+        if requested:
+            return requested
+        return "table" if self.is_terminal or self.color == "always" else "plain"
+
+    def console(self) -> Any:
+        from rich.console import Console
+
+        force = {"always": True, "never": False}.get(self.color)
+        return Console(
+            file=self.stdout,
+            force_terminal=force,
+            no_color=self.color == "never" or None,
+            width=self.width or (None if self.is_terminal else 4096),
+            highlight=False,
+        )
+
+
+def _states(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> frozenset[TcpState]:
+    try:
+        return parse_states(values)
+    except UnknownStateError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _network(ctx: click.Context, param: click.Parameter, value: str | None) -> Network | None:
+    if value is None:
+        return None
+    try:
+        return parse_network(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+PORT = click.IntRange(0, 65535)
+
+
+@click.group(
+    invoke_without_command=True,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "-s",
+    "--state",
+    "states",
+    multiple=True,
+    callback=_states,
+    metavar="STATE",
+    help="Only sockets in STATE; repeat for several (their union).",
+)
+@click.option(
+    "-l", "--listening", is_flag=True, help="Only listening sockets (LISTEN; UNCONN for UDP)."
+)
+@click.option("-t", "--tcp", is_flag=True, help="TCP sockets (the default).")
+@click.option("-u", "--udp", is_flag=True, help="UDP sockets; with -t, both.")
+@click.option("-4", "--ipv4", "ipv4", is_flag=True, help="Only IPv4 sockets.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Only IPv6 sockets (v4-mapped included).")
+@click.option("--port", type=PORT, help="Local or remote port N.")
+@click.option("--sport", type=PORT, help="Local (source) port N.")
+@click.option("--dport", type=PORT, help="Remote (destination) port N.")
+@click.option(
+    "--local",
+    callback=_network,
+    metavar="ADDR",
+    help="Local address or CIDR block; a v4 one also matches v4-mapped addresses.",
+)
+@click.option("--remote", callback=_network, metavar="ADDR", help="Remote address or CIDR block.")
+@click.option("--pid", type=click.IntRange(min=0), help="Only sockets owned by process PID.")
+@click.option(
+    "--process", metavar="NAME", help="Only sockets owned by a process named NAME (glob)."
+)
+@click.option(
+    "-o",
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format. Default: table on a terminal, plain otherwise.",
+)
+@click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "netlink", "procfs", "psutil"]),
+    default="auto",
+    show_default=True,
+    help="Where to read sockets from.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour output; NO_COLOR in the environment means never.",
+)
+@click.option(
+    "--explain",
+    metavar="[STATE]",
+    is_flag=False,
+    flag_value="",
+    help="Explain STATE: meaning, lifecycle, what to check; no STATE: all states.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Say which source was used and why.")
+@click.version_option(__version__, "-V", "--version", prog_name="tcpstates")
+@click.pass_context
+def cli(ctx: click.Context, /, **options: Any) -> int:
+    """List sockets and their TCP states, filter them, and explain what each state means.
+
+    With no options: every TCP socket (IPv4 and IPv6) in every state, with its owner.
+    """
+    if ctx.invoked_subcommand is not None:
+        return ExitStatus.OK
+    out = Output.from_environment(options["color"])
+    if options["explain"] is not None:
+        return explain_command(options["explain"], options, out)
+    return list_command(build_query(options), options, out)
+
+
+def build_query(options: dict[str, Any]) -> Query:
+    protos = {name for name in ("tcp", "udp") if options[name]} or {"tcp"}
+    families = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag} or {4, 6}
+    states = set(options["states"])
+    if options["listening"]:
+        states.add(TcpState.LISTEN)
+        if "udp" in protos:
+            states.add(TcpState.CLOSE)  # a UDP "listener" is a bound, unconnected socket
+    return Query(
+        protos=frozenset(protos),
+        families=frozenset(families),
+        states=frozenset(states),
+        port=options["port"],
+        sport=options["sport"],
+        dport=options["dport"],
+        local=options["local"],
+        remote=options["remote"],
+        pid=options["pid"],
+        process=options["process"],
+    )
+
+
+def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
+    from tcpstates.sources import open_source, select
+
+    source = open_source(options["source"])
+    if options["verbose"]:
+        out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
+    owners = not options["no_owners"]
+    reading = source.read(query, owners=owners or query.needs_owners)
+    render(select(reading, query), query, owners, out, options["fmt"])
+    if reading.hidden_processes and owners:
+        out.stderr.write(
+            f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
+            " cannot be attributed; their owner shows as -\n"
+        )
+    return ExitStatus.OK
+
+
+def render(
+    sockets: Iterable[Socket], query: Query, owners: bool, out: Output, fmt: str | None
+) -> None:
+    from tcpstates.render.columns import Layout
+
+    layout = Layout(proto=len(query.protos) > 1, owners=owners)
+    fmt = out.resolve_format(fmt)
+    if fmt == "table":
+        rows = list(sockets)
+        if len(rows) <= TABLE_ROW_LIMIT:
+            from tcpstates.render.table import build_table
+
+            out.console().print(build_table(rows, layout))
+            return
+        sockets, fmt = rows, "plain"
+    if fmt == "plain":
+        from tcpstates.render.text import render_plain
+
+        render_plain(sockets, out.stdout, layout)
+        return
+    from tcpstates.render import formats
+
+    {"json": formats.render_json, "jsonl": formats.render_jsonl, "csv": formats.render_csv}[fmt](
+        sockets, out.stdout
+    )
+
+
+def explain_command(name: str, options: dict[str, Any], out: Output) -> int:
+    from tcpstates.explain import explain
+    from tcpstates.render import explanation
+
+    fmt = out.resolve_format(options["fmt"])
+    if not name:
+        return _explain_all(fmt, out)
+    try:
+        state = parse_state(name)
+    except UnknownStateError as e:
+        raise click.BadParameter(str(e), param_hint="'--explain'") from None
+    expl = explain(state, _count(state, options["source"]))
+    if fmt in ("json", "jsonl"):
+        import json
+
+        out.stdout.write(json.dumps(expl.as_dict(), indent=2 if fmt == "json" else None) + "\n")
+    elif fmt == "table":
+        console = out.console()
+        console.print(explanation.explanation_renderable(expl, min(console.width, 100)))
+    else:
+        out.stdout.write(explanation.explanation_text(expl))
+    return ExitStatus.OK
+
+
+def _explain_all(fmt: str, out: Output) -> int:
+    from tcpstates.render import explanation
+
+    if fmt == "table":
+        out.console().print(explanation.states_table())
+    elif fmt in ("json", "jsonl"):
+        import json
+
+        from tcpstates.explain import explain
+
+        data = [explain(state).as_dict() for state in TcpState]
+        out.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        from tcpstates.render.text import write_rows
+
+        write_rows(explanation.state_rows(), explanation.STATE_COLUMNS, out.stdout)
+    return ExitStatus.OK
+
+
+def _count(state: TcpState, source_name: str) -> int | None:
+    """How many TCP sockets are in ``state`` now; None where the host cannot tell us."""
+    from tcpstates.sources import open_source
+
+    try:
+        reading = open_source(source_name).read(Query(states=frozenset({state})), owners=False)
+        return sum(1 for _ in reading.sockets)
+    except TcpstatesError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and turn every user-facing failure into one line and an exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        with cli.make_context("tcpstates", args) as ctx:
+            status = cli.invoke(ctx)
+        sys.stdout.flush()
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.UsageError as e:
+        return _fail(e.format_message(), ExitStatus.USAGE)
+    except TcpstatesError as e:
+        return _fail(str(e), e.status)
+    except (KeyboardInterrupt, click.Abort):
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitStatus.BROKEN_PIPE
+    return int(status or 0)
+
+
+def _fail(message: str, status: ExitStatus) -> int:
+    sys.stderr.write(f"tcpstates: {message}\n")
+    return status
+
+
+def _silence_stdout() -> None:
+    # The reader has gone (`| head`); point stdout at /dev/null so the interpreter's final flush
+    # does not raise again and print a traceback.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

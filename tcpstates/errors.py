@@ -1,0 +1,33 @@
+"""Exit statuses and the errors a user may see: one line each, never a traceback."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1  # a source could not be read, a permission is missing
+    USAGE = 2  # a bad option value (click's convention)
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+    BROKEN_PIPE = 141  # 128 + SIGPIPE, what ss, grep and cat give for `| head`
+
+
+class TcpstatesError(Exception):
+    """An error with a message fit to show as it is, and the status to exit with."""
+
+    status = ExitStatus.ERROR
+
+
+class SourceError(TcpstatesError):
+    """A source of sockets cannot be read here (missing, no permission, refused)."""
+
+
+class CaptureFormatError(TcpstatesError):
+    """A line of a /proc/net table or a capture of one that cannot be parsed."""
+
+    def __init__(self, source: str, lineno: int, line: str, reason: str) -> None:
+        shown = line if len(line) <= 80 else line[:77] + "..."
+        super().__init__(f"{source}:{lineno}: {reason}: {shown!r}")
+        self.source = source
+        self.lineno = lineno

@@ -1,0 +1,79 @@
+"""The columns of a socket listing, shared by the Rich table and the plain text renderer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tcpstates.render.safe import safe
+from tcpstates.sockets import Socket
+
+KERNEL = "(kernel)"  # no process holds the socket: TIME_WAIT, orphans, not yet accepted
+UNSEEN = "-"  # a process holds it, but we may not see which (or the source cannot tell)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    align: Literal["left", "right"]
+
+
+PROTO = Column("Proto", "left")
+BASE = (
+    Column("State", "left"),
+    Column("Recv-Q", "right"),
+    Column("Send-Q", "right"),
+    Column("Local Address:Port", "left"),
+    Column("Peer Address:Port", "left"),
+)
+OWNER = (Column("PID", "right"), Column("Process", "left"))
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Which optional columns a listing shows."""
+
+    proto: bool = False
+    owners: bool = True
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return (PROTO,) * self.proto + BASE + OWNER * self.owners
+
+    def cells(self, sock: Socket) -> tuple[str, ...]:
+        row: tuple[str, ...] = (
+            sock.state_name,
+            _queue(sock.recv_q),
+            _queue(sock.send_q),
+            endpoint(sock.local_address, sock.local_port),
+            endpoint(sock.remote_address, sock.remote_port),
+        )
+        if self.proto:
+            row = (sock.proto, *row)
+        if self.owners:
+            row = (*row, *owner_cells(sock))
+        return row
+
+
+def endpoint(address: str, port: int) -> str:
+    """``address:port`` as ss writes it: IPv6 in brackets, no port as ``*``.
+
+    >>> endpoint("::1", 22), endpoint("0.0.0.0", 0)
+    ('[::1]:22', '0.0.0.0:*')
+    """
+    shown_port = str(port) if port else "*"
+    if ":" in address:
+        return f"[{address}]:{shown_port}"
+    return f"{address}:{shown_port}"
+
+
+def owner_cells(sock: Socket) -> tuple[str, str]:
+    if sock.pid is not None:
+        return str(sock.pid), safe(sock.process or "?")
+    if sock.kernel_owned:
+        return UNSEEN, KERNEL
+    return UNSEEN, UNSEEN
+
+
+def _queue(value: int | None) -> str:
+    return UNSEEN if value is None else str(value)

@@ -1,0 +1,80 @@
+"""Ways of reading sockets from the kernel, all behind one signature.
+
+``source.read(query, owners)`` returns a ``Reading``: the sockets that pass the query's
+protocol, family and state (each source applies those as cheaply as it can) and, when owners
+were asked for, how many processes could not be looked into.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from tcpstates.errors import SourceError
+from tcpstates.query import Query
+from tcpstates.sockets import Socket
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    sockets: Iterator[Socket]
+    hidden_processes: int = 0
+
+
+class Source(Protocol):
+    name: str
+    why: str  # for -v: why this source was picked
+
+    def read(self, query: Query, owners: bool) -> Reading: ...
+
+
+SOURCE_NAMES = ("auto", "netlink", "procfs", "psutil")
+
+
+def open_source(name: str = "auto") -> Source:
+    """The source called ``name``; ``auto`` picks the fastest that works on this system."""
+    if name == "auto":
+        return _auto()
+    if name == "procfs":
+        from tcpstates.sources.procfs import ProcfsSource
+
+        return ProcfsSource()
+    if name == "psutil":
+        from tcpstates.sources.psutil_source import PsutilSource
+
+        return PsutilSource()
+    if name == "netlink":
+        from tcpstates.sources.netlink import NetlinkSource
+
+        return NetlinkSource()
+    raise SourceError(f"unknown source {name!r}; valid: {', '.join(SOURCE_NAMES)}")
+
+
+def _auto() -> Source:
+    """netlink where the kernel answers it, else /proc/net, else psutil (not Linux)."""
+    from tcpstates.sources.netlink import NetlinkSource
+
+    netlink = NetlinkSource()
+    try:
+        netlink.probe()
+        return netlink
+    except SourceError as e:
+        refused = str(e)
+    if os.path.exists("/proc/net/tcp"):
+        from tcpstates.sources.procfs import ProcfsSource
+
+        procfs = ProcfsSource()
+        procfs.why = f"{refused}; falling back to /proc/net"
+        return procfs
+    from tcpstates.sources.psutil_source import PsutilSource
+
+    return PsutilSource()
+
+
+def select(reading: Reading, query: Query) -> Iterator[Socket]:
+    """The sockets of ``reading`` that also pass the rest of ``query``."""
+    if query.filters_rows:
+        return filter(query.matches, reading.sockets)
+    return reading.sockets

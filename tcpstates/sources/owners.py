@@ -1,0 +1,73 @@
+"""Who holds each socket: one pass over /proc/*/fd, socket inode -> (pid, process name).
+
+A socket shared by several processes (after fork) is attributed to the lowest pid, which is
+usually the parent that created it. Processes that vanish mid-scan are skipped; processes whose
+file descriptors we may not read are counted, so the caller can say why owners are missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    pid: int
+    process: str
+
+
+@dataclass(slots=True)
+class OwnerMap:
+    """Socket inode -> owner, and how many processes could not be looked into."""
+
+    by_inode: dict[int, Owner] = field(default_factory=dict)
+    hidden_processes: int = 0
+
+
+_SOCKET_PREFIX = "socket:["
+
+
+def scan_owners(proc: str = "/proc") -> OwnerMap:
+    result = OwnerMap()
+    try:
+        entries = os.listdir(proc)
+    except OSError:
+        return result
+    pids = sorted(int(name) for name in entries if name.isdigit())
+    for pid in pids:
+        _scan_process(proc, pid, result)
+    return result
+
+
+def _scan_process(proc: str, pid: int, result: OwnerMap) -> None:
+    fd_dir = f"{proc}/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except PermissionError:
+        result.hidden_processes += 1
+        return
+    except OSError:  # the process exited, or is a zombie with no fd table
+        return
+    owner: Owner | None = None
+    by_inode = result.by_inode
+    for fd in fds:
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue
+        if not target.startswith(_SOCKET_PREFIX):
+            continue
+        inode = int(target[len(_SOCKET_PREFIX) : -1])
+        if inode not in by_inode:
+            owner = owner or Owner(pid, _process_name(proc, pid))
+            by_inode[inode] = owner
+
+
+def _process_name(proc: str, pid: int) -> str:
+    # comm, not cmdline: it is what ss and netstat show, and it is one short read.
+    try:
+        with open(f"{proc}/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+    except OSError:
+        return "?"

@@ -1,0 +1,432 @@
+"""Time tcpstates side by side with ss, netstat and psutil on socket zoos of growing size.
+
+Run as root (it creates network namespaces):
+
+    python tests/benchmarks/bench.py --sizes 1000,10000,50000,100000 --runs 7 [--tcpstates PATH]
+    python tests/benchmarks/bench.py --sizes 10000 --runs 7 --markdown   # README table too
+
+For each size it creates the namespace ``tcpstates-bench-<pid>``, builds a zoo of that many
+sockets in it (see zoo_at_scale.py), moves itself into the namespace (setns, so no command pays
+for an ``ip netns exec`` wrapper) and runs every command as a whole process, stdout to /dev/null:
+one untimed warm-up round, then --runs timed rounds. Within a round each command runs once and the
+order rotates and alternates from round to round, so drift on a shared machine hits all alike.
+
+How to read the output, per size:
+
+* ``median s``: median wall time of the whole process (spawn to exit) over the timed rounds.
+* ``ratio``: the paired median of (this command / its baseline) taken within the same round; it
+  is steadier than dividing two medians. Baseline commands are compared with ``ss -tan``; each
+  tcpstates command with the tool it must beat (the ``baseline`` column).
+* ``peak MiB``: the largest ru_maxrss of that process over all rounds (from os.wait4).
+* ``FAILED: ...``: the command exited non-zero (or could not start); the first line of its
+  stderr follows. The benchmark goes on; a target that depends on it FAILs.
+* Targets (from the performance issue) end each size with PASS or FAIL and the measured ratio.
+
+TIME_WAIT sockets live exactly 60 s. When the next round might outlast the current TIME_WAIT
+cohort, the runner waits for it to expire and builds a new one, so every timed round sees the
+zoo at full size; the header line tells how many refreshes that took and the TIME_WAIT range seen.
+The exit code is 0 when the benchmark ran, whatever the targets say; 2 on a setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zoo_at_scale as zoo_mod
+
+COMMAND_TIMEOUT = 300.0  # seconds; a hung command is killed and reported FAILED
+TIME_WAIT_MARGIN = 3.0  # seconds of slack before a TIME_WAIT cohort could expire mid-round
+MEMORY_TARGET_MIB = 80.0
+
+
+@dataclass(frozen=True)
+class Command:
+    label: str
+    argv: tuple[str, ...]
+    baseline: str  # label of the command this one is compared with
+    ours: bool = False  # a tcpstates command (memory target applies)
+
+
+@dataclass
+class Result:
+    times: list[float] = field(default_factory=list)  # one per timed round while it succeeds
+    rss_kib: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times and self.error is None else None
+
+    def peak_mib(self) -> float | None:
+        return max(self.rss_kib) / 1024 if self.rss_kib and self.error is None else None
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    baseline: str
+    max_ratio: float
+
+
+TARGETS = (
+    Target("tcpstates -o plain", "ss -tanp", 0.5),
+    Target("tcpstates -o json", "ss -tanp", 1.0),
+    Target("tcpstates -o plain --state time-wait", "ss -tan state time-wait", 1.0),
+    Target("tcpstates --summary -o json", "ss -tan", 0.8),
+    Target("tcpstates --explain TIME_WAIT -o plain", "python -c pass", 3.0),
+)
+
+
+@dataclass
+class SizeReport:
+    n: int
+    counts: str
+    build_s: float
+    measure_s: float
+    holders: int
+    refreshes: int
+    time_wait_seen: tuple[int, int]
+    results: dict[str, Result]
+
+
+# ---------------------------------------------------------------- what to run
+
+
+def interpreter_of(script: Path) -> str:
+    """The interpreter in a console script's shebang, so psutil/pass use tcpstates' Python."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        first = script.read_text().split("\n", 1)[0]
+        if first.startswith("#!"):
+            candidate = first[2:].split()[0]
+            if "python" in Path(candidate).name and os.access(candidate, os.X_OK):
+                return candidate
+    return sys.executable
+
+
+def build_commands(tcpstates: Path, python: str) -> list[Command]:
+    base = "ss -tan"
+    baselines = [
+        Command("ss -tan", ("ss", "-tan"), base),
+        Command("ss -tanp", ("ss", "-tanp"), base),
+        Command("ss -tan state time-wait", ("ss", "-tan", "state", "time-wait"), base),
+        Command("netstat -tanp", ("netstat", "-tanp"), base),
+        Command("netstat -tan", ("netstat", "-tan"), base),
+        Command(
+            "psutil.net_connections('tcp')",
+            (python, "-c", "import psutil; psutil.net_connections('tcp')"),
+            base,
+        ),
+        Command("python -c pass", (python, "-c", "pass"), base),
+    ]
+    ours = [
+        Command(t.label, (str(tcpstates), *t.label.split()[1:]), t.baseline, ours=True)
+        for t in TARGETS
+    ]
+    return baselines + ours
+
+
+def resolve(argv: tuple[str, ...]) -> tuple[str, ...] | str:
+    """Absolute argv (PATH is searched once, outside the timing), or a reason it can't run."""
+    exe = shutil.which(argv[0])
+    return (exe, *argv[1:]) if exe else f"not found or not executable: {argv[0]}"
+
+
+# ---------------------------------------------------------------- running one command
+
+
+def run_once(argv: tuple[str, ...], errfile: str) -> tuple[float, int, int]:
+    """Run argv to completion; return (wall seconds, peak RSS KiB, exit code)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, errfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+    ]
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+    reaped = False
+    try:
+        _wait_exit(pid, COMMAND_TIMEOUT)
+        _, status, usage = os.wait4(pid, 0)
+        reaped = True
+        elapsed = time.perf_counter() - start
+        return elapsed, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+    finally:
+        if not reaped:  # interrupted or timed out: never leave the child behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+            os.waitpid(pid, 0)
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    """Block until `pid` exits (a pidfd turns readable), or raise TimeoutError."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        if not select.select([pidfd], [], [], timeout)[0]:
+            raise TimeoutError(f"still running after {timeout:.0f} s")
+    finally:
+        os.close(pidfd)
+
+
+def first_line(path: str) -> str:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text(errors="replace").splitlines():
+            if line.strip():
+                return line.strip()[:160]
+    return ""
+
+
+def timed_run(cmd: Command, result: Result, errfile: str, record: bool) -> None:
+    """Run once; on failure set result.error (once set, the command is not run again)."""
+    argv = resolve(cmd.argv)
+    if isinstance(argv, str):
+        result.error = argv
+        return
+    try:
+        elapsed, rss, code = run_once(argv, errfile)
+    except (TimeoutError, OSError) as exc:  # hung, or could not be spawned at all
+        result.error = str(exc)
+        return
+    if code != 0:
+        result.error = f"exit {code}: {first_line(errfile) or '(no stderr)'}"
+    elif record:
+        result.times.append(elapsed)
+        result.rss_kib.append(rss)
+
+
+# ---------------------------------------------------------------- rounds
+
+
+def round_order(commands: list[Command], index: int) -> list[Command]:
+    """Rotate the start each round and reverse every other round, so no command is always
+    first (cold) or always right after the expensive ones."""
+    k = index % len(commands)
+    order = commands[k:] + commands[:k]
+    return order[::-1] if index % 2 else order
+
+
+def keep_time_wait_alive(zoo: zoo_mod.Zoo, next_round_s: float) -> bool:
+    """If the TIME_WAIT cohort could expire during the next round, wait for it to go and
+    build a fresh one (building early would double-count). Returns True if it refreshed."""
+    if zoo.plan.time_wait == 0:
+        return False
+    if zoo.time_wait_age() + next_round_s + TIME_WAIT_MARGIN < zoo_mod.TIME_WAIT_SECONDS:
+        return False
+    zoo.wait_time_wait_expiry()
+    zoo.refresh_time_wait()
+    return True
+
+
+def measure(
+    zoo: zoo_mod.Zoo, commands: list[Command], runs: int, progress: bool
+) -> tuple[dict[str, Result], int, tuple[int, int]]:
+    """Warm-up round plus `runs` timed rounds; returns results, refresh count, TW range seen."""
+    results = {c.label: Result() for c in commands}
+    refreshes, last_round_s, seen = 0, 0.0, []
+    with tempfile.TemporaryDirectory(prefix="tcpstates-bench-") as tmp:
+        errfile = os.path.join(tmp, "stderr")
+        for index in range(-1, runs):  # -1: warm-up (caches, .pyc) and failure detection
+            refreshes += keep_time_wait_alive(zoo, 1.25 * last_round_s)
+            start = time.monotonic()
+            seen.append(zoo_mod.time_wait_count())
+            for cmd in round_order(commands, index):
+                result = results[cmd.label]
+                if result.error is None:
+                    timed_run(cmd, result, errfile, record=index >= 0)
+            seen.append(zoo_mod.time_wait_count())
+            last_round_s = time.monotonic() - start
+            if progress:
+                print(f"  round {index + 1}/{runs}: {last_round_s:.1f} s", file=sys.stderr)
+    return results, refreshes, (min(seen), max(seen))
+
+
+def paired_ratio(results: dict[str, Result], label: str, baseline: str) -> float | None:
+    """Median over rounds of time(label) / time(baseline) measured in the same round."""
+    mine, base = results[label], results[baseline]
+    if mine.error or base.error:
+        return None
+    # Neither failed, so both ran in every round: the lists align round by round.
+    pairs = [a / b for a, b in zip(mine.times, base.times, strict=True) if b > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+# ---------------------------------------------------------------- one size
+
+
+def bench_size(n: int, commands: list[Command], runs: int, progress: bool) -> SizeReport:
+    """Build a zoo of `n` sockets in a fresh namespace, measure, and tear everything down."""
+    name = f"tcpstates-bench-{os.getpid()}"
+    zoo = zoo_mod.Zoo(n)
+    with zoo_mod.inside_namespace(name, zoo_mod.namespace_sysctls(zoo.plan)):
+        try:
+            start = time.monotonic()
+            zoo.build()
+            build_s = time.monotonic() - start
+            counts = zoo_mod.format_counts(zoo_mod.state_counts())
+            if progress:
+                print(f"{n}: built in {build_s:.1f} s: {counts}", file=sys.stderr)
+            start = time.monotonic()
+            results, refreshes, seen = measure(zoo, commands, runs, progress)
+            measure_s = time.monotonic() - start
+            holders = len(zoo.holders)
+        finally:
+            with zoo_mod.signals_deferred():
+                zoo.close()
+    return SizeReport(n, counts, build_s, measure_s, holders, refreshes, seen, results)
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_size(report: SizeReport, commands: list[Command]) -> None:
+    lo, hi = report.time_wait_seen
+    print(f"\n== {report.n} sockets: {report.counts}")
+    print(
+        f"   built in {report.build_s:.1f} s with {report.holders} holder(s); measured in "
+        f"{report.measure_s:.1f} s; TIME_WAIT refreshes {report.refreshes}, seen {lo}-{hi}"
+    )
+    width = max(len(c.label) for c in commands)
+    print(f"{'command':<{width}}  {'median s':>9}  {'ratio':>6}  {'baseline':<24} {'peak MiB':>8}")
+    for cmd in commands:
+        res = report.results[cmd.label]
+        if res.error:
+            print(f"{cmd.label:<{width}}  FAILED: {res.error}")
+            continue
+        ratio = paired_ratio(report.results, cmd.label, cmd.baseline)
+        print(
+            f"{cmd.label:<{width}}  {_fmt(res.median(), '9.3f')}  {_fmt(ratio, '6.2f')}  "
+            f"{cmd.baseline:<24} {_fmt(res.peak_mib(), '8.1f')}"
+        )
+    print(f"targets at {report.n} sockets:")
+    for verdict, claim, measured in target_verdicts(report, commands):
+        print(f"  {verdict}  {claim}: {measured}")
+
+
+def target_verdicts(report: SizeReport, commands: list[Command]) -> Iterator[tuple[str, str, str]]:
+    """(PASS or FAIL, the target, what was measured) for each target of the issue."""
+    for t in TARGETS:
+        claim = f"{t.label} <= {t.max_ratio:g} x {t.baseline}"
+        ratio = paired_ratio(report.results, t.label, t.baseline)
+        if ratio is None:
+            why = report.results[t.label].error or report.results[t.baseline].error
+            yield "FAIL", claim, f"not measured ({why})"
+        else:
+            yield ("PASS" if ratio <= t.max_ratio else "FAIL"), claim, f"{ratio:.2f}x"
+    yield memory_verdict(report, commands)
+
+
+def memory_verdict(report: SizeReport, commands: list[Command]) -> tuple[str, str, str]:
+    claim = f"peak RSS of every tcpstates command <= {MEMORY_TARGET_MIB:g} MiB (set for 100k)"
+    ours = [report.results[c.label] for c in commands if c.ours]
+    failed = [r.error for r in ours if r.error]
+    peaks = [p for r in ours if (p := r.peak_mib()) is not None]
+    if failed or not peaks:
+        return "FAIL", claim, f"not measured ({failed[0] if failed else 'no runs'})"
+    verdict = "PASS" if max(peaks) <= MEMORY_TARGET_MIB else "FAIL"
+    return verdict, claim, f"{max(peaks):.1f} MiB"
+
+
+def print_markdown(reports: list[SizeReport], commands: list[Command]) -> None:
+    """The ratio table for the README: one column per size, `seconds (ratio×)` per cell."""
+    sizes = " | ".join(f"{r.n:,} sockets" for r in reports)
+    print(f"\n| command | compared with | {sizes} | peak MiB at {reports[-1].n:,} |")
+    print("|---|---|" + "---:|" * (len(reports) + 1))
+    for cmd in commands:
+        cells = [_markdown_cell(r, cmd) for r in reports]
+        peak = reports[-1].results[cmd.label].peak_mib()
+        row = f"| `{cmd.label}` | `{cmd.baseline}` | " + " | ".join(cells)
+        print(f"{row} | {_fmt(peak, '.1f')} |")
+    print(f"\n| target | {sizes} |")
+    print("|---|" + "---|" * len(reports))
+    per_size = [list(target_verdicts(r, commands)) for r in reports]
+    for i, (_, claim, _) in enumerate(per_size[0]):
+        cells = [_markdown_verdict(*verdicts[i][::2]) for verdicts in per_size]
+        print(f"| {claim} | " + " | ".join(cells) + " |")
+
+
+def _markdown_verdict(verdict: str, measured: str) -> str:
+    # A FAILED command's stderr can be long and hold "|"; the text table has it in full.
+    return f"{verdict} {measured}" if not measured.startswith("not measured") else verdict
+
+
+def _markdown_cell(report: SizeReport, cmd: Command) -> str:
+    res = report.results[cmd.label]
+    if res.error:
+        return "FAILED"
+    ratio = paired_ratio(report.results, cmd.label, cmd.baseline)
+    return f"{_fmt(res.median(), '.3f')} s ({_fmt(ratio, '.2f')}×)"
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Needs root, ip and ss (iproute2); netstat (net-tools) for its baselines.",
+    )
+    parser.add_argument("--sizes", default="1000,10000,50000,100000", help="comma-separated N")
+    parser.add_argument("--runs", type=int, default=7, help="timed rounds per size (default 7)")
+    parser.add_argument(
+        "--tcpstates",
+        type=Path,
+        default=Path(sys.executable).parent / "tcpstates",
+        help="tcpstates console script (default: next to this interpreter)",
+    )
+    parser.add_argument("--markdown", action="store_true", help="also print Markdown tables")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error("--sizes takes integers, e.g. 1000,10000")
+    if not args.sizes or min(args.sizes) < 10 or args.runs < 1:
+        parser.error("sizes must be >= 10 and --runs >= 1")
+    return args
+
+
+def preflight() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root: it creates network namespaces"
+    missing = [tool for tool in ("ip", "ss") if not shutil.which(tool)]
+    return f"missing: {', '.join(missing)} (iproute2)" if missing else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    problem = preflight()
+    if problem:
+        print(f"bench.py: {problem}", file=sys.stderr)
+        return 2
+    zoo_mod.raise_on_sigterm()
+    zoo_mod.remove_stale_namespaces(["tcpstates-bench-", "tcpstates-zoo-"])
+    python = interpreter_of(args.tcpstates)
+    commands = build_commands(args.tcpstates, python)
+    print(f"tcpstates: {args.tcpstates}; python for psutil/pass: {python}; runs: {args.runs}")
+    reports = []
+    for n in args.sizes:
+        report = bench_size(n, commands, args.runs, progress=not args.quiet)
+        print_size(report, commands)
+        sys.stdout.flush()
+        reports.append(report)
+    if args.markdown:
+        print_markdown(reports, commands)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
