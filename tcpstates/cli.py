@@ -220,9 +220,12 @@ def render(
     if fmt == "table":
         rows = list(sockets)
         if len(rows) <= TABLE_ROW_LIMIT:
-            from tcpstates.render.table import build_table
+            from tcpstates.render.table import build_table, fit_width
 
-            out.console().print(build_table(rows, layout))
+            console = out.console()
+            table = build_table(rows, layout)
+            console.width = fit_width(console, table)
+            console.print(table)
             return
         sockets, fmt = rows, "plain"
     if fmt == "plain":

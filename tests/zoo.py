@@ -159,8 +159,11 @@ class Zoo:
         sndbuf: int | None = None,
     ) -> socket.socket:
         """A listening socket on host:ephemeral. Buffer sizes are set before listen() so the
-        accepted sockets inherit them and the window scale in the handshake matches them."""
+        accepted sockets inherit them and the window scale in the handshake matches them.
+        On "::", v6only defaults to False (dual-stack) whatever net.ipv6.bindv6only says."""
         s = self.sock(_family_of(host))
+        if v6only is None and host == ANY6:
+            v6only = False
         if v6only is not None:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
         _set_bufs(s, rcvbuf, sndbuf)
@@ -324,8 +327,10 @@ def _fill_peer_window(writer: socket.socket) -> None:
 def _listen(zoo: Zoo) -> None:
     zoo.record(zoo.listener(LOOP4), "LISTEN")
     zoo.record(zoo.listener(LOOP6), "LISTEN")
-    # IPV6_V6ONLY=0 explicitly, whatever net.ipv6.bindv6only says: ss prints this one as `*`.
+    # Dual-stack (IPV6_V6ONLY=0) and IPv6-only listeners on [::]: the kernel holds the same
+    # address for both, but ss prints the first as `*:port` and the second as `[::]:port`.
     zoo.record(zoo.listener(ANY6, v6only=False), "LISTEN")
+    zoo.record(zoo.listener(ANY6, v6only=True), "LISTEN")
 
 
 def _established(zoo: Zoo) -> None:
@@ -343,7 +348,10 @@ def _established(zoo: Zoo) -> None:
 def _syn_sent(zoo: Zoo) -> None:
     # listen(0) lets exactly one connection wait in the accept queue; once that is taken (we
     # never accept), the listener drops further SYNs without answering (no RST), so the next
-    # client keeps retransmitting its SYN and stays in SYN_SENT for about two minutes.
+    # client keeps retransmitting its SYN and stays in SYN_SENT for about two minutes
+    # (net.ipv4.tcp_syn_retries=6). Kernels before ~6.13 count the SYN queue of a listen(0)
+    # socket as full already, and answer the filler with a syncookie (net.ipv4.tcp_syncookies
+    # defaults to 1), which ends the same way.
     lst = zoo.listener(LOOP4, backlog=0)
     filler = zoo.sock(socket.AF_INET)
     filler.settimeout(2)
@@ -374,7 +382,7 @@ def _syn_recv(zoo: Zoo) -> None:
     # With TCP_DEFER_ACCEPT the listener ignores the client's bare handshake ACK and waits for
     # data: the connection stays a request sock in SYN_RECV on the server (no file, so no
     # owner) while the client, having had its SYN answered, is ESTABLISHED. A long defer
-    # period (seconds) keeps the request sock alive far longer than any test.
+    # period (600 s) keeps the request sock alive far longer than any test.
     lst = zoo.listener(LOOP4)
     lst.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 600)
     client = zoo.sock(socket.AF_INET)

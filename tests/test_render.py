@@ -1,0 +1,105 @@
+import csv
+import io
+import json
+
+from rich.console import Console
+
+from tcpstates.render.columns import Layout, endpoint
+from tcpstates.render.formats import render_csv, render_json, render_jsonl
+from tcpstates.render.safe import safe
+from tcpstates.render.table import build_table, fit_width
+from tcpstates.render.text import render_plain
+from tcpstates.sockets import FIELDS, Socket
+from tcpstates.states import TcpState
+
+HOSTILE = "[bold red]x[/]\x1b]8;;http://e\x07\x9b2J\x00\u202eevil"
+
+SOCKETS = [
+    Socket("tcp", 4, "0.0.0.0", 22, "0.0.0.0", 0, TcpState.LISTEN, 0, 128, 0, 11, 1, "sshd"),
+    Socket("tcp", 6, "2001:db8:1234:5678:9abc:def0:1234:5678", 443,
+           "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 61000, TcpState.ESTABLISHED, 0, 0, 33, 12,
+           2, HOSTILE),
+    Socket("tcp", 4, "127.0.0.1", 40000, "127.0.0.1", 80, TcpState.TIME_WAIT, 0, 0, 0, 0),
+    Socket("udp", 4, "127.0.0.1", 53, "0.0.0.0", 0, TcpState.CLOSE, 0, 0, 0, 13),
+]  # fmt: skip
+
+
+def no_raw_control(text: str) -> None:
+    for bad in ("\x1b", "\x07", "\x9b", "\x00", "\u202e"):
+        assert bad not in text
+
+
+def test_safe_escapes_controls_and_bidi():
+    assert safe("nginx") == "nginx"
+    assert safe("a\x1bb") == "a\\x1bb"
+    assert safe("\u202e") == "\\u202e"
+    no_raw_control(safe(HOSTILE))
+
+
+def test_endpoint():
+    assert endpoint("::ffff:127.0.0.1", 80) == "[::ffff:127.0.0.1]:80"
+    assert endpoint("0.0.0.0", 0) == "0.0.0.0:*"
+
+
+def test_plain_never_truncates_and_marks_owners(golden):
+    out = io.StringIO()
+    render_plain(SOCKETS, out, Layout(proto=True))
+    text = out.getvalue()
+    assert "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:61000" in text
+    assert "(kernel)" in text  # TIME_WAIT: inode 0
+    assert "UNCONN" in text
+    no_raw_control(text)
+    assert all(line == line.rstrip() for line in text.splitlines())
+    golden("plain.txt", text)
+
+
+def test_table_golden_at_pinned_width(golden):
+    console = Console(file=io.StringIO(), width=100, color_system=None, legacy_windows=False)
+    table = build_table(SOCKETS, Layout(proto=True))
+    console.width = fit_width(console, table)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "Recv-Q" in text and "Proto" in text  # no column dropped on a narrow terminal
+    assert "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:61000" in text
+    no_raw_control(text)
+    assert "[bold" in text and "red]x[/]" in text  # shown literally, not parsed as markup
+    golden("table.txt", text)
+
+
+def test_table_colours_states_by_phase():
+    console = Console(file=io.StringIO(), width=140, force_terminal=True, color_system="standard")
+    console.print(build_table(SOCKETS[:1], Layout()))
+    assert "\x1b[34mLISTEN" in console.file.getvalue()  # blue: listening
+
+
+def test_json_is_one_array_with_contract_fields():
+    out = io.StringIO()
+    assert render_json(SOCKETS, out) == len(SOCKETS)
+    data = json.loads(out.getvalue())
+    assert [list(row) for row in data] == [list(FIELDS)] * len(SOCKETS)
+    assert data[1]["process"] == HOSTILE  # the value survives, escaped in the text
+    assert data[2]["pid"] is None and data[2]["inode"] == 0
+    assert data[3]["state"] == "UNCONN"
+    no_raw_control(out.getvalue())
+
+
+def test_json_empty_is_an_empty_array():
+    out = io.StringIO()
+    render_json([], out)
+    assert json.loads(out.getvalue()) == []
+
+
+def test_jsonl_one_record_a_line():
+    out = io.StringIO()
+    render_jsonl(SOCKETS, out)
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["local_port"] for line in lines] == [22, 443, 40000, 53]
+
+
+def test_csv_header_and_escaping():
+    out = io.StringIO()
+    render_csv(SOCKETS, out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert tuple(rows[0]) == FIELDS
+    assert rows[3][FIELDS.index("pid")] == ""
+    no_raw_control(out.getvalue())
