@@ -312,6 +312,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except TcpstatesError as e:
         return _fail(str(e), e.status)
     except (KeyboardInterrupt, click.Abort):
+        _silence_stdout()  # what is still buffered must not block or print at exit
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
@@ -325,8 +326,8 @@ def _fail(message: str, status: ExitStatus) -> int:
 
 
 def _silence_stdout() -> None:
-    # The reader has gone (`| head`); point stdout at /dev/null so the interpreter's final flush
-    # does not raise again and print a traceback.
+    # The reader has gone (`| head`) or the user interrupted: point stdout at /dev/null so the
+    # interpreter's final flush neither raises again (a traceback) nor blocks.
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,174 @@
+"""tcpstates against `ss` on the same real sockets: every state of the zoo, every source."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ss_reader import ss_path, ss_rows
+from tcpstates.query import Query
+from tcpstates.sockets import Socket
+from tcpstates.sources import open_source
+from zoo import Zoo
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
+BOTH = Query(protos=frozenset({"tcp", "udp"}))
+EXPECTED_STATES = {
+    "LISTEN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+    "CLOSE_WAIT", "LAST_ACK", "CLOSING", "UNCONN",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    ss_path()  # a clear failure when iproute2 is missing
+    with Zoo() as zoo:
+        yield zoo
+
+
+def ours(zoo: Zoo, sockets) -> list[Socket]:
+    """Sockets with both ends on the zoo's ports: other processes' sockets cannot intrude."""
+    ports = zoo.ports
+    return [
+        s
+        for s in sockets
+        if s.local_port in ports and (s.remote_port in ports or not s.remote_port)
+    ]
+
+
+def theirs(zoo: Zoo):
+    ports = zoo.ports
+    rows = ss_rows("tcp", ports) + ss_rows("udp", ports)
+    return [
+        r for r in rows if r.local_port in ports and (r.remote_port in ports or not r.remote_port)
+    ]
+
+
+def key(s) -> tuple:
+    state = s.state_name if isinstance(s, Socket) else s.state
+    return (
+        s.proto,
+        s.family,
+        s.local_address,
+        s.local_port,
+        s.remote_address,
+        s.remote_port,
+        state,
+    )
+
+
+def test_zoo_covers_every_state(zoo):
+    assert {e.state for e in zoo.expected} >= EXPECTED_STATES
+    assert any(e.local_address.startswith("::ffff:") for e in zoo.expected)
+    assert any(e.local_address == "::1" for e in zoo.expected)
+
+
+@pytest.mark.parametrize("source", ["netlink", "procfs"])
+def test_rows_match_ss_row_by_row(zoo, source):
+    mine = ours(zoo, open_source(source).read(BOTH).sockets)
+    witness = theirs(zoo)
+    assert sorted(map(key, mine)) == sorted(map(key, witness))
+    assert {e.key() for e in zoo.expected} <= set(map(key, mine))
+    queues = {key(r): (r.recv_q, r.send_q) for r in witness}
+    for sock in mine:
+        recv_q, send_q = queues[key(sock)]
+        assert sock.recv_q == recv_q, sock
+        if sock.send_q is not None or source == "netlink":  # /proc has no listener backlog
+            assert sock.send_q == send_q, sock
+
+
+@pytest.mark.parametrize("source", ["netlink", "procfs"])
+def test_owners(zoo, source):
+    by_key = {key(s): s for s in ours(zoo, open_source(source).read(BOTH, owners=True).sockets)}
+    for expected in zoo.expected:
+        sock = by_key[expected.key()]
+        if expected.owned:
+            assert (sock.pid, sock.kernel_owned) == (os.getpid(), False), sock
+        else:
+            assert (sock.pid, sock.inode, sock.kernel_owned) == (None, 0, True), sock
+
+
+def test_netlink_and_procfs_agree(zoo):
+    def records(name):
+        sockets = ours(zoo, open_source(name).read(BOTH, owners=True).sockets)
+        return sorted(
+            (key(s), s.recv_q, s.uid, s.inode, s.pid, s.process, s.timer) for s in sockets
+        )
+
+    assert records("netlink") == records("procfs")
+
+
+def test_psutil_and_procfs_agree(zoo):
+    def records(name):
+        sockets = ours(zoo, open_source(name).read(BOTH, owners=True).sockets)
+        return sorted((key(s), s.pid, s.process) for s in sockets)
+
+    assert records("psutil") == records("procfs")
+
+
+def test_state_filter_pushed_into_the_kernel(zoo):
+    from tcpstates.states import TcpState
+
+    query = Query(states=frozenset({TcpState.TIME_WAIT}))
+    mine = ours(zoo, open_source("netlink").read(query).sockets)
+    assert mine and {s.state_name for s in mine} == {"TIME_WAIT"}
+    assert sorted(map(key, mine)) == sorted(e.key() for e in zoo.of_state("TIME_WAIT"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "tcpstates", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_json_states_and_owner(zoo):
+    result = run("-s", "close-wait", "-s", "FIN-WAIT-2", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    rows = [r for r in json.loads(result.stdout) if r["local_port"] in zoo.ports]
+    assert {r["state"] for r in rows} == {"CLOSE_WAIT", "FIN_WAIT2"}
+    assert all(r["pid"] == os.getpid() for r in rows)
+    expected = zoo.of_state("CLOSE_WAIT") + zoo.of_state("FIN_WAIT2")
+    assert {(r["local_port"], r["remote_port"]) for r in rows} == {
+        (e.local_port, e.remote_port) for e in expected
+    }
+
+
+def test_cli_plain_time_wait_is_kernel_owned(zoo):
+    (tw,) = zoo.of_state("TIME_WAIT")
+    result = run("--state", "time_wait", "--sport", str(tw.local_port))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["State", "Recv-Q"]
+    assert len(lines) == 2 and "TIME_WAIT" in lines[1] and lines[1].endswith("(kernel)")
+
+
+def test_cli_udp_and_listening(zoo):
+    result = run("-u", "-o", "jsonl")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    mine = {(r["local_port"], r["state"]) for r in rows if r["local_port"] in zoo.ports}
+    assert {state for _, state in mine} == {"UNCONN", "ESTABLISHED"}
+    assert all(r["proto"] == "udp" for r in rows)
+    listening = run("-l", "-o", "jsonl")
+    states = {json.loads(line)["state"] for line in listening.stdout.splitlines()}
+    assert states == {"LISTEN"}
+
+
+def test_cli_filters(zoo):
+    mapped = next(e for e in zoo.expected if e.local_address.startswith("::ffff:"))
+    result = run("--local", "127.0.0.0/8", "-6", "--port", str(mapped.local_port), "-o", "jsonl")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows and all(r["family"] == 6 and r["local_address"].startswith("::ffff:") for r in rows)
+    by_process = run("--process", "nomatch-*", "-o", "json")
+    assert json.loads(by_process.stdout) == []
+    by_pid = run("--pid", str(os.getpid()), "-s", "closing", "-o", "jsonl")
+    rows = [json.loads(line) for line in by_pid.stdout.splitlines()]
+    assert rows and {r["state"] for r in rows} == {"CLOSING"}
+
+
+def test_explain_counts_live_sockets(zoo):
+    result = run("--explain", "CLOSING", "-o", "json")
+    data = json.loads(result.stdout)
+    assert data["count"] >= len(zoo.of_state("CLOSING")) >= 1
