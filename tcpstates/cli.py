@@ -133,6 +133,7 @@ PORT = click.IntRange(0, 65535)
     type=click.Choice(FORMATS),
     help="Output format. Default: table on a terminal, plain otherwise.",
 )
+@click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
 @click.option(
     "--source",
@@ -168,6 +169,8 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
     out = Output.from_environment(options["color"])
     if options["explain"] is not None:
         return explain_command(options["explain"], options, out)
+    if options["summary"]:
+        return summary_command(build_query(options), options, out)
     return list_command(build_query(options), options, out)
 
 
@@ -207,6 +210,25 @@ def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
             f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
             " cannot be attributed; their owner shows as -\n"
         )
+    return ExitStatus.OK
+
+
+def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
+    from tcpstates.render import summary as render_summary
+    from tcpstates.sources import open_source
+    from tcpstates.summary import summarize
+
+    source = open_source(options["source"])
+    if options["verbose"]:
+        out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
+    summary = summarize(source, query)
+    fmt = out.resolve_format(options["fmt"])
+    if fmt == "table":
+        out.console().print(render_summary.summary_table(summary))
+    elif fmt in ("json", "jsonl"):
+        render_summary.render_summary_json(summary, out.stdout)
+    else:
+        render_summary.render_summary_plain(summary, out.stdout)
     return ExitStatus.OK
 
 

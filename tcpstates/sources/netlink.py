@@ -18,6 +18,7 @@ import errno
 import os
 import socket
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,7 @@ _REQUEST = struct.Struct("=IHHIIBBBBI48x")
 # nlmsghdr and inet_diag_msg together, so one unpack decodes a whole record.
 _RECORD = struct.Struct("=IHHIIBBBBHH16s16sI8xIIIII")
 _ERROR = struct.Struct("=i")
+_STATE_OFFSET = _HEADER.size + 1  # inet_diag_msg.idiag_state
 
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -80,19 +82,44 @@ class NetlinkSource:
         for _ in dump(socket.IPPROTO_TCP, socket.AF_INET, 0):
             pass
 
+    def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
+        """Sockets per (protocol, state); the kernel filters, we read one byte a socket."""
+        counts: Counter[tuple[str, TcpState]] = Counter()
+        for proto, protocol, family in _dumps(query):
+            for code, n in count_states(protocol, family, state_mask(query.states)).items():
+                counts[proto, _STATES[code]] += n
+        return counts
+
     def _sockets(self, query: Query, owners: dict[int, Owner] | None) -> Iterator[Socket]:
         mask = state_mask(query.states)
-        for proto in ("tcp", "udp"):
-            if proto not in query.protos:
-                continue
-            for family in (4, 6):
-                if family in query.families:
-                    records = dump(_PROTOCOLS[proto], _FAMILIES[family], mask)
-                    yield from _decode(records, proto, owners)
+        for proto, protocol, family in _dumps(query):
+            yield from _decode(dump(protocol, family, mask), proto, owners)
+
+
+def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
+    """(protocol name, IPPROTO_*, AF_*) for each dump the query needs, IPv4 first like ss."""
+    for proto in ("tcp", "udp"):
+        for family in (4, 6):
+            if proto in query.protos and family in query.families:
+                yield proto, _PROTOCOLS[proto], _FAMILIES[family]
 
 
 def dump(protocol: int, family: int, mask: int) -> Iterator[tuple[Any, ...]]:
     """Every inet_diag record the kernel sends for one protocol and family, as raw tuples."""
+    unpack_record = _RECORD.unpack_from
+    for buffer, offset in _messages(protocol, family, mask):
+        yield unpack_record(buffer, offset)
+
+
+def count_states(protocol: int, family: int, mask: int) -> Counter[int]:
+    """State code -> sockets, reading one byte of each record and decoding nothing else."""
+    counts: Counter[int] = Counter()
+    for buffer, offset in _messages(protocol, family, mask):
+        counts[buffer[offset + _STATE_OFFSET]] += 1
+    return counts
+
+
+def _messages(protocol: int, family: int, mask: int) -> Iterator[tuple[bytearray, int]]:
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
     except OSError as e:
@@ -106,10 +133,10 @@ def dump(protocol: int, family: int, mask: int) -> Iterator[tuple[Any, ...]]:
         yield from _receive(sock)
 
 
-def _receive(sock: socket.socket) -> Iterator[tuple[Any, ...]]:
+def _receive(sock: socket.socket) -> Iterator[tuple[bytearray, int]]:
+    """(buffer, offset) of each inet_diag message; the buffer is reused between reads."""
     buffer = bytearray(_RECV_BUFFER)
     view = memoryview(buffer)
-    unpack_record = _RECORD.unpack_from
     record_size = _RECORD.size
     while True:
         size = sock.recv_into(view)
@@ -123,7 +150,7 @@ def _receive(sock: socket.socket) -> Iterator[tuple[Any, ...]]:
             if length < _HEADER.size or offset + length > size:
                 raise SourceError("netlink sock_diag: truncated message from the kernel")
             if length >= record_size:
-                yield unpack_record(buffer, offset)
+                yield buffer, offset
             offset += (length + 3) & ~3
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from tcpstates.errors import CaptureFormatError, SourceError
 from tcpstates.query import Query
@@ -18,12 +20,12 @@ from tcpstates.sources import Reading
 from tcpstates.sources.owners import Owner, scan_owners
 from tcpstates.states import TcpState
 
-# (file name, protocol) in the order ss lists them: IPv4 before IPv6.
-TABLES: tuple[tuple[str, str], ...] = (
-    ("tcp", "tcp"),
-    ("tcp6", "tcp"),
-    ("udp", "udp"),
-    ("udp6", "udp"),
+# (file name, protocol, family) in the order ss lists them: IPv4 before IPv6.
+TABLES: tuple[tuple[str, str, int], ...] = (
+    ("tcp", "tcp", 4),
+    ("tcp6", "tcp", 6),
+    ("udp", "udp", 4),
+    ("udp6", "udp", 6),
 )
 
 # /proc/net/tcp's "tr" column -> the timer names ss prints (misc/ss.c, tmr_name).
@@ -89,14 +91,32 @@ class ProcfsSource:
         scan = scan_owners("/proc")
         return Reading(self._sockets(query, scan.by_inode), scan.hidden_processes)
 
+    def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
+        """Sockets per (protocol, state), reading nothing but the state column."""
+        counts: Counter[tuple[str, TcpState]] = Counter()
+        for path, proto, lines in self._tables(query):
+            codes = Counter(map(_state_column, lines))
+            for code, n in codes.items():
+                if code in ("", "st"):  # a blank line; a header ("sl local_address ... st")
+                    continue
+                state = _STATES[_hex([code], 0, 0xFF, path, 0, code)]
+                if query.wants_state(state):
+                    counts[proto, state] += n
+        return counts
+
     def _sockets(self, query: Query, owners: dict[int, Owner] | None) -> Iterator[Socket]:
-        for name, proto in TABLES:
-            if proto not in query.protos:
+        for path, proto, lines in self._tables(query):
+            yield from parse_table(lines, proto, query, owners, path, self.byteorder)
+
+    def _tables(self, query: Query) -> Iterator[tuple[str, str, TextIO]]:
+        """(path, protocol, open file) for each table the query needs."""
+        for name, proto, family in TABLES:
+            if proto not in query.protos or family not in query.families:
                 continue
             path = self.table_path(name)
             try:
                 with open(path, encoding="ascii", errors="replace") as f:
-                    yield from parse_table(f, proto, query, owners, str(path), self.byteorder)
+                    yield str(path), proto, f
             except FileNotFoundError:
                 continue  # IPv6 disabled, or a capture without this table
             except PermissionError as e:
@@ -128,6 +148,11 @@ def parse_table(
             raise CaptureFormatError(source, lineno, line.rstrip("\n"), str(e)) from None
         if sock.family in families:
             yield sock
+
+
+def _state_column(line: str) -> str:
+    fields = line.split(None, 4)
+    return fields[3] if len(fields) > 3 else ""
 
 
 def _hex(fields: list[str], index: int, limit: int, source: str, lineno: int, line: str) -> int:

@@ -1,0 +1,85 @@
+"""README, man page and --help say the same as the code: every option, every state."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tcpstates.cli import cli
+from tcpstates.states import GROUPS, TcpState
+
+ROOT = Path(__file__).parent.parent
+MAN = ROOT / "man" / "tcpstates.1"
+
+
+def man_text() -> str:
+    return MAN.read_text().replace("\\-", "-")
+
+
+def option_names() -> list[str]:
+    names = []
+    for param in cli.params:
+        if isinstance(param, click.Option):
+            names += param.opts + param.secondary_opts
+    return names
+
+
+def test_every_option_is_in_the_man_page_and_help():
+    man = man_text()
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    for name in option_names():
+        assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", man), f"{name} not in man page"
+        assert name in help_text, f"{name} not in --help"
+
+
+def test_every_state_and_group_is_in_the_man_page():
+    man = man_text()
+    for state in TcpState:
+        assert f".B {state.name}\n" in man, state.name
+    for group in GROUPS:
+        assert f".B {group}\n" in man
+
+
+def test_man_page_descriptions_are_the_manuals():
+    man = " ".join(man_text().split())
+    for state in TcpState:
+        if state.info.from_manual and state is not TcpState.LISTEN:
+            assert state.description in man, state.name
+
+
+def test_man_page_lints_clean():
+    groff = shutil.which("groff")
+    if groff is None:
+        pytest.skip("groff is not installed")
+    result = subprocess.run(
+        [groff, "-man", "-ww", "-z", str(MAN)], capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_readme_has_the_two_setup_commands_and_every_option():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", readme, flags=re.S)
+    setup = [b for b in blocks if "pip install" in b]
+    assert len(setup) == 2, "README needs exactly two set-up commands"
+    assert "tcpstates" in setup[0] and "pytest" in setup[1]
+    for name in option_names():
+        if name.startswith("--"):
+            assert name in readme, f"{name} not in README"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pytest -q" in readme and ".venv/bin/pytest -q" in ci
+
+
+def test_man_page_is_installed_with_the_package():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"man/tcpstates.1" = "share/man/man1/tcpstates.1"' in pyproject
