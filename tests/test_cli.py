@@ -12,8 +12,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import DATA
+
 from tcpstates import __version__
 from tcpstates.cli import cli, run
 from tcpstates.errors import ExitStatus
@@ -50,7 +50,7 @@ def test_default_is_plain_when_piped():
 def test_table_format_when_asked():
     result = invoke("-o", "table", "--no-owners")
     assert result.exit_code == 0
-    assert "State" in result.output and "sockets" in result.output
+    assert "State" in result.output and " socket" in result.output
     assert "\x1b[" not in result.output  # not a terminal: no colour codes
 
 
