@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
-
 from ss_reader import ss_path, ss_rows
+from zoo import Zoo
+
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
 from tcpstates.sources import open_source
-from zoo import Zoo
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
 BOTH = Query(protos=frozenset({"tcp", "udp"}))

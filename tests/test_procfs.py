@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import DATA
+
 from tcpstates.errors import CaptureFormatError, SourceError
 from tcpstates.query import Query
 from tcpstates.sources.procfs import ProcfsSource, decode_address, parse_table

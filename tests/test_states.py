@@ -1,8 +1,8 @@
 import re
 
 import pytest
-
 from conftest import DATA
+
 from tcpstates.states import (
     GROUPS,
     TcpState,
@@ -17,7 +17,9 @@ def manual_descriptions() -> dict[str, str]:
     """The netstat(8) manual's state list from the seed, whitespace reflowed."""
     text = (DATA / "netstat-states.txt").read_text()
     parts = re.split(r"^   ([A-Z_0-9]+)\s", text, flags=re.M)[1:]
-    return {name: " ".join(body.split()) for name, body in zip(parts[::2], parts[1::2])}
+    return {
+        name: " ".join(body.split()) for name, body in zip(parts[::2], parts[1::2], strict=True)
+    }
 
 
 def test_every_manual_description_is_verbatim():
