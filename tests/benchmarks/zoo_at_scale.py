@@ -118,6 +118,12 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
+def prctl(option: int, arg: int) -> None:
+    if _libc().prctl(option, arg, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl({option}): {os.strerror(err)}")
+
+
 def _netns_inode() -> int:
     return os.stat("/proc/self/ns/net").st_ino
 
@@ -359,7 +365,7 @@ def _is_listener(sock: socket.socket) -> bool:
 def _die_with_parent() -> None:
     """Get SIGKILLed when the parent dies, even by SIGKILL, so no holder is ever orphaned."""
     parent = os.getppid()
-    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -374,6 +380,7 @@ def holder_main(index: int) -> None:
     for line in sys.stdin.buffer:
         cmd = json.loads(line)
         start = time.monotonic()
+        reply: dict[str, object]
         try:
             if cmd["op"] == "build":
                 holder = Holder(index, ZooPlan(**cmd["plan"]))
@@ -542,4 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the finally blocks have cleaned up
+        print("zoo_at_scale.py: interrupted; namespace and holders removed", file=sys.stderr)
+        sys.exit(130)

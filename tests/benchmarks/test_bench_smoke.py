@@ -1,0 +1,78 @@
+"""Smoke test: bench.py runs end to end on a tiny zoo and reports every command.
+
+Needs root, `ip` and `ss` (network namespaces, the zoo) and `netstat` (a baseline); skipped
+otherwise. It only checks that the benchmark works, not how fast tcpstates is: the baselines must
+succeed, and every tcpstates row must be there, timed or FAILED (options may not exist yet).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).with_name("bench.py")
+BASELINES = [
+    "ss -tan",
+    "ss -tanp",
+    "ss -tan state time-wait",
+    "netstat -tanp",
+    "netstat -tan",
+    "psutil.net_connections('tcp')",
+    "python -c pass",
+]
+OURS = [
+    "tcpstates -o plain",
+    "tcpstates -o json",
+    "tcpstates -o plain --state time-wait",
+    "tcpstates --summary -o json",
+    "tcpstates --explain TIME_WAIT -o plain",
+]
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    missing = [tool for tool in ("ip", "ss", "netstat") if shutil.which(tool) is None]
+    return f"missing {', '.join(missing)}" if missing else None
+
+
+pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+
+
+def _row(output: str, label: str) -> str:
+    """The table row of `label`: the label, then a time and a ratio, or FAILED."""
+    pattern = rf"^{re.escape(label)}\s+(\d+\.\d+\s+\d+\.\d+\s.*|FAILED: .*)$"
+    match = re.search(pattern, output, re.MULTILINE)
+    assert match, f"no row for {label!r} in:\n{output}"
+    return match.group(1)
+
+
+def test_bench_runs_on_a_tiny_zoo() -> None:
+    argv = [sys.executable, str(BENCH), "--sizes", "300", "--runs", "1", "--quiet", "--markdown"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:  # timed out: SIGTERM lets bench.py clean up
+                proc.terminate()
+                proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert re.search(r"^== 300 sockets: ESTAB \d+, TIME-WAIT \d+", out, re.MULTILINE), out
+    for label in BASELINES:
+        assert not _row(out, label).startswith("FAILED"), _row(out, label)
+    for label in OURS:
+        _row(out, label)
+    assert len(re.findall(r"^  (PASS|FAIL)  ", out, re.MULTILINE)) == 6, out
+    assert "| `ss -tan` | `ss -tan` | " in out
+    assert f"tcpstates-bench-{proc.pid}" not in _namespaces(), "namespace left behind"
+
+
+def _namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
