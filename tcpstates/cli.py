@@ -308,12 +308,13 @@ def _explain_all(fmt: str, out: Output) -> int:
 def _count(state: TcpState, source_name: str) -> int | None:
     """How many TCP sockets are in ``state`` now; None where the host cannot tell us."""
     from tcpstates.sources import open_source
+    from tcpstates.summary import summarize
 
     try:
-        reading = open_source(source_name).read(Query(states=frozenset({state})), owners=False)
-        return sum(1 for _ in reading.sockets)
+        summary = summarize(open_source(source_name), Query(states=frozenset({state})))
     except TcpstatesError:
         return None
+    return summary.total
 
 
 def main(argv: Sequence[str] | None = None) -> None:

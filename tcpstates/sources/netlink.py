@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tcpstates.errors import SourceError
@@ -43,6 +43,7 @@ _REQUEST = struct.Struct("=IHHIIBBBBI48x")
 _RECORD = struct.Struct("=IHHIIBBBBHH16s16sI8xIIIII")
 _ERROR = struct.Struct("=i")
 _STATE_OFFSET = _HEADER.size + 1  # inet_diag_msg.idiag_state
+_INODE = 18  # index of idiag_inode in an unpacked _RECORD
 
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -74,8 +75,15 @@ class NetlinkSource:
     def read(self, query: Query, owners: bool = False) -> Reading:
         if not owners:
             return Reading(self._sockets(query, None))
-        scan = scan_owners("/proc")
-        return Reading(self._sockets(query, scan.by_inode), scan.hidden_processes)
+        # Dump first, then look only for the owners of what the kernel sent: a TIME_WAIT
+        # listing needs no /proc scan at all, since no process holds those sockets.
+        dumps = [(proto, list(records)) for proto, records in self._dumps(query)]
+        wanted = {record[_INODE] for _, records in dumps for record in records} - {0}
+        scan = scan_owners("/proc", wanted)
+        sockets = (
+            sock for proto, records in dumps for sock in _decode(records, proto, scan.by_inode)
+        )
+        return Reading(sockets, scan.hidden_processes)
 
     def probe(self) -> None:
         """Raise SourceError unless this kernel answers sock_diag dumps."""
@@ -91,9 +99,13 @@ class NetlinkSource:
         return counts
 
     def _sockets(self, query: Query, owners: dict[int, Owner] | None) -> Iterator[Socket]:
+        for proto, records in self._dumps(query):
+            yield from _decode(records, proto, owners)
+
+    def _dumps(self, query: Query) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
         mask = state_mask(query.states)
         for proto, protocol, family in _dumps(query):
-            yield from _decode(dump(protocol, family, mask), proto, owners)
+            yield proto, dump(protocol, family, mask)
 
 
 def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
@@ -163,7 +175,7 @@ def _raise_error(buffer: bytearray, offset: int) -> None:
 
 
 def _decode(
-    records: Iterator[tuple[Any, ...]], proto: str, owners: dict[int, Owner] | None
+    records: Iterable[tuple[Any, ...]], proto: str, owners: dict[int, Owner] | None
 ) -> Iterator[Socket]:
     ntohs = socket.ntohs
     names: dict[bytes, str] = {}

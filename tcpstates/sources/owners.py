@@ -8,6 +8,7 @@ file descriptors we may not read are counted, so the caller can say why owners a
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 
@@ -28,8 +29,15 @@ class OwnerMap:
 _SOCKET_PREFIX = "socket:["
 
 
-def scan_owners(proc: str = "/proc") -> OwnerMap:
+def scan_owners(proc: str = "/proc", wanted: Collection[int] | None = None) -> OwnerMap:
+    """Owners of the sockets in /proc/*/fd; with ``wanted``, stop once all of those are found.
+
+    Sockets without an inode (TIME_WAIT and friends) have no owner to find, so a listing of
+    only those costs no scan at all.
+    """
     result = OwnerMap()
+    if wanted is not None and not wanted:
+        return result
     try:
         entries = os.listdir(proc)
     except OSError:
@@ -37,6 +45,9 @@ def scan_owners(proc: str = "/proc") -> OwnerMap:
     pids = sorted(int(name) for name in entries if name.isdigit())
     for pid in pids:
         _scan_process(proc, pid, result)
+        if wanted is not None and len(result.by_inode) >= len(wanted):
+            if all(inode in result.by_inode for inode in wanted):
+                break
     return result
 
 
