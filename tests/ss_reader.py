@@ -1,7 +1,7 @@
 """Read `ss` (iproute2) output into rows that compare directly with `zoo.Expected`.
 
 `ss` is the independent witness in our tests: it asks the kernel over netlink (sock_diag),
-while tcpstates reads /proc, so agreement between the two means something.
+while tcpstates reads netlink itself or /proc; both are compared with ss, row by row.
 
 Spellings printed by iproute2 6.1 on Linux 6.18 (checked on this machine, `ss -tanH`/`-uanH`):
 
@@ -22,10 +22,25 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 # (proto, family, local_address, local_port, remote_address, remote_port, state):
 # the part of a row that both `ss` and the zoo know, used to match one against the other.
 RowKey = tuple[str, int, str, int, str, int, str]
+
+
+def row_key(row: Any) -> RowKey:
+    """The comparable part of anything with the record's field names (SsRow, Expected)."""
+    return (
+        row.proto,
+        row.family,
+        row.local_address,
+        row.local_port,
+        row.remote_address,
+        row.remote_port,
+        row.state,
+    )
+
 
 # ss's state names -> netstat's. UNCONN is ss's word for TCP_CLOSE (state 7); netstat calls
 # that CLOSE for TCP, while for UDP "UNCONN" is the usual name for a bound, unconnected socket.
@@ -60,15 +75,7 @@ class SsRow:
     send_q: int
 
     def key(self) -> RowKey:
-        return (
-            self.proto,
-            self.family,
-            self.local_address,
-            self.local_port,
-            self.remote_address,
-            self.remote_port,
-            self.state,
-        )
+        return row_key(self)
 
 
 def ss_path() -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import NamedTuple
 
-from ss_reader import RowKey, ss_rows
+from ss_reader import RowKey, row_key, ss_rows
 
 LOOP4 = "127.0.0.1"
 LOOP6 = "::1"
@@ -59,15 +59,7 @@ class Expected:
     #              socks, and connections still waiting in a listener's accept queue
 
     def key(self) -> RowKey:
-        return (
-            self.proto,
-            self.family,
-            self.local_address,
-            self.local_port,
-            self.remote_address,
-            self.remote_port,
-            self.state,
-        )
+        return row_key(self)
 
     def describe(self) -> str:
         owner = "" if self.owned else " (no owner)"
