@@ -93,8 +93,9 @@ class NetlinkSource:
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         """Sockets per (protocol, state); the kernel filters, we read one byte a socket."""
         counts: Counter[tuple[str, TcpState]] = Counter()
+        mask = state_mask(query.states)
         for proto, protocol, family in _dumps(query):
-            for code, n in count_states(protocol, family, state_mask(query.states)).items():
+            for code, n in count_states(protocol, family, mask).items():
                 counts[proto, _STATES[code]] += n
         return counts
 

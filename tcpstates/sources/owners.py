@@ -43,23 +43,27 @@ def scan_owners(proc: str = "/proc", wanted: Collection[int] | None = None) -> O
     except OSError:
         return result
     pids = sorted(int(name) for name in entries if name.isdigit())
+    remaining = set(wanted) if wanted is not None else None
     for pid in pids:
-        _scan_process(proc, pid, result)
-        if wanted is not None and len(result.by_inode) >= len(wanted):
-            if all(inode in result.by_inode for inode in wanted):
+        found = _scan_process(proc, pid, result)
+        if remaining is not None:
+            remaining.difference_update(found)
+            if not remaining:
                 break
     return result
 
 
-def _scan_process(proc: str, pid: int, result: OwnerMap) -> None:
+def _scan_process(proc: str, pid: int, result: OwnerMap) -> list[int]:
+    """Record the owner of each socket this process holds; return the inodes newly found."""
     fd_dir = f"{proc}/{pid}/fd"
     try:
         fds = os.listdir(fd_dir)
     except PermissionError:
         result.hidden_processes += 1
-        return
+        return []
     except OSError:  # the process exited, or is a zombie with no fd table
-        return
+        return []
+    found: list[int] = []
     owner: Owner | None = None
     by_inode = result.by_inode
     for fd in fds:
@@ -73,6 +77,8 @@ def _scan_process(proc: str, pid: int, result: OwnerMap) -> None:
         if inode not in by_inode:
             owner = owner or Owner(pid, _process_name(proc, pid))
             by_inode[inode] = owner
+            found.append(inode)
+    return found
 
 
 def _process_name(proc: str, pid: int) -> str:
