@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -15,6 +15,9 @@ from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.query import Network, Query, parse_network
 from tcpstates.sockets import Socket
 from tcpstates.states import TcpState, UnknownStateError, parse_state, parse_states, valid_names
+
+if TYPE_CHECKING:
+    from tcpstates.sources import Source
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv")
 TABLE_ROW_LIMIT = 2000  # past this a Rich table costs seconds; plain text stays instant
@@ -197,11 +200,9 @@ def build_query(options: dict[str, Any]) -> Query:
 
 
 def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
-    from tcpstates.sources import open_source, select
+    from tcpstates.sources import select
 
-    source = open_source(options["source"])
-    if options["verbose"]:
-        out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
+    source = _open_source(options, out)
     owners = not options["no_owners"]
     reading = source.read(query, owners=owners or query.needs_owners)
     render(select(reading, query), query, owners, out, options["fmt"])
@@ -213,15 +214,20 @@ def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
     return ExitStatus.OK
 
 
-def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
-    from tcpstates.render import summary as render_summary
+def _open_source(options: dict[str, Any], out: Output) -> Source:
     from tcpstates.sources import open_source
-    from tcpstates.summary import summarize
 
     source = open_source(options["source"])
     if options["verbose"]:
         out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
-    summary = summarize(source, query)
+    return source
+
+
+def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
+    from tcpstates.render import summary as render_summary
+    from tcpstates.summary import summarize
+
+    summary = summarize(_open_source(options, out), query)
     fmt = out.resolve_format(options["fmt"])
     if fmt == "table":
         out.console().print(render_summary.summary_table(summary))
