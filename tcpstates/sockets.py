@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields, make_dataclass
 from typing import Any
 
 from tcpstates.states import TcpState, state_name
@@ -64,6 +65,45 @@ class Socket:
         return self.inode == 0
 
     def as_dict(self) -> dict[str, Any]:
-        row = {name: getattr(self, name) for name in FIELDS}
-        row["state"] = self.state_name
-        return row
+        """The record in FIELDS order, the state by its name (spelled out: this runs per row)."""
+        return {
+            "proto": self.proto,
+            "family": self.family,
+            "local_address": self.local_address,
+            "local_port": self.local_port,
+            "remote_address": self.remote_address,
+            "remote_port": self.remote_port,
+            "state": self.state_name,
+            "recv_q": self.recv_q,
+            "send_q": self.send_q,
+            "uid": self.uid,
+            "inode": self.inode,
+            "pid": self.pid,
+            "process": self.process,
+            "timer": self.timer,
+            "timer_ms": self.timer_ms,
+            "retransmits": self.retransmits,
+        }
+
+
+def _fast_constructor() -> Callable[..., Socket]:
+    """A constructor for sources that make 100,000 records: the same Socket, several times cheaper.
+
+    A frozen dataclass sets each of its 16 fields through ``object.__setattr__`` (about 3 us a
+    record, a quarter of a second at 100k sockets). A mutable twin with the same slots is built
+    far faster and then turns itself into a ``Socket`` by ``__class__`` assignment, which Python
+    allows between classes of identical layout. What comes out is a frozen Socket in every respect.
+    """
+
+    def become_socket(self: Any) -> None:
+        self.__class__ = Socket
+
+    return make_dataclass(
+        "SocketUnderConstruction",
+        [(f.name, f.type, f) for f in fields(Socket)],
+        namespace={"__post_init__": become_socket},
+        slots=True,
+    )
+
+
+new_socket: Callable[..., Socket] = _fast_constructor()

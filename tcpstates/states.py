@@ -155,9 +155,14 @@ def state_name(state: TcpState, proto: str) -> str:
     >>> state_name(TcpState.CLOSE, "udp"), state_name(TcpState.CLOSE, "tcp")
     ('UNCONN', 'CLOSE')
     """
-    if proto == "udp":
-        return UDP_NAMES.get(state, state.name)
-    return state.name
+    return _NAMES.get((proto, state)) or state.name
+
+
+# Looked up once per row of a 100,000-row listing, so a dict rather than a branch and an enum lookup.
+_NAMES: dict[tuple[str, TcpState], str] = {
+    **{("tcp", s): s.name for s in TcpState},
+    **{("udp", s): UDP_NAMES.get(s, s.name) for s in TcpState},
+}
 
 
 _ALL = frozenset(TcpState) - {TcpState.UNKNOWN}

@@ -42,14 +42,14 @@ def test_forbidden_processes_are_counted_not_fatal(tmp_path, monkeypatch):
     # Root reads every fd table, so the refusal a normal user meets is simulated here.
     fake_proc(tmp_path, 100, "mine", [11])
     fake_proc(tmp_path, 200, "theirs", [12])
-    real_listdir = os.listdir
+    real_open = os.open
 
-    def listdir(path):
+    def open_(path, flags, *args, **kwargs):
         if str(path).endswith("/200/fd"):
             raise PermissionError(13, "Permission denied")
-        return real_listdir(path)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(owners.os, "listdir", listdir)
+    monkeypatch.setattr(owners.os, "open", open_)
     scan = scan_owners(str(tmp_path))
     assert set(scan.by_inode) == {11} and scan.hidden_processes == 1
 

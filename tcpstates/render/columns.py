@@ -43,15 +43,15 @@ class Layout:
     def cells(self, sock: Socket) -> tuple[str, ...]:
         row: tuple[str, ...] = (
             sock.state_name,
-            _queue(sock.recv_q),
-            _queue(sock.send_q),
+            UNSEEN if sock.recv_q is None else str(sock.recv_q),
+            UNSEEN if sock.send_q is None else str(sock.send_q),
             endpoint(sock.local_address, sock.local_port),
             endpoint(sock.remote_address, sock.remote_port),
         )
         if self.proto:
             row = (sock.proto, *row)
         if self.owners:
-            row = (*row, *owner_cells(sock))
+            row += owner_cells(sock)
         return row
 
 
@@ -73,7 +73,3 @@ def owner_cells(sock: Socket) -> tuple[str, str]:
     if sock.kernel_owned:
         return UNSEEN, KERNEL
     return UNSEEN, UNSEEN
-
-
-def _queue(value: int | None) -> str:
-    return UNSEEN if value is None else str(value)

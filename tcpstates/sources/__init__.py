@@ -30,6 +30,10 @@ class Source(Protocol):
     def read(self, query: Query, owners: bool) -> Reading: ...
 
 
+# The kernel's timer codes (/proc/net/tcp's "tr", inet_diag's idiag_timer) -> the names ss prints
+# (misc/ss.c, tmr_name).
+TIMERS: dict[int, str] = {1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
+
 SOURCE_NAMES = ("auto", "netlink", "procfs", "psutil")
 
 

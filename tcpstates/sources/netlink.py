@@ -24,10 +24,9 @@ from typing import Any
 
 from tcpstates.errors import SourceError
 from tcpstates.query import Query
-from tcpstates.sockets import Socket
-from tcpstates.sources import Reading
+from tcpstates.sockets import Socket, new_socket
+from tcpstates.sources import TIMERS, Reading
 from tcpstates.sources.owners import Owner, scan_owners
-from tcpstates.sources.procfs import TIMERS
 from tcpstates.states import TcpState
 
 NETLINK_SOCK_DIAG = 4
@@ -186,7 +185,7 @@ def _decode(
         owner = owners.get(inode) if owners and inode else None
         state = _STATES[code]
         timer = TIMERS.get(timer_code)
-        yield Socket(
+        yield new_socket(
             proto=proto,
             family=6 if family == socket.AF_INET6 else 4,
             local_address=names.get(src) or _name(names, family, src),

@@ -15,8 +15,8 @@ from typing import TextIO
 
 from tcpstates.errors import CaptureFormatError, SourceError
 from tcpstates.query import Query
-from tcpstates.sockets import Socket
-from tcpstates.sources import Reading
+from tcpstates.sockets import Socket, new_socket
+from tcpstates.sources import TIMERS, Reading
 from tcpstates.sources.owners import Owner, scan_owners
 from tcpstates.states import TcpState
 
@@ -28,8 +28,6 @@ TABLES: tuple[tuple[str, str, int], ...] = (
     ("udp6", "udp", 6),
 )
 
-# /proc/net/tcp's "tr" column -> the timer names ss prints (misc/ss.c, tmr_name).
-TIMERS: dict[int, str] = {1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
 
 _STATES = [TcpState(code) for code in range(256)]
 _USER_HZ_MS = 10  # tm->when is in clock ticks (USER_HZ = 100 on Linux)
@@ -182,7 +180,7 @@ def _socket(
     inode = int(fields[9])
     owner = owners.get(inode) if owners and inode else None
     timer = TIMERS.get(int(timer_code, 16))
-    return Socket(
+    return new_socket(
         proto=proto,
         family=6 if ":" in local_address else 4,
         local_address=local_address,
