@@ -158,7 +158,7 @@ def state_name(state: TcpState, proto: str) -> str:
     return _NAMES.get((proto, state)) or state.name
 
 
-# Looked up once per row of a 100,000-row listing, so a dict rather than a branch and an enum lookup.
+# Looked up once per row of a 100,000-row listing: a dict, not a branch and an enum lookup.
 _NAMES: dict[tuple[str, TcpState], str] = {
     **{("tcp", s): s.name for s in TcpState},
     **{("udp", s): UDP_NAMES.get(s, s.name) for s in TcpState},

@@ -55,7 +55,14 @@ def test_forbidden_processes_are_counted_not_fatal(tmp_path, monkeypatch):
 
 
 def test_hidden_owners_give_one_hint_and_exit_0(monkeypatch):
-    monkeypatch.setattr(owners, "_scan_process", _forbid_all)
+    real_open = os.open
+
+    def forbid_fd_tables(path, flags, *args, **kwargs):
+        if str(path).endswith("/fd"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(owners.os, "open", forbid_fd_tables)
     result = CliRunner().invoke(cli, ["--source", "procfs"], catch_exceptions=False)
     assert result.exit_code == 0
     hints = [line for line in result.stderr.splitlines() if line]
@@ -65,5 +72,34 @@ def test_hidden_owners_give_one_hint_and_exit_0(monkeypatch):
     assert all(row.endswith(("-", "(kernel)")) for row in rows)
 
 
-def _forbid_all(proc, pid, result):
-    result.hidden_processes += 1
+def test_split_scan_matches_the_serial_one_and_keeps_the_lowest_pid(tmp_path, monkeypatch):
+    # pid 100 holds 11 and 12; pid 200 shares 12 and has 13..; the split cuts pid 200's list.
+    fake_proc(tmp_path, 100, "parent", [11, 12])
+    fake_proc(tmp_path, 200, "child", [12, *range(13, 40)])
+    fake_proc(tmp_path, 300, "other", [40, 41])
+    serial = scan_owners(str(tmp_path))
+    monkeypatch.setattr(owners, "SPLIT_AT", 1)
+    split = scan_owners(str(tmp_path), wanted=set(range(11, 42)))
+    assert split.by_inode == serial.by_inode
+    assert split.by_inode[12].pid == 100 and split.by_inode[40].process == "other"
+
+
+def test_split_scan_on_the_live_host_finds_what_the_serial_scan_finds(monkeypatch):
+    import socket
+
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(20)]
+    try:
+        wanted = {os.fstat(s.fileno()).st_ino for s in listeners}
+        serial = scan_owners("/proc", wanted)
+        monkeypatch.setattr(owners, "SPLIT_AT", 1)
+        split = scan_owners("/proc", wanted)
+    finally:
+        for s in listeners:
+            s.close()
+    assert {i: split.by_inode[i] for i in wanted} == {i: serial.by_inode[i] for i in wanted}
+    assert {split.by_inode[i].pid for i in wanted} == {os.getpid()}
+
+
+def test_child_results_come_back_and_a_failed_child_is_reported():
+    assert owners._Child(lambda: [(1, 2), (3, 2**40)]).result() == [(1, 2), (3, 2**40)]
+    assert owners._Child(lambda: [1 // 0]).result() is None  # type: ignore[list-item]

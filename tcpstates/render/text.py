@@ -25,7 +25,8 @@ def render_plain(sockets: Iterable[Socket], out: TextIO, layout: Layout) -> int:
 def write_rows(rows: list[tuple[str, ...]], columns: tuple[Column, ...], out: TextIO) -> None:
     headers = tuple(column.header for column in columns)
     widths = [len(h) for h in headers]
-    for i, cells in enumerate(zip(*rows)):  # column by column, so max() and len() run in C
+    # Column by column, so that max() and len() run in C.
+    for i, cells in enumerate(zip(*rows, strict=True)):
         widths[i] = max(widths[i], max(map(len, cells)))
     line = _formatter(columns, widths)
     out.write(line(headers))
