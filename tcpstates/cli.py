@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from tcpstates import __version__
+from tcpstates.cli_params import PORT, network_option, states_option
 from tcpstates.errors import ExitStatus, TcpstatesError
-from tcpstates.query import Network, Query, parse_network
+from tcpstates.query import Query
 from tcpstates.sockets import Socket
-from tcpstates.states import TcpState, UnknownStateError, parse_state, parse_states, valid_names
+from tcpstates.states import TcpState, UnknownStateError, parse_state, valid_names
+from tcpstates.trace_command import trace
 
 if TYPE_CHECKING:
     from tcpstates.sources import Source
@@ -73,27 +75,6 @@ class Output:
         )
 
 
-def _states(
-    ctx: click.Context, param: click.Parameter, values: Sequence[str]
-) -> frozenset[TcpState]:
-    try:
-        return parse_states(values)
-    except UnknownStateError as e:
-        raise click.BadParameter(str(e)) from None
-
-
-def _network(ctx: click.Context, param: click.Parameter, value: str | None) -> Network | None:
-    if value is None:
-        return None
-    try:
-        return parse_network(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
-PORT = click.IntRange(0, 65535)
-
-
 @click.group(
     invoke_without_command=True,
     epilog=EPILOG,
@@ -104,7 +85,7 @@ PORT = click.IntRange(0, 65535)
     "--state",
     "states",
     multiple=True,
-    callback=_states,
+    callback=states_option,
     metavar="STATE",
     help="Only sockets in STATE; repeat for several (their union).",
 )
@@ -120,11 +101,13 @@ PORT = click.IntRange(0, 65535)
 @click.option("--dport", type=PORT, help="Remote (destination) port N.")
 @click.option(
     "--local",
-    callback=_network,
+    callback=network_option,
     metavar="ADDR",
     help="Local address or CIDR block; a v4 one also matches v4-mapped addresses.",
 )
-@click.option("--remote", callback=_network, metavar="ADDR", help="Remote address or CIDR block.")
+@click.option(
+    "--remote", callback=network_option, metavar="ADDR", help="Remote address or CIDR block."
+)
 @click.option("--pid", type=click.IntRange(min=0), help="Only sockets owned by process PID.")
 @click.option(
     "--process", metavar="NAME", help="Only sockets owned by a process named NAME (glob)."
@@ -175,6 +158,9 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
     if options["summary"]:
         return summary_command(build_query(options), options, out)
     return list_command(build_query(options), options, out)
+
+
+cli.add_command(trace)
 
 
 def build_query(options: dict[str, Any]) -> Query:

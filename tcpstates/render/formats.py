@@ -6,7 +6,6 @@ control or bidi character reaches a terminal that prints it; CSV escapes them li
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from typing import TextIO
@@ -45,6 +44,8 @@ def render_jsonl(sockets: Iterable[Socket], out: TextIO) -> int:
 
 
 def render_csv(sockets: Iterable[Socket], out: TextIO) -> int:
+    import csv  # here, not above: JSON output has no use for it
+
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELDS)
     count = 0

@@ -1,0 +1,258 @@
+"""TCP state transitions as they happen, from the ``sock:inet_sock_set_state`` tracepoint.
+
+The kernel fires the tracepoint at each change of ``sk_state``, formatted as one line of text:
+
+    curl-4242 [001] ..... 1927.010744: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP
+      sport=38364 dport=80 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=... daddrv6=...
+      oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED
+
+What the tracepoint does not say, and how this module copes:
+* which socket: it names no socket in its text, so a connection is followed by its addresses and
+  ports. connect() reports CLOSE -> SYN_SENT before a local port is chosen (sport 0); the next
+  event of a socket to the same peer takes that place.
+* TIME_WAIT: the kernel never sets a full socket to TIME_WAIT; it swaps in a small timewait socket,
+  and the full one goes FIN_WAIT2 (or CLOSING) -> CLOSE. That CLOSE is reported as it is.
+* who: the task on the CPU at the time. Transitions driven by an arriving segment run in softirq
+  context, on behalf of whatever task was running (on loopback, usually the sender); those carry
+  no pid or process here rather than a wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tcpstates.query import Query
+from tcpstates.sockets import Socket
+from tcpstates.states import TcpState
+
+_LINE = re.compile(
+    r"^\s*(?P<task>.*)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<flags>\S+\s+)?(?P<ts>\d+\.\d+):"
+    r" inet_sock_set_state: family=(?P<family>\w+) protocol=(?P<protocol>\w+)"
+    r" sport=(?P<sport>\d+) dport=(?P<dport>\d+) saddr=(?P<saddr>\S+) daddr=(?P<daddr>\S+)"
+    r" saddrv6=(?P<saddr6>\S+) daddrv6=(?P<daddr6>\S+)"
+    r" oldstate=TCP_(?P<old>\w+) newstate=TCP_(?P<new>\w+)\s*$"
+)
+_FAMILIES = {"AF_INET": 4, "AF_INET6": 6}
+# Sockets remembered for "time in the old state"; old ones are forgotten first, so memory
+# stays bounded on a host that opens millions of connections.
+MEMORY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One transition, as the kernel reported it."""
+
+    timestamp: float  # CLOCK_MONOTONIC seconds (the instance's trace clock)
+    family: int
+    local_address: str
+    local_port: int
+    remote_address: str
+    remote_port: int
+    old_state: TcpState
+    new_state: TcpState
+    pid: int | None  # the task on the CPU; None in interrupt context
+    process: str | None
+
+    @property
+    def connection(self) -> tuple[int, str, int, str, int]:
+        return (
+            self.family,
+            self.local_address,
+            self.local_port,
+            self.remote_address,
+            self.remote_port,
+        )
+
+    def as_socket(self) -> Socket:
+        """The socket after the transition, so that a Query can judge the event."""
+        return Socket(
+            proto="tcp",
+            family=self.family,
+            local_address=self.local_address,
+            local_port=self.local_port,
+            remote_address=self.remote_address,
+            remote_port=self.remote_port,
+            state=self.new_state,
+            pid=self.pid,
+            process=self.process,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An event and how long the socket had been in its old state (None: not seen entering)."""
+
+    event: Event
+    ms_in_old_state: float | None
+    wall_time: float  # seconds since the epoch
+
+
+class ParseError(ValueError):
+    pass
+
+
+def parse_line(line: str) -> Event | None:
+    """The event on one trace_pipe line; None for a transition of another protocol.
+
+    Raises ParseError for a line that is not an inet_sock_set_state event at all.
+    """
+    m = _LINE.match(line)
+    if m is None:
+        raise ParseError(f"not an inet_sock_set_state event: {line[:120]!r}")
+    if m["protocol"] != "IPPROTO_TCP":
+        return None
+    family = _FAMILIES.get(m["family"])
+    if family is None:
+        return None
+    in_interrupt = any(c in (m["flags"] or "") for c in "shH")
+    local, remote = (m["saddr"], m["daddr"]) if family == 4 else (m["saddr6"], m["daddr6"])
+    return Event(
+        timestamp=float(m["ts"]),
+        family=family,
+        local_address=local,
+        local_port=int(m["sport"]),
+        remote_address=remote,
+        remote_port=int(m["dport"]),
+        old_state=_state(m["old"]),
+        new_state=_state(m["new"]),
+        pid=None if in_interrupt else int(m["pid"]),
+        process=None if in_interrupt else _task_name(m["task"].strip(), int(m["pid"])),
+    )
+
+
+def _task_name(name: str, pid: int) -> str:
+    # "<...>": the tracer's small table of task names lost this one; /proc still knows it.
+    if name != "<...>":
+        return name
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+    except OSError:
+        return name
+
+
+def _state(name: str) -> TcpState:
+    try:
+        return TcpState[name]
+    except KeyError:
+        return TcpState.UNKNOWN
+
+
+class Timeline:
+    """Remembers when each connection entered its state, to say how long it stayed there."""
+
+    def __init__(self, memory: int = MEMORY) -> None:
+        self._since: OrderedDict[tuple[int, str, int, str, int], float] = OrderedDict()
+        self._unbound: deque[tuple[tuple[int, str, str, int], float]] = deque(maxlen=1024)
+        self._memory = memory
+        self._clock_offset = time.time() - time.monotonic()
+
+    def follow(self, event: Event) -> Transition:
+        key = event.connection
+        entered = self._since.pop(key, None)
+        if entered is None and event.old_state is TcpState.SYN_SENT:
+            entered = self._claim_unbound(event)
+        if event.new_state is TcpState.SYN_SENT and event.local_port == 0:
+            peer = (event.family, event.local_address, event.remote_address, event.remote_port)
+            self._unbound.append((peer, event.timestamp))
+        elif event.new_state is not TcpState.CLOSE:
+            self._since[key] = event.timestamp
+            if len(self._since) > self._memory:
+                self._since.popitem(last=False)
+        ms = None if entered is None else round((event.timestamp - entered) * 1000, 3)
+        return Transition(event, ms, event.timestamp + self._clock_offset)
+
+    def _claim_unbound(self, event: Event) -> float | None:
+        # connect() announced SYN_SENT before it had a local port: the oldest such announcement
+        # towards the same peer is this socket's.
+        peer = (event.family, event.local_address, event.remote_address, event.remote_port)
+        for i, (candidate, entered) in enumerate(self._unbound):
+            if candidate == peer:
+                del self._unbound[i]
+                return entered
+        return None
+
+
+def kernel_filter(query: Query) -> str:
+    """The tracepoint filter: TCP only, and the family and ports, so the kernel drops the rest."""
+    terms = ["protocol == 6"]
+    if query.families == frozenset({4}):
+        terms.append("family == 2")
+    elif query.families == frozenset({6}):
+        terms.append("family == 10")
+    if query.sport is not None:
+        terms.append(f"sport == {query.sport}")
+    if query.dport is not None:
+        terms.append(f"dport == {query.dport}")
+    if query.port is not None:
+        terms.append(f"(sport == {query.port} || dport == {query.port})")
+    return " && ".join(terms)
+
+
+def wanted(query: Query, event: Event) -> bool:
+    """The query's states match either side of a transition; everything else as for sockets."""
+    if event.family not in query.families:
+        return False
+    if query.states and not {event.old_state, event.new_state} & query.states:
+        return False
+    return query.matches(event.as_socket())
+
+
+def transitions(lines: Iterable[str], query: Query, timeline: Timeline) -> Iterator[Transition]:
+    """The transitions the query wants, each with its time in the old state."""
+    for line in lines:
+        event = parse_line(line)
+        if event is None:
+            continue
+        transition = timeline.follow(event)  # every event, so durations stay right
+        if wanted(query, event):
+            yield transition
+
+
+class Pipe(Protocol):
+    """What ``follow`` reads from: a tracefs instance, or anything with the same two methods."""
+
+    def read(self, timeout: float) -> Any: ...  # .lines: list[str], .lost: int
+
+    def overruns(self) -> int: ...
+
+
+def follow(
+    pipe: Pipe,
+    query: Query,
+    duration: float | None = None,
+    count: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Transition | Lost]:
+    """Transitions as they come, until ``duration`` seconds or ``count`` transitions.
+
+    Lost events (the kernel dropped them because we read too slowly) come as ``Lost`` markers,
+    so the consumer can say so where it happens instead of presenting a gapless story.
+    """
+    timeline = Timeline()
+    deadline = None if duration is None else clock() + duration
+    seen = 0
+    while count is None or seen < count:
+        remaining = 0.5 if deadline is None else deadline - clock()
+        if remaining <= 0:
+            return
+        batch = pipe.read(min(remaining, 0.5))
+        if batch.lost:
+            yield Lost(batch.lost)
+        for transition in transitions(batch.lines, query, timeline):
+            yield transition
+            seen += 1
+            if count is not None and seen >= count:
+                return
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The kernel dropped this many events between two reads."""
+
+    events: int

@@ -1,0 +1,130 @@
+"""``tcpstates trace``: stream TCP state transitions from the kernel's tracepoint."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from tcpstates.cli_params import PORT, network_option, states_option
+from tcpstates.errors import ExitStatus
+from tcpstates.query import Query
+
+
+@click.command(
+    epilog="""\b
+Needs root (tracefs). The process shown is the task on the CPU at the
+transition; transitions driven by an arriving segment happen in softirq
+context and show none. TIME_WAIT is never traced: the kernel swaps in a
+timewait socket, and the full socket reports FIN_WAIT2 (or CLOSING) -> CLOSE.
+
+\b
+Examples:
+  tcpstates trace                        every transition until Ctrl-C
+  tcpstates trace -s close-wait --port 8080
+  tcpstates trace -o jsonl --duration 10
+  tcpstates trace --cleanup              remove instances a killed run left""",
+)
+@click.option(
+    "-s",
+    "--state",
+    "states",
+    multiple=True,
+    callback=states_option,
+    metavar="STATE",
+    help="Only transitions into or out of STATE; repeat for several.",
+)
+@click.option("-4", "--ipv4", "ipv4", is_flag=True, help="Only IPv4.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Only IPv6 (v4-mapped included).")
+@click.option("--port", type=PORT, help="Local or remote port N.")
+@click.option("--sport", type=PORT, help="Local (source) port N.")
+@click.option("--dport", type=PORT, help="Remote (destination) port N.")
+@click.option("--local", callback=network_option, metavar="ADDR", help="Local address or CIDR.")
+@click.option("--remote", callback=network_option, metavar="ADDR", help="Remote address or CIDR.")
+@click.option(
+    "-o",
+    "--format",
+    "fmt",
+    type=click.Choice(["plain", "jsonl", "csv"]),
+    default="plain",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Stop after SECONDS.",
+)
+@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N transitions.")
+@click.option(
+    "--cleanup", is_flag=True, help="Remove tracing instances left by killed runs, then exit."
+)
+def trace(**options: Any) -> int:
+    """Stream TCP state transitions as they happen (sock:inet_sock_set_state)."""
+    from tcpstates import tracefs
+
+    root = tracefs.tracefs_root()
+    removed = tracefs.remove_stale(root)
+    if options["cleanup"]:
+        for name in removed:
+            click.echo(f"removed {root}/instances/{name}")
+        if not removed:
+            click.echo("no stale tracing instances")
+        return ExitStatus.OK
+    query = _query(options)
+    with _terminate_as_interrupt():
+        try:
+            return _stream(tracefs.Instance(root, _kernel_filter(query)), query, options)
+        except KeyboardInterrupt:
+            return ExitStatus.OK  # Ctrl-C is how a trace normally ends; the instance is gone
+
+
+def _stream(instance: Any, query: Query, options: dict[str, Any]) -> int:
+    from tcpstates.render.trace import TraceWriter
+    from tcpstates.trace import follow
+
+    with instance:
+        writer = TraceWriter(sys.stdout, options["fmt"])
+        for item in follow(instance, query, options["duration"], options["count"]):
+            writer.write(item)
+            writer.flush()
+        overruns = instance.overruns()
+    if overruns:
+        sys.stderr.write(f"tcpstates: the kernel overwrote {overruns} events we read too late\n")
+    return ExitStatus.OK
+
+
+def _kernel_filter(query: Query) -> str:
+    from tcpstates.trace import kernel_filter
+
+    return kernel_filter(query)
+
+
+def _query(options: dict[str, Any]) -> Query:
+    families = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag} or {4, 6}
+    return Query(
+        families=frozenset(families),
+        states=options["states"],
+        port=options["port"],
+        sport=options["sport"],
+        dport=options["dport"],
+        local=options["local"],
+        remote=options["remote"],
+    )
+
+
+class _terminate_as_interrupt:
+    """SIGTERM unwinds like Ctrl-C, so the tracing instance is removed either way."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

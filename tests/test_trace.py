@@ -1,0 +1,342 @@
+"""``tcpstates trace``: the seed's scenarios traced on loopback, and the instance's lifecycle.
+
+The live tests need root and tracefs (CI runs as root); elsewhere they are skipped with the
+reason. Parsing and bookkeeping are tested on lines captured from a real kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from tcpstates import tracefs
+from tcpstates.query import Query
+from tcpstates.states import TcpState
+from tcpstates.trace import (
+    Lost,
+    ParseError,
+    Timeline,
+    Transition,
+    follow,
+    kernel_filter,
+    parse_line,
+)
+from tcpstates.trace_command import trace
+
+# Captured from Linux 6.18 (trace_pipe of an instance, default options).
+CONNECT = (
+    "         python3-19700   [001] .....  1927.010690: inet_sock_set_state: family=AF_INET"
+    " protocol=IPPROTO_TCP sport=0 dport=34437 saddr=127.0.0.1 daddr=127.0.0.1"
+    " saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 oldstate=TCP_CLOSE newstate=TCP_SYN_SENT"
+)
+CONNECTED = (
+    CONNECT.replace("1927.010690", "1927.010744")
+    .replace("sport=0", "sport=38364")
+    .replace(
+        "oldstate=TCP_CLOSE newstate=TCP_SYN_SENT", "oldstate=TCP_SYN_SENT newstate=TCP_ESTABLISHED"
+    )
+)
+SOFTIRQ_V6 = (
+    "          <idle>-0       [000] ..s2.  2001.500000: inet_sock_set_state: family=AF_INET6"
+    " protocol=IPPROTO_TCP sport=8080 dport=51000 saddr=0.0.0.0 daddr=0.0.0.0"
+    " saddrv6=::1 daddrv6=::1 oldstate=TCP_ESTABLISHED newstate=TCP_CLOSE_WAIT"
+)
+MPTCP = CONNECT.replace("IPPROTO_TCP", "IPPROTO_MPTCP")
+
+
+def test_parse_a_process_context_line() -> None:
+    event = parse_line(CONNECTED)
+    assert event is not None
+    assert (event.local_address, event.local_port) == ("127.0.0.1", 38364)
+    assert (event.remote_address, event.remote_port) == ("127.0.0.1", 34437)
+    assert (event.old_state, event.new_state) == (TcpState.SYN_SENT, TcpState.ESTABLISHED)
+    assert (event.pid, event.process, event.family) == (19700, "python3", 4)
+
+
+def test_softirq_events_name_no_process_and_ipv6_uses_the_v6_addresses() -> None:
+    event = parse_line(SOFTIRQ_V6)
+    assert event is not None
+    assert event.pid is None and event.process is None
+    assert (event.family, event.local_address, event.remote_address) == (6, "::1", "::1")
+
+
+def test_other_protocols_are_skipped_and_garbage_is_an_error() -> None:
+    assert parse_line(MPTCP) is None
+    with pytest.raises(ParseError):
+        parse_line("CPU:1 something else entirely")
+
+
+def test_time_in_old_state_follows_connect_through_the_unbound_port() -> None:
+    timeline = Timeline()
+    first = timeline.follow(parse_line(CONNECT))  # type: ignore[arg-type]
+    second = timeline.follow(parse_line(CONNECTED))  # type: ignore[arg-type]
+    assert first.ms_in_old_state is None
+    assert second.ms_in_old_state == pytest.approx(0.054)
+
+
+def test_timeline_memory_is_bounded() -> None:
+    timeline = Timeline(memory=10)
+    for port in range(1, 100):
+        line = CONNECTED.replace("sport=38364", f"sport={port}")
+        timeline.follow(parse_line(line))  # type: ignore[arg-type]
+    assert len(timeline._since) == 10
+
+
+def test_kernel_filter_pushes_family_and_ports_down() -> None:
+    assert kernel_filter(Query()) == "protocol == 6"
+    query = Query(families=frozenset({6}), port=80)
+    assert kernel_filter(query) == "protocol == 6 && family == 10 && (sport == 80 || dport == 80)"
+
+
+class FakePipe:
+    def __init__(self, batches: list[list[str]], lost: int = 0) -> None:
+        self.batches, self.lost = batches, lost
+
+    def read(self, timeout: float) -> tracefs.Lines:
+        lines = self.batches.pop(0) if self.batches else []
+        lost, self.lost = self.lost, 0
+        return tracefs.Lines(lines, lost)
+
+    def overruns(self) -> int:
+        return 0
+
+
+def test_follow_stops_at_count_and_reports_lost_events() -> None:
+    items = list(follow(FakePipe([[CONNECT, CONNECTED, SOFTIRQ_V6]], lost=3), Query(), count=2))
+    assert isinstance(items[0], Lost) and items[0].events == 3
+    assert [type(i) for i in items[1:]] == [Transition, Transition]
+
+
+def test_follow_state_filter_matches_either_side() -> None:
+    query = Query(states=frozenset({TcpState.SYN_SENT}))
+    items = list(follow(FakePipe([[CONNECT, CONNECTED, SOFTIRQ_V6]]), query, duration=0.05))
+    assert len(items) == 2
+
+
+# --- live: real sockets, real tracepoint -------------------------------------------------------
+
+
+def _tracing_or_skip() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("tracing needs root (CI runs as root)")
+    try:
+        return tracefs.tracefs_root()
+    except tracefs.TracingError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def tracer() -> Iterator[tuple[str, Query]]:
+    root = _tracing_or_skip()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # the port for the test, free again; the filter keeps others' traffic out
+    yield root, Query(port=port)
+
+
+def _sequences(items: list[Transition | Lost], port: int) -> dict[str, list[tuple[str, str]]]:
+    ends: dict[str, list[tuple[str, str]]] = {"a": [], "b": []}
+    for item in items:
+        assert isinstance(item, Transition)
+        event = item.event
+        side = "b" if event.local_port == port else "a"
+        if event.remote_port == 0:  # the listener itself
+            continue
+        ends[side].append((event.old_state.name, event.new_state.name))
+    return ends
+
+
+def test_seed_scenario_close_traced_on_both_ends(tracer: tuple[str, Query]) -> None:
+    root, query = tracer
+    port = query.port
+    assert port is not None
+    with tracefs.Instance(root, kernel_filter(query)) as instance:
+        server = socket.create_server(("127.0.0.1", port))
+        a = socket.create_connection(("127.0.0.1", port))
+        b, _ = server.accept()
+        a.close()  # a closes first ...
+        time.sleep(0.05)
+        b.close()  # ... then b
+        server.close()
+        items = list(follow(instance, query, duration=0.5))
+    ends = _sequences(items, port)
+    assert ends["a"] == [
+        ("CLOSE", "SYN_SENT"),
+        ("SYN_SENT", "ESTABLISHED"),
+        ("ESTABLISHED", "FIN_WAIT1"),
+        ("FIN_WAIT1", "FIN_WAIT2"),
+        ("FIN_WAIT2", "CLOSE"),  # the kernel swaps in a timewait socket: no TIME_WAIT event
+    ]
+    assert ends["b"] == [
+        ("LISTEN", "SYN_RECV"),
+        ("SYN_RECV", "ESTABLISHED"),
+        ("ESTABLISHED", "CLOSE_WAIT"),
+        ("CLOSE_WAIT", "LAST_ACK"),
+        ("LAST_ACK", "CLOSE"),
+    ]
+    assert not os.path.exists(instance.path)
+
+
+def _small_buffer_pair(port: int) -> tuple[socket.socket, socket.socket]:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    a = socket.socket()
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        a.setsockopt(socket.SOL_SOCKET, option, 4096)
+    a.connect(("127.0.0.1", port))
+    b, _ = server.accept()
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server.close()
+    return a, b
+
+
+def _fill(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.send(b"x" * 4096)
+    except BlockingIOError:
+        pass
+
+
+def _drain(*socks: socket.socket) -> None:
+    open_ = set(socks)
+    for sock in socks:
+        sock.settimeout(2)
+    while open_:
+        for sock in list(open_):
+            if not sock.recv(65536):
+                open_.discard(sock)
+
+
+def test_simultaneous_close_reaches_closing(tracer: tuple[str, Query]) -> None:
+    # Both send queues hold data the peer's full window refuses, so each FIN waits behind data;
+    # both shut down first, then both drain: the FINs cross, and a FIN_WAIT1 end gets a FIN.
+    root, query = tracer
+    assert query.port is not None
+    a, b = _small_buffer_pair(query.port)
+    with tracefs.Instance(root, kernel_filter(query)) as instance:
+        _fill(a)
+        _fill(b)
+        a.shutdown(socket.SHUT_WR)
+        b.shutdown(socket.SHUT_WR)
+        _drain(a, b)
+        a.close()
+        b.close()
+        items = list(follow(instance, query, duration=0.5))
+    pairs = [(i.event.old_state, i.event.new_state) for i in items if isinstance(i, Transition)]
+    assert pairs.count((TcpState.ESTABLISHED, TcpState.FIN_WAIT1)) == 2
+    assert (TcpState.FIN_WAIT1, TcpState.CLOSING) in pairs
+    assert (TcpState.CLOSING, TcpState.CLOSE) in pairs
+
+
+@contextlib.contextmanager
+def _cli(*args: str) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tcpstates", "trace", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def _instances(root: str) -> list[str]:
+    return [n for n in os.listdir(f"{root}/instances") if n.startswith(tracefs.PREFIX)]
+
+
+def _wait_for_instance(root: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 10
+    while f"{tracefs.PREFIX}{proc.pid}" not in _instances(root):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the trace never created its instance"
+        time.sleep(0.05)
+    time.sleep(0.2)  # the event is enabled just after the instance appears
+
+
+def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Query]) -> None:
+    root, query = tracer
+    port = query.port
+    assert port is not None
+    with _cli("-o", "jsonl", "--port", str(port)) as proc:
+        _wait_for_instance(root, proc)
+        server = socket.create_server(("127.0.0.1", port))
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    for s in (client, accepted, server):
+        s.close()
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert list(records[0]) == [
+        "time", "local_address", "local_port", "remote_address", "remote_port",
+        "old_state", "new_state", "ms_in_old_state", "pid", "process",
+    ]  # fmt: skip
+    changes = {(r["old_state"], r["new_state"]) for r in records}
+    assert {
+        ("CLOSE", "LISTEN"),
+        ("SYN_SENT", "ESTABLISHED"),
+        ("SYN_RECV", "ESTABLISHED"),
+    } <= changes
+    assert f"{tracefs.PREFIX}{proc.pid}" not in _instances(root)
+
+
+def test_sigkill_leaves_an_instance_that_cleanup_removes(tracer: tuple[str, Query]) -> None:
+    root, _ = tracer
+    with _cli("--duration", "30") as proc:
+        _wait_for_instance(root, proc)
+        proc.kill()
+        proc.communicate(timeout=10)
+    name = f"{tracefs.PREFIX}{proc.pid}"
+    assert name in _instances(root)
+    with _cli("--cleanup") as cleanup:
+        out, err = cleanup.communicate(timeout=10)
+    assert cleanup.returncode == 0, err
+    assert f"removed {root}/instances/{name}" in out
+    assert name not in _instances(root)
+
+
+def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> None:
+    root, query = tracer
+    started = time.monotonic()
+    with _cli("--duration", "0.5", "--port", str(query.port), "-o", "csv") as proc:
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert out.splitlines()[0].startswith("time,local_address")
+    assert time.monotonic() - started < 10
+    with _cli("--count", "1", "--port", str(query.port), "-o", "jsonl") as proc:
+        _wait_for_instance(root, proc)
+        socket.create_server(("127.0.0.1", query.port or 0)).close()  # LISTEN, then CLOSE
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["new_state"] for line in out.splitlines()] == ["LISTEN"]
+
+
+def test_without_root_one_line_naming_the_alternative(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A permission cannot be taken away from root for real here, so it is simulated.
+    monkeypatch.setattr(tracefs.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(tracefs, "MOUNT_POINTS", ("/nonexistent/tracing",))
+    result = CliRunner().invoke(trace, [], standalone_mode=False, catch_exceptions=True)
+    assert isinstance(result.exception, tracefs.TracingError)
+    message = str(result.exception)
+    assert "root" in message and "--watch" in message and "\n" not in message
