@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,7 @@ Examples:
   tcpstates -l                    listeners
   tcpstates --port 443 --process nginx
   tcpstates --explain CLOSE_WAIT  what a state means and what to check
+  tcpstates --watch --port 443    redraw every 2 s, marking what changed
 
 See man tcpstates for the full story."""
 
@@ -73,6 +75,16 @@ class Output:
             width=self.width or (None if self.is_terminal else 4096),
             highlight=False,
         )
+
+
+# What --watch can draw; -o csv has no way to say "this row changed" and is refused.
+WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
+
+
+def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value:g} is not a number of seconds greater than 0")
+    return value
 
 
 @click.group(
@@ -120,6 +132,16 @@ class Output:
     help="Output format. Default: table on a terminal, plain otherwise.",
 )
 @click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")
+@click.option(
+    "--watch",
+    type=float,
+    is_flag=False,
+    flag_value=2.0,
+    callback=_interval,
+    metavar="[SECONDS]",
+    help="Read again every SECONDS (default 2) and mark what changed: redrawn in place on a"
+    " terminal, one JSON object a line otherwise. Ctrl-C stops.",
+)
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
 @click.option(
     "--source",
@@ -154,7 +176,11 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
         return ExitStatus.OK
     out = Output.from_environment(options["color"])
     if options["explain"] is not None:
+        if options["watch"] is not None:
+            raise click.UsageError("--watch and --explain cannot be combined")
         return explain_command(options["explain"], options, out)
+    if options["watch"] is not None:
+        return watch_command(build_query(options), options, out)
     if options["summary"]:
         return summary_command(build_query(options), options, out)
     return list_command(build_query(options), options, out)
@@ -221,6 +247,39 @@ def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
         render_summary.render_summary_json(summary, out.stdout)
     else:
         render_summary.render_summary_plain(summary, out.stdout)
+    return ExitStatus.OK
+
+
+def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
+    """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else."""
+    from tcpstates.render import watch as render_watch
+    from tcpstates.render.columns import Layout
+    from tcpstates.sources import select
+    from tcpstates.watch import frames
+
+    fmt = options["fmt"]
+    if fmt == "csv":
+        raise click.UsageError(f"{WATCH_FORMATS}; -o csv is not supported")
+    source = _open_source(options, out)
+    owners = not options["no_owners"]
+
+    def read() -> Iterable[Socket]:
+        return select(source.read(query, owners=owners or query.needs_owners), query)
+
+    stream = frames(read, options["watch"], query=query)
+    listing = not options["summary"]
+    try:
+        if out.is_terminal and fmt in (None, "table"):
+            layout = Layout(proto=len(query.protos) > 1, owners=owners)
+            render_watch.show_live(
+                stream, out.console(), layout, interval=options["watch"], listing=listing
+            )
+        else:
+            render_watch.write_jsonl(stream, out.stdout, changes=listing)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a watch ends, so it is a success, not 130. Live has put the cursor back
+        # by now; as run() does for an interrupt, nothing left buffered may block or print later.
+        _silence_stdout()
     return ExitStatus.OK
 
 
