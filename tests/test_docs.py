@@ -22,12 +22,29 @@ def man_text() -> str:
     return MAN.read_text().replace("\\-", "-")
 
 
-def option_names() -> list[str]:
+def option_names(command: click.Command = cli) -> list[str]:
     names = []
-    for param in cli.params:
+    for param in command.params:
         if isinstance(param, click.Option):
             names += param.opts + param.secondary_opts
     return names
+
+
+SUBCOMMANDS = sorted(cli.commands.items())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("name", "command"), SUBCOMMANDS)
+def test_every_subcommand_and_its_options_are_documented(name, command):
+    man = man_text()
+    readme = (ROOT / "README.md").read_text()
+    help_text = CliRunner().invoke(cli, [name, "--help"]).output
+    assert f"tcpstates {name}" in man and f"tcpstates {name}" in readme
+    assert name in CliRunner().invoke(cli, ["--help"]).output
+    for option in option_names(command):
+        assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", man), f"{option} not in man"
+        assert option in help_text, f"{option} not in {name} --help"
+        if option.startswith("--") and option != "--help":
+            assert option in readme, f"{option} not in README"
 
 
 def test_every_option_is_in_the_man_page_and_help():
