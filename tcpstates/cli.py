@@ -41,6 +41,7 @@ Examples:
   tcpstates --port 443 --process nginx
   tcpstates --explain CLOSE_WAIT  what a state means and what to check
   tcpstates --watch --port 443    redraw every 2 s, marking what changed
+  tcpstates trace --port 443      each state change as it happens (root)
 
 See man tcpstates for the full story."""
 
