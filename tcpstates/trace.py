@@ -14,11 +14,13 @@ What the tracepoint does not say, and how this module copes:
   and the full one goes FIN_WAIT2 (or CLOSING) -> CLOSE. That CLOSE is reported as it is.
 * who: the task on the CPU at the time. Transitions driven by an arriving segment run in softirq
   context, on behalf of whatever task was running (on loopback, usually the sender); those carry
-  no pid or process here rather than a wrong one.
+  no pid or process rather than a wrong one. Where the socket still exists when the event is
+  read, ``Owners`` replaces the guess with the process that holds the socket's file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import OrderedDict, deque
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
+from tcpstates.sources.owners import Owner, OwnerMap
 from tcpstates.states import TcpState
 
 _LINE = re.compile(
@@ -203,14 +206,56 @@ def wanted(query: Query, event: Event) -> bool:
     return query.matches(event.as_socket())
 
 
-def transitions(lines: Iterable[str], query: Query, timeline: Timeline) -> Iterator[Transition]:
-    """The transitions the query wants, each with its time in the old state."""
+class Owners:
+    """The process holding an event's socket, from the inode map, where that can still be had.
+
+    The task on the CPU is a guess (and none at all in softirq context); the owner of the
+    socket's file is the truth. The socket is looked up by its ends when the event is read, so
+    one that has closed since cannot be found, and the event keeps what the tracepoint said.
+    """
+
+    def __init__(
+        self,
+        inode_of: Callable[[int, str, int, str, int], int | None] | None = None,
+        scan: Callable[[str, set[int]], OwnerMap] | None = None,
+        memory: int = 10_000,
+    ) -> None:
+        from tcpstates.sources.netlink import lookup_inode
+        from tcpstates.sources.owners import scan_owners
+
+        self._inode_of = inode_of or lookup_inode
+        self._scan = scan or scan_owners
+        self._known: OrderedDict[int, Owner | None] = OrderedDict()
+        self._memory = memory
+
+    def resolve(self, event: Event) -> Event:
+        if not event.local_port:  # connect() before its port is chosen: nothing to look up
+            return event
+        inode = self._inode_of(*event.connection)
+        if inode is None:
+            return event
+        if inode not in self._known:
+            self._known[inode] = self._scan("/proc", {inode}).by_inode.get(inode)
+            if len(self._known) > self._memory:
+                self._known.popitem(last=False)
+        owner = self._known[inode]
+        if owner is None:
+            return event
+        return dataclasses.replace(event, pid=owner.pid, process=owner.process)
+
+
+def transitions(
+    lines: Iterable[str], query: Query, timeline: Timeline, owners: Owners | None = None
+) -> Iterator[Transition]:
+    """The transitions the query wants, each with its time in the old state and its owner."""
     for line in lines:
         event = parse_line(line)
         if event is None:
             continue
         transition = timeline.follow(event)  # every event, so durations stay right
         if wanted(query, event):
+            if owners is not None:
+                transition = dataclasses.replace(transition, event=owners.resolve(event))
             yield transition
 
 
@@ -228,6 +273,7 @@ def follow(
     duration: float | None = None,
     count: int | None = None,
     clock: Callable[[], float] = time.monotonic,
+    owners: Owners | None = None,
 ) -> Iterator[Transition | Lost]:
     """Transitions as they come, until ``duration`` seconds or ``count`` transitions.
 
@@ -244,7 +290,7 @@ def follow(
         batch = pipe.read(min(remaining, 0.5))
         if batch.lost:
             yield Lost(batch.lost)
-        for transition in transitions(batch.lines, query, timeline):
+        for transition in transitions(batch.lines, query, timeline, owners):
             yield transition
             seen += 1
             if count is not None and seen >= count:

@@ -15,9 +15,9 @@ from tcpstates.query import Query
 
 @click.command(
     epilog="""\b
-Needs root (tracefs). The process shown is the task on the CPU at the
-transition; transitions driven by an arriving segment happen in softirq
-context and show none. TIME_WAIT is never traced: the kernel swaps in a
+Needs root (tracefs). The process shown holds the socket, where it still
+exists when the event is read; else the task on the CPU at the transition
+(none in softirq context). TIME_WAIT is never traced: the kernel swaps in a
 timewait socket, and the full socket reports FIN_WAIT2 (or CLOSING) -> CLOSE.
 
 \b
@@ -84,11 +84,12 @@ def trace(**options: Any) -> int:
 
 def _stream(instance: Any, query: Query, options: dict[str, Any]) -> int:
     from tcpstates.render.trace import TraceWriter
-    from tcpstates.trace import follow
+    from tcpstates.trace import Owners, follow
 
     with instance:
         writer = TraceWriter(sys.stdout, options["fmt"])
-        for item in follow(instance, query, options["duration"], options["count"]):
+        stream = follow(instance, query, options["duration"], options["count"], owners=Owners())
+        for item in stream:
             writer.write(item)
             writer.flush()
         overruns = instance.overruns()

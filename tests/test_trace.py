@@ -21,9 +21,11 @@ from click.testing import CliRunner
 
 from tcpstates import tracefs
 from tcpstates.query import Query
+from tcpstates.sources.owners import Owner, OwnerMap
 from tcpstates.states import TcpState
 from tcpstates.trace import (
     Lost,
+    Owners,
     ParseError,
     Timeline,
     Transition,
@@ -121,6 +123,41 @@ def test_follow_state_filter_matches_either_side() -> None:
     query = Query(states=frozenset({TcpState.SYN_SENT}))
     items = list(follow(FakePipe([[CONNECT, CONNECTED, SOFTIRQ_V6]]), query, duration=0.05))
     assert len(items) == 2
+
+
+def test_owners_replace_the_task_with_the_socket_holder_and_remember_it() -> None:
+    scans: list[set[int]] = []
+
+    def scan(proc: str, wanted: set[int]) -> OwnerMap:
+        scans.append(wanted)
+        return OwnerMap({7: Owner(42, "server")})
+
+    owners = Owners(inode_of=lambda *ends: 7 if ends[2] == 8080 else None, scan=scan)
+    softirq = parse_line(SOFTIRQ_V6)
+    assert softirq is not None
+    resolved = owners.resolve(softirq)
+    assert (resolved.pid, resolved.process) == (42, "server")
+    assert owners.resolve(softirq) == resolved and scans == [{7}]  # looked up once per inode
+    gone = parse_line(CONNECTED)
+    assert gone is not None and owners.resolve(gone) == gone  # no such socket: as reported
+
+
+def test_owners_of_a_live_socket_from_the_kernel() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    line = CONNECT.replace("sport=0 dport=34437", f"sport={port} dport=0").replace(
+        "daddr=127.0.0.1", "daddr=0.0.0.0"
+    )
+    event = parse_line(line.replace("python3-19700", "<idle>-0").replace(".....", "..s2."))
+    assert event is not None and event.pid is None
+    with server:
+        resolved = Owners().resolve(event)
+    assert (resolved.pid, resolved.process) == (os.getpid(), _comm())
+
+
+def _comm() -> str:
+    with open("/proc/self/comm") as f:
+        return f.read().strip()
 
 
 # --- live: real sockets, real tracepoint -------------------------------------------------------
@@ -281,6 +318,8 @@ def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Qu
         server = socket.create_server(("127.0.0.1", port))
         client = socket.create_connection(("127.0.0.1", port))
         accepted, _ = server.accept()
+        time.sleep(0.2)
+        client.shutdown(socket.SHUT_WR)  # the server end goes CLOSE_WAIT in softirq context
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
@@ -298,6 +337,9 @@ def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Qu
         ("SYN_SENT", "ESTABLISHED"),
         ("SYN_RECV", "ESTABLISHED"),
     } <= changes
+    # Not the task on the CPU (none, in softirq) but the holder of the still-open socket: us.
+    (close_wait,) = [r for r in records if r["new_state"] == "CLOSE_WAIT"]
+    assert (close_wait["pid"], close_wait["process"]) == (os.getpid(), _comm())
     assert f"{tracefs.PREFIX}{proc.pid}" not in _instances(root)
 
 

@@ -39,6 +39,9 @@ NLM_F_DUMP = 0x300
 _HEADER = struct.Struct("=IHHII")
 _LENGTH_AND_TYPE = struct.Struct("=IH")  # the start of a header: all a walk needs
 _REQUEST = struct.Struct("=IHHIIBBBBI48x")
+# The same request with the socket's identity filled in: a lookup of one socket, not a dump.
+_LOOKUP = struct.Struct("=IHHIIBBBBIHH16s16sIII")
+_NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: match on addresses and ports alone
 # nlmsghdr and inet_diag_msg together, so one unpack decodes a whole record.
 _RECORD = struct.Struct("=IHHIIBBBBHH16s16sI8xIIIII")
 _ERROR = struct.Struct("=i")
@@ -194,6 +197,37 @@ def _receive(sock: socket.socket) -> Iterator[tuple[bytearray, list[int]]]:
                 offsets.append(offset)
             offset += (length + 3) & ~3
         yield buffer, offsets
+
+
+def lookup_inode(
+    family: int, local: str, local_port: int, remote: str, remote_port: int
+) -> int | None:
+    """The inode of the one TCP socket with these ends, asked of the kernel directly (no dump).
+
+    None when there is no such socket (any more) or it is not held by a file (inode 0).
+    """
+    af = _FAMILIES[family]
+    request = _LOOKUP.pack(
+        _LOOKUP.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0,
+        af, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF,
+        socket.htons(local_port), socket.htons(remote_port),
+        _raw_address(af, local), _raw_address(af, remote),
+        0, _NO_COOKIE, _NO_COOKIE,
+    )  # fmt: skip
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as sock:
+            sock.send(request)
+            reply = sock.recv(8192)
+    except OSError:
+        return None
+    if len(reply) < _RECORD.size or _LENGTH_AND_TYPE.unpack_from(reply)[1] != SOCK_DIAG_BY_FAMILY:
+        return None  # NLMSG_ERROR: no such socket
+    (inode,) = _INODES.unpack_from(reply)
+    return inode or None
+
+
+def _raw_address(af: int, text: str) -> bytes:
+    return socket.inet_pton(af, text).ljust(16, b"\0")
 
 
 def _raise_error(buffer: bytearray, offset: int) -> None:
