@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -382,3 +383,24 @@ def test_without_root_one_line_naming_the_alternative(monkeypatch: pytest.Monkey
     assert isinstance(result.exception, tracefs.TracingError)
     message = str(result.exception)
     assert "root" in message and "--watch" in message and "\n" not in message
+
+
+def test_trace_mounts_tracefs_when_it_is_not_mounted(tracer: tuple[str, Query]) -> None:
+    # In a private mount namespace, so the host's mount is left as it was.
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    script = (
+        f"umount {tracefs.MOUNT_POINTS[0]} 2>/dev/null; umount /sys/kernel/debug 2>/dev/null;"
+        f" test ! -d {tracefs.MOUNT_POINTS[0]}/instances || exit 3;"
+        f" {sys.executable} -m tcpstates trace --duration 0.2 --port 1 -o jsonl"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode == 3:
+        pytest.skip("tracefs could not be unmounted in a private namespace")
+    assert (done.returncode, done.stderr) == (0, "")
