@@ -13,6 +13,7 @@ import click
 
 from tcpstates import __version__
 from tcpstates.cli_params import PORT, network_option, states_option
+from tcpstates.doctor_command import doctor
 from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
@@ -42,6 +43,8 @@ Examples:
   tcpstates --explain CLOSE_WAIT  what a state means and what to check
   tcpstates --watch --port 443    redraw every 2 s, marking what changed
   tcpstates trace --port 443      each state change as it happens (root)
+  tcpstates --summary --by process  who holds sockets in which states
+  tcpstates doctor                what piles up, why, and what to run next
 
 See man tcpstates for the full story."""
 
@@ -134,6 +137,12 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
 )
 @click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")
 @click.option(
+    "--by",
+    type=click.Choice(["process", "local-port", "remote", "state-group"]),
+    help="With --summary (implied): counts per state for each process, local port, remote"
+    " host or part of a connection's life, largest first.",
+)
+@click.option(
     "--watch",
     type=float,
     is_flag=False,
@@ -163,7 +172,8 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     metavar="[STATE]",
     is_flag=False,
     flag_value="",
-    help="Explain STATE: meaning, lifecycle, what to check; no STATE: all states.",
+    help="Explain STATE: meaning, lifecycle, what to check; no STATE: all states; ADDRESS:PORT"
+    " or a local PORT: each matching socket in its connection's terms.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Say which source was used and why.")
 @click.version_option(__version__, "-V", "--version", prog_name="tcpstates")
@@ -182,12 +192,17 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
         return explain_command(options["explain"], options, out)
     if options["watch"] is not None:
         return watch_command(build_query(options), options, out)
+    if options["by"]:
+        if options["watch"] is not None:
+            raise click.UsageError("--by and --watch cannot be combined")
+        return grouped_command(build_query(options), options, out)
     if options["summary"]:
         return summary_command(build_query(options), options, out)
     return list_command(build_query(options), options, out)
 
 
 cli.add_command(trace)
+cli.add_command(doctor)
 
 
 def build_query(options: dict[str, Any]) -> Query:
@@ -248,6 +263,28 @@ def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
         render_summary.render_summary_json(summary, out.stdout)
     else:
         render_summary.render_summary_plain(summary, out.stdout)
+    return ExitStatus.OK
+
+
+def grouped_command(query: Query, options: dict[str, Any], out: Output) -> int:
+    """Counts per state per group: a table with bars on a terminal, JSON (or -o plain) otherwise."""
+    from tcpstates.grouping import group_sockets
+    from tcpstates.render import groups as render_groups
+    from tcpstates.sources import select
+
+    by = options["by"]
+    owners = by == "process" or query.needs_owners
+    reading = _open_source(options, out).read(query, owners=owners)
+    groups = group_sockets(select(reading, query), by)
+    fmt = options["fmt"] or ("table" if out.is_terminal else "json")
+    if fmt == "table":
+        out.console().print(render_groups.groups_table(groups, by))
+    elif fmt in ("json", "jsonl"):
+        render_groups.render_groups_json(groups, by, out.stdout)
+    elif fmt == "csv":
+        raise click.UsageError("--by gives a table, JSON or plain text; -o csv is not supported")
+    else:
+        render_groups.render_groups_plain(groups, by, out.stdout)
     return ExitStatus.OK
 
 
@@ -324,7 +361,14 @@ def explain_command(name: str, options: dict[str, Any], out: Output) -> int:
     try:
         state = parse_state(name)
     except UnknownStateError as e:
-        raise click.BadParameter(str(e), param_hint="'--explain'") from None
+        from tcpstates.explain_socket import parse_target
+
+        target = parse_target(name)
+        if target is None:
+            raise click.BadParameter(
+                f"{e}; or an ADDRESS:PORT or a local PORT", param_hint="'--explain'"
+            ) from None
+        return _explain_sockets(target, name, fmt, options, out)
     expl = explain(state, _count(state, options["source"]))
     if fmt in ("json", "jsonl"):
         import json
@@ -335,6 +379,21 @@ def explain_command(name: str, options: dict[str, Any], out: Output) -> int:
         console.print(explanation.explanation_renderable(expl, min(console.width, 100)))
     else:
         out.stdout.write(explanation.explanation_text(expl))
+    return ExitStatus.OK
+
+
+def _explain_sockets(target: Any, name: str, fmt: str, options: dict[str, Any], out: Output) -> int:
+    from tcpstates.explain_socket import accounts
+    from tcpstates.render import accounts as render_accounts
+
+    query = Query(protos=frozenset({"tcp"}))
+    found = accounts(_open_source(options, out).read(query, owners=True).sockets, target)
+    if not found:
+        raise TcpstatesError(f"no TCP socket has the end {name}")
+    if fmt in ("json", "jsonl"):
+        render_accounts.render_accounts_json(found, out.stdout)
+    else:
+        out.stdout.write(render_accounts.accounts_text(found))
     return ExitStatus.OK
 
 

@@ -1,0 +1,59 @@
+"""Doctor's findings: severity, title, evidence, meaning and the next command to run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from tcpstates.doctor import Finding, Severity, exit_status
+from tcpstates.render.safe import safe
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+STYLES = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+WIDTH = 100
+
+
+def render_findings_json(findings: Sequence[Finding], out: TextIO) -> None:
+    data = {"findings": [f.as_dict() for f in findings], "exit_status": exit_status(findings)}
+    out.write(json.dumps(data, indent=2) + "\n")
+
+
+def findings_text(findings: Sequence[Finding], width: int = WIDTH) -> str:
+    if not findings:
+        return "No findings: nothing piles up here.\n"
+    return "\n".join(_finding_text(f, width) for f in findings)
+
+
+def _finding_text(finding: Finding, width: int) -> str:
+    lines = [f"{finding.severity.name:<8} {safe(finding.title)}"]
+    for item in finding.evidence:
+        lines += textwrap.wrap(safe(item), width, initial_indent="  - ", subsequent_indent="    ")
+    lines += textwrap.wrap(finding.meaning, width, initial_indent="  ", subsequent_indent="  ")
+    lines.append(f"  next: {safe(finding.next_command)}")
+    return "\n".join(lines) + "\n"
+
+
+def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    if not findings:
+        return Text("No findings: nothing piles up here.", style="green")
+    parts: list[RenderableType] = []
+    for finding in findings:
+        title = Text()
+        title.append(f"{finding.severity.name:<8} ", style=STYLES[finding.severity])
+        title.append(safe(finding.title), style="bold")
+        parts.append(title)
+        for item in finding.evidence:
+            parts.append(Padding(Text("- " + safe(item)), (0, 0, 0, 2)))
+        parts.append(Padding(Text(finding.meaning), (0, 0, 0, 2)))
+        parts.append(
+            Padding(Text("next: " + safe(finding.next_command), style="dim"), (0, 0, 1, 2))
+        )
+    return Group(*parts)

@@ -1,0 +1,290 @@
+"""Diagnosis: grouped summaries, doctor's findings from real sockets, and one socket explained.
+
+Each finding is produced by sockets this test makes; the namespace tests need root and
+``unshare`` (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tcpstates.doctor import Evidence, Severity, diagnose, exit_status
+from tcpstates.grouping import group_sockets, state_group
+from tcpstates.kernel import KernelState, read_kernel
+from tcpstates.sockets import Socket
+from tcpstates.states import TcpState
+
+S = TcpState
+with open("/proc/self/comm") as _f:
+    COMM = _f.read().strip()  # how the kernel names this process: what owners show
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tcpstates", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def sock(state: TcpState, local_port: int, remote_port: int = 0, **kw: object) -> Socket:
+    fields: dict[str, object] = {
+        "proto": "tcp",
+        "family": 4,
+        "local_address": "127.0.0.1",
+        "local_port": local_port,
+        "remote_address": "127.0.0.1" if remote_port else "0.0.0.0",
+        "remote_port": remote_port,
+        "state": state,
+        "inode": 1,
+    } | kw
+    return Socket(**fields)  # type: ignore[arg-type]
+
+
+# --- grouping -------------------------------------------------------------------------------
+
+
+def test_groups_are_largest_first_with_their_states() -> None:
+    socks = [
+        sock(S.CLOSE_WAIT, 80, 5000, pid=7, process="app"),
+        sock(S.CLOSE_WAIT, 80, 5001, pid=7, process="app"),
+        sock(S.ESTABLISHED, 80, 5002, pid=7, process="app"),
+        sock(S.TIME_WAIT, 5003, 80, inode=0),
+    ]
+    groups = group_sockets(socks, "process")
+    assert [(g.key, g.total, g.counts) for g in groups] == [
+        ("app (7)", 3, {"CLOSE_WAIT": 2, "ESTABLISHED": 1}),
+        ("(kernel)", 1, {"TIME_WAIT": 1}),
+    ]
+    assert group_sockets(socks, "state-group")[0].key == "peer closed first"
+
+
+def test_every_state_has_a_group() -> None:
+    assert {state_group(s) for s in TcpState} <= {
+        "listening",
+        "handshake",
+        "open",
+        "we closed first",
+        "peer closed first",
+        "other",
+    }
+    assert state_group(S.FIN_WAIT2) == "we closed first"
+
+
+@pytest.fixture
+def half_closed() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A listener with 12 connections whose clients shut down: 12 CLOSE_WAIT held by us."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=64)
+    port = server.getsockname()[1]
+    held = [server]
+    for _ in range(12):
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        client.shutdown(socket.SHUT_WR)
+        held += [client, accepted]
+    time.sleep(0.1)
+    yield port, held
+    for s in held:
+        s.close()
+
+
+def test_summary_by_local_port_counts_what_ss_counts(half_closed) -> None:
+    port, _ = half_closed
+    done = run_cli("--summary", "--by", "local-port", "--port", str(port), "-o", "json")
+    assert done.returncode == 0, done.stderr
+    groups = {g["local-port"]: g for g in json.loads(done.stdout)}
+    assert groups[str(port)]["states"] == {"CLOSE_WAIT": 12, "LISTEN": 1}
+    ss = subprocess.run(
+        ["ss", "-tanH", "state", "close-wait", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert len(ss.stdout.splitlines()) == 12
+
+
+# --- doctor on real sockets -----------------------------------------------------------------
+
+
+def _findings(done: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    data = json.loads(done.stdout)
+    assert data["exit_status"] == done.returncode
+    return data["findings"]  # type: ignore[no-any-return]
+
+
+def test_close_wait_held_by_a_process_is_named(half_closed) -> None:
+    done = run_cli("doctor", "-o", "json")
+    ours = [
+        f
+        for f in _findings(done)
+        if f["data"].get("pid") == os.getpid() and "CLOSE_WAIT" in f["title"]  # type: ignore[union-attr]
+    ]
+    assert len(ours) == 1
+    (finding,) = ours
+    assert finding["severity"] == "warning"
+    assert finding["data"]["count"] == 12  # type: ignore[index]
+    assert finding["next"] == f"tcpstates -s close-wait --pid {os.getpid()}"
+    text = run_cli("doctor", "-o", "plain").stdout
+    assert f"WARNING  12 CLOSE_WAIT sockets held by python (pid {os.getpid()})" in text or (
+        "12 CLOSE_WAIT sockets held by" in text and f"(pid {os.getpid()})" in text
+    )
+
+
+def test_a_full_accept_queue_is_critical_and_fails_the_gate() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    clients = []
+    for _ in range(4):  # the queue takes backlog + 1; later SYNs are dropped (SYN_SENT)
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        clients.append(client)
+    time.sleep(0.2)
+    try:
+        done = run_cli("doctor", "-o", "json")
+    finally:
+        for s in (server, *clients):
+            s.close()
+    full = [f for f in _findings(done) if f["title"] == f"Accept queue full on 127.0.0.1:{port}"]
+    assert len(full) == 1 and full[0]["severity"] == "critical"
+    assert full[0]["data"] == {"local_port": port, "recv_q": 2, "backlog": 1}
+    assert done.returncode == 1
+
+
+def test_explain_one_socket_in_its_connections_terms(half_closed) -> None:
+    port, held = half_closed
+    client = held[1]
+    peer = client.getsockname()[1]
+    done = run_cli("--explain", f"127.0.0.1:{peer}", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    by_state = {a["socket"]["state"]: a for a in data["sockets"]}
+    assert set(by_state) == {"CLOSE_WAIT", "FIN_WAIT2"}
+    assert by_state["CLOSE_WAIT"]["next"].startswith(f"{COMM} (pid {os.getpid()}): close()")
+    assert "closed first" in by_state["FIN_WAIT2"]["happened"]
+    assert {s["state"] for s in data["states"]} == {"CLOSE_WAIT", "FIN_WAIT2"}
+    text = run_cli("--explain", f"127.0.0.1:{peer}", "-o", "plain").stdout
+    assert f"next:   {COMM} (pid" in text and "netstat(8): The remote end has shut down" in text
+    missing = run_cli("--explain", "127.0.0.1:1")
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+# --- in network namespaces: port pressure, and a clean host --------------------------------
+
+NAMESPACE_SCRIPT = """
+import json, socket, subprocess, sys
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+{setup}
+done = subprocess.run([sys.executable, "-m", "tcpstates", "doctor", "-o", "json"],
+                      capture_output=True, text=True)
+text = subprocess.run([sys.executable, "-m", "tcpstates", "doctor", "-o", "plain"],
+                      capture_output=True, text=True).stdout
+print(json.dumps({{"status": done.returncode, "out": done.stdout, "err": done.stderr,
+                  "text": text}}))
+"""
+
+BURST = """
+with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+    f.write("40000 40019")
+server = socket.create_server(("127.0.0.1", 9000), backlog=64)
+for _ in range(15):  # short connections, the client closing first: TIME_WAIT on its port
+    client = socket.create_connection(("127.0.0.1", 9000))
+    accepted, _ = server.accept()
+    client.close()
+    accepted.close()
+"""
+
+
+def in_namespace(setup: str) -> dict[str, object]:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("network namespaces need root and unshare (CI runs as root)")
+    script = NAMESPACE_SCRIPT.format(setup=textwrap.dedent(setup))
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_ephemeral_port_pressure_in_a_narrow_range() -> None:
+    result = in_namespace(BURST)
+    findings = json.loads(str(result["out"]))["findings"]
+    (pressure,) = [f for f in findings if f["title"].startswith("Ephemeral ports")]
+    assert pressure["severity"] == "warning"
+    assert pressure["data"] == {
+        "local": "127.0.0.1",
+        "remote": "127.0.0.1",
+        "remote_port": 9000,
+        "count": 15,
+        "usable": 20,
+    }
+    assert "Ephemeral ports towards 127.0.0.1:9000: 15 of 20 used (75%)" in str(result["text"])
+    assert result["status"] == 0  # a warning does not fail the gate
+
+
+def test_a_clean_namespace_has_nothing_above_info() -> None:
+    result = in_namespace("")
+    findings = json.loads(str(result["out"]))["findings"]
+    assert all(f["severity"] == "info" for f in findings), findings
+    assert result["status"] == 0 and result["err"] == ""
+
+
+# --- the checks on their own ----------------------------------------------------------------
+
+KERNEL = KernelState(
+    counters={"TcpExt.ListenOverflows": 0},
+    settings={
+        "net.ipv4.ip_local_port_range": "32768 60999",
+        "net.ipv4.tcp_max_syn_backlog": "128",
+        "net.ipv4.tcp_syncookies": "1",
+        "net.ipv4.tcp_max_tw_buckets": "100",
+        "net.ipv4.ip_local_reserved_ports": "32768-32777,40000",
+    },
+)
+
+
+def test_severity_order_and_gate() -> None:
+    socks = [sock(S.TIME_WAIT, 33000 + i, 80, inode=0) for i in range(90)]
+    socks += [sock(S.FIN_WAIT1, 5000, 80, send_q=100, inode=0)]
+    findings = diagnose(Evidence(socks, KERNEL))
+    assert [f.severity for f in findings] == sorted((f.severity for f in findings), reverse=True)
+    assert {f.title.split()[0] for f in findings if f.severity is Severity.WARNING} >= {
+        "TIME_WAIT",
+        "1",
+    }
+    assert exit_status(findings) == 0
+
+
+def test_reserved_ports_shrink_the_budget() -> None:
+    assert KERNEL.usable_ephemeral_ports == 60999 - 32768 + 1 - 11
+
+
+def test_syn_flood_without_syncookies_is_critical() -> None:
+    kernel = KernelState({}, {**KERNEL.settings, "net.ipv4.tcp_syncookies": "0"})
+    socks = [sock(S.SYN_RECV, 80, 10000 + i, inode=0) for i in range(64)]
+    (flood,) = [f for f in diagnose(Evidence(socks, kernel)) if "half-open" in f.title]
+    assert flood.severity is Severity.CRITICAL and exit_status([flood]) == 1
+
+
+def test_read_kernel_parses_this_hosts_counters() -> None:
+    kernel = read_kernel()
+    assert "TcpExt.ListenOverflows" in kernel.counters and "Tcp.ActiveOpens" in kernel.counters
+    assert kernel.port_range is not None
