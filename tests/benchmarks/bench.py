@@ -55,7 +55,10 @@ import zoo_at_scale as zoo_mod
 
 PR_SET_CHILD_SUBREAPER = 36
 # Runs "$@" in the background of a small shell and reports its pid on fd 3 (see peak_rss).
-TRAMPOLINE = '"$@" 3>&- & echo $! >&3'
+# sh starts the command in the background, says its pid on fd 3 and exits; the command waits
+# on fd 4 (a pipe we close once sh is reaped), so it cannot finish, and be reaped by sh, before
+# it is re-parented to us.
+TRAMPOLINE = '(exec 3>&-; read _ <&4; exec "$@" 4<&-) & echo $! >&3'
 COMMAND_TIMEOUT = 300.0  # seconds; a hung command is killed and reported FAILED
 TIME_WAIT_MARGIN = 3.0  # seconds of slack before a TIME_WAIT cohort could expire mid-round
 MEMORY_TARGET_MIB = 80.0
@@ -180,24 +183,32 @@ def peak_rss(argv: tuple[str, ...], errfile: str) -> tuple[int, int]:
     image, is re-parented to us (child subreaper), and we wait4 it for a clean ru_maxrss.
     """
     read_end, write_end = os.pipe()
+    gate_read, gate_write = os.pipe()
     try:
-        actions = [*_std_actions(errfile), (os.POSIX_SPAWN_DUP2, write_end, 3)]
+        actions = [
+            *_std_actions(errfile),
+            (os.POSIX_SPAWN_DUP2, write_end, 3),
+            (os.POSIX_SPAWN_DUP2, gate_read, 4),
+        ]
         shell = os.posix_spawn(
             "/bin/sh", ["sh", "-c", TRAMPOLINE, "sh", *argv], os.environ, file_actions=actions
         )
         os.close(write_end)
         write_end = -1
+        os.close(gate_read)
+        gate_read = -1
         pid_text = _read_all(read_end)
+        pid = int(pid_text)
+        try:
+            _reap(shell)
+        except BaseException:
+            _kill_and_reap(pid)
+            raise
     finally:
         os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
-    pid = int(pid_text)
-    try:
-        _reap(shell)
-    except BaseException:
-        _kill_and_reap(pid)
-        raise
+        for fd in (write_end, gate_read, gate_write):
+            if fd >= 0:
+                os.close(fd)  # closing the gate lets the command run
     status, usage = _reap(pid)
     return usage.ru_maxrss, os.waitstatus_to_exitcode(status)
 
