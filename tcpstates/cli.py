@@ -21,6 +21,8 @@ from tcpstates.states import TcpState, UnknownStateError, parse_state, valid_nam
 from tcpstates.trace_command import trace
 
 if TYPE_CHECKING:
+    from tcpstates.netns import Namespace
+    from tcpstates.render.columns import Layout
     from tcpstates.sources import Source
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv")
@@ -175,6 +177,22 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     help="Explain STATE: meaning, lifecycle, what to check; no STATE: all states; ADDRESS:PORT"
     " or a local PORT: each matching socket in its connection's terms.",
 )
+@click.option(
+    "--netns",
+    metavar="NAME",
+    help="Read the sockets of network namespace NAME (as ip netns names it, /run/netns).",
+)
+@click.option(
+    "--netns-pid",
+    type=click.IntRange(min=1),
+    metavar="PID",
+    help="Read the sockets of the network namespace process PID is in (a container's).",
+)
+@click.option(
+    "--all-netns",
+    is_flag=True,
+    help="Read every network namespace found through /proc/*/ns/net, with a Netns column.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Say which source was used and why.")
 @click.version_option(__version__, "-V", "--version", prog_name="tcpstates")
 @click.pass_context
@@ -233,7 +251,7 @@ def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
     source = _open_source(options, out)
     owners = not options["no_owners"]
     reading = source.read(query, owners=owners or query.needs_owners)
-    render(select(reading, query), query, owners, out, options["fmt"])
+    render(select(reading, query), _layout(query, owners, source), out, options["fmt"])
     if reading.hidden_processes and owners:
         out.stderr.write(
             f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
@@ -245,18 +263,75 @@ def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
 def _open_source(options: dict[str, Any], out: Output) -> Source:
     from tcpstates.sources import open_source
 
-    source = open_source(options["source"])
+    source: Source
+    namespaces = _namespaces(options)
+    if namespaces is None:
+        source = open_source(options["source"])
+    else:
+        from tcpstates.sources.namespaced import NamespacedSource
+
+        source = NamespacedSource(namespaces, lambda: open_source(options["source"]))
     if options["verbose"]:
         out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
     return source
+
+
+def _summaries_per_namespace(source: Any, query: Query, fmt: str, out: Output) -> int:
+    """--summary --all-netns: one summary per namespace, keyed by its label."""
+    from tcpstates.render import summary as render_summary
+    from tcpstates.summary import summarize
+
+    summaries = {one.namespaces[0].label: summarize(one, query) for one in source.one_by_one()}
+    if fmt in ("json", "jsonl"):
+        data = {label: summary.as_dict() for label, summary in summaries.items()}
+        import json
+
+        out.stdout.write(json.dumps(data, indent=2) + "\n")
+        return ExitStatus.OK
+    for i, (label, summary) in enumerate(summaries.items()):
+        if fmt == "table":
+            out.console().print(f"netns {label}", style="bold", markup=False, highlight=False)
+            out.console().print(render_summary.summary_table(summary))
+        else:
+            out.stdout.write(("\n" if i else "") + f"netns {label}\n")
+            render_summary.render_summary_plain(summary, out.stdout)
+    return ExitStatus.OK
+
+
+def _namespaces(options: dict[str, Any]) -> list[Namespace] | None:
+    """The namespaces --netns, --netns-pid or --all-netns name; None for this one alone."""
+    from tcpstates import netns
+
+    chosen = [name for name in ("netns", "netns_pid", "all_netns") if options.get(name)]
+    if len(chosen) > 1:
+        flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
+        raise click.UsageError(f"{flags}: give one of them")
+    if options.get("netns"):
+        return [netns.by_name(options["netns"])]
+    if options.get("netns_pid") is not None:
+        return [netns.of_pid(options["netns_pid"])]
+    if options.get("all_netns"):
+        return netns.all_namespaces()
+    return None
+
+
+def _layout(query: Query, owners: bool, source: Source) -> Layout:
+    from tcpstates.render.columns import Layout
+
+    namespaces = getattr(source, "namespaces", None)
+    labels = None if namespaces is None else {ns.inode: ns.label for ns in namespaces}
+    return Layout(proto=len(query.protos) > 1, owners=owners, netns_labels=labels)
 
 
 def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
     from tcpstates.render import summary as render_summary
     from tcpstates.summary import summarize
 
-    summary = summarize(_open_source(options, out), query)
+    source = _open_source(options, out)
     fmt = out.resolve_format(options["fmt"])
+    if options["all_netns"]:
+        return _summaries_per_namespace(source, query, fmt, out)
+    summary = summarize(source, query)
     if fmt == "table":
         out.console().print(render_summary.summary_table(summary))
     elif fmt in ("json", "jsonl"):
@@ -291,7 +366,6 @@ def grouped_command(query: Query, options: dict[str, Any], out: Output) -> int:
 def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
     """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else."""
     from tcpstates.render import watch as render_watch
-    from tcpstates.render.columns import Layout
     from tcpstates.sources import select
     from tcpstates.watch import frames
 
@@ -308,7 +382,7 @@ def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
     listing = not options["summary"]
     try:
         if out.is_terminal and fmt in (None, "table"):
-            layout = Layout(proto=len(query.protos) > 1, owners=owners)
+            layout = _layout(query, owners, source)
             render_watch.show_live(
                 stream, out.console(), layout, interval=options["watch"], listing=listing
             )
@@ -321,12 +395,7 @@ def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
     return ExitStatus.OK
 
 
-def render(
-    sockets: Iterable[Socket], query: Query, owners: bool, out: Output, fmt: str | None
-) -> None:
-    from tcpstates.render.columns import Layout
-
-    layout = Layout(proto=len(query.protos) > 1, owners=owners)
+def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | None) -> None:
     fmt = out.resolve_format(fmt)
     if fmt == "table":
         rows = list(sockets)
@@ -345,10 +414,13 @@ def render(
         render_plain(sockets, out.stdout, layout)
         return
     from tcpstates.render import formats
+    from tcpstates.sockets import FIELDS
 
-    {"json": formats.render_json, "jsonl": formats.render_jsonl, "csv": formats.render_csv}[fmt](
-        sockets, out.stdout
-    )
+    if fmt == "csv":
+        fields = FIELDS + ("netns",) * (layout.netns_labels is not None)
+        formats.render_csv(sockets, out.stdout, fields)
+        return
+    {"json": formats.render_json, "jsonl": formats.render_jsonl}[fmt](sockets, out.stdout)
 
 
 def explain_command(name: str, options: dict[str, Any], out: Output) -> int:

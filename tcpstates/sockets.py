@@ -54,6 +54,7 @@ class Socket:
     timer: str | None = None
     timer_ms: int | None = None
     retransmits: int | None = None
+    netns: int | None = None  # the network namespace's inode, when several may be listed
 
     @property
     def state_name(self) -> str:
@@ -65,7 +66,10 @@ class Socket:
         return self.inode == 0
 
     def as_dict(self) -> dict[str, Any]:
-        """The record in FIELDS order, the state by its name (spelled out: this runs per row)."""
+        """The record in FIELDS order, the state by its name (spelled out: this runs per row).
+
+        ``netns`` follows only for sockets read from an explicitly named namespace.
+        """
         return {
             "proto": self.proto,
             "family": self.family,
@@ -83,6 +87,7 @@ class Socket:
             "timer": self.timer,
             "timer_ms": self.timer_ms,
             "retransmits": self.retransmits,
+            **({} if self.netns is None else {"netns": self.netns}),
         }
 
 

@@ -21,7 +21,8 @@ from tcpstates.summary import TCP_STATES, UDP_STATES, Summary
 
 # What identifies a socket from one read to the next: its protocol, family and both ends.
 # Listeners and unconnected UDP sockets bound with SO_REUSEPORT share one; see ``diff``.
-Key = tuple[str, int, str, int, str, int]
+# The namespace first: the same ends can exist in several network namespaces at once.
+Key = tuple[int, str, int, str, int, str, int]
 Row = tuple[str, TcpState]  # (protocol, state): one line of the counts
 Tally = Counter[Row]
 
@@ -84,6 +85,7 @@ class Frame:
 
 def socket_key(sock: Socket) -> Key:
     return (
+        sock.netns or 0,
         sock.proto,
         sock.family,
         sock.local_address,

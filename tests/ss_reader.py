@@ -89,8 +89,10 @@ def ss_path() -> str:
     return path
 
 
-def ss_rows(proto: str, ports: set[int] | None = None) -> list[SsRow]:
+def ss_rows(proto: str, ports: set[int] | None = None, netns: str | None = None) -> list[SsRow]:
     """All sockets of `proto` ("tcp" or "udp") that ss reports, in any state.
+
+    With `netns`, ss runs inside that named network namespace (`ip netns exec`).
 
     With `ports`, keep only rows whose local or remote port is in it. Ports alone do not
     identify a socket (another process may talk to a remote port with the same number), so
@@ -99,8 +101,9 @@ def ss_rows(proto: str, ports: set[int] | None = None) -> list[SsRow]:
     flags = _SS_FLAGS.get(proto)
     if flags is None:
         raise ValueError(f"proto must be 'tcp' or 'udp', not {proto!r}")
+    prefix = ["ip", "netns", "exec", netns] if netns else []
     out = subprocess.run(
-        [ss_path(), flags], check=True, capture_output=True, text=True, timeout=10
+        [*prefix, ss_path(), flags], check=True, capture_output=True, text=True, timeout=10
     ).stdout
     rows = [parse_line(proto, line) for line in out.splitlines() if line.strip()]
     if ports is None:

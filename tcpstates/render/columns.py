@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,16 +30,26 @@ BASE = (
 OWNER = (Column("PID", "right"), Column("Process", "left"))
 
 
+NETNS = Column("Netns", "left")
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     """Which optional columns a listing shows."""
 
     proto: bool = False
     owners: bool = True
+    # Network namespace inode -> how to show it; a Netns column leads when set.
+    netns_labels: Mapping[int, str] | None = None
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        return (PROTO,) * self.proto + BASE + OWNER * self.owners
+        lead = (NETNS,) * (self.netns_labels is not None) + (PROTO,) * self.proto
+        return lead + BASE + OWNER * self.owners
+
+    @property
+    def state_index(self) -> int:
+        return (self.netns_labels is not None) + self.proto
 
     def cells(self, sock: Socket) -> tuple[str, ...]:
         row: tuple[str, ...] = (
@@ -50,6 +61,9 @@ class Layout:
         )
         if self.proto:
             row = (sock.proto, *row)
+        if self.netns_labels is not None:
+            netns = sock.netns or 0
+            row = (self.netns_labels.get(netns, str(netns)), *row)
         if self.owners:
             row += owner_cells(sock)
         return row

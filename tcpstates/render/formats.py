@@ -43,11 +43,12 @@ def render_jsonl(sockets: Iterable[Socket], out: TextIO) -> int:
     return count
 
 
-def render_csv(sockets: Iterable[Socket], out: TextIO) -> int:
+def render_csv(sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] = FIELDS) -> int:
+    """CSV with a header of ``fields``: the record's, plus ``netns`` when namespaces are named."""
     import csv  # here, not above: JSON output has no use for it
 
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(FIELDS)
+    writer.writerow(fields)
     count = 0
     for sock in sockets:
         writer.writerow([_csv_cell(value) for value in sock.as_dict().values()])

@@ -42,7 +42,7 @@ def build_table(sockets: Sequence[Socket], layout: Layout) -> Table:
             )
         else:
             table.add_column(column.header, justify=column.align, no_wrap=True, min_width=width)
-    state_index = 1 if layout.proto else 0
+    state_index = layout.state_index
     for sock, row in zip(sockets, rows, strict=True):
         cells = [Text(cell) for cell in row]
         cells[state_index].stylize(state_style(sock.state))

@@ -263,7 +263,7 @@ MARK_ROOM = "  "  # a mark and a space before each state, blank on unmarked rows
 
 
 def _state_index(layout: Layout) -> int:
-    return 1 if layout.proto else 0
+    return layout.state_index
 
 
 def _cells(sock: Socket, change: Change | None, layout: Layout) -> list[Text]:
