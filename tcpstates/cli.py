@@ -178,6 +178,20 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     " or a local PORT: each matching socket in its connection's terms.",
 )
 @click.option(
+    "--from",
+    "captures",
+    multiple=True,
+    metavar="PATH",
+    help="Read captured /proc/net/tcp, tcp6, udp, udp6 text instead of this host: a directory,"
+    " files (tables may be concatenated), or - for standard input; repeatable.",
+)
+@click.option(
+    "--save",
+    metavar="DIR",
+    help="Save this host's socket tables and the kernel settings doctor reads to DIR, for"
+    " --from later, and exit.",
+)
+@click.option(
     "--netns",
     metavar="NAME",
     help="Read the sockets of network namespace NAME (as ip netns names it, /run/netns).",
@@ -204,6 +218,8 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
     if ctx.invoked_subcommand is not None:
         return ExitStatus.OK
     out = Output.from_environment(options["color"])
+    if options["save"]:
+        return save_command(options, out)
     if options["explain"] is not None:
         if options["watch"] is not None:
             raise click.UsageError("--watch and --explain cannot be combined")
@@ -265,7 +281,13 @@ def _open_source(options: dict[str, Any], out: Output) -> Source:
 
     source: Source
     namespaces = _namespaces(options)
-    if namespaces is None:
+    if options["captures"]:
+        if namespaces is not None:
+            raise click.UsageError("--from reads a capture; it cannot be combined with --netns")
+        from tcpstates.sources.capture import CaptureSource
+
+        source = CaptureSource(options["captures"])
+    elif namespaces is None:
         source = open_source(options["source"])
     else:
         from tcpstates.sources.namespaced import NamespacedSource
@@ -274,6 +296,22 @@ def _open_source(options: dict[str, Any], out: Output) -> Source:
     if options["verbose"]:
         out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
     return source
+
+
+def save_command(options: dict[str, Any], out: Output) -> int:
+    from tcpstates.netns import entered
+    from tcpstates.sources.capture import save_capture
+
+    namespaces = _namespaces(options) or []
+    if len(namespaces) > 1:
+        raise click.UsageError("--save captures one namespace; give --netns or --netns-pid")
+    if namespaces:
+        with entered(namespaces[0]):  # /proc/self/net is the namespace's once inside
+            written = save_capture(options["save"])
+    else:
+        written = save_capture(options["save"])
+    out.stderr.write(f"tcpstates: saved {len(written)} files to {options['save']}\n")
+    return ExitStatus.OK
 
 
 def _summaries_per_namespace(source: Any, query: Query, fmt: str, out: Output) -> int:

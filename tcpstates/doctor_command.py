@@ -32,20 +32,41 @@ Examples:
     show_default=True,
     help="Where to read sockets from.",
 )
-def doctor(fmt: str | None, source: str) -> int:
+@click.option(
+    "--from",
+    "captures",
+    multiple=True,
+    metavar="PATH",
+    help="Diagnose a capture (see tcpstates --from); a directory written by --save brings the"
+    " kernel settings too.",
+)
+def doctor(fmt: str | None, source: str, captures: tuple[str, ...]) -> int:
     """Say why sockets pile up in a state, who holds them, and what to do."""
-    from tcpstates.doctor import Evidence, diagnose, exit_status
-    from tcpstates.kernel import read_kernel
+    from tcpstates.doctor import diagnose, exit_status
     from tcpstates.query import Query
-    from tcpstates.sources import open_source
 
     query = Query(protos=frozenset({"tcp"}))
-    reading = open_source(source).read(query, owners=True)
-    sockets = list(reading.sockets)
-    evidence = Evidence(sockets, read_kernel("/proc"), reading.hidden_processes)
-    findings = diagnose(evidence)
+    findings = diagnose(_evidence(query, source, captures))
     _show(findings, fmt or ("table" if sys.stdout.isatty() else "plain"))
     return exit_status(findings)
+
+
+def _evidence(query: Any, source: str, captures: tuple[str, ...]) -> Any:
+    import os
+
+    from tcpstates.doctor import Evidence
+    from tcpstates.kernel import KernelState, read_kernel
+    from tcpstates.sources import open_source
+    from tcpstates.sources.capture import CaptureSource
+
+    if not captures:
+        reading = open_source(source).read(query, owners=True)
+        return Evidence(list(reading.sockets), read_kernel("/proc"), reading.hidden_processes)
+    sockets = list(CaptureSource(captures).read(query).sockets)
+    # Settings and counters come with a directory that --save wrote; plain tables have none.
+    directories = [path for path in captures if os.path.isdir(path)]
+    kernel = read_kernel(directories[0]) if directories else KernelState({}, {})
+    return Evidence(sockets, kernel, owners_known=False)
 
 
 def _show(findings: Any, fmt: str) -> None:

@@ -128,12 +128,13 @@ def parse_table(
     owners: dict[int, Owner] | None = None,
     source: str = "<text>",
     byteorder: str = sys.byteorder,
+    first_lineno: int = 1,
 ) -> Iterator[Socket]:
     """Parse the text of one table; a malformed line raises an error naming source and line."""
     families = query.families if query else frozenset({4, 6})
     wanted = query.states if query else frozenset()
     cache: dict[str, str] = {}
-    for lineno, line in enumerate(lines, 1):
+    for lineno, line in enumerate(lines, first_lineno):
         fields = line.split()
         if not fields or fields[0] == "sl":
             continue  # blank line, or a header (concatenated captures have several)
