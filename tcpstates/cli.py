@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from tcpstates import __version__
-from tcpstates.cli_params import PORT, network_option, states_option
+from tcpstates.cli_params import endpoint_filters, families, source_option, states_option
 from tcpstates.doctor_command import doctor
 from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.query import Query
@@ -112,20 +112,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
 )
 @click.option("-t", "--tcp", is_flag=True, help="TCP sockets (the default).")
 @click.option("-u", "--udp", is_flag=True, help="UDP sockets; with -t, both.")
-@click.option("-4", "--ipv4", "ipv4", is_flag=True, help="Only IPv4 sockets.")
-@click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Only IPv6 sockets (v4-mapped included).")
-@click.option("--port", type=PORT, help="Local or remote port N.")
-@click.option("--sport", type=PORT, help="Local (source) port N.")
-@click.option("--dport", type=PORT, help="Remote (destination) port N.")
-@click.option(
-    "--local",
-    callback=network_option,
-    metavar="ADDR",
-    help="Local address or CIDR block; a v4 one also matches v4-mapped addresses.",
-)
-@click.option(
-    "--remote", callback=network_option, metavar="ADDR", help="Remote address or CIDR block."
-)
+@endpoint_filters
 @click.option("--pid", type=click.IntRange(min=0), help="Only sockets owned by process PID.")
 @click.option(
     "--process", metavar="NAME", help="Only sockets owned by a process named NAME (glob)."
@@ -155,13 +142,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     " terminal, one JSON object a line otherwise. Ctrl-C stops.",
 )
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
-@click.option(
-    "--source",
-    type=click.Choice(["auto", "netlink", "procfs", "psutil"]),
-    default="auto",
-    show_default=True,
-    help="Where to read sockets from.",
-)
+@source_option
 @click.option(
     "--color",
     type=click.Choice(["auto", "always", "never"]),
@@ -241,7 +222,6 @@ cli.add_command(doctor)
 
 def build_query(options: dict[str, Any]) -> Query:
     protos = {name for name in ("tcp", "udp") if options[name]} or {"tcp"}
-    families = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag} or {4, 6}
     states = set(options["states"])
     if options["listening"]:
         states.add(TcpState.LISTEN)
@@ -249,7 +229,7 @@ def build_query(options: dict[str, Any]) -> Query:
             states.add(TcpState.CLOSE)  # a UDP "listener" is a bound, unconnected socket
     return Query(
         protos=frozenset(protos),
-        families=frozenset(families),
+        families=families(options),
         states=frozenset(states),
         port=options["port"],
         sport=options["sport"],

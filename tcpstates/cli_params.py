@@ -1,8 +1,9 @@
-"""Option values shared by the commands: states, networks and ports, parsed once each."""
+"""Options shared by the commands (listing, trace, doctor, export): declared and parsed once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
@@ -28,3 +29,48 @@ def network_option(ctx: click.Context, param: click.Parameter, value: str | None
         return parse_network(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def endpoint_filters(f: F) -> F:
+    """-4, -6, --port, --sport, --dport, --local, --remote: which ends a command looks at."""
+    options = (
+        click.option("-4", "--ipv4", "ipv4", is_flag=True, help="Only IPv4 sockets."),
+        click.option(
+            "-6", "--ipv6", "ipv6", is_flag=True, help="Only IPv6 sockets (v4-mapped included)."
+        ),
+        click.option("--port", type=PORT, help="Local or remote port N."),
+        click.option("--sport", type=PORT, help="Local (source) port N."),
+        click.option("--dport", type=PORT, help="Remote (destination) port N."),
+        click.option(
+            "--local",
+            callback=network_option,
+            metavar="ADDR",
+            help="Local address or CIDR block; a v4 one also matches v4-mapped addresses.",
+        ),
+        click.option(
+            "--remote",
+            callback=network_option,
+            metavar="ADDR",
+            help="Remote address or CIDR block.",
+        ),
+    )
+    for option in reversed(options):  # decorators apply bottom-up; keep the order in --help
+        f = option(f)
+    return f
+
+
+def families(options: dict[str, Any]) -> frozenset[int]:
+    chosen = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag}
+    return frozenset(chosen or {4, 6})
+
+
+source_option = click.option(
+    "--source",
+    type=click.Choice(["auto", "netlink", "procfs", "psutil"]),
+    default="auto",
+    show_default=True,
+    help="Where to read sockets from.",
+)

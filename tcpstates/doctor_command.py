@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from tcpstates.cli_params import source_option
+
 EPILOG = """\b
 Exit status: 0 when no finding is above warning, 1 when one is critical
 (so it can gate a script), 2 for a bad option.
@@ -25,13 +27,7 @@ Examples:
     type=click.Choice(["table", "plain", "json"]),
     help="Output format. Default: table on a terminal, plain otherwise.",
 )
-@click.option(
-    "--source",
-    type=click.Choice(["auto", "netlink", "procfs", "psutil"]),
-    default="auto",
-    show_default=True,
-    help="Where to read sockets from.",
-)
+@source_option
 @click.option(
     "--from",
     "captures",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from tcpstates.cli_params import PORT, network_option, states_option
+from tcpstates.cli_params import endpoint_filters, families, states_option
 from tcpstates.errors import ExitStatus
 from tcpstates.query import Query
 
@@ -36,13 +36,7 @@ Examples:
     metavar="STATE",
     help="Only transitions into or out of STATE; repeat for several.",
 )
-@click.option("-4", "--ipv4", "ipv4", is_flag=True, help="Only IPv4.")
-@click.option("-6", "--ipv6", "ipv6", is_flag=True, help="Only IPv6 (v4-mapped included).")
-@click.option("--port", type=PORT, help="Local or remote port N.")
-@click.option("--sport", type=PORT, help="Local (source) port N.")
-@click.option("--dport", type=PORT, help="Remote (destination) port N.")
-@click.option("--local", callback=network_option, metavar="ADDR", help="Local address or CIDR.")
-@click.option("--remote", callback=network_option, metavar="ADDR", help="Remote address or CIDR.")
+@endpoint_filters
 @click.option(
     "-o",
     "--format",
@@ -105,9 +99,8 @@ def _kernel_filter(query: Query) -> str:
 
 
 def _query(options: dict[str, Any]) -> Query:
-    families = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag} or {4, 6}
     return Query(
-        families=frozenset(families),
+        families=families(options),
         states=options["states"],
         port=options["port"],
         sport=options["sport"],

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 from zoo import Zoo
 
 DATA = Path(__file__).parent / "data"
@@ -22,31 +23,21 @@ LITTLE = DATA / "proc-little"
 TABLES = ("tcp", "tcp6", "udp", "udp6")
 
 
-def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "tcpstates", *args],
-        input=stdin if stdin is not None else b"",
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def listing(*args: str, stdin: bytes | None = None) -> list[dict[str, object]]:
+def listing(*args: str, stdin: str = "") -> list[dict[str, object]]:
     done = run_cli(*args, "-t", "-u", "-o", "json", stdin=stdin)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-def concatenated() -> bytes:
-    return b"".join((LITTLE / name).read_bytes() for name in TABLES)
+def concatenated() -> str:
+    return "".join((LITTLE / name).read_text() for name in TABLES)
 
 
 def test_directory_files_concatenation_and_stdin_agree(tmp_path: Path) -> None:
     from_dir = listing("--from", str(LITTLE))
     assert len(from_dir) > 5 and {r["proto"] for r in from_dir} == {"tcp", "udp"}
     joined = tmp_path / "all.txt"
-    joined.write_bytes(concatenated())
+    joined.write_text(concatenated())
     assert listing("--from", str(joined)) == from_dir
     assert listing("--from", "-", stdin=concatenated()) == from_dir
     files = [arg for name in TABLES for arg in ("--from", str(LITTLE / name))]
@@ -56,7 +47,7 @@ def test_directory_files_concatenation_and_stdin_agree(tmp_path: Path) -> None:
 def test_captures_have_no_owners_but_kernel_held_sockets_say_so() -> None:
     rows = listing("--from", str(LITTLE))
     assert all(r["pid"] is None and r["process"] is None for r in rows)
-    plain = run_cli("--from", str(LITTLE), "-o", "plain").stdout.decode()
+    plain = run_cli("--from", str(LITTLE), "-o", "plain").stdout
     assert "(kernel)" in plain or all(r["inode"] for r in rows)
 
 
@@ -75,7 +66,7 @@ def test_save_then_from_gives_what_the_live_host_gave(tmp_path: Path) -> None:
         ports = zoo.ports
         live = listing("--source", "procfs", "--no-owners")
         saved = run_cli("--save", str(tmp_path / "cap"))
-        assert saved.returncode == 0 and b"saved" in saved.stderr
+        assert saved.returncode == 0 and "saved" in saved.stderr
     captured = listing("--from", str(tmp_path / "cap"))
 
     def ours(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
@@ -97,19 +88,19 @@ def test_save_then_from_gives_what_the_live_host_gave(tmp_path: Path) -> None:
 def test_bad_paths_are_one_line_errors(tmp_path: Path, make, message: str) -> None:
     done = run_cli("--from", str(make(tmp_path)))
     assert done.returncode == 1
-    assert done.stderr.decode().count("\n") == 1 and message in done.stderr.decode()
+    assert done.stderr.count("\n") == 1 and message in done.stderr
 
 
 def test_malformed_text_names_the_source_and_line(tmp_path: Path) -> None:
-    bad = concatenated().replace(b" 0A ", b" ZZ ", 1)
-    lineno = bad[: bad.index(b" ZZ ")].count(b"\n") + 1
+    bad = concatenated().replace(" 0A ", " ZZ ", 1)
+    lineno = bad[: bad.index(" ZZ ")].count("\n") + 1
     path = tmp_path / "bad.txt"
-    path.write_bytes(bad)
+    path.write_text(bad)
     done = run_cli("--from", str(path))
     assert done.returncode == 1
-    assert done.stderr.decode().startswith(f"tcpstates: {path}:{lineno}: not a socket line")
-    piped = run_cli("--from", "-", stdin=b"hello\n")
-    assert piped.stderr == b"tcpstates: standard input:1: no /proc/net table header: 'hello'\n"
+    assert done.stderr.startswith(f"tcpstates: {path}:{lineno}: not a socket line")
+    piped = run_cli("--from", "-", stdin="hello\n")
+    assert piped.stderr == "tcpstates: standard input:1: no /proc/net table header: 'hello'\n"
 
 
 def test_a_fifo_without_a_writer_does_not_hang(tmp_path: Path) -> None:

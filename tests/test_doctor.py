@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from cli_run import run_cli
 
 from tcpstates.doctor import Evidence, Severity, diagnose, exit_status
 from tcpstates.grouping import group_sockets, state_group
@@ -27,17 +28,6 @@ from tcpstates.states import TcpState
 S = TcpState
 with open("/proc/self/comm") as _f:
     COMM = _f.read().strip()  # how the kernel names this process: what owners show
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tcpstates", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 def sock(state: TcpState, local_port: int, remote_port: int = 0, **kw: object) -> Socket:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from cli_run import run_cli
 from click.testing import CliRunner
 from ss_reader import row_key, ss_rows
 
@@ -78,17 +79,6 @@ def spaces() -> Iterator[tuple[Space, Space]]:
             space.holder.communicate(input="", timeout=10)
         for name in names:
             subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tcpstates", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def records(*args: str) -> list[dict[str, object]]:

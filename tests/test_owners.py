@@ -38,31 +38,31 @@ def test_wanted_stops_early_and_empty_wanted_scans_nothing(tmp_path):
     assert scan_owners(str(tmp_path), wanted=set()).by_inode == {}
 
 
-def test_forbidden_processes_are_counted_not_fatal(tmp_path, monkeypatch):
-    # Root reads every fd table, so the refusal a normal user meets is simulated here.
-    fake_proc(tmp_path, 100, "mine", [11])
-    fake_proc(tmp_path, 200, "theirs", [12])
+def forbid_fd_tables(monkeypatch, suffix: str) -> None:
+    """Refuse to open fd tables whose path ends with ``suffix``, as for another user's process.
+
+    Root reads every fd table, so the refusal a normal user meets is simulated.
+    """
     real_open = os.open
 
     def open_(path, flags, *args, **kwargs):
-        if str(path).endswith("/200/fd"):
+        if str(path).endswith(suffix):
             raise PermissionError(13, "Permission denied")
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(owners.os, "open", open_)
+
+
+def test_forbidden_processes_are_counted_not_fatal(tmp_path, monkeypatch):
+    fake_proc(tmp_path, 100, "mine", [11])
+    fake_proc(tmp_path, 200, "theirs", [12])
+    forbid_fd_tables(monkeypatch, "/200/fd")
     scan = scan_owners(str(tmp_path))
     assert set(scan.by_inode) == {11} and scan.hidden_processes == 1
 
 
 def test_hidden_owners_give_one_hint_and_exit_0(monkeypatch):
-    real_open = os.open
-
-    def forbid_fd_tables(path, flags, *args, **kwargs):
-        if str(path).endswith("/fd"):
-            raise PermissionError(13, "Permission denied")
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(owners.os, "open", forbid_fd_tables)
+    forbid_fd_tables(monkeypatch, "/fd")
     result = CliRunner().invoke(cli, ["--source", "procfs"], catch_exceptions=False)
     assert result.exit_code == 0
     hints = [line for line in result.stderr.splitlines() if line]
