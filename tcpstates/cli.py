@@ -15,6 +15,7 @@ from tcpstates import __version__
 from tcpstates.cli_params import endpoint_filters, families, source_option, states_option
 from tcpstates.doctor_command import doctor
 from tcpstates.errors import ExitStatus, TcpstatesError
+from tcpstates.export_command import export
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
 from tcpstates.states import TcpState, UnknownStateError, parse_state, valid_names
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from tcpstates.render.columns import Layout
     from tcpstates.sources import Source
 
-FORMATS = ("table", "plain", "json", "jsonl", "csv")
+FORMATS = ("table", "plain", "json", "jsonl", "csv", "openmetrics")
 TABLE_ROW_LIMIT = 2000  # past this a Rich table costs seconds; plain text stays instant
 
 EPILOG = f"""\b
@@ -47,6 +48,7 @@ Examples:
   tcpstates trace --port 443      each state change as it happens (root)
   tcpstates --summary --by process  who holds sockets in which states
   tcpstates doctor                what piles up, why, and what to run next
+  tcpstates export --listen :9977 Prometheus metrics on 127.0.0.1:9977
 
 See man tcpstates for the full story."""
 
@@ -207,6 +209,8 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
         return explain_command(options["explain"], options, out)
     if options["watch"] is not None:
         return watch_command(build_query(options), options, out)
+    if options["fmt"] == "openmetrics":
+        return metrics_command(build_query(options), options, out)
     if options["by"]:
         if options["watch"] is not None:
             raise click.UsageError("--by and --watch cannot be combined")
@@ -218,6 +222,7 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
 
 cli.add_command(trace)
 cli.add_command(doctor)
+cli.add_command(export)
 
 
 def build_query(options: dict[str, Any]) -> Query:
@@ -356,6 +361,17 @@ def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
         render_summary.render_summary_json(summary, out.stdout)
     else:
         render_summary.render_summary_plain(summary, out.stdout)
+    return ExitStatus.OK
+
+
+def metrics_command(query: Query, options: dict[str, Any], out: Output) -> int:
+    """-o openmetrics: the counts as Prometheus reads them, as `tcpstates export` serves them."""
+    from tcpstates.export_command import write_openmetrics
+
+    if options["watch"] is not None:
+        raise click.UsageError("-o openmetrics prints once; for a feed use tcpstates export")
+    by = (options["by"],) if options["by"] else ()
+    write_openmetrics(_open_source(options, out), query, out.stdout, by=by)
     return ExitStatus.OK
 
 

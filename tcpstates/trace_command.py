@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Any
 
@@ -10,6 +9,7 @@ import click
 
 from tcpstates.cli_params import endpoint_filters, families, states_option
 from tcpstates.errors import ExitStatus
+from tcpstates.interrupts import terminate_as_interrupt
 from tcpstates.query import Query
 
 
@@ -69,7 +69,7 @@ def trace(**options: Any) -> int:
             click.echo("no stale tracing instances")
         return ExitStatus.OK
     query = _query(options)
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         try:
             return _stream(tracefs.Instance(root, _kernel_filter(query)), query, options)
         except KeyboardInterrupt:
@@ -108,17 +108,3 @@ def _query(options: dict[str, Any]) -> Query:
         local=options["local"],
         remote=options["remote"],
     )
-
-
-class _terminate_as_interrupt:
-    """SIGTERM unwinds like Ctrl-C, so the tracing instance is removed either way."""
-
-    def __enter__(self) -> None:
-        self._previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -1,0 +1,574 @@
+"""Metrics for Prometheus: the exposition, the exporter over HTTP, the textfile, the series cap.
+
+Counts are compared with `ss` inside a fresh network namespace (`unshare -n`, root), where no
+other process's sockets can make a number inexact; the HTTP and textfile exporters run as real
+processes on the host's loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.parser import text_string_to_metric_families as text_format_families
+
+from tcpstates import export_command, metrics
+from tcpstates.errors import SourceError
+from tcpstates.export_command import BY_CHOICES, _one_line_errors, parse_listen, write_openmetrics
+from tcpstates.metrics import (
+    BY,
+    NODE_STATES,
+    OVERFLOW,
+    MetricFamily,
+    MetricType,
+    Sample,
+    Selection,
+    cap_series,
+    collect,
+    state_label,
+)
+from tcpstates.query import Query
+from tcpstates.render import openmetrics
+from tcpstates.render.openmetrics import exposition, render_openmetrics
+from tcpstates.sources.netlink import NetlinkSource
+from tcpstates.states import TcpState
+
+TESTS = Path(__file__).parent
+# Runs the CLI as the console script does (so a test can swap a module out first).
+CLI = """
+import sys
+from tcpstates.cli import run
+sys.exit(run(sys.argv[1:]))
+"""
+# The same, on an interpreter where `import prometheus_client` fails as if it were not installed.
+CLI_WITHOUT_CLIENT = 'import sys; sys.modules["prometheus_client"] = None\n' + CLI
+# node_exporter's label values: collector/tcpstat_linux.go, tcpConnectionState.String, states 1-11.
+NODE_VALUES = [
+    "established",
+    "syn_sent",
+    "syn_recv",
+    "fin_wait1",
+    "fin_wait2",
+    "time_wait",
+    "close",
+    "close_wait",
+    "last_ack",
+    "listen",
+    "closing",
+]
+MISSING = (
+    "tcpstates: export --listen needs prometheus_client: pip install 'tcpstates[prometheus]'\n"
+)
+
+
+def command(*args: str, client: bool = True) -> list[str]:
+    return [sys.executable, "-c", CLI if client else CLI_WITHOUT_CLIENT, *args]
+
+
+def run_tcpstates(*args: str, client: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(*args, client=client), capture_output=True, text=True, timeout=60)
+
+
+def parse(text: str) -> dict[str, Any]:
+    """Family name -> the family, as prometheus_client's OpenMetrics parser reads the text."""
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def values(family: Any, label: str) -> dict[str, float]:
+    return {sample.labels[label]: sample.value for sample in family.samples}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- running a function of this module inside a new network namespace ------------------------
+
+
+def in_new_netns(name: str, *args: Any) -> Any:
+    """Call ``name(*args)`` in a fresh interpreter in a fresh network namespace; its result,
+    which must be JSON, comes back here, where the assertions are made."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("network namespaces need root and unshare (CI runs as root)")
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "import test_metrics\n"
+        "result = getattr(test_metrics, sys.argv[1])(*json.loads(sys.argv[2]))\n"
+        "print(json.dumps(result))\n"
+    )
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", code, name, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _loopback_up() -> None:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def _zoo_and_exposition() -> dict[str, Any]:
+    """In the namespace: every state the zoo can build, the exposition, and ss's counts."""
+    from ss_reader import ss_rows
+    from zoo import Zoo
+
+    from tcpstates.export_command import gather
+    from tcpstates.sources import open_source
+
+    _loopback_up()
+    query = Query(protos=frozenset({"tcp", "udp"}))
+    with Zoo():
+        texts = {
+            name: exposition(gather(open_source(name), Selection(query)))
+            for name in ("netlink", "procfs")
+        }
+        ss = [[row.proto, row.family, row.state] for p in ("tcp", "udp") for row in ss_rows(p)]
+    return {"texts": texts, "ss": ss}
+
+
+def _listeners_capped(count: int, max_series: int) -> dict[str, Any]:
+    _loopback_up()
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    ports = sorted(s.getsockname()[1] for s in listeners)
+    done = run_tcpstates("export", "--by", "local-port", "--max-series", str(max_series))
+    for s in listeners:
+        s.close()
+    return {"ports": ports, "status": done.returncode, "out": done.stdout, "err": done.stderr}
+
+
+def _bound_address(listen: str) -> dict[str, Any]:
+    """Start ``export --listen LISTEN``, and report where the kernel says it listens."""
+    _loopback_up()
+    exporter = subprocess.Popen(
+        command("export", "--listen", listen), stderr=subprocess.PIPE, text=True
+    )
+    port = parse_listen(listen)[1]
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = subprocess.run(
+                ["ss", "-tlnH", f"sport = :{port}"], capture_output=True, text=True
+            ).stdout.split()
+            if rows:
+                return {"local": rows[3]}
+            time.sleep(0.05)
+        return {"local": None}
+    finally:
+        exporter.send_signal(signal.SIGTERM)
+        exporter.wait(timeout=10)
+
+
+# -- the library and the renderer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "module",
+    [metrics, openmetrics, export_command],
+)
+def test_docstring_examples(module: Any) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_node_exporter_label_values() -> None:
+    assert [state_label(state, "tcp") for state in NODE_STATES] == NODE_VALUES
+    assert [state.value for state in NODE_STATES] == list(range(1, 12))
+
+
+def test_the_command_offers_what_the_library_knows() -> None:
+    assert BY_CHOICES == BY
+
+
+def test_label_values_and_help_are_escaped() -> None:
+    awkward = 'back\\slash "quoted"\nnew line, ünï'
+    family = MetricFamily(
+        "tcpstates_test",
+        "Help with \\ and a\nline feed.",
+        MetricType.GAUGE,
+        (Sample((("process", awkward),), 3), Sample((("process", "plain"),), 0.5)),
+    )
+    out = io.StringIO()
+    render_openmetrics([family], out)
+    text = out.getvalue()
+    assert text.endswith("\n# EOF\n")
+    assert 'tcpstates_test{process="back\\\\slash \\"quoted\\"\\nnew line, ünï"} 3\n' in text
+    parsed = parse(text)["tcpstates_test"]
+    assert parsed.documentation == "Help with \\ and a\nline feed."
+    assert values(parsed, "process") == {awkward: 3, "plain": 0.5}
+
+
+def test_the_default_metrics_build_no_socket_records() -> None:
+    class CountOnly(NetlinkSource):
+        def read(self, query: Query, owners: bool = False) -> Any:
+            raise AssertionError("records were built for the default metrics")
+
+    families = {f.name: f for f in collect(CountOnly(), Selection())}
+    assert {"node_tcp_connection_states", "tcpstates_sockets"} <= set(families)
+    with pytest.raises(AssertionError, match="records were built"):
+        collect(CountOnly(), Selection(by=("local-port",)))
+
+
+def test_the_cap_keeps_whole_groups_largest_first() -> None:
+    counts: Counter[tuple[str, str, TcpState]] = Counter(
+        {
+            ("tcp", "443", TcpState.ESTABLISHED): 50,
+            ("tcp", "443", TcpState.TIME_WAIT): 20,
+            ("tcp", "443", TcpState.LISTEN): 1,
+            ("tcp", "22", TcpState.ESTABLISHED): 3,
+            ("tcp", "22", TcpState.LISTEN): 1,
+            ("tcp", "8080", TcpState.LISTEN): 1,
+            ("tcp", "9090", TcpState.LISTEN): 1,
+            ("udp", "53", TcpState.CLOSE): 1,
+        }
+    )
+    kept, overflow, folded = cap_series(counts, max_series=5)
+    # 443 (3 label sets) and 22 (2) fit in 5; 53, 8080 and 9090 (one socket each) do not.
+    assert [(group, state.name, n) for (_, group, state), n in kept] == [
+        ("443", "ESTABLISHED", 50),
+        ("443", "TIME_WAIT", 20),
+        ("443", "LISTEN", 1),
+        ("22", "ESTABLISHED", 3),
+        ("22", "LISTEN", 1),
+    ]
+    assert overflow == [
+        (("tcp", OVERFLOW, TcpState.LISTEN), 2),
+        (("udp", OVERFLOW, TcpState.CLOSE), 1),
+    ]
+    assert folded == 3
+    everything, overflow, folded = cap_series(counts, max_series=100)
+    assert len(everything) == len(counts) and overflow == [] and folded == 0
+
+
+def test_a_selection_refuses_what_it_cannot_count() -> None:
+    with pytest.raises(ValueError, match="cannot break down by 'remote'"):
+        Selection(by=("remote",))
+    with pytest.raises(ValueError, match="at least 1"):
+        Selection(max_series=0)
+
+
+def test_listen_addresses() -> None:
+    assert parse_listen(":9977") == ("127.0.0.1", 9977)
+    assert parse_listen("9977") == ("127.0.0.1", 9977)
+    assert parse_listen("0.0.0.0:9977") == ("0.0.0.0", 9977)
+    assert parse_listen("[::1]:9977") == ("::1", 9977)
+    for bad in ("::1:9977", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http", ""):
+        with pytest.raises(ValueError):
+            parse_listen(bad)
+
+
+def test_what_dash_o_openmetrics_prints() -> None:
+    out = io.StringIO()
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        port = str(listener.getsockname()[1])
+        write_openmetrics(NetlinkSource(), Query(), out, by=["local-port"], max_series=65536)
+    families = parse(out.getvalue())
+    assert values(families["tcpstates_sockets_by_local_port"], "local_port")[port] == 1
+    with pytest.raises(click.UsageError, match="cannot break down by 'remote'"):
+        write_openmetrics(NetlinkSource(), Query(), out, by=["remote"])
+
+
+def test_a_source_failing_mid_run_answers_500_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def failing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise SourceError("netlink sock_diag refused the dump: Operation not permitted (EPERM)")
+
+    answered: list[str] = []
+    body = _one_line_errors(failing)({}, lambda status, headers: answered.append(status))
+    assert answered == ["500 Internal Server Error"]
+    assert list(body) == [b"netlink sock_diag refused the dump: Operation not permitted (EPERM)\n"]
+    assert capsys.readouterr().err == (
+        "tcpstates: netlink sock_diag refused the dump: Operation not permitted (EPERM)\n"
+    )
+
+
+# -- counts against ss, in a namespace of our own --------------------------------------------
+
+
+def test_the_exposition_parses_and_counts_what_ss_counts() -> None:
+    result = in_new_netns("_zoo_and_exposition")
+    ss = Counter((proto, family, state) for proto, family, state in result["ss"])
+    for source, text in result["texts"].items():
+        assert text.endswith("\n# EOF\n"), source
+        families = parse(text)
+        # node_exporter: TCP of both families summed, only the states that have sockets.
+        node = values(families["node_tcp_connection_states"], "state")
+        expected: Counter[str] = Counter()
+        for (proto, _, state), n in ss.items():
+            if proto == "tcp":
+                expected[state.lower()] += n
+        assert node == dict(expected), source
+        assert set(node) <= set(NODE_VALUES) and "close" not in node
+        assert len(node) == 10  # every state but CLOSE, which the zoo cannot build
+        # tcpstates_sockets: every state of every family, zeros included.
+        sockets = {
+            (s.labels["proto"], s.labels["family"], s.labels["state"]): s.value
+            for s in families["tcpstates_sockets"].samples
+        }
+        assert len(sockets) == 2 * 11 + 2 * 2
+        for (proto, family, state), n in sockets.items():
+            assert n == ss[proto, int(family[-1]), state.upper()], (source, proto, family, state)
+        assert families["tcpstates_ephemeral_ports"].samples[0].value == 60999 - 32768 + 1
+        assert families["tcpstates_scrape_duration_seconds"].unit == "seconds"
+
+
+def test_the_series_cap_is_honoured() -> None:
+    result = in_new_netns("_listeners_capped", 30, 10)
+    assert result["status"] == 0 and result["err"] == ""
+    families = parse(result["out"])
+    ports = values(families["tcpstates_sockets_by_local_port"], "local_port")
+    # Equal groups go by port number: the ten lowest ports stay, the other 20 are folded.
+    assert ports == {**{str(p): 1 for p in result["ports"][:10]}, OVERFLOW: 20}
+    dropped = values(families["tcpstates_series_dropped"], "metric")
+    assert dropped == {"tcpstates_sockets_by_local_port": 20}
+
+
+# -- the exporter over HTTP ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def exporter(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``export --listen 127.0.0.1:PORT ARGS`` running, answering at the URL it yields."""
+    port = free_port()
+    process = subprocess.Popen(
+        command("export", "--listen", f"127.0.0.1:{port}", *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the exporter never answered"
+                time.sleep(0.05)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def scrape(url: str, accept: str | None = None) -> tuple[str, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode(), response.headers["Content-Type"]
+
+
+def test_a_real_scrape_over_http_then_sigterm_exits_0() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    with listener, exporter("--by", "local-port", "--max-series", "65536") as (process, url):
+        text, kind = scrape(url, "application/openmetrics-text; version=1.0.0")
+        assert kind.startswith("application/openmetrics-text")
+        families = parse(text)
+        assert values(families["tcpstates_sockets_by_local_port"], "local_port")[str(port)] >= 1
+        assert values(families["node_tcp_connection_states"], "state")["listen"] >= 1
+        # Prometheus's own text format too, which is what a plain Accept gets.
+        plain, kind = scrape(url)
+        assert kind.startswith("text/plain")
+        names = {f.name for f in text_format_families(plain)}
+        assert {"node_tcp_connection_states", "tcpstates_sockets"} <= names
+        # Each scrape reads the sockets anew.
+        listener.close()
+        after = values(
+            parse(scrape(url, "application/openmetrics-text")[0])[
+                "tcpstates_sockets_by_local_port"
+            ],
+            "local_port",
+        )
+        assert str(port) not in after
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert err == f"tcpstates: serving {url}\n" and out == ""
+
+
+def test_a_busy_port_is_one_line_and_status_1() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = run_tcpstates("export", "--listen", f":{port}")
+    assert done.returncode == 1
+    assert done.stderr == f"tcpstates: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--listen", "::1:9977"), "put an IPv6 address in brackets"),
+        (("--listen", "127.0.0.1:99999"), "a PORT from 1 to 65535"),
+        (("--listen", ":9977", "--textfile", "x.prom"), "cannot be combined"),
+        (("--interval", "5"), "--interval goes with --textfile"),
+        (("--by", "remote"), "'remote' is not one of"),
+        (("--max-series", "0"), "0 is not in the range"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:
+    done = run_tcpstates("export", *args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_non_loopback_only_when_asked_for() -> None:
+    port = 9977  # a namespace of our own: any port is free
+    assert in_new_netns("_bound_address", f":{port}") == {"local": f"127.0.0.1:{port}"}
+    assert in_new_netns("_bound_address", f"0.0.0.0:{port}") == {"local": f"0.0.0.0:{port}"}
+    assert in_new_netns("_bound_address", f"[::]:{port}")["local"] in (f"*:{port}", f"[::]:{port}")
+
+
+def test_without_prometheus_client_listen_says_how_to_get_it() -> None:
+    done = run_tcpstates("export", "--listen", f":{free_port()}", client=False)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", MISSING)
+
+
+def test_without_prometheus_client_text_still_works(tmp_path: Path) -> None:
+    done = run_tcpstates("export", client=False)
+    assert done.returncode == 0, done.stderr
+    assert "node_tcp_connection_states" in parse(done.stdout)
+    target = tmp_path / "tcpstates.prom"
+    done = run_tcpstates("export", "--textfile", str(target), client=False)
+    assert done.returncode == 0, done.stderr
+    assert "tcpstates_sockets" in parse(target.read_text())
+
+
+# -- the textfile ----------------------------------------------------------------------------
+
+
+def test_the_textfile_is_written_once_readable_by_others(tmp_path: Path) -> None:
+    target = tmp_path / "tcpstates.prom"
+    done = run_tcpstates("export", "--textfile", str(target))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert target.stat().st_mode & 0o777 == 0o644  # node_exporter runs as another user
+    text = target.read_text()
+    assert "node_tcp_connection_states" in parse(text)
+    # node_exporter's textfile collector reads Prometheus's older text format, where `# UNIT`
+    # and `# EOF` are comments: the same families come out.
+    assert {f.name for f in text_format_families(text)} == set(parse(text))
+    assert os.listdir(tmp_path) == ["tcpstates.prom"]  # no temporary file left behind
+
+
+def test_an_unwritable_directory_is_one_line_and_status_1(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "tcpstates.prom"
+    done = run_tcpstates("export", "--textfile", str(target))
+    assert done.returncode == 1
+    assert done.stderr == f"tcpstates: cannot write {target}: No such file or directory\n"
+
+
+def read_while_rewritten(
+    target: Path, seconds: float, enough: int = 200
+) -> tuple[int, set[str], list[str]]:
+    """Read ``target`` in a loop for ``seconds`` or until ``enough`` versions were seen:
+    (reads, distinct contents, contents that were not whole)."""
+    reads, seen, broken = 0, set(), []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(seen) < enough:
+        try:
+            text = target.read_text()
+        except FileNotFoundError:
+            continue  # not written yet
+        reads += 1
+        if text not in seen:
+            seen.add(text)
+            try:
+                whole = text.endswith("\n# EOF\n") and bool(parse(text))
+            except ValueError:
+                whole = False
+            if not whole:
+                broken.append(text)
+    return reads, seen, broken
+
+
+def test_the_textfile_is_never_seen_half_written(tmp_path: Path) -> None:
+    target = tmp_path / "tcpstates.prom"
+    # Every version differs (tcpstates_scrape_duration_seconds), so versions can be told apart.
+    process = subprocess.Popen(
+        command("export", "--textfile", str(target), "--interval", "0.001", "--by", "local-port"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reads, seen, broken = read_while_rewritten(target, 10.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    assert (process.returncode, err) == (0, "")
+    assert broken == []
+    assert len(seen) >= 20, "the reader never overlapped the writer: the test proved nothing"
+    assert reads >= len(seen)
+    assert os.listdir(tmp_path) == ["tcpstates.prom"]
+
+
+def test_the_reader_does_catch_a_file_written_in_place(tmp_path: Path) -> None:
+    """The check above can fail: a writer that rewrites the file in place is caught."""
+    target = tmp_path / "naive.prom"
+    text = exposition(collect(NetlinkSource(), Selection()))
+    code = (
+        "import sys\n"
+        "path, text = sys.argv[1], sys.argv[2]\n"
+        "while True:\n"
+        "    with open(path, 'w') as f:\n"
+        "        f.write(text[:200]); f.flush(); f.write(text[200:])\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code, str(target), text])
+    try:
+        _, _, broken = read_while_rewritten(target, 2.0)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert broken, "a file rewritten in place was never seen half-written"
+
+
+# -- a process name that needs escaping, end to end ------------------------------------------
+
+
+def test_an_awkward_process_name_survives_the_round_trip() -> None:
+    name = 'we"ird\\na\nme'  # 13 bytes: comm keeps 15
+    code = (
+        "import ctypes, socket, sys\n"
+        "ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)  # PR_SET_NAME\n"
+        "s = socket.create_server(('127.0.0.1', 0))\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        holder.stdout.readline()
+        done = run_tcpstates("export", "--by", "process", "--max-series", "65536")
+    finally:
+        holder.communicate("")
+    assert done.returncode == 0, done.stderr
+    processes = values(parse(done.stdout)["tcpstates_sockets_by_process"], "process")
+    assert processes.get(name, 0) >= 1
