@@ -132,11 +132,14 @@ def collect(
     started = clock()
     query = selection.query
     breakdowns = [BREAKDOWNS[b] for b in selection.by]
-    tally = None if breakdowns else _count_fast(source, query)
+    queues: list[int] | None = [0, 0]  # TCP's queued bytes, rx and tx, where the source has them
+    tally = None if breakdowns else _count_fast(source, query, queues)
     groups: dict[str, Groups] = {}
     if tally is None:
-        tally, groups = _count_records(source, query, breakdowns)
-    families = [*_node_family(query, tally), _sockets_family(query, tally)]
+        tally, groups = _count_records(source, query, breakdowns, queues)
+    elif not getattr(source, "counts_queues", False):
+        queues = None
+    families = [*_node_family(query, tally, queues), _sockets_family(query, tally)]
     if breakdowns:
         dropped: list[Sample] = []
         for breakdown in breakdowns:
@@ -174,7 +177,7 @@ def collect(
     return tuple(families)
 
 
-def _count_fast(source: Source, query: Query) -> Tally | None:
+def _count_fast(source: Source, query: Query, queues: list[int] | None) -> Tally | None:
     """Counts without records, where the source can count and nothing filters rows.
 
     One count per family, since counts come summed over families; that is the same number of
@@ -184,15 +187,19 @@ def _count_fast(source: Source, query: Query) -> Tally | None:
     if count is None or query.filters_rows:
         return None
     tally: Tally = Counter()
+    with_queues = getattr(source, "counts_queues", False)
     for family in sorted(query.families):
-        counts: Counter[tuple[str, TcpState]] = count(replace(query, families=frozenset({family})))
+        one = replace(query, families=frozenset({family}))
+        counts: Counter[tuple[str, TcpState]] = (
+            count(one, queues=queues) if with_queues else count(one)
+        )
         for (proto, state), n in counts.items():
             tally[proto, family, state] += n
     return tally
 
 
 def _count_records(
-    source: Source, query: Query, breakdowns: list[Breakdown]
+    source: Source, query: Query, breakdowns: list[Breakdown], queues: list[int] | None
 ) -> tuple[Tally, dict[str, Groups]]:
     owners = query.needs_owners or any(b.needs_owners for b in breakdowns)
     reading = source.read(query, owners=owners)
@@ -201,6 +208,9 @@ def _count_records(
     keyed = [(b.key, groups[b.name]) for b in breakdowns]
     for sock in select(reading, query):
         tally[sock.proto, sock.family, sock.state] += 1
+        if queues is not None and sock.proto == "tcp":
+            queues[0] += sock.recv_q or 0
+            queues[1] += sock.send_q or 0
         for key, counts in keyed:
             counts[sock.proto, key(sock), sock.state] += 1
     return tally, groups
@@ -215,7 +225,7 @@ def state_label(state: TcpState, proto: str) -> str:
     return state_name(state, proto).lower()
 
 
-def _node_family(query: Query, tally: Tally) -> Iterable[MetricFamily]:
+def _node_family(query: Query, tally: Tally, queues: list[int] | None) -> Iterable[MetricFamily]:
     if "tcp" not in query.protos:
         return ()
     counts: Counter[TcpState] = Counter()
@@ -227,6 +237,10 @@ def _node_family(query: Query, tally: Tally) -> Iterable[MetricFamily]:
         for state in NODE_STATES
         if counts[state]
     )
+    if queues is not None:  # node_exporter's two byte sums, in the same metric as it has them
+        rx, tx = queues
+        samples += (Sample((("state", "rx_queued_bytes"),), rx),)
+        samples += (Sample((("state", "tx_queued_bytes"),), tx),)
     return (MetricFamily(NODE_METRIC, NODE_HELP, MetricType.GAUGE, samples),)
 
 

@@ -146,8 +146,13 @@ def _zoo_and_exposition() -> dict[str, Any]:
             name: exposition(gather(open_source(name), Selection(query)))
             for name in ("netlink", "procfs")
         }
-        ss = [[row.proto, row.family, row.state] for p in ("tcp", "udp") for row in ss_rows(p)]
-    return {"texts": texts, "ss": ss}
+        rows = [row for p in ("tcp", "udp") for row in ss_rows(p)]
+    ss = [[row.proto, row.family, row.state] for row in rows]
+    queued = [
+        sum(r.recv_q for r in rows if r.proto == "tcp"),
+        sum(r.send_q for r in rows if r.proto == "tcp"),
+    ]
+    return {"texts": texts, "ss": ss, "queued": queued}
 
 
 def _listeners_capped(count: int, max_series: int) -> dict[str, Any]:
@@ -318,6 +323,9 @@ def test_the_exposition_parses_and_counts_what_ss_counts() -> None:
         families = parse(text)
         # node_exporter: TCP of both families summed, only the states that have sockets.
         node = values(families["node_tcp_connection_states"], "state")
+        # node_exporter's byte sums, which only netlink's count can give without records.
+        queued = [node.pop("rx_queued_bytes", None), node.pop("tx_queued_bytes", None)]
+        assert queued == (result["queued"] if source == "netlink" else [None, None]), source
         expected: Counter[str] = Counter()
         for (proto, _, state), n in ss.items():
             if proto == "tcp":

@@ -46,6 +46,8 @@ _NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: match on addresses and ports alon
 _RECORD = struct.Struct("=IHHIIBBBBHH16s16sI8xIIIII")
 _ERROR = struct.Struct("=i")
 _STATE_OFFSET = _HEADER.size + 1  # inet_diag_msg.idiag_state
+_QUEUES = struct.Struct("=II")  # idiag_rqueue, idiag_wqueue
+_QUEUES_OFFSET = _HEADER.size + 4 + 48 + 4  # after state bytes, the socket id and idiag_expires
 # Just idiag_inode, read from each packed record (its last four bytes).
 _INODES = struct.Struct(f"={_RECORD.size - 4}xI")
 
@@ -75,6 +77,7 @@ def state_mask(states: frozenset[TcpState]) -> int:
 class NetlinkSource:
     name = "netlink"
     why = "the fastest source: the kernel filters by state"
+    counts_queues = True  # count() can add up queued bytes on the way (metrics)
 
     def read(self, query: Query, owners: bool = False) -> Reading:
         if not owners:
@@ -101,12 +104,16 @@ class NetlinkSource:
         for _ in dump(socket.IPPROTO_TCP, socket.AF_INET, 0):
             pass
 
-    def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
-        """Sockets per (protocol, state); the kernel filters, we read one byte a socket."""
+    def count(self, query: Query, queues: list[int] | None = None) -> Counter[tuple[str, TcpState]]:
+        """Sockets per (protocol, state); the kernel filters, we read one byte a socket.
+
+        ``queues``, a [rx, tx] list, gets the TCP sockets' queued bytes added to it.
+        """
         counts: Counter[tuple[str, TcpState]] = Counter()
         mask = state_mask(query.states)
         for proto, protocol, family in _dumps(query):
-            for code, n in count_states(protocol, family, mask).items():
+            tcp_queues = queues if proto == "tcp" else None
+            for code, n in count_states(protocol, family, mask, tcp_queues).items():
                 counts[proto, _STATES[code]] += n
         return counts
 
@@ -146,12 +153,24 @@ def dump_packed(protocol: int, family: int, mask: int) -> bytearray:
     return packed
 
 
-def count_states(protocol: int, family: int, mask: int) -> Counter[int]:
-    """State code -> sockets, reading one byte of each record and decoding nothing else."""
+def count_states(
+    protocol: int, family: int, mask: int, queues: list[int] | None = None
+) -> Counter[int]:
+    """State code -> sockets, reading one byte of each record and decoding nothing else.
+
+    With ``queues`` ([rx, tx]), also add up every socket's receive and send queue in bytes, as
+    node_exporter reports them; a second loop over the batch, so plain counts do not pay for it.
+    """
     counts = [0] * 256
+    unpack_queues = _QUEUES.unpack_from
     for buffer, offsets in _batches(protocol, family, mask):
         for offset in offsets:
             counts[buffer[offset + _STATE_OFFSET]] += 1
+        if queues is not None:
+            for offset in offsets:
+                rx, tx = unpack_queues(buffer, offset + _QUEUES_OFFSET)
+                queues[0] += rx
+                queues[1] += tx
     return Counter({code: n for code, n in enumerate(counts) if n})
 
 
