@@ -16,7 +16,7 @@ from tcpstates.sockets import Socket
 from tcpstates.states import TcpState
 
 S = TcpState
-_ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+_ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]{1,5})$")
 
 # state -> (what has happened in this connection, who must act next). {local}, {remote},
 # {owner}: this socket's ends and its holder.
@@ -90,7 +90,7 @@ class Target:
 
 def parse_target(text: str) -> Target | None:
     """``ADDRESS:PORT``, ``[V6]:PORT`` or ``PORT``; None when ``text`` is none of them."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() also takes "²", which int() refuses
         return Target(int(text)) if int(text) <= 65535 else None
     m = _ENDPOINT.match(text)
     if m is None or int(m["port"]) > 65535:

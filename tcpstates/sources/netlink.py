@@ -197,25 +197,38 @@ def _receive(sock: socket.socket) -> Iterator[tuple[bytearray, list[int]]]:
     """
     buffer = bytearray(_RECV_BUFFER)
     view = memoryview(buffer)
-    record_size, header_size = _RECORD.size, _HEADER.size
-    unpack_header = _LENGTH_AND_TYPE.unpack_from
     while True:
         size = sock.recv_into(view)
-        offset = 0
-        offsets: list[int] = []
-        while offset + header_size <= size:
-            length, kind = unpack_header(buffer, offset)
-            if kind == NLMSG_DONE:
-                yield buffer, offsets
-                return
-            if kind == NLMSG_ERROR:
-                _raise_error(buffer, offset)
-            if length < header_size or offset + length > size:
-                raise SourceError("netlink sock_diag: truncated message from the kernel")
-            if length >= record_size:
-                offsets.append(offset)
-            offset += (length + 3) & ~3
+        if size == 0:
+            raise SourceError("netlink sock_diag: the kernel ended the dump without NLMSG_DONE")
+        offsets, done = parse_chunk(buffer, size)
         yield buffer, offsets
+        if done:
+            return
+
+
+def parse_chunk(buffer: bytes | bytearray, size: int) -> tuple[list[int], bool]:
+    """The offsets of the inet_diag records in one read, and whether the dump is done.
+
+    Anything the kernel would never send (a length shorter than a header, or running past the
+    read) raises SourceError rather than being guessed at.
+    """
+    record_size, header_size = _RECORD.size, _HEADER.size
+    unpack_header = _LENGTH_AND_TYPE.unpack_from
+    offset = 0
+    offsets: list[int] = []
+    while offset + header_size <= size:
+        length, kind = unpack_header(buffer, offset)
+        if kind == NLMSG_DONE:
+            return offsets, True
+        if kind == NLMSG_ERROR:
+            _raise_error(buffer, offset, length)
+        if length < header_size or offset + length > size:
+            raise SourceError("netlink sock_diag: truncated message from the kernel")
+        if length >= record_size:
+            offsets.append(offset)
+        offset += (length + 3) & ~3
+    return offsets, False
 
 
 def lookup_inode(
@@ -249,7 +262,9 @@ def _raw_address(af: int, text: str) -> bytes:
     return socket.inet_pton(af, text).ljust(16, b"\0")
 
 
-def _raise_error(buffer: bytearray, offset: int) -> None:
+def _raise_error(buffer: bytes | bytearray, offset: int, length: int) -> None:
+    if length < _HEADER.size + _ERROR.size or offset + _HEADER.size + _ERROR.size > len(buffer):
+        raise SourceError("netlink sock_diag: truncated error message from the kernel")
     (code,) = _ERROR.unpack_from(buffer, offset + _HEADER.size)
     if code == 0:
         return
@@ -289,6 +304,8 @@ def _decode(
 
 
 def _name(names: dict[bytes, str], family: int, raw: bytes) -> str:
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        raise SourceError(f"netlink sock_diag: a record of address family {family}")
     text = socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw)
     names[raw] = text
     return text
