@@ -103,11 +103,12 @@ def test_malformed_text_names_the_source_and_line(tmp_path: Path) -> None:
     assert piped.stderr == "tcpstates: standard input:1: no /proc/net table header: 'hello'\n"
 
 
-def test_a_fifo_without_a_writer_does_not_hang(tmp_path: Path) -> None:
+def test_a_fifo_without_a_writer_is_an_error_not_a_hang(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    done = run_cli("--from", str(fifo), "-o", "json")
-    assert done.returncode == 0 and json.loads(done.stdout) == []
+    done = run_cli("--from", str(fifo), "-o", "json", timeout=10)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"tcpstates: {fifo}: a FIFO with nothing to read (no writer)\n"
 
 
 BURST = """

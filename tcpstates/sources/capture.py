@@ -39,7 +39,9 @@ class CaptureSource:
 
     def read(self, query: Query, owners: bool = False) -> Reading:
         # A capture's inodes belong to the host it came from: no owners can be found here.
-        return Reading(self._sockets(query))
+        # Read whole before anything is printed, so that a bad line stops the command with
+        # its error alone rather than after half a listing.
+        return Reading(iter(list(self._sockets(query))))
 
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         return Counter((s.proto, s.state) for s in self._sockets(query))
@@ -85,9 +87,12 @@ def _read_file(path: str) -> bytes:
         if not stat.S_ISREG(mode) and not stat.S_ISFIFO(mode):
             raise SourceError(f"{path}: not a regular file or a pipe")
         # Reading may block again: a pipe with a writer (ssh, <(...)) delivers as it comes,
-        # and one without a writer reads as empty at once.
+        # and one without a writer reads as empty at once, which is an error, not "no sockets".
         os.set_blocking(fd, True)
-        return f.read(MAX_BYTES + 1) or b""
+        data = f.read(MAX_BYTES + 1) or b""
+        if not data and stat.S_ISFIFO(mode):
+            raise SourceError(f"{path}: a FIFO with nothing to read (no writer)")
+        return data
 
 
 def _parse_text(text: str, source: str, query: Query) -> Iterator[Socket]:
