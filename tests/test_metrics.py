@@ -220,10 +220,13 @@ def test_label_values_and_help_are_escaped() -> None:
     render_openmetrics([family], out)
     text = out.getvalue()
     assert text.endswith("\n# EOF\n")
-    assert 'tcpstates_test{process="back\\\\slash \\"quoted\\"\\nnew line, ünï"} 3\n' in text
+    # A line feed, like any control character, is spelled out (\x0a) rather than escaped as
+    # \n: the exposition is read in terminals too, so none of them travels raw or comes back.
+    assert 'tcpstates_test{process="back\\\\slash \\"quoted\\"\\\\x0anew line, ünï"} 3\n' in text
     parsed = parse(text)["tcpstates_test"]
-    assert parsed.documentation == "Help with \\ and a\nline feed."
-    assert values(parsed, "process") == {awkward: 3, "plain": 0.5}
+    assert parsed.documentation == "Help with \\ and a\\x0aline feed."
+    shown = awkward.replace("\n", "\\x0a")
+    assert values(parsed, "process") == {shown: 3, "plain": 0.5}
 
 
 def test_the_default_metrics_build_no_socket_records() -> None:
@@ -579,4 +582,5 @@ def test_an_awkward_process_name_survives_the_round_trip() -> None:
         holder.communicate("")
     assert done.returncode == 0, done.stderr
     processes = values(parse(done.stdout)["tcpstates_sockets_by_process"], "process")
-    assert processes.get(name, 0) >= 1
+    assert processes.get(name.replace("\n", "\\x0a"), 0) >= 1  # the line feed spelled out
+    assert "\x07" not in done.stdout and "\n" not in name.replace("\n", "\\x0a")

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from tcpstates.metrics import Labels, MetricFamily
+from tcpstates.render.safe import safe
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -37,14 +38,19 @@ def exposition(families: Iterable[MetricFamily]) -> str:
 
 
 def escape(text: str) -> str:
-    r"""A label value or help text with backslash, double quote and line feed escaped.
+    r"""A label value or help text, safe for a terminal, with backslash and quote escaped.
 
-    >>> print(escape('a\\b "c"\nd'))
-    a\\b \"c\"\nd
+    Control, format and bidi characters (a process may name itself with an escape sequence)
+    are spelled out as ``\xNN`` text first, so the exposition never carries them raw: people
+    read it with curl in a terminal too.
+
+    >>> print(escape('a\\b "c"'), escape("bell\x07"))
+    a\\b \"c\" bell\\x07
     """
-    if "\\" not in text and '"' not in text and "\n" not in text:
+    text = safe(text)
+    if "\\" not in text and '"' not in text:
         return text
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def number(value: float) -> str:
