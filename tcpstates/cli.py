@@ -11,14 +11,21 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from tcpstates import __version__
-from tcpstates.cli_params import endpoint_filters, families, source_option, states_option
+from tcpstates import __version__, i18n
+from tcpstates.cli_params import (
+    endpoint_filters,
+    families,
+    lang_option,
+    source_option,
+    states_option,
+)
 from tcpstates.doctor_command import doctor
 from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.export_command import export
+from tcpstates.lifecycle import SCENARIOS
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
-from tcpstates.states import TcpState, UnknownStateError, parse_state, valid_names
+from tcpstates.states import TcpState, valid_names
 from tcpstates.trace_command import trace
 
 if TYPE_CHECKING:
@@ -33,7 +40,9 @@ EPILOG = f"""\b
 States (-s, --explain), in any case, with - or _:
   {", ".join(valid_names()[:7])},
   {", ".join(valid_names()[7:14])},
-  and ss's spellings (ESTAB, SYN-RECV, FIN-WAIT-2, UNCONN, listening)
+  ss's spellings (ESTAB, SYN-RECV, FIN-WAIT-2, UNCONN, listening), every
+  other tool's (TCP_TIME_WAIT, CONN_TIME_WAIT, time_wait, SYN-RECEIVED,
+  TimeWait), the code as /proc/net/tcp prints it (06, 0A),
   and groups: all, connected, synchronized, bucket, big.
 
 \b
@@ -44,6 +53,8 @@ Examples:
   tcpstates -l                    listeners
   tcpstates --port 443 --process nginx
   tcpstates --explain CLOSE_WAIT  what a state means and what to check
+  tcpstates --explain 06 --diagram  the state machine, TIME_WAIT highlighted
+  tcpstates --scenario close --live  a close played on loopback, step by step
   tcpstates --watch --port 443    redraw every 2 s, marking what changed
   tcpstates trace --port 443      each state change as it happens (root)
   tcpstates --summary --by process  who holds sockets in which states
@@ -157,9 +168,29 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     metavar="[STATE]",
     is_flag=False,
     flag_value="",
-    help="Explain STATE: meaning, lifecycle, what to check; no STATE: all states; ADDRESS:PORT"
-    " or a local PORT: each matching socket in its connection's terms.",
+    help="Explain STATE (any tool's name for it, or its code as /proc/net/tcp prints it: 06):"
+    " meaning, lifecycle, settings, what to check; no STATE: all states; ADDRESS:PORT, a"
+    " local PORT or :PORT: each matching socket in its connection's terms.",
 )
+@click.option(
+    "--diagram",
+    is_flag=True,
+    help="With --explain (implied): draw the TCP state machine with each state's live count,"
+    " STATE and its transitions highlighted.",
+)
+@click.option(
+    "--scenario",
+    type=click.Choice(list(SCENARIOS)),
+    help="With --explain (implied): walk through a connection's opening or closing, step by"
+    " step, a on the left and b on the right.",
+)
+@click.option(
+    "--live",
+    is_flag=True,
+    help="With --scenario: play it with real sockets on loopback and show the states the"
+    " kernel reports beside the expected ones (exit 1 if they differ).",
+)
+@lang_option
 @click.option(
     "--from",
     "captures",
@@ -198,15 +229,19 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
 
     With no options: every TCP socket (IPv4 and IPv6) in every state, with its owner.
     """
+    i18n.use(options["lang"])
     if ctx.invoked_subcommand is not None:
         return ExitStatus.OK
     out = Output.from_environment(options["color"])
     if options["save"]:
         return save_command(options, out)
-    if options["explain"] is not None:
+    explaining = options["diagram"] or options["scenario"] or options["live"]
+    if options["explain"] is not None or explaining:
         if options["watch"] is not None:
             raise click.UsageError("--watch and --explain cannot be combined")
-        return explain_command(options["explain"], options, out)
+        from tcpstates.explain_command import explain_command
+
+        return explain_command(options["explain"] or "", options, out)
     if options["watch"] is not None:
         return watch_command(build_query(options), options, out)
     if options["fmt"] == "openmetrics":
@@ -455,83 +490,6 @@ def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | No
         formats.render_csv(sockets, out.stdout, fields)
         return
     {"json": formats.render_json, "jsonl": formats.render_jsonl}[fmt](sockets, out.stdout)
-
-
-def explain_command(name: str, options: dict[str, Any], out: Output) -> int:
-    from tcpstates.explain import explain
-    from tcpstates.render import explanation
-
-    fmt = out.resolve_format(options["fmt"])
-    if not name:
-        return _explain_all(fmt, out)
-    try:
-        state = parse_state(name)
-    except UnknownStateError as e:
-        from tcpstates.explain_socket import parse_target
-
-        target = parse_target(name)
-        if target is None:
-            raise click.BadParameter(
-                f"{e}; or an ADDRESS:PORT or a local PORT", param_hint="'--explain'"
-            ) from None
-        return _explain_sockets(target, name, fmt, options, out)
-    expl = explain(state, _count(state, options["source"]))
-    if fmt in ("json", "jsonl"):
-        import json
-
-        out.stdout.write(json.dumps(expl.as_dict(), indent=2 if fmt == "json" else None) + "\n")
-    elif fmt == "table":
-        console = out.console()
-        console.print(explanation.explanation_renderable(expl, min(console.width, 100)))
-    else:
-        out.stdout.write(explanation.explanation_text(expl))
-    return ExitStatus.OK
-
-
-def _explain_sockets(target: Any, name: str, fmt: str, options: dict[str, Any], out: Output) -> int:
-    from tcpstates.explain_socket import accounts
-    from tcpstates.render import accounts as render_accounts
-
-    query = Query(protos=frozenset({"tcp"}))
-    found = accounts(_open_source(options, out).read(query, owners=True).sockets, target)
-    if not found:
-        raise TcpstatesError(f"no TCP socket has the end {name}")
-    if fmt in ("json", "jsonl"):
-        render_accounts.render_accounts_json(found, out.stdout)
-    else:
-        out.stdout.write(render_accounts.accounts_text(found))
-    return ExitStatus.OK
-
-
-def _explain_all(fmt: str, out: Output) -> int:
-    from tcpstates.render import explanation
-
-    if fmt == "table":
-        out.console().print(explanation.states_table())
-    elif fmt in ("json", "jsonl"):
-        import json
-
-        from tcpstates.explain import explain
-
-        data = [explain(state).as_dict() for state in TcpState]
-        out.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        from tcpstates.render.text import write_rows
-
-        write_rows(explanation.state_rows(), explanation.STATE_COLUMNS, out.stdout)
-    return ExitStatus.OK
-
-
-def _count(state: TcpState, source_name: str) -> int | None:
-    """How many TCP sockets are in ``state`` now; None where the host cannot tell us."""
-    from tcpstates.sources import open_source
-    from tcpstates.summary import summarize
-
-    try:
-        summary = summarize(open_source(source_name), Query(states=frozenset({state})))
-    except TcpstatesError:
-        return None
-    return summary.total
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -74,3 +74,11 @@ source_option = click.option(
     show_default=True,
     help="Where to read sockets from.",
 )
+
+
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(["en", "id"], case_sensitive=False),
+    help="Language of explanations, summaries and findings: en (English) or id (Indonesian)."
+    " Default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else English.",
+)

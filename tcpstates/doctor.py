@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpstates.explain import ADVICE
+from tcpstates.i18n import _, ngettext
 from tcpstates.kernel import KernelState
 from tcpstates.render.columns import endpoint
 from tcpstates.sockets import Socket
@@ -96,18 +97,26 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             if n >= th.close_wait_warning
             else Severity.INFO
         )
-        who = f"{process} (pid {pid})" if pid is not None else "an unknown process"
+        who = f"{process} (pid {pid})" if pid is not None else _("an unknown process")
         peers = Counter(s.remote_address for s in socks)  # hosts: ports differ per connection
         yield Finding(
             severity,
-            f"{n} CLOSE_WAIT socket{'s' * (n != 1)} held by {who}",
+            ngettext(
+                "{n} CLOSE_WAIT socket held by {who}", "{n} CLOSE_WAIT sockets held by {who}", n
+            ).format(n=n, who=who),
             (
-                f"{n} sockets whose peers closed, not closed by {who}",
-                "peer hosts: " + _top(peers),
+                ngettext(
+                    "{n} socket whose peer closed, not closed by {who}",
+                    "{n} sockets whose peers closed, not closed by {who}",
+                    n,
+                ).format(n=n, who=who),
+                _("peer hosts: {hosts}").format(hosts=_top(peers)),
             ),
-            "The peer closed and the kernel acknowledged; the application has not called close()."
-            " The kernel never times CLOSE_WAIT out, so this is almost always a leak in the"
-            " application: a missing close() when a read returns 0 bytes.",
+            _(
+                "The peer closed and the kernel acknowledged; the application has not called"
+                " close(). The kernel never times CLOSE_WAIT out, so this is almost always a leak"
+                " in the application: a missing close() when a read returns 0 bytes."
+            ),
             f"tcpstates -s close-wait --pid {pid}"
             if pid is not None
             else "tcpstates -s close-wait",
@@ -136,19 +145,28 @@ def port_pressure(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             break
         local, remote, port = key
         severity = Severity.CRITICAL if share >= th.ports_critical else Severity.WARNING
+        destination = endpoint(remote, port)
         yield Finding(
             severity,
-            f"Ephemeral ports towards {endpoint(remote, port)}: {n} of {usable} used ({share:.0%})",
-            (
-                f"{n} sockets from {local} to {endpoint(remote, port)} use ports {low}-{high}",
-                "by state: " + _top(states[key]),
-                f"usable ports: {usable} (ip_local_port_range {low} {high}, minus reserved)",
+            _("Ephemeral ports towards {destination}: {n} of {usable} used ({share})").format(
+                destination=destination, n=n, usable=usable, share=f"{share:.0%}"
             ),
-            "Each connection to one destination needs its own local port, and a closed one keeps"
-            " it for 60 s in TIME_WAIT. When the range runs out, connect() fails with"
-            " EADDRNOTAVAIL. Reusing connections (keep-alive, pools) helps most; more remote"
-            " addresses or a wider ip_local_port_range add room; net.ipv4.tcp_tw_reuse=1 lets"
-            " outgoing connections reuse TIME_WAIT ports safely.",
+            (
+                _("{n} sockets from {local} to {destination} use ports {low}-{high}").format(
+                    n=n, local=local, destination=destination, low=low, high=high
+                ),
+                _("by state: {states}").format(states=_top(states[key])),
+                _(
+                    "usable ports: {usable} (ip_local_port_range {low} {high}, minus reserved)"
+                ).format(usable=usable, low=low, high=high),
+            ),
+            _(
+                "Each connection to one destination needs its own local port, and a closed one"
+                " keeps it for 60 s in TIME_WAIT. When the range runs out, connect() fails with"
+                " EADDRNOTAVAIL. Reusing connections (keep-alive, pools) helps most; more remote"
+                " addresses or a wider ip_local_port_range add room; net.ipv4.tcp_tw_reuse=1 lets"
+                " outgoing connections reuse TIME_WAIT ports safely."
+            ),
             f"tcpstates --remote {remote} --dport {port} --summary",
             {"local": local, "remote": remote, "remote_port": port, "count": n, "usable": usable},
         )
@@ -159,17 +177,25 @@ def listen_overflow(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         if sock.state is not S.LISTEN or not sock.send_q or sock.recv_q is None:
             continue
         if sock.recv_q >= sock.send_q:
-            who = f"{sock.process} (pid {sock.pid})" if sock.pid is not None else "its process"
+            who = f"{sock.process} (pid {sock.pid})" if sock.pid is not None else _("its process")
             yield Finding(
                 Severity.CRITICAL,
-                f"Accept queue full on {endpoint(sock.local_address, sock.local_port)}",
+                _("Accept queue full on {endpoint}").format(
+                    endpoint=endpoint(sock.local_address, sock.local_port)
+                ),
                 (
-                    f"Recv-Q {sock.recv_q} (connections waiting for accept()) >= Send-Q"
-                    f" {sock.send_q} (the backlog)",
+                    _(
+                        "Recv-Q {recv_q} (connections waiting for accept()) >= Send-Q {send_q}"
+                        " (the backlog)"
+                    ).format(recv_q=sock.recv_q, send_q=sock.send_q),
                     _counter_line(ev.kernel, "TcpExt.ListenOverflows", "TcpExt.ListenDrops"),
                 ),
-                f"{who} does not accept() connections as fast as they arrive; new handshakes"
-                " are dropped and clients retry or time out. " + ADVICE[S.LISTEN][1],
+                _(
+                    "{who} does not accept() connections as fast as they arrive; new handshakes"
+                    " are dropped and clients retry or time out."
+                ).format(who=who)
+                + " "
+                + _(ADVICE[S.LISTEN][1]),
                 f"tcpstates -l --sport {sock.local_port}",
                 {"local_port": sock.local_port, "recv_q": sock.recv_q, "backlog": sock.send_q},
             )
@@ -177,10 +203,16 @@ def listen_overflow(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     if overflows:
         yield Finding(
             Severity.INFO,
-            f"Listen queues have overflowed {overflows} times since boot",
+            ngettext(
+                "Listen queues have overflowed {n} time since boot",
+                "Listen queues have overflowed {n} times since boot",
+                overflows,
+            ).format(n=overflows),
             (_counter_line(ev.kernel, "TcpExt.ListenOverflows", "TcpExt.ListenDrops"),),
-            "Counters since boot: some listener was once too slow to accept(). Compare two"
-            " readings to see whether it is still happening.",
+            _(
+                "Counters since boot: some listener was once too slow to accept(). Compare two"
+                " readings to see whether it is still happening."
+            ),
             "nstat -az TcpExtListenOverflows TcpExtListenDrops",
             {"ListenOverflows": overflows},
         )
@@ -195,13 +227,22 @@ def _syn_flood(ev: Evidence) -> Iterator_[Finding]:
     cookies = ev.kernel.setting_int("net.ipv4.tcp_syncookies")
     yield Finding(
         Severity.WARNING if cookies else Severity.CRITICAL,
-        f"{syn_recv} half-open handshakes (SYN_RECV), tcp_max_syn_backlog {backlog}",
+        _("{n} half-open handshakes (SYN_RECV), tcp_max_syn_backlog {backlog}").format(
+            n=syn_recv, backlog=backlog
+        ),
         (
-            f"SYN_RECV sockets: {syn_recv}; tcp_syncookies = {cookies}",
+            _("SYN_RECV sockets: {n}; tcp_syncookies = {cookies}").format(
+                n=syn_recv, cookies=cookies
+            ),
             _counter_line(ev.kernel, "TcpExt.SyncookiesSent", "TcpExt.ListenDrops"),
         ),
-        ADVICE[S.SYN_RECV][0]
-        + (" Syncookies are on, so the host still answers." if cookies else " Syncookies are off."),
+        _(ADVICE[S.SYN_RECV][0])
+        + " "
+        + (
+            _("Syncookies are on, so the host still answers.")
+            if cookies
+            else _("Syncookies are off.")
+        ),
         "tcpstates -s syn-recv --summary",
         {"syn_recv": syn_recv, "tcp_max_syn_backlog": backlog, "tcp_syncookies": cookies},
     )
@@ -214,11 +255,15 @@ def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     if orphans:
         yield Finding(
             Severity.INFO,
-            f"{sum(orphans.values())} sockets held by the kernel alone ({_top(orphans)})",
-            ("no process holds these (inode 0): their applications closed them already",),
-            "Not missing owners: after close() the kernel finishes the connection by itself."
-            " TIME_WAIT lasts 60 s; an orphaned FIN_WAIT2 lasts net.ipv4.tcp_fin_timeout"
-            f" ({ev.kernel.settings.get('net.ipv4.tcp_fin_timeout', '?')} s here).",
+            _("{n} sockets held by the kernel alone ({states})").format(
+                n=sum(orphans.values()), states=_top(orphans)
+            ),
+            (_("no process holds these (inode 0): their applications closed them already"),),
+            _(
+                "Not missing owners: after close() the kernel finishes the connection by itself."
+                " TIME_WAIT lasts 60 s; an orphaned FIN_WAIT2 lasts net.ipv4.tcp_fin_timeout"
+                " ({seconds} s here)."
+            ).format(seconds=ev.kernel.settings.get("net.ipv4.tcp_fin_timeout", "?")),
             "tcpstates -s time-wait -s fin-wait-2 --summary",
             {"counts": dict(orphans)},
         )
@@ -231,15 +276,17 @@ def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         peers = Counter(s.remote_address for s in stuck)
         yield Finding(
             Severity.WARNING,
-            f"{len(stuck)} closing sockets stuck behind unsent data",
+            _("{n} closing sockets stuck behind unsent data").format(n=len(stuck)),
             (
-                f"FIN_WAIT1/LAST_ACK/CLOSING with Send-Q > 0: {len(stuck)}",
-                f"peer hosts: {_top(peers)}",
-                f"bytes queued: {sum(s.send_q or 0 for s in stuck)}",
+                _("FIN_WAIT1/LAST_ACK/CLOSING with Send-Q > 0: {n}").format(n=len(stuck)),
+                _("peer hosts: {hosts}").format(hosts=_top(peers)),
+                _("bytes queued: {n}").format(n=sum(s.send_q or 0 for s in stuck)),
             ),
-            "The FIN waits behind data the peer does not read (its window is closed): the peer is"
-            " gone or stuck. The kernel retransmits and finally drops them"
-            " (net.ipv4.tcp_orphan_retries for closed ones).",
+            _(
+                "The FIN waits behind data the peer does not read (its window is closed): the"
+                " peer is gone or stuck. The kernel retransmits and finally drops them"
+                " (net.ipv4.tcp_orphan_retries for closed ones)."
+            ),
             "tcpstates -s fin-wait-1 -s last-ack",
             {"count": len(stuck), "peers": dict(peers)},
         )
@@ -255,10 +302,16 @@ def time_wait_volume(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     if buckets and (total >= 0.8 * buckets or overflow):
         yield Finding(
             Severity.WARNING,
-            f"TIME_WAIT near its limit: {total} of tcp_max_tw_buckets {buckets}",
-            (f"TCPTimeWaitOverflow since boot: {overflow}",),
-            "Past the limit the kernel skips TIME_WAIT for new closes, losing its protection"
-            " against late segments. " + ADVICE[S.TIME_WAIT][1],
+            _("TIME_WAIT near its limit: {n} of tcp_max_tw_buckets {buckets}").format(
+                n=total, buckets=buckets
+            ),
+            (_("TCPTimeWaitOverflow since boot: {n}").format(n=overflow),),
+            _(
+                "Past the limit the kernel skips TIME_WAIT for new closes, losing its protection"
+                " against late segments."
+            )
+            + " "
+            + _(ADVICE[S.TIME_WAIT][1]),
             "tcpstates -s time-wait --summary",
             {"time_wait": total, "tcp_max_tw_buckets": buckets, "overflows": overflow},
         )
@@ -267,10 +320,12 @@ def time_wait_volume(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             break
         yield Finding(
             Severity.INFO,
-            f"{n} TIME_WAIT towards {peer}: this host closes first",
-            (f"{n} sockets in TIME_WAIT with peer {peer}",),
-            "The end that closes first keeps TIME_WAIT for 60 s; here that is this host. Normal"
-            " for clients of short requests; reuse connections to avoid the churn.",
+            _("{n} TIME_WAIT towards {peer}: this host closes first").format(n=n, peer=peer),
+            (_("{n} sockets in TIME_WAIT with peer {peer}").format(n=n, peer=peer),),
+            _(
+                "The end that closes first keeps TIME_WAIT for 60 s; here that is this host."
+                " Normal for clients of short requests; reuse connections to avoid the churn."
+            ),
             f"tcpstates -s time-wait --remote {peer.rsplit(':', 1)[0].strip('[]')}",
             {"peer": peer, "count": n},
         )
@@ -281,19 +336,19 @@ def visibility(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     if not unowned:
         return
     if not ev.owners_known:
-        why = "the source does not say which process holds a socket"
+        why = _("the source does not say which process holds a socket")
     elif ev.hidden_processes:
-        why = (
-            f"{ev.hidden_processes} processes of other users cannot be looked into"
+        why = _(
+            "{n} processes of other users cannot be looked into"
             " (not root, or /proc mounted with hidepid)"
-        )
+        ).format(n=ev.hidden_processes)
     else:
-        why = "their processes exited, or hold them from another PID namespace"
+        why = _("their processes exited, or hold them from another PID namespace")
     yield Finding(
         Severity.INFO,
-        f"{unowned} sockets without a known owner",
+        _("{n} sockets without a known owner").format(n=unowned),
         (why,),
-        "Owners come from /proc/PID/fd; what cannot be read there shows as '-'.",
+        _("Owners come from /proc/PID/fd; what cannot be read there shows as '-'."),
         "sudo tcpstates" if ev.hidden_processes else "tcpstates -v",
         {"count": unowned, "hidden_processes": ev.hidden_processes},
     )
@@ -302,12 +357,12 @@ def visibility(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
 def _top(counts: Counter[str], limit: int = 3) -> str:
     shown = ", ".join(f"{name} {n}" for name, n in counts.most_common(limit))
     rest = len(counts) - limit
-    return shown + (f" and {rest} more" if rest > 0 else "")
+    return shown + (" " + _("and {n} more").format(n=rest) if rest > 0 else "")
 
 
 def _counter_line(kernel: KernelState, *names: str) -> str:
     values = [f"{name.split('.', 1)[1]} {kernel.counter(name)}" for name in names]
-    return "since boot: " + ", ".join(values)
+    return _("since boot: {counters}").format(counters=", ".join(values))
 
 
 Iterator_ = Iterable  # checks are generators; the alias keeps their signatures short

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tcpstates.cli_params import source_option
+from tcpstates.cli_params import lang_option, source_option
 
 EPILOG = """\b
 Exit status: 0 when no finding is above warning, 1 when one is critical
@@ -36,9 +36,14 @@ Examples:
     help="Diagnose a capture (see tcpstates --from); a directory written by --save brings the"
     " kernel settings too.",
 )
-def doctor(fmt: str | None, source: str, captures: tuple[str, ...]) -> int:
+@lang_option
+def doctor(fmt: str | None, source: str, captures: tuple[str, ...], lang: str | None) -> int:
     """Say why sockets pile up in a state, who holds them, and what to do."""
+    from tcpstates import i18n
     from tcpstates.doctor import diagnose, exit_status
+
+    if lang is not None:
+        i18n.use(lang)
     from tcpstates.query import Query
 
     query = Query(protos=frozenset({"tcp"}))

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tcpstates.i18n import N_, _
 from tcpstates.render.columns import endpoint
 from tcpstates.sockets import Socket
 from tcpstates.states import TcpState
@@ -22,48 +23,48 @@ _ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P
 # {owner}: this socket's ends and its holder.
 ACCOUNTS: dict[TcpState, tuple[str, str]] = {
     S.LISTEN: (
-        "{local} waits for connections; nobody has sent anything",
-        "{owner}: accept() the connections queued for it",
+        N_("{local} waits for connections; nobody has sent anything"),
+        N_("{owner}: accept() the connections queued for it"),
     ),
     S.SYN_SENT: (
-        "this end ({local}) sent SYN to {remote}; no answer yet",
-        "the peer {remote}: answer SYN-ACK (else the kernel retries, then gives up)",
+        N_("this end ({local}) sent SYN to {remote}; no answer yet"),
+        N_("the peer {remote}: answer SYN-ACK (else the kernel retries, then gives up)"),
     ),
     S.SYN_RECV: (
-        "{remote} sent SYN; this end answered SYN-ACK",
-        "the peer {remote}: send the final ACK of the handshake",
+        N_("{remote} sent SYN; this end answered SYN-ACK"),
+        N_("the peer {remote}: send the final ACK of the handshake"),
     ),
     S.ESTABLISHED: (
-        "the connection is open both ways; neither end has sent FIN",
-        "either end: send data, or close to start the shutdown",
+        N_("the connection is open both ways; neither end has sent FIN"),
+        N_("either end: send data, or close to start the shutdown"),
     ),
     S.FIN_WAIT1: (
-        "this end ({local}) closed first and sent FIN; the peer has not acknowledged it",
-        "the peer {remote}: acknowledge the FIN (it may be queued behind unsent data)",
+        N_("this end ({local}) closed first and sent FIN; the peer has not acknowledged it"),
+        N_("the peer {remote}: acknowledge the FIN (it may be queued behind unsent data)"),
     ),
     S.FIN_WAIT2: (
-        "this end ({local}) closed first; the peer acknowledged the FIN but has not closed",
-        "the peer's application at {remote}: close() its end",
+        N_("this end ({local}) closed first; the peer acknowledged the FIN but has not closed"),
+        N_("the peer's application at {remote}: close() its end"),
     ),
     S.TIME_WAIT: (
-        "both ends have closed; this end closed first, so it keeps the connection's memory",
-        "nobody: the kernel drops it when its 60 s are over",
+        N_("both ends have closed; this end closed first, so it keeps the connection's memory"),
+        N_("nobody: the kernel drops it when its 60 s are over"),
     ),
     S.CLOSE: (
-        "the socket is not connected: created, bound, or already closed",
-        "its application: connect, listen, or close it",
+        N_("the socket is not connected: created, bound, or already closed"),
+        N_("its application: connect, listen, or close it"),
     ),
     S.CLOSE_WAIT: (
-        "the peer {remote} closed first (sent FIN) and this end acknowledged it",
-        "{owner}: close() this socket; the kernel never will",
+        N_("the peer {remote} closed first (sent FIN) and this end acknowledged it"),
+        N_("{owner}: close() this socket; the kernel never will"),
     ),
     S.LAST_ACK: (
-        "the peer {remote} closed first; this end then closed and sent its own FIN",
-        "the peer {remote}: acknowledge this end's FIN",
+        N_("the peer {remote} closed first; this end then closed and sent its own FIN"),
+        N_("the peer {remote}: acknowledge this end's FIN"),
     ),
     S.CLOSING: (
-        "both ends sent FIN at the same time; this end's FIN is not yet acknowledged",
-        "the peer {remote}: acknowledge this end's FIN",
+        N_("both ends sent FIN at the same time; this end's FIN is not yet acknowledged"),
+        N_("the peer {remote}: acknowledge this end's FIN"),
     ),
 }
 ACCOUNTS[S.NEW_SYN_RECV] = ACCOUNTS[S.SYN_RECV]
@@ -89,7 +90,22 @@ class Target:
 
 
 def parse_target(text: str) -> Target | None:
-    """``ADDRESS:PORT``, ``[V6]:PORT`` or ``PORT``; None when ``text`` is none of them."""
+    """``ADDRESS:PORT``, ``[V6]:PORT``, or a local port as ``PORT``, ``:PORT`` or ``*:PORT``;
+    None when ``text`` is none of them.
+
+    ``--explain`` looks for a state first, and a state code (``06``, ``0A``: two hex digits
+    starting with 0, see ``states.is_state_code``) is one, so ``--explain 06`` is TIME_WAIT
+    while ``:6`` is port 6.
+
+    >>> parse_target("8080"), parse_target(":22"), parse_target("*:22")
+    (Target(port=8080, address=None), Target(port=22, address=None), Target(port=22, address=None))
+    >>> parse_target("[::1]:80"), parse_target("70000"), parse_target(":"), parse_target("nope")
+    (Target(port=80, address='::1'), None, None, None)
+    """
+    if text.startswith((":", "*:")):
+        text = text.split(":", 1)[1]
+        if not (text.isascii() and text.isdigit()):
+            return None
     if text.isascii() and text.isdigit():  # str.isdigit() also takes "²", which int() refuses
         return Target(int(text)) if int(text) <= 65535 else None
     m = _ENDPOINT.match(text)
@@ -115,20 +131,23 @@ class Account:
 
 def account(sock: Socket) -> Account:
     happened, next_step = ACCOUNTS.get(
-        sock.state, ("the kernel reports a state tcpstates does not know", "see the raw state")
+        sock.state,
+        (N_("the kernel reports a state tcpstates does not know"), N_("see the raw state")),
     )
     names = {
         "local": endpoint(sock.local_address, sock.local_port),
         "remote": endpoint(sock.remote_address, sock.remote_port),
         "owner": _owner(sock),
     }
-    return Account(sock, happened.format(**names), next_step.format(**names))
+    return Account(sock, _(happened).format(**names), _(next_step).format(**names))
 
 
 def _owner(sock: Socket) -> str:
     if sock.pid is not None:
         return f"{sock.process} (pid {sock.pid})"
-    return "the kernel alone (no process holds it)" if sock.kernel_owned else "its application"
+    if sock.kernel_owned:
+        return _("the kernel alone (no process holds it)")
+    return _("its application")
 
 
 def accounts(sockets: Iterable[Socket], target: Target) -> list[Account]:

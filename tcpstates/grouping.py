@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tcpstates.i18n import N_, _
 from tcpstates.sockets import Socket
 from tcpstates.states import TcpState
 
@@ -15,22 +16,22 @@ S = TcpState
 
 # The parts of a connection's life, in the order a connection passes them, with what they mean.
 STATE_GROUPS: dict[str, tuple[str, frozenset[TcpState]]] = {
-    "listening": ("servers waiting for connections", frozenset({S.LISTEN})),
-    "handshake": (
-        "connections being opened",
+    N_("listening"): (N_("servers waiting for connections"), frozenset({S.LISTEN})),
+    N_("handshake"): (
+        N_("connections being opened"),
         frozenset({S.SYN_SENT, S.SYN_RECV, S.NEW_SYN_RECV}),
     ),
-    "open": ("connections carrying data", frozenset({S.ESTABLISHED})),
-    "we closed first": (
-        "this end closed first and waits for the peer, then lingers in TIME_WAIT",
+    N_("open"): (N_("connections carrying data"), frozenset({S.ESTABLISHED})),
+    N_("we closed first"): (
+        N_("this end closed first and waits for the peer, then lingers in TIME_WAIT"),
         frozenset({S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING, S.TIME_WAIT}),
     ),
-    "peer closed first": (
-        "the peer closed; this end's application must close (CLOSE_WAIT) or has (LAST_ACK)",
+    N_("peer closed first"): (
+        N_("the peer closed; this end's application must close (CLOSE_WAIT) or has (LAST_ACK)"),
         frozenset({S.CLOSE_WAIT, S.LAST_ACK}),
     ),
-    "other": (
-        "not connected: bound, closed, or unknown",
+    N_("other"): (
+        N_("not connected: bound, closed, or unknown"),
         frozenset({S.CLOSE, S.BOUND_INACTIVE, S.UNKNOWN}),
     ),
 }
@@ -68,7 +69,7 @@ class Group:
     def as_dict(self, by: str) -> dict[str, Any]:
         data: dict[str, Any] = {by: self.key, "total": self.total, "states": self.counts}
         if by == "state-group":
-            data["meaning"] = STATE_GROUPS[self.key][0]
+            data["meaning"] = _(STATE_GROUPS[self.key][0])
         return data
 
 

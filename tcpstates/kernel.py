@@ -75,10 +75,17 @@ def read_kernel(proc: str = "/proc") -> KernelState:
         counters.update(_counters(f"{proc}/{name}"))
     settings = {}
     for name in SETTINGS:
-        value = _read(f"{proc}/sys/{name.replace('.', '/')}")
+        value = read_sysctl(name, proc)
         if value is not None:
-            settings[name] = " ".join(value.split())
+            settings[name] = value
     return KernelState(counters, settings)
+
+
+def read_sysctl(name: str, proc: str = "/proc") -> str | None:
+    """A sysctl's value (``net.ipv4.tcp_fin_timeout``) with its blanks collapsed, from
+    ``proc/sys``; None where the file is missing or unreadable (an older kernel, IPv6 off)."""
+    value = _read(f"{proc}/sys/{name.replace('.', '/')}")
+    return None if value is None else " ".join(value.split())
 
 
 def _counters(path: str) -> dict[str, int]:

@@ -317,3 +317,5 @@ def test_churn_every_format_fifty_times(monkeypatch: pytest.MonkeyPatch) -> None
     finally:
         churn.kill()
         churn.wait()
+        if churn.stdout is not None:
+            churn.stdout.close()  # left open, its ResourceWarning fails whichever test runs next

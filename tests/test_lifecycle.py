@@ -37,10 +37,21 @@ def test_seed_normal_close():
 
 
 def test_seed_simultaneous_close_passes_through_closing():
+    # The seed: a in FIN_WAIT1 gets b's FIN instead of the ACK (CLOSING), then the ACK
+    # (TIME_WAIT). b, whose FIN a acknowledged first, goes through FIN_WAIT2, as a real
+    # kernel does on loopback (test_scenarios plays it live).
     timeline = SCENARIOS["simultaneous-close"].timeline()
     a_states = [a for step, a, b in timeline if step.end == "a"]
+    b_states = [b for step, a, b in timeline if step.end == "b"]
     assert a_states == [S.FIN_WAIT1, S.CLOSING, S.TIME_WAIT, S.CLOSE]
+    assert b_states == [S.FIN_WAIT1, S.FIN_WAIT2, S.TIME_WAIT, S.CLOSE]
     assert lifecycle.transition(S.FIN_WAIT1, S.CLOSING).event == "rcv FIN / snd ACK"
+
+
+def test_what_a_transition_sends_is_what_its_event_says():
+    for t in lifecycle.TRANSITIONS:
+        sent = t.event.split(" snd ", 1)[1].split()[0] if " snd " in t.event else None
+        assert t.sends == sent, t
 
 
 def test_sides_follow_from_transitions():

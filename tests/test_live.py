@@ -138,7 +138,10 @@ def test_cli_json_states_and_owner(zoo):
 
 def test_cli_plain_time_wait_is_kernel_owned(zoo):
     (tw,) = zoo.of_state("TIME_WAIT")
-    result = run("--state", "time_wait", "--sport", str(tw.local_port))
+    # Both ends: the ephemeral port may also be in a TIME_WAIT towards another peer (churn).
+    result = run(
+        "--state", "time_wait", "--sport", str(tw.local_port), "--dport", str(tw.remote_port)
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["State", "Recv-Q"]

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from tcpstates.explain import explain
 from tcpstates.explain_socket import Account
+from tcpstates.i18n import _
 from tcpstates.render.columns import endpoint, owner_cells
 from tcpstates.render.explanation import explanation_text
 from tcpstates.render.safe import safe
@@ -19,9 +20,8 @@ SHOWN = 20  # accounts in full; a port with thousands of sockets gets a count fo
 def accounts_text(accounts: Sequence[Account]) -> str:
     parts = [_account_text(a) for a in accounts[:SHOWN]]
     if len(accounts) > SHOWN:
-        parts.append(
-            f"... and {len(accounts) - SHOWN} more sockets (tcpstates --port N lists them)\n"
-        )
+        more = _("... and {n} more sockets (tcpstates --port N lists them)")
+        parts.append(more.format(n=len(accounts) - SHOWN) + "\n")
     for state in dict.fromkeys(a.socket.state for a in accounts[:SHOWN]):
         parts.append(explanation_text(explain(state)))
     return "\n".join(parts)
@@ -31,13 +31,18 @@ def _account_text(a: Account) -> str:
     sock = a.socket
     pid, process = owner_cells(sock)
     queues = f"Recv-Q {_q(sock.recv_q)}, Send-Q {_q(sock.send_q)}"
-    timer = f"; timer {sock.timer} ({sock.timer_ms} ms left)" if sock.timer else ""
+    timer = ""
+    if sock.timer:
+        timer = "; " + _("timer {timer} ({ms} ms left)").format(timer=sock.timer, ms=sock.timer_ms)
+    so_far, next_ = _("so far:"), _("next:")
+    width = max(len(so_far), len(next_))
+    owner = _("process {process}, pid {pid}").format(process=process, pid=pid)
     return (
         f"{endpoint(sock.local_address, sock.local_port)} -> "
         f"{endpoint(sock.remote_address, sock.remote_port)}  {sock.state_name}"
-        f"  (process {process}, pid {pid})\n"
-        f"  so far: {safe(a.happened)}\n"
-        f"  next:   {safe(a.next_step)}\n"
+        f"  ({owner})\n"
+        f"  {so_far:<{width}} {safe(a.happened)}\n"
+        f"  {next_:<{width}} {safe(a.next_step)}\n"
         f"  {queues}{timer}\n"
     )
 

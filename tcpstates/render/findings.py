@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.doctor import Finding, Severity, exit_status
+from tcpstates.i18n import N_, _
 from tcpstates.render.safe import safe
 
 if TYPE_CHECKING:
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 STYLES = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 WIDTH = 100
+NONE_FOUND = N_("No findings: nothing piles up here.")
+NEXT = N_("next:")
 
 
 def render_findings_json(findings: Sequence[Finding], out: TextIO) -> None:
@@ -24,7 +27,7 @@ def render_findings_json(findings: Sequence[Finding], out: TextIO) -> None:
 
 def findings_text(findings: Sequence[Finding], width: int = WIDTH) -> str:
     if not findings:
-        return "No findings: nothing piles up here.\n"
+        return _(NONE_FOUND) + "\n"
     return "\n".join(_finding_text(f, width) for f in findings)
 
 
@@ -33,7 +36,7 @@ def _finding_text(finding: Finding, width: int) -> str:
     for item in finding.evidence:
         lines += textwrap.wrap(safe(item), width, initial_indent="  - ", subsequent_indent="    ")
     lines += textwrap.wrap(finding.meaning, width, initial_indent="  ", subsequent_indent="  ")
-    lines.append(f"  next: {safe(finding.next_command)}")
+    lines.append(f"  {_(NEXT)} {safe(finding.next_command)}")
     return "\n".join(lines) + "\n"
 
 
@@ -43,7 +46,7 @@ def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
     from rich.text import Text
 
     if not findings:
-        return Text("No findings: nothing piles up here.", style="green")
+        return Text(_(NONE_FOUND), style="green")
     parts: list[RenderableType] = []
     for finding in findings:
         title = Text()
@@ -54,6 +57,6 @@ def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
             parts.append(Padding(Text("- " + safe(item)), (0, 0, 0, 2)))
         parts.append(Padding(Text(finding.meaning), (0, 0, 0, 2)))
         parts.append(
-            Padding(Text("next: " + safe(finding.next_command), style="dim"), (0, 0, 1, 2))
+            Padding(Text(f"{_(NEXT)} {safe(finding.next_command)}", style="dim"), (0, 0, 1, 2))
         )
     return Group(*parts)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, TextIO
 
-from tcpstates.grouping import Group
+from tcpstates.grouping import STATE_GROUPS, Group
+from tcpstates.i18n import N_, _
 from tcpstates.render.columns import Column
 from tcpstates.render.safe import safe
 from tcpstates.render.text import write_rows
@@ -14,7 +15,22 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 BAR_WIDTH = 20
-COLUMNS = (Column("Group", "left"), Column("Total", "right"), Column("States", "left"))
+TOTAL, STATES = N_("Total"), N_("States")
+BY_HEADERS = {
+    "process": N_("Process"),
+    "local-port": N_("Local-port"),
+    "remote": N_("Remote"),
+    "state-group": N_("State-group"),
+}
+
+
+def _header(by: str) -> str:
+    return _(BY_HEADERS[by]) if by in BY_HEADERS else by.capitalize()
+
+
+def _key(group: Group, by: str) -> str:
+    """The group as shown in text: a part of a connection's life in the language in use."""
+    return _(group.key) if by == "state-group" and group.key in STATE_GROUPS else safe(group.key)
 
 
 def _states(group: Group) -> str:
@@ -26,8 +42,8 @@ def render_groups_json(groups: list[Group], by: str, out: TextIO) -> None:
 
 
 def render_groups_plain(groups: list[Group], by: str, out: TextIO) -> None:
-    header = (Column(by.capitalize(), "left"), *COLUMNS[1:])
-    write_rows([(safe(g.key), str(g.total), _states(g)) for g in groups], header, out)
+    header = (Column(_header(by), "left"), Column(_(TOTAL), "right"), Column(_(STATES), "left"))
+    write_rows([(_key(g, by), str(g.total), _states(g)) for g in groups], header, out)
 
 
 def bar(total: int, largest: int, width: int = BAR_WIDTH) -> str:
@@ -48,10 +64,10 @@ def groups_table(groups: list[Group], by: str) -> Table:
     from tcpstates.states import parse_state
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column(by.capitalize())
-    table.add_column("Total", justify="right")
+    table.add_column(_header(by))
+    table.add_column(_(TOTAL), justify="right")
     table.add_column("", no_wrap=True)
-    table.add_column("States")
+    table.add_column(_(STATES))
     largest = max((g.total for g in groups), default=0)
     for group in groups:
         states = Text()
@@ -60,5 +76,5 @@ def groups_table(groups: list[Group], by: str) -> Table:
                 states.append(", ")
             states.append(state, style=state_style(parse_state(state)))
             states.append(f" {n}")
-        table.add_row(Text(safe(group.key)), str(group.total), bar(group.total, largest), states)
+        table.add_row(Text(_key(group, by)), str(group.total), bar(group.total, largest), states)
     return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, TextIO
 
+from tcpstates.i18n import N_, _
 from tcpstates.render.columns import Column
 from tcpstates.render.text import write_rows
 from tcpstates.states import parse_state
@@ -14,9 +15,12 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
+PROTO, STATE, COUNT, TOTAL = N_("Proto"), N_("State"), N_("Count"), N_("Total")
+
+
 def _columns(summary: Summary) -> tuple[Column, ...]:
-    proto = (Column("Proto", "left"),) if len(summary.counts) > 1 else ()
-    return (*proto, Column("State", "left"), Column("Count", "right"))
+    proto = (Column(_(PROTO), "left"),) if len(summary.counts) > 1 else ()
+    return (*proto, Column(_(STATE), "left"), Column(_(COUNT), "right"))
 
 
 def _rows(summary: Summary) -> list[tuple[str, ...]]:
@@ -26,7 +30,7 @@ def _rows(summary: Summary) -> list[tuple[str, ...]]:
         for proto, states in summary.counts.items()
         for state, count in states.items()
     ]
-    rows.append((("",) if several else ()) + ("Total", str(summary.total)))
+    rows.append((("",) if several else ()) + (_(TOTAL), str(summary.total)))
     return rows
 
 
