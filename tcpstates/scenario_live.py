@@ -194,10 +194,11 @@ def drain(reader: socket.socket) -> None:
 # -- the scenarios --------------------------------------------------------------------------
 
 
-def _close(stage: _Stage) -> Iterator[None]:
+def _a_closes_first(stage: _Stage) -> Iterator[None]:
+    """The opening both close scenarios share: connected, then a's FIN held behind data."""
     stage.connected_pair()
-    a, b = stage.a, stage.b
-    assert a is not None and b is not None
+    a = stage.a
+    assert a is not None
     stage.checkpoint(0, N_("a connects to b's listener; b accepts"))
     yield
     fill(a)
@@ -206,6 +207,12 @@ def _close(stage: _Stage) -> Iterator[None]:
         1, N_("a fills b's receive window, then shuts down: its FIN waits behind the data")
     )
     yield
+
+
+def _close(stage: _Stage) -> Iterator[None]:
+    yield from _a_closes_first(stage)
+    a, b = stage.a, stage.b
+    assert a is not None and b is not None
     drain(b)
     stage.checkpoint(3, N_("b reads everything: a's FIN arrives, b acknowledges it"))
     yield
@@ -222,17 +229,9 @@ def _close(stage: _Stage) -> Iterator[None]:
 
 
 def _simultaneous_close(stage: _Stage) -> Iterator[None]:
-    stage.connected_pair()
+    yield from _a_closes_first(stage)
     a, b = stage.a, stage.b
     assert a is not None and b is not None
-    stage.checkpoint(0, N_("a connects to b's listener; b accepts"))
-    yield
-    fill(a)
-    a.shutdown(socket.SHUT_WR)
-    stage.checkpoint(
-        1, N_("a fills b's receive window, then shuts down: its FIN waits behind the data")
-    )
-    yield
     fill(b)
     b.shutdown(socket.SHUT_WR)
     stage.checkpoint(
