@@ -7,7 +7,7 @@ import os
 from click.testing import CliRunner
 
 from tcpstates.cli import cli
-from tcpstates.sources import owner_split, owners
+from tcpstates.sources import owners
 from tcpstates.sources.owners import scan_owners
 
 
@@ -72,60 +72,32 @@ def test_hidden_owners_give_one_hint_and_exit_0(monkeypatch):
     assert all(row.endswith(("-", "(kernel)")) for row in rows)
 
 
-def test_early_split_scan_matches_the_serial_one_and_keeps_the_lowest_pid(tmp_path, monkeypatch):
-    # pid 100 holds 11 and 12; pid 200 shares 12 and holds many more, so the split cuts it.
+def test_split_scan_matches_the_serial_one_and_keeps_the_lowest_pid(tmp_path, monkeypatch):
+    # pid 100 holds 11 and 12; pid 200 shares 12 and has 13..; the split cuts pid 200's list.
     fake_proc(tmp_path, 100, "parent", [11, 12])
-    fake_proc(tmp_path, 200, "child", [12, *range(13, 60)])
-    fake_proc(tmp_path, 300, "other", [60, 61])
+    fake_proc(tmp_path, 200, "child", [12, *range(13, 40)])
+    fake_proc(tmp_path, 300, "other", [40, 41])
     serial = scan_owners(str(tmp_path))
-    monkeypatch.setattr(owner_split, "sockets_in_use", lambda proc: owner_split.WORTH_IT)
-    early = owner_split.start(str(tmp_path))
-    assert early is not None
-    split = early.finish(set(range(11, 62)))
+    monkeypatch.setattr(owners, "SPLIT_AT", 1)
+    split = scan_owners(str(tmp_path), wanted=set(range(11, 42)))
     assert split.by_inode == serial.by_inode
-    assert split.by_inode[12].pid == 100 and split.by_inode[60].process == "other"
+    assert split.by_inode[12].pid == 100 and split.by_inode[40].process == "other"
 
 
-def test_split_cuts_one_list_to_give_each_side_its_share() -> None:
-    tables = [(1, ["0", "1"]), (2, [str(n) for n in range(8)])]
-    first, second = owner_split.split(tables, 0.6)
-    assert first == [(1, ["0", "1"]), (2, ["0", "1", "2", "3"])]
-    assert second == [(2, ["4", "5", "6", "7"])]
-
-
-def test_a_failed_child_leaves_the_scan_to_the_parent(tmp_path, monkeypatch):
-    fake_proc(tmp_path, 100, "only", [11])
-    monkeypatch.setattr(owner_split, "sockets_in_use", lambda proc: owner_split.WORTH_IT)
-    monkeypatch.setattr(owner_split, "_list", lambda proc: 1 // 0)  # the child dies at once
-    early = owner_split.start(str(tmp_path))
-    assert early is not None
-    assert early.finish({11}).by_inode[11].process == "only"
-
-
-def test_early_split_scan_on_the_live_host_finds_what_the_serial_scan_finds(monkeypatch):
+def test_split_scan_on_the_live_host_finds_what_the_serial_scan_finds(monkeypatch):
     import socket
 
     listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(20)]
     try:
         wanted = {os.fstat(s.fileno()).st_ino for s in listeners}
         serial = scan_owners("/proc", wanted)
-        monkeypatch.setattr(owner_split, "WORTH_IT", 0)
-        early = owner_split.start("/proc")
-        assert early is not None
-        split = early.finish(wanted)
+        monkeypatch.setattr(owners, "SPLIT_AT", 1)
+        split = scan_owners("/proc", wanted)
     finally:
         for s in listeners:
             s.close()
     assert {i: split.by_inode[i] for i in wanted} == {i: serial.by_inode[i] for i in wanted}
     assert {split.by_inode[i].pid for i in wanted} == {os.getpid()}
-
-
-def test_sockets_in_use_reads_sockstat() -> None:
-    import socket
-
-    before = owner_split.sockets_in_use("/proc")
-    with socket.create_server(("127.0.0.1", 0)):
-        assert owner_split.sockets_in_use("/proc") >= before + 1
 
 
 def test_child_results_come_back_and_a_failed_child_is_reported():

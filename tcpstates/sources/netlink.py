@@ -25,7 +25,7 @@ from typing import Any
 from tcpstates.errors import SourceError
 from tcpstates.query import Query
 from tcpstates.sockets import Socket, new_socket
-from tcpstates.sources import TIMERS, Reading, owner_split
+from tcpstates.sources import TIMERS, Reading
 from tcpstates.sources.owners import Owner, scan_owners
 from tcpstates.states import TcpState
 
@@ -84,7 +84,6 @@ class NetlinkSource:
             return Reading(self._sockets(query, None))
         # Dump first, then look only for the owners of what the kernel sent: a TIME_WAIT
         # listing needs no /proc scan at all, since no process holds those sockets.
-        early = owner_split.start("/proc") if _may_be_owned(query) else None
         # The records wait in their binary form, back to back: a tenth of the memory of tuples.
         mask = state_mask(query.states)
         dumps = [
@@ -92,7 +91,7 @@ class NetlinkSource:
             for proto, protocol, family in _dumps(query)
         ]
         wanted = {inode for _, packed in dumps for (inode,) in _INODES.iter_unpack(packed)} - {0}
-        scan = early.finish(wanted) if early else scan_owners("/proc", wanted)
+        scan = scan_owners("/proc", wanted)
         sockets = (
             sock
             for proto, packed in dumps
@@ -126,14 +125,6 @@ class NetlinkSource:
         mask = state_mask(query.states)
         for proto, protocol, family in _dumps(query):
             yield proto, dump(protocol, family, mask)
-
-
-# States whose sockets no process holds (the kernel's timewait and request sockets).
-_KERNEL_HELD = frozenset({TcpState.TIME_WAIT, TcpState.NEW_SYN_RECV, TcpState.SYN_RECV})
-
-
-def _may_be_owned(query: Query) -> bool:
-    return not query.states or not query.states <= _KERNEL_HELD
 
 
 def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:

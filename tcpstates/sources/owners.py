@@ -4,14 +4,13 @@ A socket shared by several processes (after fork) is attributed to the lowest pi
 usually the parent that created it. Processes that vanish mid-scan are skipped; processes whose
 file descriptors we may not read are counted, so the caller can say why owners are missing.
 
-The scan is one readlink per open file, nearly all of it kernel time; on a busy host it runs on
-two cores, started before the sockets are read (``owner_split``).
+The scan is one readlink per open file, nearly all of it kernel time. A large scan is therefore
+split with a forked child running on another core: on a two-core machine that halves it.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import sys
 from array import array
 from collections.abc import Callable, Collection, Iterator
@@ -33,6 +32,8 @@ class OwnerMap:
 
 
 _SOCKET_PREFIX = "socket:["
+# Below this many wanted sockets a fork costs more than the second core saves.
+SPLIT_AT = 4000
 
 
 def scan_owners(proc: str = "/proc", wanted: Collection[int] | None = None) -> OwnerMap:
@@ -44,6 +45,8 @@ def scan_owners(proc: str = "/proc", wanted: Collection[int] | None = None) -> O
     result = OwnerMap()
     if wanted is not None and not wanted:
         return result
+    if wanted is not None and len(wanted) >= SPLIT_AT and _may_fork():
+        return _scan_split(proc, result)
     remaining = set(wanted) if wanted is not None else None
     for table in _fd_tables(proc, result):
         with table:
@@ -132,6 +135,47 @@ def _may_fork() -> bool:
     )
 
 
+def _scan_split(proc: str, result: OwnerMap) -> OwnerMap:
+    """The whole scan, the first half of the descriptors read by a forked child meanwhile."""
+    tables = list(_fd_tables(proc, result))
+    try:
+        theirs, ours = _halves(tables)
+        child = _Child(lambda: _inodes_of(theirs))
+        pairs = _inodes_of(ours)
+        child_pairs = child.result()
+        if child_pairs is None:  # the child failed: do its half here
+            child_pairs = _inodes_of(theirs)
+    finally:
+        for table in tables:
+            os.close(table.dir_fd)
+    for pid, inodes in sorted(_group_by_pid(child_pairs + pairs).items()):
+        _record(result, pid, inodes, proc)  # in pid order, so the lowest pid wins
+    return result
+
+
+Work = list[tuple[_FdTable, list[str]]]
+
+
+def _halves(tables: list[_FdTable]) -> tuple[Work, Work]:
+    """Split the descriptors in two equal halves, cutting one process's list if need be."""
+    half = sum(len(t.names) for t in tables) // 2
+    first: Work = []
+    second: Work = []
+    taken = 0
+    for table in tables:
+        cut = max(0, min(len(table.names), half - taken))
+        taken += cut
+        if cut:
+            first.append((table, table.names[:cut]))
+        if cut < len(table.names):
+            second.append((table, table.names[cut:]))
+    return first, second
+
+
+def _inodes_of(work: Work) -> list[tuple[int, int]]:
+    return [(table.pid, inode) for table, names in work for inode in table.socket_inodes(names)]
+
+
 def _group_by_pid(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
     grouped: dict[int, list[int]] = {}
     for pid, inode in pairs:
@@ -164,14 +208,13 @@ class _Child:
 
 
 def _child_main(
-    work: Callable[[], list[tuple[int, int]]], write_end: int, framed: bool = False
+    work: Callable[[], list[tuple[int, int]]], write_end: int
 ) -> None:  # pragma: no cover - runs in the child
-    """Run ``work`` and send its pairs up the pipe (length first if ``framed``); then exit."""
     status = 1
     try:
         data = array("Q", [n for pair in work() for n in pair]).tobytes()
         with os.fdopen(write_end, "wb") as out:
-            out.write(struct.pack("=Q", len(data)) + data if framed else data)
+            out.write(data)
         status = 0
     finally:
         os._exit(status)  # no atexit handlers, no second flush of the parent's buffers
