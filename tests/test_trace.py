@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from tcpstates import tracefs
 from tcpstates.query import Query
+from tcpstates.scenario_live import drain, fill
 from tcpstates.sources.owners import Owner, OwnerMap
 from tcpstates.states import TcpState
 from tcpstates.trace import (
@@ -240,37 +241,19 @@ def _small_buffer_pair(port: int) -> tuple[socket.socket, socket.socket]:
     return a, b
 
 
-def _fill(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.send(b"x" * 4096)
-    except BlockingIOError:
-        pass
-
-
-def _drain(*socks: socket.socket) -> None:
-    open_ = set(socks)
-    for sock in socks:
-        sock.settimeout(2)
-    while open_:
-        for sock in list(open_):
-            if not sock.recv(65536):
-                open_.discard(sock)
-
-
 def test_simultaneous_close_reaches_closing(tracer: tuple[str, Query]) -> None:
     # Both send queues hold data the peer's full window refuses, so each FIN waits behind data;
-    # both shut down first, then both drain: the FINs cross, and a FIN_WAIT1 end gets a FIN.
+    # both shut down first, then a drains: b's FIN reaches a while a is still in FIN_WAIT1.
     root, query = tracer
     assert query.port is not None
     a, b = _small_buffer_pair(query.port)
     with tracefs.Instance(root, kernel_filter(query)) as instance:
-        _fill(a)
-        _fill(b)
+        fill(a)
+        fill(b)
         a.shutdown(socket.SHUT_WR)
         b.shutdown(socket.SHUT_WR)
-        _drain(a, b)
+        drain(a)  # b's FIN reaches a while a's own FIN is still held back: a goes CLOSING
+        drain(b)
         a.close()
         b.close()
         items = list(follow(instance, query, duration=0.5))

@@ -17,7 +17,6 @@ rows, after `timeout` seconds). This module deliberately does not import `tcpsta
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import select
 import socket
@@ -30,11 +29,13 @@ from typing import NamedTuple
 
 from ss_reader import RowKey, row_key, ss_rows
 
+from tcpstates.errors import TcpstatesError
+from tcpstates.scenario_live import fill
+
 LOOP4 = "127.0.0.1"
 LOOP6 = "::1"
 ANY6 = "::"
 
-SIOCOUTQNSD = 0x894B  # <linux/sockios.h>: bytes in the send queue not yet sent
 
 # Small buffers make "fill the window" take a few kilobytes instead of megabytes. Linux
 # doubles the value set and enforces a minimum, so these are requests, not exact sizes.
@@ -284,33 +285,14 @@ def _wait_eof(sock: socket.socket, what: str) -> None:
         raise ZooError(f"expected EOF while waiting for {what}, got data")
 
 
-def _unsent(sock: socket.socket) -> int:
-    raw = fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0" * 4)
-    value: int = struct.unpack("i", raw)[0]
-    return value
-
-
 def _fill_peer_window(writer: socket.socket) -> None:
     """Write until the peer (which never reads) advertises a zero window and our own send
     buffer is full. After this, anything queued on `writer` - a FIN included - cannot leave.
-
-    A send() that fails with EAGAIN only says our send buffer is full *right now*; on
-    loopback the peer's ACKs may still be on their way and free some of it. So we stop only
-    once the socket has stayed unwritable for a while, and check data really is unsent.
-    """
-    writer.setblocking(False)
-    chunk = b"z" * 65536
-    while True:
-        try:
-            writer.send(chunk)
-            continue
-        except BlockingIOError:
-            pass
-        _, writable, _ = select.select([], [writer], [], 0.05)
-        if not writable:
-            break
-    if _unsent(writer) <= 0:
-        raise ZooError("filled the peer's window but nothing is left unsent")
+    The same recipe `--scenario --live` uses, so there is one to keep right."""
+    try:
+        fill(writer)
+    except TcpstatesError as e:
+        raise ZooError(str(e)) from None
 
 
 # -- recipes: each builds some sockets and records what the kernel should show ------------
