@@ -319,16 +319,13 @@ def _open_source(options: dict[str, Any], out: Output) -> Source:
 
 
 def save_command(options: dict[str, Any], out: Output) -> int:
-    from tcpstates.netns import entered
+    from tcpstates.netns import current, entered
     from tcpstates.sources.capture import save_capture
 
-    namespaces = _namespaces(options) or []
+    namespaces = _namespaces(options) or [current()]
     if len(namespaces) > 1:
         raise click.UsageError("--save captures one namespace; give --netns or --netns-pid")
-    if namespaces:
-        with entered(namespaces[0]):  # /proc/self/net is the namespace's once inside
-            written = save_capture(options["save"])
-    else:
+    with entered(namespaces[0]):  # /proc/self/net is the namespace's once inside
         written = save_capture(options["save"])
     out.stderr.write(f"tcpstates: saved {len(written)} files to {options['save']}\n")
     return ExitStatus.OK

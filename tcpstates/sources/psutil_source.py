@@ -13,14 +13,14 @@ from tcpstates.errors import SourceError
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
 from tcpstates.sources import Reading
-from tcpstates.states import TcpState
+from tcpstates.states import WINDOWS_DELETE_TCB, TcpState
 
 # psutil's status strings that are not our netstat names: Solaris' IDLE and BOUND, Windows'
 # DELETE_TCB (a connection being torn down; Windows' code 12, not Linux's NEW_SYN_RECV).
 _STATUS: dict[str, TcpState] = {
     "IDLE": TcpState.CLOSE,
     "BOUND": TcpState.BOUND_INACTIVE,
-    "DELETE_TCB": TcpState.CLOSE,
+    WINDOWS_DELETE_TCB[1]: TcpState.CLOSE,
 }
 
 _KINDS = {("tcp", 4): "tcp4", ("tcp", 6): "tcp6", ("udp", 4): "udp4", ("udp", 6): "udp6"}
