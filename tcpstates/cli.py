@@ -13,6 +13,7 @@ import click
 
 from tcpstates import __version__, i18n
 from tcpstates.cli_params import (
+    SCENARIO_NAMES,
     endpoint_filters,
     families,
     lang_option,
@@ -22,7 +23,6 @@ from tcpstates.cli_params import (
 from tcpstates.doctor_command import doctor
 from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.export_command import export
-from tcpstates.lifecycle import SCENARIOS
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
 from tcpstates.states import TcpState, valid_names
@@ -180,7 +180,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
 )
 @click.option(
     "--scenario",
-    type=click.Choice(list(SCENARIOS)),
+    type=click.Choice(SCENARIO_NAMES),
     help="With --explain (implied): walk through a connection's opening or closing, step by"
     " step, a on the left and b on the right.",
 )

@@ -82,3 +82,8 @@ lang_option = click.option(
     help="Language of explanations, summaries and findings: en (English) or id (Indonesian)."
     " Default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else English.",
 )
+
+
+# lifecycle.SCENARIOS' names, spelled here so that a listing need not import the state machine
+# to build its options (tests/test_imports.py holds the two together).
+SCENARIO_NAMES = ("open", "close", "simultaneous-close")

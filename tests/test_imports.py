@@ -62,3 +62,11 @@ def test_version_and_help_read_no_sockets() -> None:
 def test_the_table_on_a_terminal_does_use_rich() -> None:
     # The probe itself: a check that it sees imports at all, so the tests above can fail.
     assert "rich" in loaded_modules("--summary", "-o", "table")
+
+
+def test_a_listing_leaves_the_state_machine_alone() -> None:
+    from tcpstates.cli_params import SCENARIO_NAMES
+    from tcpstates.lifecycle import SCENARIOS
+
+    assert SCENARIO_NAMES == tuple(SCENARIOS)  # the --scenario choices are the scenarios
+    assert "tcpstates.lifecycle" not in loaded_modules("-o", "plain", "--no-owners")
