@@ -30,6 +30,7 @@ from tcpstates.sources.owners import Owner, scan_owners
 from tcpstates.states import TcpState
 
 NETLINK_SOCK_DIAG = 4
+TCPDIAG_GETSOCK = 18
 SOCK_DIAG_BY_FAMILY = 20
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -39,11 +40,16 @@ NLM_F_DUMP = 0x300
 _HEADER = struct.Struct("=IHHII")
 _LENGTH_AND_TYPE = struct.Struct("=IH")  # the start of a header: all a walk needs
 _REQUEST = struct.Struct("=IHHIIBBBBI48x")
+# The older inet_diag_req (TCPDIAG_GETSOCK): family, src_len, dst_len, ext, the socket id, states,
+# dbs. Unlike inet_diag_req_v2 it takes AF_UNSPEC, so one walk of the hash tables gives both
+# families; v2 picks its handler by family and needs a walk per family, as ss does.
+_BOTH_REQUEST = struct.Struct("=IHHIIBBBB48xII")
 # The same request with the socket's identity filled in: a lookup of one socket, not a dump.
 _LOOKUP = struct.Struct("=IHHIIBBBBIHH16s16sIII")
 _NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: match on addresses and ports alone
 # nlmsghdr and inet_diag_msg together, so one unpack decodes a whole record.
 _RECORD = struct.Struct("=IHHIIBBBBHH16s16sI8xIIIII")
+_FAMILY_OFFSET = _HEADER.size  # inet_diag_msg.idiag_family
 _ERROR = struct.Struct("=i")
 _STATE_OFFSET = _HEADER.size + 1  # inet_diag_msg.idiag_state
 _QUEUES = struct.Struct("=II")  # idiag_rqueue, idiag_wqueue
@@ -128,15 +134,28 @@ class NetlinkSource:
 
 
 def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
-    """(protocol name, IPPROTO_*, AF_*) for each dump the query needs, IPv4 first like ss."""
+    """(protocol name, IPPROTO_*, AF_*) for each dump the query needs; AF_UNSPEC: both at once.
+
+    Only TCP has the request that dumps both families in one walk; UDP takes one per family.
+    """
     for proto in ("tcp", "udp"):
-        for family in (4, 6):
-            if proto in query.protos and family in query.families:
-                yield proto, _PROTOCOLS[proto], _FAMILIES[family]
+        families = [_FAMILIES[f] for f in (4, 6) if f in query.families]
+        if proto not in query.protos or not families:
+            continue
+        if proto == "tcp" and len(families) == 2:
+            yield proto, socket.IPPROTO_TCP, socket.AF_UNSPEC
+        else:
+            yield from ((proto, _PROTOCOLS[proto], family) for family in families)
 
 
 def dump(protocol: int, family: int, mask: int) -> Iterator[tuple[Any, ...]]:
-    """Every inet_diag record the kernel sends for one protocol and family, as raw tuples."""
+    """Every inet_diag record the kernel sends for one protocol and family, as raw tuples.
+
+    With AF_UNSPEC the IPv4 records come first, then the IPv6 ones, as two dumps would give them.
+    """
+    if family == socket.AF_UNSPEC:
+        yield from _RECORD.iter_unpack(dump_packed(protocol, family, mask))
+        return
     unpack_record = _RECORD.unpack_from
     for buffer, offsets in _batches(protocol, family, mask):
         for offset in offsets:
@@ -144,13 +163,18 @@ def dump(protocol: int, family: int, mask: int) -> Iterator[tuple[Any, ...]]:
 
 
 def dump_packed(protocol: int, family: int, mask: int) -> bytearray:
-    """Every record of one dump, each cut to ``_RECORD.size`` bytes and packed back to back."""
-    packed = bytearray()
-    size = _RECORD.size
+    """Every record of one dump, each cut to ``_RECORD.size`` bytes and packed back to back.
+
+    IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in.
+    """
+    packed = [bytearray(), bytearray()]  # indexed by "is IPv6"
+    size, at_family, inet6 = _RECORD.size, _FAMILY_OFFSET, socket.AF_INET6
     for buffer, offsets in _batches(protocol, family, mask):
         for offset in offsets:
-            packed += buffer[offset : offset + size]
-    return packed
+            packed[buffer[offset + at_family] == inet6] += buffer[offset : offset + size]
+    ipv4, ipv6 = packed
+    ipv4 += ipv6
+    return ipv4
 
 
 def count_states(
@@ -175,17 +199,50 @@ def count_states(
 
 
 def _batches(protocol: int, family: int, mask: int) -> Iterator[tuple[bytearray, list[int]]]:
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
-    except OSError as e:
-        raise SourceError(f"netlink sock_diag unavailable: {os.strerror(e.errno or 0)}") from e
-    with sock:
+    """The reads of one dump; AF_UNSPEC (TCP only) dumps IPv4 and IPv6 in one walk."""
+    if family == socket.AF_UNSPEC:
+        if protocol != socket.IPPROTO_TCP:
+            raise ValueError("only TCP dumps both families at once")
+        yield from _both_families(mask)
+        return
+    with _diag_socket() as sock:
         request = _REQUEST.pack(
             _REQUEST.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0,
             family, protocol, 0, 0, mask,
         )  # fmt: skip
         sock.send(request)
         yield from _receive(sock)
+
+
+def _both_families(mask: int) -> Iterator[tuple[bytearray, list[int]]]:
+    """Both families of TCP in one walk of the kernel's tables, where two dumps walk them twice.
+
+    A kernel that refuses the old request (its reply starts with an error) gets the two dumps.
+    """
+    with _diag_socket() as sock:
+        request = _BOTH_REQUEST.pack(
+            _BOTH_REQUEST.size, TCPDIAG_GETSOCK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0,
+            socket.AF_UNSPEC, 0, 0, 0, mask, 0,
+        )  # fmt: skip
+        sock.send(request)
+        batches = _receive(sock)
+        try:
+            first = next(batches)
+        except SourceError:
+            first = None
+        if first is not None:
+            yield first
+            yield from batches
+            return
+    for family in (socket.AF_INET, socket.AF_INET6):
+        yield from _batches(socket.IPPROTO_TCP, family, mask)
+
+
+def _diag_socket() -> socket.socket:
+    try:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    except OSError as e:
+        raise SourceError(f"netlink sock_diag unavailable: {os.strerror(e.errno or 0)}") from e
 
 
 def _receive(sock: socket.socket) -> Iterator[tuple[bytearray, list[int]]]:
@@ -275,17 +332,19 @@ def _raise_error(buffer: bytes | bytearray, offset: int, length: int) -> None:
 def _decode(
     records: Iterable[tuple[Any, ...]], proto: str, owners: dict[int, Owner] | None
 ) -> Iterator[Socket]:
-    ntohs = socket.ntohs
-    names: dict[bytes, str] = {}
+    ntohs, inet6 = socket.ntohs, socket.AF_INET6
+    # Address text by raw bytes, per family: IPv4's 0.0.0.0 and IPv6's :: are the same 16 bytes.
+    by_family: dict[int, dict[bytes, str]] = {socket.AF_INET: {}, inet6: {}}
     for record in records:
         (_, _, _, _, _, family, code, timer_code, retrans, sport, dport, src, dst,
          _, expires, rqueue, wqueue, uid, inode) = record  # fmt: skip
         owner = owners.get(inode) if owners and inode else None
         state = _STATES[code]
         timer = TIMERS.get(timer_code)
+        names = by_family.get(family, {})  # another family: _name refuses it
         yield new_socket(
             proto=proto,
-            family=6 if family == socket.AF_INET6 else 4,
+            family=6 if family == inet6 else 4,
             local_address=names.get(src) or _name(names, family, src),
             local_port=ntohs(sport),
             remote_address=names.get(dst) or _name(names, family, dst),
