@@ -18,7 +18,7 @@ from tcpstates.explain_socket import parse_target
 from tcpstates.export_command import parse_listen
 from tcpstates.query import Query, parse_network
 from tcpstates.sockets import Socket
-from tcpstates.sources import capture, netlink
+from tcpstates.sources import capture, diag, netlink
 from tcpstates.sources.procfs import parse_table
 from tcpstates.states import UnknownStateError, parse_states
 from tcpstates.trace import ParseError, parse_line
@@ -104,7 +104,7 @@ def test_a_10_mb_line_is_one_error_with_a_short_message() -> None:
     assert len(str(caught.value)) < 200
 
 
-RECORD = netlink._RECORD
+RECORD = diag.RECORD
 
 
 @st.composite
@@ -123,7 +123,7 @@ def netlink_chunks(draw: st.DrawFn) -> bytes:
 @given(netlink_chunks())
 def test_netlink_decoder_gives_records_or_one_error(chunk: bytes) -> None:
     try:
-        offsets, _ = netlink.parse_chunk(chunk, len(chunk))
+        offsets, _ = diag.parse_chunk(chunk, len(chunk))
         records = [RECORD.unpack_from(chunk, offset) for offset in offsets]
         sockets = list(netlink._decode(records, "tcp", None))
     except SourceError:

@@ -120,23 +120,23 @@ def test_state_filter_pushed_into_the_kernel(zoo):
 
 
 def _zoo_records(zoo: Zoo, packed: bytes) -> list[tuple]:
-    from tcpstates.sources import netlink
+    from tcpstates.sources import diag, netlink
 
-    records = netlink._decode(netlink._RECORD.iter_unpack(packed), "tcp", None)
+    records = netlink._decode(diag.RECORD.iter_unpack(packed), "tcp", None)
     return [(key(s), s.inode) for s in ours(zoo, records)]
 
 
 def test_one_walk_gives_both_families_as_two_dumps_do(zoo):
     import socket
 
-    from tcpstates.sources import netlink
+    from tcpstates.sources import diag, netlink
 
     mask = netlink.state_mask(frozenset())
-    both = _zoo_records(zoo, netlink.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
+    both = _zoo_records(zoo, diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
     apart = [
         record
         for family in (socket.AF_INET, socket.AF_INET6)
-        for record in _zoo_records(zoo, netlink.dump_packed(socket.IPPROTO_TCP, family, mask))
+        for record in _zoo_records(zoo, diag.dump_packed(socket.IPPROTO_TCP, family, mask))
     ]
     assert {family for (_, family, *_), _ in both} == {4, 6}
     # The same records, IPv4 first; within a family the kernel's walk order may differ.
@@ -147,12 +147,12 @@ def test_one_walk_gives_both_families_as_two_dumps_do(zoo):
 def test_two_dumps_where_the_one_walk_request_is_refused(zoo, monkeypatch):
     import socket
 
-    from tcpstates.sources import netlink
+    from tcpstates.sources import diag, netlink
 
     # An unknown request type is what a kernel without the old request answers: EINVAL.
-    monkeypatch.setattr(netlink, "TCPDIAG_GETSOCK", 0x7F)
+    monkeypatch.setattr(diag, "TCPDIAG_GETSOCK", 0x7F)
     mask = netlink.state_mask(frozenset())
-    records = _zoo_records(zoo, netlink.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
+    records = _zoo_records(zoo, diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
     witness = [r for r in theirs(zoo) if r.proto == "tcp"]
     assert sorted(k for k, _ in records) == sorted(map(key, witness))
 
