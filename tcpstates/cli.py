@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from tcpstates.cli_params import (
     states_option,
 )
 from tcpstates.doctor_command import doctor
-from tcpstates.errors import ExitStatus, TcpstatesError
+from tcpstates.errors import ExitStatus, TcpstatesError, silence_stdout
 from tcpstates.export_command import export
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
@@ -457,7 +456,7 @@ def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
     except KeyboardInterrupt:
         # Ctrl-C is how a watch ends, so it is a success, not 130. Live has put the cursor back
         # by now; as run() does for an interrupt, nothing left buffered may block or print later.
-        _silence_stdout()
+        silence_stdout()
     return ExitStatus.OK
 
 
@@ -507,10 +506,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except TcpstatesError as e:
         return _fail(str(e), e.status)
     except (KeyboardInterrupt, click.Abort):
-        _silence_stdout()  # what is still buffered must not block or print at exit
+        silence_stdout()  # what is still buffered must not block or print at exit
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         return ExitStatus.BROKEN_PIPE
     return int(status or 0)
 
@@ -518,13 +517,3 @@ def run(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str, status: ExitStatus) -> int:
     sys.stderr.write(f"tcpstates: {message}\n")
     return status
-
-
-def _silence_stdout() -> None:
-    # The reader has gone (`| head`) or the user interrupted: point stdout at /dev/null so the
-    # interpreter's final flush neither raises again (a traceback) nor blocks.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import sys
 
 
 class ExitStatus(enum.IntEnum):
@@ -31,3 +33,13 @@ class CaptureFormatError(TcpstatesError):
         super().__init__(f"{source}:{lineno}: {reason}: {shown!r}")
         self.source = source
         self.lineno = lineno
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, after the reader has gone (``| head``) or the user interrupted,
+    so that the interpreter's final flush neither raises again (a traceback) nor blocks."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

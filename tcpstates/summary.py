@@ -12,15 +12,12 @@ from typing import Any
 
 from tcpstates.query import Query
 from tcpstates.sources import Source, select
+from tcpstates.state_codes import TCP_SUMMARY, UDP_SUMMARY
 from tcpstates.states import TcpState, state_name
 
 # The states a summary always shows, zero or not, so dashboards and scripts see stable keys.
-TCP_STATES = (
-    TcpState.ESTABLISHED, TcpState.SYN_SENT, TcpState.SYN_RECV, TcpState.FIN_WAIT1,
-    TcpState.FIN_WAIT2, TcpState.TIME_WAIT, TcpState.CLOSE, TcpState.CLOSE_WAIT,
-    TcpState.LAST_ACK, TcpState.LISTEN, TcpState.CLOSING,
-)  # fmt: skip
-UDP_STATES = (TcpState.ESTABLISHED, TcpState.CLOSE)
+TCP_STATES = tuple(TcpState(code) for code, _ in TCP_SUMMARY)
+UDP_STATES = tuple(TcpState(code) for code, _ in UDP_SUMMARY)
 
 
 @dataclass(frozen=True, slots=True)

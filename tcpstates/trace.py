@@ -220,7 +220,7 @@ class Owners:
         scan: Callable[[str, set[int]], OwnerMap] | None = None,
         memory: int = 10_000,
     ) -> None:
-        from tcpstates.sources.diag import lookup_inode
+        from tcpstates.inet_diag import lookup_inode
         from tcpstates.sources.owners import scan_owners
 
         self._inode_of = inode_of or lookup_inode

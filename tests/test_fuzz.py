@@ -13,12 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpstates import inet_diag as diag
 from tcpstates.errors import CaptureFormatError, SourceError, TcpstatesError
 from tcpstates.explain_socket import parse_target
 from tcpstates.export_command import parse_listen
 from tcpstates.query import Query, parse_network
 from tcpstates.sockets import Socket
-from tcpstates.sources import capture, diag, netlink
+from tcpstates.sources import capture, netlink
 from tcpstates.sources.procfs import parse_table
 from tcpstates.states import UnknownStateError, parse_states
 from tcpstates.trace import ParseError, parse_line

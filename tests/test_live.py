@@ -120,7 +120,8 @@ def test_state_filter_pushed_into_the_kernel(zoo):
 
 
 def _zoo_records(zoo: Zoo, packed: bytes) -> list[tuple]:
-    from tcpstates.sources import diag, netlink
+    from tcpstates import inet_diag as diag
+    from tcpstates.sources import netlink
 
     records = netlink._decode(diag.RECORD.iter_unpack(packed), "tcp", None)
     return [(key(s), s.inode) for s in ours(zoo, records)]
@@ -129,7 +130,8 @@ def _zoo_records(zoo: Zoo, packed: bytes) -> list[tuple]:
 def test_one_walk_gives_both_families_as_two_dumps_do(zoo):
     import socket
 
-    from tcpstates.sources import diag, netlink
+    from tcpstates import inet_diag as diag
+    from tcpstates.sources import netlink
 
     mask = netlink.state_mask(frozenset())
     both = _zoo_records(zoo, diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
@@ -147,7 +149,8 @@ def test_one_walk_gives_both_families_as_two_dumps_do(zoo):
 def test_two_dumps_where_the_one_walk_request_is_refused(zoo, monkeypatch):
     import socket
 
-    from tcpstates.sources import diag, netlink
+    from tcpstates import inet_diag as diag
+    from tcpstates.sources import netlink
 
     # An unknown request type is what a kernel without the old request answers: EINVAL.
     monkeypatch.setattr(diag, "TCPDIAG_GETSOCK", 0x7F)

@@ -2,7 +2,7 @@
 
 This is how ss reads sockets: the kernel sends binary records, skips states nobody asked for (the
 state bitmask), and never formats text. Each record is decoded with one ``struct`` call straight
-out of a reused receive buffer. The wire protocol itself is in sources/diag.py.
+out of a reused receive buffer. The wire protocol itself is in inet_diag.py.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from tcpstates import inet_diag as diag
 from tcpstates.errors import SourceError
+from tcpstates.inet_diag import dump, dump_packed
 from tcpstates.query import Query
 from tcpstates.sockets import Socket, new_socket
-from tcpstates.sources import TIMERS, Reading, diag
-from tcpstates.sources.diag import dump, dump_packed
+from tcpstates.sources import TIMERS, Reading
 from tcpstates.sources.owners import Owner, scan_owners
 from tcpstates.states import TcpState
 

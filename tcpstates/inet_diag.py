@@ -3,7 +3,7 @@
 Light on purpose: the standard library's C modules only (``_socket``, not ``socket``, whose enum
 set-up alone costs more than a summary's reading), so that the summary fast path can count
 sockets before anything else is loaded. Records are left in the receive buffer; what they mean
-is for the callers (sources/netlink.py builds sockets, the fast path counts states).
+is for the callers (sources/netlink.py builds sockets, fastpath.py counts states).
 
 Layouts (include/uapi/linux/netlink.h, inet_diag.h):
   nlmsghdr            len u32, type u16, flags u16, seq u32, pid u32
