@@ -73,3 +73,17 @@ def test_fast_constructor_rejects_what_socket_rejects() -> None:
 def test_state_name_per_protocol(state: TcpState, proto: str, name: str) -> None:
     sock = Socket(proto, 4, "0.0.0.0", 0, "0.0.0.0", 0, state)
     assert sock.state_name == name
+
+
+@given(st.lists(records, max_size=30), st.booleans(), st.booleans())
+def test_a_listing_formats_each_row_as_alone(
+    many: list[dict[str, object]], proto: bool, owners: bool
+) -> None:
+    # Rows remember the address and owner text they made; no row may take another's.
+    from tcpstates.render.columns import Layout
+
+    sockets = [new_socket(**fields) for fields in many]
+    layout = Layout(proto=proto, owners=owners, netns_labels={0: "host"} if proto else None)
+    assert layout.rows(sockets) == [layout.row_maker()(s) for s in sockets]
+    for sock, row in zip(sockets, layout.rows(sockets), strict=True):
+        assert row[layout.state_index] == sock.state_name

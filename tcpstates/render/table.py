@@ -30,7 +30,7 @@ def state_style(state: TcpState) -> str:
 
 
 def build_table(sockets: Sequence[Socket], layout: Layout) -> Table:
-    rows = [layout.cells(sock) for sock in sockets]
+    rows = layout.rows(sockets)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=_caption(sockets))
     columns = layout.columns
     for i, column in enumerate(columns):
