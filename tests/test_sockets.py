@@ -87,3 +87,17 @@ def test_a_listing_formats_each_row_as_alone(
     assert layout.rows(sockets) == [layout.row_maker()(s) for s in sockets]
     for sock, row in zip(sockets, layout.rows(sockets), strict=True):
         assert row[layout.state_index] == sock.state_name
+
+
+@given(st.lists(records, max_size=30), st.none() | st.integers(1, 2**32))
+def test_json_records_are_json_dumps_of_the_record(
+    many: list[dict[str, object]], netns: int | None
+) -> None:
+    import json
+
+    from tcpstates.render.formats import json_record_maker
+
+    record = json_record_maker()  # one for all: what it remembers must not leak between rows
+    for fields in many:
+        sock = new_socket(**fields, netns=netns)
+        assert record(sock) == json.dumps(sock.as_dict())
