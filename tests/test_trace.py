@@ -387,3 +387,23 @@ def test_trace_mounts_tracefs_when_it_is_not_mounted(tracer: tuple[str, Query]) 
     if done.returncode == 3:
         pytest.skip("tracefs could not be unmounted in a private namespace")
     assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_owners_of_one_read_come_from_one_scan() -> None:
+    scans: list[set[int]] = []
+
+    def scan(proc: str, wanted: set[int]) -> OwnerMap:
+        scans.append(set(wanted))
+        return OwnerMap({7: Owner(42, "server"), 8: Owner(43, "client")})
+
+    inodes = {8080: 7, 34437: 8}
+    owners = Owners(inode_of=lambda *ends: inodes.get(ends[2]) or inodes.get(ends[4]), scan=scan)
+    events = [parse_line(line) for line in (SOFTIRQ_V6, CONNECTED, SOFTIRQ_V6)]
+    assert all(events)
+    resolved = owners.resolve_all(events)  # type: ignore[arg-type]
+    assert scans == [{7, 8}]  # a 50k-socket host scans /proc once per read, not per event
+    assert [(e.pid, e.process) for e in resolved] == [
+        (42, "server"),
+        (43, "client"),
+        (42, "server"),
+    ]
