@@ -90,12 +90,10 @@ def summary_json(protos: tuple[str, ...], families: tuple[int, ...]) -> str:
 
 def _count(proto: str, families: tuple[int, ...]) -> dict[int, int]:
     protocol = diag.IPPROTO_TCP if proto == "tcp" else diag.IPPROTO_UDP
-    afs = {4: diag.AF_INET, 6: diag.AF_INET6}
-    if proto == "tcp" and len(families) == 2:
-        return diag.count_states(protocol, diag.AF_UNSPEC, diag.ALL_STATES)
+    afs = [diag.AF_INET6 if family == 6 else diag.AF_INET for family in families]
     total: dict[int, int] = {}
-    for family in families:
-        for code, n in diag.count_states(protocol, afs[family], diag.ALL_STATES).items():
+    for af in diag.dump_families(protocol, afs):
+        for code, n in diag.count_states(protocol, af, diag.ALL_STATES).items():
             total[code] = total.get(code, 0) + n
     return total
 

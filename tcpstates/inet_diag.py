@@ -21,7 +21,7 @@ import _socket
 import errno
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 NETLINK_SOCK_DIAG = 4
 TCPDIAG_GETSOCK = 18
@@ -58,6 +58,17 @@ INODES = struct.Struct(f"={RECORD.size - 4}xI")
 _RECV_BUFFER = 256 * 1024
 
 Batch = tuple[bytearray, list[int]]  # a receive buffer and the offsets of its records
+
+
+def dump_families(protocol: int, families: Collection[int]) -> list[int]:
+    """The ``family`` of each dump that covers ``families`` (AF_INET, AF_INET6), in order.
+
+    TCP takes both in one dump (AF_UNSPEC, one walk); UDP needs one dump per family.
+    """
+    wanted = [af for af in (AF_INET, AF_INET6) if af in families]
+    if protocol == IPPROTO_TCP and len(wanted) == 2:
+        return [AF_UNSPEC]
+    return wanted
 
 
 def dump(protocol: int, family: int, mask: int) -> Iterator[tuple[object, ...]]:

@@ -97,18 +97,12 @@ class NetlinkSource:
 
 
 def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
-    """(protocol name, IPPROTO_*, AF_*) for each dump the query needs; AF_UNSPEC: both at once.
-
-    Only TCP has the request that dumps both families in one walk; UDP takes one per family.
-    """
+    """(protocol name, IPPROTO_*, AF_*) for each dump the query needs; AF_UNSPEC: both at once."""
+    families = [_FAMILIES[f] for f in (4, 6) if f in query.families]
     for proto in ("tcp", "udp"):
-        families = [_FAMILIES[f] for f in (4, 6) if f in query.families]
-        if proto not in query.protos or not families:
-            continue
-        if proto == "tcp" and len(families) == 2:
-            yield proto, socket.IPPROTO_TCP, socket.AF_UNSPEC
-        else:
-            yield from ((proto, _PROTOCOLS[proto], family) for family in families)
+        if proto in query.protos:
+            protocol = _PROTOCOLS[proto]
+            yield from ((proto, protocol, af) for af in diag.dump_families(protocol, families))
 
 
 def _decode(
