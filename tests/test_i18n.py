@@ -102,7 +102,8 @@ def test_gnu_msgfmt_agrees_the_po_is_well_formed(tmp_path: Path) -> None:
         assert gettext.GNUTranslations(gnu)._catalog == gettext.GNUTranslations(ours)._catalog  # type: ignore[attr-defined]
 
 
-def test_the_catalogue_is_in_the_wheel(tmp_path: Path) -> None:
+def test_the_wheel_holds_the_catalogue_the_man_page_and_the_entry_point(tmp_path: Path) -> None:
+    # hatchling is in the test extra, so CI builds the wheel; a bare checkout may skip this.
     pytest.importorskip("hatchling")
     done = subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
@@ -112,7 +113,12 @@ def test_the_catalogue_is_in_the_wheel(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("*.whl")
     with zipfile.ZipFile(wheel) as built:
         names = built.namelist()
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = built.read(entry_points).decode()
     assert "tcpstates/locale/id/LC_MESSAGES/tcpstates.mo" in names
+    assert any(n.endswith(".data/data/share/man/man1/tcpstates.1") for n in names)
+    # The console script enters where the summary fast path is tried before click loads.
+    assert "tcpstates = tcpstates.__main__:main" in scripts
 
 
 # --- every message shown is in the catalogue --------------------------------------------------
