@@ -57,7 +57,59 @@ _QUEUES_OFFSET = HEADER.size + 4 + 48 + 4  # after state bytes, the socket id an
 INODES = struct.Struct(f"={RECORD.size - 4}xI")
 _RECV_BUFFER = 256 * 1024
 
+# Filters the kernel runs on each socket before sending it (include/uapi/linux/inet_diag.h):
+# a program of inet_diag_bc_op {code u8, yes u8, no u16}, attached to the request as the
+# INET_DIAG_REQ_BYTECODE attribute. Each op jumps ``yes`` or ``no`` bytes ahead; landing exactly
+# on the end accepts the socket, jumping 4 bytes past it rejects it.
+INET_DIAG_REQ_BYTECODE = 1
+BC_JMP, BC_S_EQ, BC_D_EQ = 1, 11, 12  # S_EQ, D_EQ: Linux 4.16 and later
+_OP = struct.Struct("=BBH")
+_ATTRIBUTE = struct.Struct("=HH")  # nlattr: len, type
+
 Batch = tuple[bytearray, list[int]]  # a receive buffer and the offsets of its records
+
+
+def port_filter(port: int | None, sport: int | None, dport: int | None) -> bytes:
+    """The kernel program for ``--port`` (either end), ``--sport`` and ``--dport``, all of them
+    that are given; empty when none is. Built as ss builds ``sport = :N`` and its ``or``/``and``.
+
+    >>> port_filter(None, 22, None).hex(), port_filter(None, None, None)
+    ('0b080c0000001600', b'')
+    """
+    programs = []
+    if port is not None:
+        programs.append(_either(_port_is(BC_S_EQ, port), _port_is(BC_D_EQ, port)))
+    if sport is not None:
+        programs.append(_port_is(BC_S_EQ, sport))
+    if dport is not None:
+        programs.append(_port_is(BC_D_EQ, dport))
+    program = b""
+    for next_program in programs:
+        program = _both(program, next_program) if program else next_program
+    return program
+
+
+def _port_is(code: int, port: int) -> bytes:
+    # The comparison, then an op whose ``no`` holds the port: match, go to the end (accept);
+    # else jump 4 past it (reject).
+    return _OP.pack(code, 8, 12) + _OP.pack(0, 0, port)
+
+
+def _either(first: bytes, second: bytes) -> bytes:
+    """first OR second: where first would accept, jump over second to the end."""
+    return first + _OP.pack(BC_JMP, 4, len(second) + 4) + second
+
+
+def _both(first: bytes, second: bytes) -> bytes:
+    """first AND second: first's accept falls into second; first's reject must still reject."""
+    ops = bytearray(first)
+    offset, left = 0, len(first)
+    while left > 0:
+        code, yes, no = _OP.unpack_from(ops, offset)
+        if no == left + 4:  # a jump to reject, past the end of first: past second's end too
+            _OP.pack_into(ops, offset, code, yes, no + len(second))
+        offset, left = offset + yes, left - yes
+    return bytes(ops) + second
 
 
 def dump_families(protocol: int, families: Collection[int]) -> list[int]:
@@ -71,28 +123,31 @@ def dump_families(protocol: int, families: Collection[int]) -> list[int]:
     return wanted
 
 
-def dump(protocol: int, family: int, mask: int) -> Iterator[tuple[object, ...]]:
+def dump(
+    protocol: int, family: int, mask: int, program: bytes = b""
+) -> Iterator[tuple[object, ...]]:
     """Every inet_diag record the kernel sends for one protocol and family, as raw tuples.
 
     With AF_UNSPEC the IPv4 records come first, then the IPv6 ones, as two dumps would give them.
+    ``program`` (port_filter's) is run by the kernel on each socket.
     """
     if family == AF_UNSPEC:
-        yield from RECORD.iter_unpack(dump_packed(protocol, family, mask))
+        yield from RECORD.iter_unpack(dump_packed(protocol, family, mask, program))
         return
     unpack_record = RECORD.unpack_from
-    for buffer, offsets in batches(protocol, family, mask):
+    for buffer, offsets in batches(protocol, family, mask, program):
         for offset in offsets:
             yield unpack_record(buffer, offset)
 
 
-def dump_packed(protocol: int, family: int, mask: int) -> bytearray:
+def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> bytearray:
     """Every record of one dump, each cut to ``RECORD.size`` bytes and packed back to back.
 
     IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in.
     """
     packed = [bytearray(), bytearray()]  # indexed by "is IPv6"
     size, at_family = RECORD.size, FAMILY_OFFSET
-    for buffer, offsets in batches(protocol, family, mask):
+    for buffer, offsets in batches(protocol, family, mask, program):
         for offset in offsets:
             packed[buffer[offset + at_family] == AF_INET6] += buffer[offset : offset + size]
     ipv4, ipv6 = packed
@@ -121,46 +176,70 @@ def count_states(
     return {code: n for code, n in enumerate(counts) if n}
 
 
-def batches(protocol: int, family: int, mask: int) -> Iterator[Batch]:
-    """The reads of one dump; AF_UNSPEC (TCP only) dumps IPv4 and IPv6 in one walk."""
+def batches(protocol: int, family: int, mask: int, program: bytes = b"") -> Iterator[Batch]:
+    """The reads of one dump; AF_UNSPEC (TCP only) dumps IPv4 and IPv6 in one walk.
+
+    ``program`` only spares sending what the caller does not want: a kernel that refuses it
+    (port equality came in Linux 4.16) sends everything, and the caller filters as before.
+    """
     if family == AF_UNSPEC:
         if protocol != IPPROTO_TCP:
             raise ValueError("only TCP dumps both families at once")
-        yield from _both_families(mask)
+        yield from _both_families(mask, program)
         return
     request = _REQUEST.pack(
-        _REQUEST.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0,
-        family, protocol, 0, 0, mask,
-    )  # fmt: skip
+        _REQUEST.size + _attribute_size(program), SOCK_DIAG_BY_FAMILY,
+        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, family, protocol, 0, 0, mask,
+    ) + _attribute(program)  # fmt: skip
     sock = _diag_socket()
     try:
         sock.send(request)
-        yield from _receive(sock, _first_read(sock))
+        first = _first_read(sock)
+        if not (program and _refused(first)):
+            yield from _receive(sock, first)
+            return
     finally:
         sock.close()
+    yield from batches(protocol, family, mask)
 
 
-def _both_families(mask: int) -> Iterator[Batch]:
+def _both_families(mask: int, program: bytes) -> Iterator[Batch]:
     """Both families of TCP in one walk of the kernel's tables, where two dumps walk them twice.
 
     A kernel that refuses the old request (its reply starts with an error) gets the two dumps.
     """
     request = _BOTH_REQUEST.pack(
-        _BOTH_REQUEST.size, TCPDIAG_GETSOCK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0,
-        AF_UNSPEC, 0, 0, 0, mask, 0,
-    )  # fmt: skip
+        _BOTH_REQUEST.size + _attribute_size(program), TCPDIAG_GETSOCK,
+        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, AF_UNSPEC, 0, 0, 0, mask, 0,
+    ) + _attribute(program)  # fmt: skip
     sock = _diag_socket()
     try:
         sock.send(request)
         first = _first_read(sock)
-        buffer, size = first
-        if size < HEADER.size or _LENGTH_AND_TYPE.unpack_from(buffer)[1] != NLMSG_ERROR:
+        if not _refused(first):
             yield from _receive(sock, first)
             return
     finally:
         sock.close()
     for family in (AF_INET, AF_INET6):
-        yield from batches(IPPROTO_TCP, family, mask)
+        yield from batches(IPPROTO_TCP, family, mask, program)
+
+
+def _refused(first: tuple[bytearray, int]) -> bool:
+    """Whether a dump's first read is the kernel's error instead of records."""
+    buffer, size = first
+    return size >= HEADER.size and _LENGTH_AND_TYPE.unpack_from(buffer)[1] == NLMSG_ERROR
+
+
+def _attribute(program: bytes) -> bytes:
+    """The request's INET_DIAG_REQ_BYTECODE attribute; nothing without a program."""
+    if not program:
+        return b""
+    return _ATTRIBUTE.pack(_ATTRIBUTE.size + len(program), INET_DIAG_REQ_BYTECODE) + program
+
+
+def _attribute_size(program: bytes) -> int:
+    return _ATTRIBUTE.size + len(program) if program else 0
 
 
 def _diag_socket() -> _socket.socket:

@@ -160,6 +160,60 @@ def test_two_dumps_where_the_one_walk_request_is_refused(zoo, monkeypatch):
     assert sorted(k for k, _ in records) == sorted(map(key, witness))
 
 
+def _port_filters(zoo: Zoo) -> list[dict[str, int]]:
+    # A port with a listener and its connections (both ends), and a client port (one end).
+    server = next(e for e in zoo.expected if e.proto == "tcp" and e.state == "ESTABLISHED")
+    client = next(
+        e for e in zoo.expected if e.proto == "tcp" and e.remote_port == server.local_port
+    )
+    p, c = server.local_port, client.local_port
+    return [
+        {"port": p}, {"sport": p}, {"dport": p}, {"sport": c}, {"port": c, "dport": p},
+        {"port": p, "sport": p}, {"sport": c, "dport": p}, {"port": p, "sport": c, "dport": p},
+    ]  # fmt: skip
+
+
+def test_port_filters_run_in_the_kernel_as_in_the_query(zoo):
+    import socket
+
+    from tcpstates import inet_diag as diag
+    from tcpstates.sources import netlink
+
+    mask = diag.ALL_STATES
+    everything = _zoo_records(zoo, diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
+    for ports in _port_filters(zoo):
+        query = Query(**ports)  # type: ignore[arg-type]
+        program = netlink._program(query)
+        packed = diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask, program)
+        sent = _zoo_records(zoo, packed)
+        wanted = [(k, inode) for k, inode in everything if _ports_match(query, k)]
+        assert wanted, ports
+        assert len(sent) < len(everything), ports  # the kernel did filter
+        assert sorted(sent) == sorted(wanted), ports
+
+
+def _ports_match(query: Query, k: tuple) -> bool:
+    _, _, _, local_port, _, remote_port, _ = k
+    return (
+        query.port in (None, local_port, remote_port)
+        and query.sport in (None, local_port)
+        and query.dport in (None, remote_port)
+    )
+
+
+def test_a_program_the_kernel_refuses_means_every_record(zoo):
+    import socket
+
+    from tcpstates import inet_diag as diag
+
+    mask = diag.ALL_STATES
+    bogus = diag._OP.pack(99, 4, 8)  # no such op: the kernel's audit refuses the program
+    for family in (socket.AF_UNSPEC, socket.AF_INET6):
+        refused = diag.dump_packed(socket.IPPROTO_TCP, family, mask, bogus)
+        plain = diag.dump_packed(socket.IPPROTO_TCP, family, mask)
+        assert sorted(_zoo_records(zoo, refused)) == sorted(_zoo_records(zoo, plain))
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "tcpstates", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)

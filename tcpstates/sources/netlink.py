@@ -54,9 +54,9 @@ class NetlinkSource:
         # Dump first, then look only for the owners of what the kernel sent: a TIME_WAIT
         # listing needs no /proc scan at all, since no process holds those sockets.
         # The records wait in their binary form, back to back: a tenth of the memory of tuples.
-        mask = state_mask(query.states)
+        mask, program = state_mask(query.states), _program(query)
         dumps = [
-            (proto, dump_packed(protocol, family, mask))
+            (proto, dump_packed(protocol, family, mask, program))
             for proto, protocol, family in _dumps(query)
         ]
         wanted = {inode for _, packed in dumps for (inode,) in _INODES.iter_unpack(packed)} - {0}
@@ -91,9 +91,16 @@ class NetlinkSource:
             yield from _decode(records, proto, owners)
 
     def _dumps(self, query: Query) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
-        mask = state_mask(query.states)
+        mask, program = state_mask(query.states), _program(query)
         for proto, protocol, family in _dumps(query):
-            yield proto, dump(protocol, family, mask)
+            yield proto, dump(protocol, family, mask, program)
+
+
+def _program(query: Query) -> bytes:
+    """The ports the kernel itself may filter by, as ss hands it ``sport = :N``: a listing of one
+    port on a host of 100,000 sockets then decodes, and looks owners up for, that port's alone.
+    The query still filters every record after (a kernel may refuse the program)."""
+    return diag.port_filter(query.port, query.sport, query.dport)
 
 
 def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
