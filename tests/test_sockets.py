@@ -101,3 +101,21 @@ def test_json_records_are_json_dumps_of_the_record(
     for fields in many:
         sock = new_socket(**fields, netns=netns)
         assert record(sock) == json.dumps(sock.as_dict())
+
+
+@given(st.lists(records, max_size=30), st.none() | st.integers(1, 2**32))
+def test_csv_rows_are_the_records_values_made_safe(
+    many: list[dict[str, object]], netns: int | None
+) -> None:
+    from tcpstates.render.formats import csv_row_maker
+    from tcpstates.render.safe import safe
+
+    def cell(value: object) -> object:
+        if value is None:
+            return ""
+        return safe(value) if isinstance(value, str) else value
+
+    row = csv_row_maker()  # one for all: what it remembers must not leak between rows
+    for fields in many:
+        sock = new_socket(**fields, netns=netns)
+        assert row(sock) == tuple(cell(value) for value in sock.as_dict().values())

@@ -7,6 +7,7 @@ control or bidi character reaches a terminal that prints it; CSV escapes them li
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
 
@@ -97,14 +98,50 @@ def render_csv(sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] =
 
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields)
+    rows = map(csv_row_maker(), sockets)
     count = 0
-    for sock in sockets:
-        writer.writerow([_csv_cell(value) for value in sock.as_dict().values()])
-        count += 1
+    while chunk := list(islice(rows, _CHUNK)):
+        writer.writerows(chunk)
+        count += len(chunk)
     return count
 
 
-def _csv_cell(value: object) -> object:
-    if value is None:
-        return ""
-    return safe(value) if isinstance(value, str) else value
+def csv_row_maker() -> Callable[[Socket], tuple[object, ...]]:
+    """A function giving a record's CSV cells: ``as_dict()``'s values, None as an empty cell and
+    text made safe for a terminal (each string that repeats made safe once)."""
+    texts: dict[str, str] = {}
+
+    def text(value: str | None) -> str:
+        if value is None:
+            return ""
+        shown = texts.get(value)
+        if shown is None:
+            shown = texts[value] = safe(value)
+        return shown
+
+    def row(sock: Socket) -> tuple[object, ...]:
+        cells = (
+            text(sock.proto),
+            sock.family,
+            text(sock.local_address),
+            sock.local_port,
+            text(sock.remote_address),
+            sock.remote_port,
+            text(sock.state_name),
+            _blank(sock.recv_q),
+            _blank(sock.send_q),
+            _blank(sock.uid),
+            _blank(sock.inode),
+            _blank(sock.pid),
+            text(sock.process),
+            text(sock.timer),
+            _blank(sock.timer_ms),
+            _blank(sock.retransmits),
+        )
+        return cells if sock.netns is None else (*cells, sock.netns)
+
+    return row
+
+
+def _blank(value: int | None) -> object:
+    return "" if value is None else value
