@@ -21,7 +21,7 @@ import _socket
 import errno
 import os
 import struct
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 NETLINK_SOCK_DIAG = 4
 TCPDIAG_GETSOCK = 18
@@ -62,31 +62,48 @@ _RECV_BUFFER = 256 * 1024
 # INET_DIAG_REQ_BYTECODE attribute. Each op jumps ``yes`` or ``no`` bytes ahead; landing exactly
 # on the end accepts the socket, jumping 4 bytes past it rejects it.
 INET_DIAG_REQ_BYTECODE = 1
-BC_JMP, BC_S_EQ, BC_D_EQ = 1, 11, 12  # S_EQ, D_EQ: Linux 4.16 and later
+BC_JMP, BC_S_COND, BC_D_COND, BC_S_EQ, BC_D_EQ = 1, 7, 8, 11, 12
 _OP = struct.Struct("=BBH")
+_HOSTCOND = struct.Struct("=BBxxi")  # family, prefix_len, port (-1: any); the address follows
 _ATTRIBUTE = struct.Struct("=HH")  # nlattr: len, type
 
 Batch = tuple[bytearray, list[int]]  # a receive buffer and the offsets of its records
 
 
-def port_filter(port: int | None, sport: int | None, dport: int | None) -> bytes:
-    """The kernel program for ``--port`` (either end), ``--sport`` and ``--dport``, all of them
-    that are given; empty when none is. Built as ss builds ``sport = :N`` and its ``or``/``and``.
+def local_port(port: int) -> bytes:
+    """A program accepting sockets whose local port is ``port`` (Linux 4.16 and later)."""
+    return _port_is(BC_S_EQ, port)
 
-    >>> port_filter(None, 22, None).hex(), port_filter(None, None, None)
-    ('0b080c0000001600', b'')
+
+def remote_port(port: int) -> bytes:
+    return _port_is(BC_D_EQ, port)
+
+
+def local_address(family: int, prefix_len: int, raw: bytes) -> bytes:
+    """Sockets whose local address is in ``raw``/``prefix_len`` (AF_INET: v4-mapped ones too)."""
+    return _address_in(BC_S_COND, family, prefix_len, raw)
+
+
+def remote_address(family: int, prefix_len: int, raw: bytes) -> bytes:
+    return _address_in(BC_D_COND, family, prefix_len, raw)
+
+
+def either(first: bytes, second: bytes) -> bytes:
+    """first OR second: where first would accept, jump over second to the end.
+
+    >>> either(local_port(22), remote_port(22)).hex()
+    '0b080c000000160001040c000c080c0000001600'
     """
-    programs = []
-    if port is not None:
-        programs.append(_either(_port_is(BC_S_EQ, port), _port_is(BC_D_EQ, port)))
-    if sport is not None:
-        programs.append(_port_is(BC_S_EQ, sport))
-    if dport is not None:
-        programs.append(_port_is(BC_D_EQ, dport))
-    program = b""
-    for next_program in programs:
-        program = _both(program, next_program) if program else next_program
-    return program
+    return first + _OP.pack(BC_JMP, 4, len(second) + 4) + second
+
+
+def all_of(programs: Iterable[bytes]) -> bytes:
+    """first AND second AND ...: each one's accept falls into the next, every reject still
+    rejects (ss's ssfilter_patch); empty when there are none."""
+    joined = b""
+    for program in programs:
+        joined = _relocate_rejects(joined, len(program)) + program
+    return joined
 
 
 def _port_is(code: int, port: int) -> bytes:
@@ -95,21 +112,22 @@ def _port_is(code: int, port: int) -> bytes:
     return _OP.pack(code, 8, 12) + _OP.pack(0, 0, port)
 
 
-def _either(first: bytes, second: bytes) -> bytes:
-    """first OR second: where first would accept, jump over second to the end."""
-    return first + _OP.pack(BC_JMP, 4, len(second) + 4) + second
+def _address_in(code: int, family: int, prefix_len: int, raw: bytes) -> bytes:
+    # The op, then inet_diag_hostcond (port -1: any) and the address.
+    size = _OP.size + _HOSTCOND.size + len(raw)
+    return _OP.pack(code, size, size + 4) + _HOSTCOND.pack(family, prefix_len, -1) + raw
 
 
-def _both(first: bytes, second: bytes) -> bytes:
-    """first AND second: first's accept falls into second; first's reject must still reject."""
-    ops = bytearray(first)
-    offset, left = 0, len(first)
+def _relocate_rejects(program: bytes, growth: int) -> bytes:
+    """``program`` with its jumps to reject (4 past its end) moved ``growth`` bytes further."""
+    ops = bytearray(program)
+    offset, left = 0, len(program)
     while left > 0:
         code, yes, no = _OP.unpack_from(ops, offset)
-        if no == left + 4:  # a jump to reject, past the end of first: past second's end too
-            _OP.pack_into(ops, offset, code, yes, no + len(second))
+        if no == left + 4:
+            _OP.pack_into(ops, offset, code, yes, no + growth)
         offset, left = offset + yes, left - yes
-    return bytes(ops) + second
+    return bytes(ops)
 
 
 def dump_families(protocol: int, families: Collection[int]) -> list[int]:
@@ -129,7 +147,7 @@ def dump(
     """Every inet_diag record the kernel sends for one protocol and family, as raw tuples.
 
     With AF_UNSPEC the IPv4 records come first, then the IPv6 ones, as two dumps would give them.
-    ``program`` (port_filter's) is run by the kernel on each socket.
+    ``program`` (built from local_port, either, all_of ...) is run by the kernel on each socket.
     """
     if family == AF_UNSPEC:
         yield from RECORD.iter_unpack(dump_packed(protocol, family, mask, program))

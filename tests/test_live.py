@@ -160,45 +160,46 @@ def test_two_dumps_where_the_one_walk_request_is_refused(zoo, monkeypatch):
     assert sorted(k for k, _ in records) == sorted(map(key, witness))
 
 
-def _port_filters(zoo: Zoo) -> list[dict[str, int]]:
-    # A port with a listener and its connections (both ends), and a client port (one end).
+def _kernel_filters(zoo: Zoo) -> list[dict[str, object]]:
+    # A port with a listener and its connections (both ends), a client port (one end), and
+    # addresses: IPv4, IPv6, a v4 block that must also take v4-mapped ends, a v4-mapped one.
+    from tcpstates.query import parse_network as net
+
     server = next(e for e in zoo.expected if e.proto == "tcp" and e.state == "ESTABLISHED")
     client = next(
         e for e in zoo.expected if e.proto == "tcp" and e.remote_port == server.local_port
     )
+    mapped = next(e for e in zoo.expected if e.local_address.startswith("::ffff:"))
     p, c = server.local_port, client.local_port
     return [
         {"port": p}, {"sport": p}, {"dport": p}, {"sport": c}, {"port": c, "dport": p},
         {"port": p, "sport": p}, {"sport": c, "dport": p}, {"port": p, "sport": c, "dport": p},
+        {"local": net("::1")}, {"remote": net("127.0.0.0/8")}, {"local": net(server.local_address)},
+        {"local": net(mapped.local_address)}, {"remote": net("::/0")},
+        {"local": net("127.0.0.1"), "remote": net(client.local_address), "dport": c},
+        {"port": p, "local": net("127.0.0.0/8")}, {"remote": net("::/1")},
     ]  # fmt: skip
 
 
-def test_port_filters_run_in_the_kernel_as_in_the_query(zoo):
+def test_port_and_address_filters_run_in_the_kernel_as_in_the_query(zoo):
     import socket
 
     from tcpstates import inet_diag as diag
     from tcpstates.sources import netlink
 
+    def zoo_sockets(packed: bytes) -> list[Socket]:
+        return ours(zoo, netlink._decode(diag.RECORD.iter_unpack(packed), "tcp", None))
+
     mask = diag.ALL_STATES
-    everything = _zoo_records(zoo, diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
-    for ports in _port_filters(zoo):
-        query = Query(**ports)  # type: ignore[arg-type]
+    everything = zoo_sockets(diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))
+    for filters in _kernel_filters(zoo):
+        query = Query(**filters)  # type: ignore[arg-type]
         program = netlink._program(query)
-        packed = diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask, program)
-        sent = _zoo_records(zoo, packed)
-        wanted = [(k, inode) for k, inode in everything if _ports_match(query, k)]
-        assert wanted, ports
-        assert len(sent) < len(everything), ports  # the kernel did filter
-        assert sorted(sent) == sorted(wanted), ports
-
-
-def _ports_match(query: Query, k: tuple) -> bool:
-    _, _, _, local_port, _, remote_port, _ = k
-    return (
-        query.port in (None, local_port, remote_port)
-        and query.sport in (None, local_port)
-        and query.dport in (None, remote_port)
-    )
+        sent = zoo_sockets(diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask, program))
+        wanted = [s for s in everything if query.matches(s)]
+        assert wanted, filters
+        assert len(sent) < len(everything), filters  # the kernel did filter
+        assert sorted(map(key, sent)) == sorted(map(key, wanted)), filters
 
 
 def test_a_program_the_kernel_refuses_means_every_record(zoo):

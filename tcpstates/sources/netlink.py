@@ -15,7 +15,7 @@ from typing import Any
 from tcpstates import inet_diag as diag
 from tcpstates.errors import SourceError
 from tcpstates.inet_diag import dump, dump_packed
-from tcpstates.query import Query
+from tcpstates.query import Network, Query
 from tcpstates.sockets import Socket, new_socket
 from tcpstates.sources import TIMERS, Reading
 from tcpstates.sources.owners import Owner, scan_owners
@@ -97,10 +97,27 @@ class NetlinkSource:
 
 
 def _program(query: Query) -> bytes:
-    """The ports the kernel itself may filter by, as ss hands it ``sport = :N``: a listing of one
-    port on a host of 100,000 sockets then decodes, and looks owners up for, that port's alone.
-    The query still filters every record after (a kernel may refuse the program)."""
-    return diag.port_filter(query.port, query.sport, query.dport)
+    """The query's ports and addresses as a program the kernel runs on each socket, as ss hands
+    it ``sport = :N``: a listing of one peer on a host of 100,000 sockets then decodes, and
+    looks owners up for, that peer's sockets alone. The query still checks every record after
+    (a kernel may refuse the program)."""
+    parts = []
+    if query.port is not None:
+        parts.append(diag.either(diag.local_port(query.port), diag.remote_port(query.port)))
+    if query.sport is not None:
+        parts.append(diag.local_port(query.sport))
+    if query.dport is not None:
+        parts.append(diag.remote_port(query.dport))
+    if query.local is not None:
+        parts.append(diag.local_address(*_host(query.local)))
+    if query.remote is not None:
+        parts.append(diag.remote_address(*_host(query.remote)))
+    return diag.all_of(parts)
+
+
+def _host(network: Network) -> tuple[int, int, bytes]:
+    family = socket.AF_INET if network.version == 4 else socket.AF_INET6
+    return family, network.prefixlen, network.network_address.packed
 
 
 def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
