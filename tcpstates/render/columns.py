@@ -75,7 +75,7 @@ class Layout:
         )
 
         def prefix(address: str) -> str:
-            text = prefixes[address] = f"[{address}]:" if ":" in address else f"{address}:"
+            text = prefixes[address] = address_prefix(address)
             return text
 
         def row(sock: Socket) -> tuple[str, ...]:
@@ -110,10 +110,12 @@ def endpoint(address: str, port: int) -> str:
     >>> endpoint("::1", 22), endpoint("0.0.0.0", 0)
     ('[::1]:22', '0.0.0.0:*')
     """
-    shown_port = str(port) if port else "*"
-    if ":" in address:
-        return f"[{address}]:{shown_port}"
-    return f"{address}:{shown_port}"
+    return address_prefix(address) + (str(port) if port else "*")
+
+
+def address_prefix(address: str) -> str:
+    """What comes before the port: ``address:``, or ``[address]:`` for IPv6."""
+    return f"[{address}]:" if ":" in address else f"{address}:"
 
 
 _KERNEL_OWNED = (UNSEEN, KERNEL)

@@ -51,21 +51,13 @@ _RECORD = "{" + ", ".join(f'"{name}": %s' for name in FIELDS) + "%s}"
 
 
 def json_record_maker() -> Callable[[Socket], str]:
-    """A function giving ``json.dumps(sock.as_dict())``, four times faster at 100,000 records.
+    """A function giving ``json.dumps(sock.as_dict())`` in a third of its time (as_dict included).
 
     json.dumps builds an encoder and walks a dict for every record; here the record's shape is
     known, each string is escaped by json's own C escaper, and the strings that repeat from
     record to record (addresses, state and process names) are escaped once.
     """
-    strings: dict[str, str] = {}
-
-    def text(value: str | None) -> str:
-        if value is None:
-            return "null"
-        escaped = strings.get(value)
-        if escaped is None:
-            escaped = strings[value] = encode_basestring_ascii(value)
-        return escaped
+    text = remembered(encode_basestring_ascii, none="null")
 
     def record(sock: Socket) -> str:
         n = sock.netns
@@ -109,15 +101,7 @@ def render_csv(sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] =
 def csv_row_maker() -> Callable[[Socket], tuple[object, ...]]:
     """A function giving a record's CSV cells: ``as_dict()``'s values, None as an empty cell and
     text made safe for a terminal (each string that repeats made safe once)."""
-    texts: dict[str, str] = {}
-
-    def text(value: str | None) -> str:
-        if value is None:
-            return ""
-        shown = texts.get(value)
-        if shown is None:
-            shown = texts[value] = safe(value)
-        return shown
+    text = remembered(safe, none="")
 
     def row(sock: Socket) -> tuple[object, ...]:
         cells = (
@@ -145,3 +129,19 @@ def csv_row_maker() -> Callable[[Socket], tuple[object, ...]]:
 
 def _blank(value: int | None) -> object:
     return "" if value is None else value
+
+
+def remembered(convert: Callable[[str], str], none: str) -> Callable[[str | None], str]:
+    """``convert`` of a string, each distinct one converted once; ``none`` for None. Addresses,
+    states and process names repeat across 100,000 records."""
+    made: dict[str, str] = {}
+
+    def text(value: str | None) -> str:
+        if value is None:
+            return none
+        shown = made.get(value)
+        if shown is None:
+            shown = made[value] = convert(value)
+        return shown
+
+    return text
