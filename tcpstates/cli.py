@@ -438,13 +438,13 @@ def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
     if fmt == "csv":
         raise click.UsageError(f"{WATCH_FORMATS}; -o csv is not supported")
     source = _open_source(options, out)
-    owners = not options["no_owners"]
+    listing = not options["summary"]
+    owners = listing and not options["no_owners"]  # counts show no owners: skip the /proc scan
 
     def read() -> Iterable[Socket]:
         return select(source.read(query, owners=owners or query.needs_owners), query)
 
     stream = frames(read, options["watch"], query=query)
-    listing = not options["summary"]
     try:
         if out.is_terminal and fmt in (None, "table"):
             layout = _layout(query, owners, source)

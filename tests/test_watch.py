@@ -754,3 +754,38 @@ def test_jsonl_watch_does_not_import_rich():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stderr.split() == ["0", "False", "True"]
+
+
+@pytest.mark.parametrize(
+    ("args", "looked_up"),
+    [
+        ([], True),
+        (["--summary"], False),
+        (["--no-owners"], False),
+        (["--summary", "--pid", "1"], True),
+    ],
+)
+def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
+    monkeypatch, args, looked_up
+):
+    # A summary shows counts alone: on a 50k-socket host each frame would scan /proc for nothing.
+    from click.testing import CliRunner
+
+    from tcpstates import cli
+    from tcpstates.sources import Reading
+
+    asked: list[bool] = []
+
+    class Source:
+        name = why = "fake"
+
+        def read(self, query, owners=False):  # type: ignore[no-untyped-def]
+            asked.append(owners)
+            if len(asked) > 1:
+                raise KeyboardInterrupt  # how a watch ends
+            return Reading(iter([]))
+
+    monkeypatch.setattr(cli, "_open_source", lambda options, out: Source())
+    result = CliRunner().invoke(cli.cli, ["--watch", "0.01", "-o", "jsonl", *args])
+    assert result.exit_code == 0, result.output
+    assert asked == [looked_up, looked_up]
