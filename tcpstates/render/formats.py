@@ -57,29 +57,11 @@ def json_record_maker() -> Callable[[Socket], str]:
     known, each string is escaped by json's own C escaper, and the strings that repeat from
     record to record (addresses, state and process names) are escaped once.
     """
-    text = remembered(encode_basestring_ascii, none="null")
+    values = record_values(encode_basestring_ascii, none="null")
 
     def record(sock: Socket) -> str:
         n = sock.netns
-        return _RECORD % (
-            text(sock.proto),
-            sock.family,
-            text(sock.local_address),
-            sock.local_port,
-            text(sock.remote_address),
-            sock.remote_port,
-            text(sock.state_name),
-            "null" if sock.recv_q is None else sock.recv_q,
-            "null" if sock.send_q is None else sock.send_q,
-            "null" if sock.uid is None else sock.uid,
-            "null" if sock.inode is None else sock.inode,
-            "null" if sock.pid is None else sock.pid,
-            text(sock.process),
-            text(sock.timer),
-            "null" if sock.timer_ms is None else sock.timer_ms,
-            "null" if sock.retransmits is None else sock.retransmits,
-            "" if n is None else f', "netns": {n}',
-        )
+        return _RECORD % (*values(sock), "" if n is None else f', "netns": {n}')
 
     return record
 
@@ -101,10 +83,24 @@ def render_csv(sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] =
 def csv_row_maker() -> Callable[[Socket], tuple[object, ...]]:
     """A function giving a record's CSV cells: ``as_dict()``'s values, None as an empty cell and
     text made safe for a terminal (each string that repeats made safe once)."""
-    text = remembered(safe, none="")
+    values = record_values(safe, none="")
 
     def row(sock: Socket) -> tuple[object, ...]:
-        cells = (
+        cells = values(sock)
+        return cells if sock.netns is None else (*cells, sock.netns)
+
+    return row
+
+
+def record_values(
+    convert: Callable[[str], str], none: str
+) -> Callable[[Socket], tuple[object, ...]]:
+    """A function giving a record's values in FIELDS order (``as_dict()`` without netns), each
+    string through ``convert`` (each distinct one once) and ``none`` for every None."""
+    text = remembered(convert, none)
+
+    def values(sock: Socket) -> tuple[object, ...]:
+        return (
             text(sock.proto),
             sock.family,
             text(sock.local_address),
@@ -112,23 +108,18 @@ def csv_row_maker() -> Callable[[Socket], tuple[object, ...]]:
             text(sock.remote_address),
             sock.remote_port,
             text(sock.state_name),
-            _blank(sock.recv_q),
-            _blank(sock.send_q),
-            _blank(sock.uid),
-            _blank(sock.inode),
-            _blank(sock.pid),
+            none if sock.recv_q is None else sock.recv_q,
+            none if sock.send_q is None else sock.send_q,
+            none if sock.uid is None else sock.uid,
+            none if sock.inode is None else sock.inode,
+            none if sock.pid is None else sock.pid,
             text(sock.process),
             text(sock.timer),
-            _blank(sock.timer_ms),
-            _blank(sock.retransmits),
+            none if sock.timer_ms is None else sock.timer_ms,
+            none if sock.retransmits is None else sock.retransmits,
         )
-        return cells if sock.netns is None else (*cells, sock.netns)
 
-    return row
-
-
-def _blank(value: int | None) -> object:
-    return "" if value is None else value
+    return values
 
 
 def remembered(convert: Callable[[str], str], none: str) -> Callable[[str | None], str]:
