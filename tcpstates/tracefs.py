@@ -1,17 +1,31 @@
 """A private tracefs instance with the ``sock:inet_sock_set_state`` tracepoint enabled.
 
 No BPF and no compiler: the kernel formats each event as a line of text in the instance's
-``trace_pipe``. A private instance (``instances/tcpstates-PID``) keeps our events, filter and
-clock apart from anyone else's tracing; it is removed on exit, and ``remove_stale`` removes
-those a killed run left behind (their pid no longer exists).
+``trace_pipe``. A private instance keeps our events, filter, clock and options apart from
+anyone else's tracing, including other tcpstates traces, run from any PID namespace.
+
+Who owns an instance, and when one is stale, rests on what the kernel enforces, not on pids
+(a pid means nothing across PID namespaces, and two traces in two of them may both be pid 1):
+* A trace makes its instance with ``mkdir`` under a name no one else has ever used
+  (``tcpstates-PID-TOKEN``, TOKEN 64 random bits) and never adopts one that exists.
+* Straight after ``mkdir``, before writing anything into it, it opens the instance's
+  ``trace_pipe`` and holds it open until it ends. The kernel refuses to remove an instance while
+  any of its files is open (``rmdir`` fails with EBUSY; checked on Linux 6.18).
+* So an instance that ``rmdir`` can remove is one no live trace holds: its trace was killed
+  (SIGKILL, a crash) or it is not ours. Cleanup is ``rmdir`` alone, and never writes into an
+  instance: writing ``enable=0`` into a live one would blind it.
+* The one moment a live trace does not yet hold its instance is between its ``mkdir`` and its
+  ``open``. A cleanup that removes it then makes that ``open`` fail (ENOENT) before the trace
+  has written anything; the trace then makes another instance under another name.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
-import errno
 import os
 import re
+import secrets
 import select
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +38,26 @@ EVENT = "events/sock/inet_sock_set_state"
 PREFIX = "tcpstates-"
 _LOST = re.compile(r"CPU:(\d+) \[LOST (\d+) EVENTS\]")
 _READ_SIZE = 64 * 1024
+_ATTEMPTS = 8  # names tried before giving up; a clash of 64 random bits is not expected at all
+# A new instance starts with the top instance's options, which anyone with root may have
+# changed; these would change the shape of our lines (stack traces after each event, a tgid
+# column, raw or binary output), so the instance sets each one itself. Missing ones are skipped.
+OPTIONS = {
+    "context-info": "1",
+    "irq-info": "1",
+    "record-cmd": "1",
+    "record-tgid": "0",
+    "latency-format": "0",
+    "verbose": "0",
+    "raw": "0",
+    "hex": "0",
+    "bin": "0",
+    "fields": "0",
+    "annotate": "0",
+    "stacktrace": "0",
+    "userstacktrace": "0",
+    "markers": "0",
+}
 NEEDS_ROOT = (
     "tracing needs root (tracefs is root-only); without root, 'tcpstates --watch'"
     " shows state changes between snapshots"
@@ -60,37 +94,32 @@ def tracefs_root(mount: bool = True) -> str:
 
 @dataclass(slots=True)
 class Lines:
-    """What the trace pipe gave: event lines, and how many events the kernel dropped."""
+    """What the trace pipe gave: its lines (blank ones too), and how many events were dropped."""
 
     lines: list[str]
     lost: int = 0
 
 
 class Instance:
-    """The private tracing instance: created with the event on, removed by ``close``."""
+    """A tracing instance of our own: created with the event on, removed by ``close``."""
 
     def __init__(self, root: str, kernel_filter: str) -> None:
-        self.path = f"{root}/instances/{PREFIX}{os.getpid()}"
         if not os.path.isdir(f"{root}/{EVENT}"):
             raise TracingError(
                 f"this kernel has no sock:inet_sock_set_state tracepoint ({root}/{EVENT});"
                 " use 'tcpstates --watch' instead"
             )
-        try:
-            os.mkdir(self.path)
-        except FileExistsError:
-            pass
-        except PermissionError:
-            raise TracingError(NEEDS_ROOT) from None
-        except OSError as e:
-            raise TracingError(f"cannot create a tracing instance: {e.strerror}") from None
-        self._pipe: int | None = None
+        self.path, pipe = _create(f"{root}/instances")
+        self._pipe: int | None = pipe
+        self._text = codecs.getincrementaldecoder("utf-8")("backslashreplace")
         self._partial = ""
         try:
+            for option, value in OPTIONS.items():
+                if os.path.exists(f"{self.path}/options/{option}"):
+                    self._write(f"options/{option}", value)
             self._write("trace_clock", "mono")  # timestamps on CLOCK_MONOTONIC: wall time follows
             self._write(f"{EVENT}/filter", kernel_filter)
             self._write(f"{EVENT}/enable", "1")
-            self._pipe = os.open(f"{self.path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
         except BaseException:
             self.close()
             raise
@@ -103,30 +132,34 @@ class Instance:
             raise TracingError(f"cannot set {name} of the tracing instance: {e.strerror}") from None
 
     def read(self, timeout: float) -> Lines:
-        """The complete lines that arrive within ``timeout`` seconds (at least one read)."""
-        assert self._pipe is not None
-        ready, _, _ = select.select([self._pipe], [], [], max(timeout, 0))
-        if not ready:
-            return Lines([])
+        """The complete lines that arrive within ``timeout`` seconds (at least one read).
+
+        Blank lines are kept: a process name may hold newlines, and its pieces are the
+        parser's to join. Lines are split at ``\\n`` alone, as the kernel ends them.
+        """
+        if self._pipe is None:
+            raise TracingError("the tracing instance is closed")
         try:
-            chunk = os.read(self._pipe, _READ_SIZE)
+            ready, _, _ = select.select([self._pipe], [], [], max(timeout, 0))
+            chunk = os.read(self._pipe, _READ_SIZE) if ready else b""
         except BlockingIOError:
-            return Lines([])
-        text = self._partial + chunk.decode("utf-8", "backslashreplace")
-        *complete, self._partial = text.split("\n")
+            chunk = b""
+        except OSError as e:
+            raise TracingError(f"cannot read {self.path}/trace_pipe: {e.strerror}") from None
+        *complete, self._partial = (self._partial + self._text.decode(chunk)).split("\n")
         result = Lines([])
         for line in complete:
-            lost = _LOST.search(line)
+            lost = _LOST.fullmatch(line)
             if lost:
                 result.lost += int(lost.group(2))
-            elif line.strip():
+            else:
                 result.lines.append(line)
         return result
 
     def overruns(self) -> int:
         """Events the ring buffer overwrote because we read too slowly, over all CPUs."""
         total = 0
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError, IndexError):
             for cpu in os.listdir(f"{self.path}/per_cpu"):
                 with open(f"{self.path}/per_cpu/{cpu}/stats") as f:
                     for line in f:
@@ -135,9 +168,14 @@ class Instance:
         return total
 
     def close(self) -> None:
-        if self._pipe is not None:
-            os.close(self._pipe)
-            self._pipe = None
+        """Disable the event, let go of the pipe and remove the instance (ours: we made it)."""
+        if self._pipe is None:
+            return
+        with contextlib.suppress(OSError):  # in case something keeps the instance alive
+            with open(f"{self.path}/{EVENT}/enable", "w") as f:
+                f.write("0\n")
+        os.close(self._pipe)
+        self._pipe = None
         remove(self.path)
 
     def __enter__(self) -> Instance:
@@ -147,31 +185,54 @@ class Instance:
         self.close()
 
 
+def _create(instances: str) -> tuple[str, int]:
+    """A new instance under a fresh name, and its trace_pipe, opened before anything else."""
+    for _ in range(_ATTEMPTS):
+        path = f"{instances}/{PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue  # someone else's: never adopted
+        except PermissionError:
+            raise TracingError(NEEDS_ROOT) from None
+        except OSError as e:
+            raise TracingError(f"cannot create a tracing instance: {e.strerror}") from None
+        try:
+            return path, os.open(f"{path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # a cleanup removed it before we held it; nothing was written into it
+        except OSError as e:
+            remove(path)
+            raise TracingError(f"cannot open {path}/trace_pipe: {e.strerror}") from None
+    raise TracingError(f"could not create a tracing instance of our own in {instances}")
+
+
 def remove(path: str) -> bool:
-    """Disable the event and remove one instance; True if it is gone."""
-    with contextlib.suppress(OSError):
-        with open(f"{path}/{EVENT}/enable", "w") as f:
-            f.write("0\n")
+    """Remove one instance if no one holds it; True if it is gone.
+
+    Never writes into it: an instance in use refuses removal (EBUSY) and stays as it was.
+    """
     try:
         os.rmdir(path)
     except FileNotFoundError:
         return True
-    except OSError as e:
-        return e.errno == errno.ENOENT
+    except OSError:
+        return False
     return True
 
 
-def stale_instances(root: str) -> Iterator[str]:
-    """Instances left by tcpstates runs whose process is gone (SIGKILL, a crash)."""
+def our_instances(root: str) -> Iterator[str]:
+    """The instances tcpstates runs made, live or not (any version: ``tcpstates-…``)."""
     instances = f"{root}/instances"
-    for name in sorted(os.listdir(instances)):
-        if not name.startswith(PREFIX):
-            continue
-        pid = name[len(PREFIX) :]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+    try:
+        names = sorted(os.listdir(instances))
+    except OSError as e:
+        raise TracingError(f"cannot list {instances}: {e.strerror}") from None
+    for name in names:
+        if name.startswith(PREFIX):
             yield f"{instances}/{name}"
 
 
 def remove_stale(root: str) -> list[str]:
-    """Remove every stale instance; the names of those removed."""
-    return [os.path.basename(path) for path in stale_instances(root) if remove(path)]
+    """Remove every instance of ours that no live trace holds; the names of those removed."""
+    return [os.path.basename(path) for path in our_instances(root) if remove(path)]

@@ -264,9 +264,9 @@ def test_simultaneous_close_reaches_closing(tracer: tuple[str, Query]) -> None:
 
 
 @contextlib.contextmanager
-def _cli(*args: str) -> Iterator[subprocess.Popen[str]]:
+def _cli(*args: str, prefix: tuple[str, ...] = ()) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tcpstates", "trace", *args],
+        [*prefix, sys.executable, "-m", "tcpstates", "trace", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -280,17 +280,64 @@ def _cli(*args: str) -> Iterator[subprocess.Popen[str]]:
         proc.communicate(timeout=10)
 
 
+# Another PID namespace with its own /proc, as `unshare -pf --mount-proc tcpstates trace` makes
+# it: there the trace is pid 1, and /proc shows none of the host's processes. --kill-child: a
+# test that fails leaves no trace running.
+PID_NAMESPACE = ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
+
+
+def _pid_namespaces_or_skip() -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+
+
+def _tracer_pid(proc: subprocess.Popen[str]) -> int:
+    """The host's pid of the trace: the process itself, or the child unshare forked."""
+    if proc.args[0] != "unshare":  # type: ignore[index]
+        return proc.pid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = f.read().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.02)
+    raise AssertionError("unshare forked no trace")
+
+
+def _instance_of(pid: int) -> str | None:
+    """The instance whose trace_pipe the process holds open: the only proof of ownership."""
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                instance, _, name = target.rpartition("/")
+                if name == "trace_pipe" and os.path.basename(instance).startswith(tracefs.PREFIX):
+                    return instance
+    return None
+
+
+def _traced(root: str, proc: subprocess.Popen[str]) -> str:
+    """The running trace's instance, once its event is enabled."""
+    pid = _tracer_pid(proc)
+    deadline = time.monotonic() + 10
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the trace never enabled its instance"
+        instance = _instance_of(pid)
+        if instance is not None and _enabled(instance):
+            return f"{root}/instances/{os.path.basename(instance)}"
+        time.sleep(0.05)
+
+
+def _enabled(instance: str) -> bool:
+    with contextlib.suppress(OSError), open(f"{instance}/{tracefs.EVENT}/enable") as f:
+        return f.read().strip() == "1"
+    return False
+
+
 def _instances(root: str) -> list[str]:
     return [n for n in os.listdir(f"{root}/instances") if n.startswith(tracefs.PREFIX)]
-
-
-def _wait_for_instance(root: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 10
-    while f"{tracefs.PREFIX}{proc.pid}" not in _instances(root):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "the trace never created its instance"
-        time.sleep(0.05)
-    time.sleep(0.2)  # the event is enabled just after the instance appears
 
 
 def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Query]) -> None:
@@ -298,7 +345,8 @@ def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Qu
     port = query.port
     assert port is not None
     with _cli("-o", "jsonl", "--port", str(port)) as proc:
-        _wait_for_instance(root, proc)
+        instance = _traced(root, proc)
+        assert os.path.basename(instance).startswith(f"{tracefs.PREFIX}{proc.pid}-")
         server = socket.create_server(("127.0.0.1", port))
         client = socket.create_connection(("127.0.0.1", port))
         accepted, _ = server.accept()
@@ -324,22 +372,35 @@ def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Qu
     # Not the task on the CPU (none, in softirq) but the holder of the still-open socket: us.
     (close_wait,) = [r for r in records if r["new_state"] == "CLOSE_WAIT"]
     assert (close_wait["pid"], close_wait["process"]) == (os.getpid(), _comm())
-    assert f"{tracefs.PREFIX}{proc.pid}" not in _instances(root)
+    assert not os.path.exists(instance)
 
 
 def test_sigkill_leaves_an_instance_that_cleanup_removes(tracer: tuple[str, Query]) -> None:
+    # The cleanup runs in another PID namespace, where the killed trace's pid means nothing.
     root, _ = tracer
+    _pid_namespaces_or_skip()
     with _cli("--duration", "30") as proc:
-        _wait_for_instance(root, proc)
+        instance = _traced(root, proc)
         proc.kill()
         proc.communicate(timeout=10)
-    name = f"{tracefs.PREFIX}{proc.pid}"
-    assert name in _instances(root)
-    with _cli("--cleanup") as cleanup:
-        out, err = cleanup.communicate(timeout=10)
+    assert os.path.isdir(instance)
+    with _cli("--cleanup", prefix=PID_NAMESPACE) as cleanup:
+        out, err = cleanup.communicate(timeout=20)
     assert cleanup.returncode == 0, err
-    assert f"removed {root}/instances/{name}" in out
-    assert name not in _instances(root)
+    assert f"removed {instance}" in out.splitlines()
+    assert not os.path.exists(instance)
+
+
+def test_a_trace_removes_what_a_killed_one_left_when_it_starts(tracer: tuple[str, Query]) -> None:
+    root, query = tracer
+    with _cli("--duration", "30") as killed:
+        left = _traced(root, killed)
+        killed.kill()
+        killed.communicate(timeout=10)
+    with _cli("--duration", "0.2", "--port", str(query.port)) as proc:
+        out, err = proc.communicate(timeout=20)
+    assert (proc.returncode, err) == (0, "")
+    assert not os.path.exists(left)
 
 
 def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> None:
@@ -351,7 +412,7 @@ def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> Non
     assert out.splitlines()[0].startswith("time,local_address")
     assert time.monotonic() - started < 10
     with _cli("--count", "1", "--port", str(query.port), "-o", "jsonl") as proc:
-        _wait_for_instance(root, proc)
+        _traced(root, proc)
         socket.create_server(("127.0.0.1", query.port or 0)).close()  # LISTEN, then CLOSE
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
