@@ -33,13 +33,25 @@ from tcpstates.sockets import Socket
 from tcpstates.sources.owners import Owner, OwnerMap
 from tcpstates.states import TcpState
 
+# "%16s-%-7d [%03d] FLAGS %5lu.%06lu: inet_sock_set_state: ...": the task's name comes first, raw
+# (it may hold spaces, '-', '[', escape bytes, and newlines that split the line), and all after it
+# is the kernel's own text. So the line is read from its fixed end: the name is whatever precedes
+# the last "-PID [CPU]" that the rest of the line follows; a name cannot forge a field.
 _LINE = re.compile(
-    r"^\s*(?P<task>.*)-(?P<pid>\d+)\s+\[(?P<cpu>\d+)\]\s+(?P<flags>\S+\s+)?(?P<ts>\d+\.\d+):"
+    r"(?P<task>.*)-(?P<pid>\d+) +\[(?P<cpu>\d+)\] +(?:(?P<flags>\S+) +)?(?P<ts>\d+\.\d+):"
     r" inet_sock_set_state: family=(?P<family>\w+) protocol=(?P<protocol>\w+)"
     r" sport=(?P<sport>\d+) dport=(?P<dport>\d+) saddr=(?P<saddr>\S+) daddr=(?P<daddr>\S+)"
     r" saddrv6=(?P<saddr6>\S+) daddrv6=(?P<daddr6>\S+)"
-    r" oldstate=TCP_(?P<old>\w+) newstate=TCP_(?P<new>\w+)\s*$"
+    r" oldstate=TCP_(?P<old>\w+) newstate=TCP_(?P<new>\w+) *",
+    re.DOTALL | re.ASCII,
 )
+# The event's own words, which end every event line. A task's name is at most 15 bytes
+# (TASK_COMM_LEN), too short to hold them: a piece of text that holds them ends an event.
+_MARKER = " inet_sock_set_state: family="
+# The kernel pads a name to 16 columns ("%16s"), and a name has at most 15 bytes: a name's pieces
+# take 16 bytes together, newlines included. Older pieces belong to no name.
+_NAME_WIDTH = 16
+_ESCAPED_BYTE = re.compile(r"\\x[0-9a-f]{2}")  # one byte that was not UTF-8, as the reader shows it
 _FAMILIES = {"AF_INET": 4, "AF_INET6": 6}
 # Sockets remembered for "time in the old state"; old ones are forgotten first, so memory
 # stays bounded on a host that opens millions of connections.
@@ -102,9 +114,11 @@ class ParseError(ValueError):
 def parse_line(line: str) -> Event | None:
     """The event on one trace_pipe line; None for a transition of another protocol.
 
-    Raises ParseError for a line that is not an inet_sock_set_state event at all.
+    A line that a newline in the task's name split comes whole, its pieces joined with "\\n"
+    (``Splicer`` does that). Raises ParseError for a line that is not an inet_sock_set_state
+    event at all.
     """
-    m = _LINE.match(line)
+    m = _LINE.fullmatch(line)
     if m is None:
         raise ParseError(f"not an inet_sock_set_state event: {line[:120]!r}")
     if m["protocol"] != "IPPROTO_TCP":
@@ -124,17 +138,18 @@ def parse_line(line: str) -> Event | None:
         old_state=_state(m["old"]),
         new_state=_state(m["new"]),
         pid=None if in_interrupt else int(m["pid"]),
-        process=None if in_interrupt else _task_name(m["task"].strip(), int(m["pid"])),
+        process=None if in_interrupt else _task_name(m["task"].lstrip(" "), int(m["pid"])),
     )
 
 
 def _task_name(name: str, pid: int) -> str:
+    # Only the padding is taken off: a name may itself end in a space or a newline.
     # "<...>": the tracer's small table of task names lost this one; /proc still knows it.
     if name != "<...>":
         return name
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:
-            return f.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+            return f.read().removesuffix(b"\n").decode("utf-8", "backslashreplace")
     except OSError:
         return name
 
@@ -144,6 +159,62 @@ def _state(name: str) -> TcpState:
         return TcpState[name]
     except KeyError:
         return TcpState.UNKNOWN
+
+
+class Splicer:
+    """Joins the pieces of event lines that newlines in task names split; counts what it cannot.
+
+    ``prctl(PR_SET_NAME, "x\\ny")`` makes the kernel print one event as two lines, the first
+    holding only the start of the name. A piece without the event's words (``_MARKER``) is held
+    as the start of the next event's name; the piece with them ends the event, and takes as many
+    held pieces as fit in a name's 16 columns. What is left over, or cannot be read, is counted
+    in ``skipped`` (never raised), and nothing held grows beyond one name.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[str] = []
+        self.skipped = 0
+
+    def events(self, lines: Iterable[str]) -> Iterator[Event]:
+        for line in lines:
+            if _MARKER not in line:
+                self._hold(line)
+                continue
+            pieces = [*self._name_start(line), line]
+            try:
+                event = parse_line("\n".join(pieces))
+            except ParseError:
+                self._skip(pieces)
+                continue
+            if event is not None:
+                yield event
+
+    def _hold(self, piece: str) -> None:
+        self._held.append(piece)
+        while sum(_width(held) + 1 for held in self._held) > _NAME_WIDTH:
+            self._skip([self._held.pop(0)])
+
+    def _name_start(self, line: str) -> list[str]:
+        """The held pieces that fit before ``line``'s own start of a name; the rest are skipped."""
+        if not self._held:
+            return []
+        m = _LINE.fullmatch(line)
+        width = _NAME_WIDTH if m is None else _width(m["task"])  # unreadable: it takes none
+        keep = len(self._held)
+        while keep and width + _width(self._held[keep - 1]) + 1 <= _NAME_WIDTH:
+            keep -= 1
+            width += _width(self._held[keep]) + 1
+        self._skip(self._held[:keep])
+        taken, self._held = self._held[keep:], []
+        return taken
+
+    def _skip(self, pieces: list[str]) -> None:
+        self.skipped += sum(1 for piece in pieces if piece.strip())  # a blank piece is no line
+
+
+def _width(text: str) -> int:
+    """The bytes the kernel wrote for ``text`` (a byte shown as \\xNN counts one)."""
+    return len(_ESCAPED_BYTE.sub("?", text).encode("utf-8", "surrogatepass"))
 
 
 class Timeline:
@@ -261,21 +332,18 @@ class Owners:
 
 
 def transitions(
-    lines: Iterable[str], query: Query, timeline: Timeline, owners: Owners | None = None
-) -> Iterator[Transition]:
+    events: Iterable[Event], query: Query, timeline: Timeline, owners: Owners | None = None
+) -> list[Transition]:
     """The transitions the query wants, each with its time in the old state and its owner."""
     picked = []
-    for line in lines:
-        event = parse_line(line)
-        if event is None:
-            continue
+    for event in events:
         transition = timeline.follow(event)  # every event, so durations stay right
         if wanted(query, event):
             picked.append(transition)
     if owners is not None and picked:
-        events = owners.resolve_all([transition.event for transition in picked])
-        picked = [dataclasses.replace(t, event=e) for t, e in zip(picked, events, strict=True)]
-    yield from picked
+        resolved = owners.resolve_all([transition.event for transition in picked])
+        picked = [dataclasses.replace(t, event=e) for t, e in zip(picked, resolved, strict=True)]
+    return picked
 
 
 class Pipe(Protocol):
@@ -293,13 +361,14 @@ def follow(
     count: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     owners: Owners | None = None,
-) -> Iterator[Transition | Lost]:
+) -> Iterator[Transition | Lost | Skipped]:
     """Transitions as they come, until ``duration`` seconds or ``count`` transitions.
 
     Lost events (the kernel dropped them because we read too slowly) come as ``Lost`` markers,
-    so the consumer can say so where it happens instead of presenting a gapless story.
+    so the consumer can say so where it happens instead of presenting a gapless story; lines
+    that could not be read come as ``Skipped`` markers, and the trace goes on.
     """
-    timeline = Timeline()
+    timeline, splicer = Timeline(), Splicer()
     deadline = None if duration is None else clock() + duration
     seen = 0
     while count is None or seen < count:
@@ -309,7 +378,11 @@ def follow(
         batch = pipe.read(min(remaining, 0.5))
         if batch.lost:
             yield Lost(batch.lost)
-        for transition in transitions(batch.lines, query, timeline, owners):
+        skipped = splicer.skipped
+        found = transitions(splicer.events(batch.lines), query, timeline, owners)
+        if splicer.skipped > skipped:
+            yield Skipped(splicer.skipped - skipped)
+        for transition in found:
             yield transition
             seen += 1
             if count is not None and seen >= count:
@@ -321,3 +394,10 @@ class Lost:
     """The kernel dropped this many events between two reads."""
 
     events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """This many lines of the trace could not be read as events, and were left out."""
+
+    lines: int

@@ -77,16 +77,23 @@ def trace(**options: Any) -> int:
 
 
 def _stream(instance: Any, query: Query, options: dict[str, Any]) -> int:
-    from tcpstates.render.trace import TraceWriter
-    from tcpstates.trace import Owners, follow
+    from tcpstates.render.trace import SkipNotice, TraceWriter
+    from tcpstates.trace import Owners, Skipped, follow
 
-    with instance:
-        writer = TraceWriter(sys.stdout, options["fmt"])
-        stream = follow(instance, query, options["duration"], options["count"], owners=Owners())
-        for item in stream:
-            writer.write(item)
-            writer.flush()
-        overruns = instance.overruns()
+    notice = SkipNotice(sys.stderr)
+    try:
+        with instance:
+            writer = TraceWriter(sys.stdout, options["fmt"])
+            stream = follow(instance, query, options["duration"], options["count"], owners=Owners())
+            for item in stream:
+                if isinstance(item, Skipped):
+                    notice.add(item.lines)
+                    continue
+                writer.write(item)
+                writer.flush()
+            overruns = instance.overruns()
+    finally:
+        notice.close()  # Ctrl-C too: what was skipped is said before leaving
     if overruns:
         sys.stderr.write(f"tcpstates: the kernel overwrote {overruns} events we read too late\n")
     return ExitStatus.OK

@@ -7,6 +7,8 @@ reason. Parsing and bookkeeping are tested on lines captured from a real kernel.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import shutil
@@ -22,6 +24,8 @@ from click.testing import CliRunner
 
 from tcpstates import tracefs
 from tcpstates.query import Query
+from tcpstates.render.safe import safe
+from tcpstates.render.trace import SkipNotice
 from tcpstates.scenario_live import drain, fill
 from tcpstates.sources.owners import Owner, OwnerMap
 from tcpstates.states import TcpState
@@ -29,6 +33,8 @@ from tcpstates.trace import (
     Lost,
     Owners,
     ParseError,
+    Skipped,
+    Splicer,
     Timeline,
     Transition,
     follow,
@@ -78,6 +84,86 @@ def test_other_protocols_are_skipped_and_garbage_is_an_error() -> None:
     assert parse_line(MPTCP) is None
     with pytest.raises(ParseError):
         parse_line("CPU:1 something else entirely")
+
+
+# Hostile names as Linux 6.18 printed them: each after prctl(PR_SET_NAME, name), the name padded
+# to 16 columns ("%16s") and printed raw, a newline in it splitting the line.
+LISTEN_TAIL = (
+    "    [000] .....   786.772389: inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP"
+    " sport=37267 dport=0 saddr=127.0.0.1 daddr=0.0.0.0 saddrv6=::ffff:127.0.0.1"
+    " daddrv6=::ffff:0.0.0.0 oldstate=TCP_CLOSE newstate=TCP_LISTEN"
+)
+PRINTED = [  # (the name, its pid, the lines the kernel printed)
+    ("x\ny", 4938, ["             x", "y-4938" + LISTEN_TAIL]),
+    ("\n", 4939, ["               ", "-4939" + LISTEN_TAIL]),
+    ("a\n\nb", 4940, ["            a", "", "b-4940" + LISTEN_TAIL]),
+    ("\n" * 15, 4943, [" ", *[""] * 14, "-4943" + LISTEN_TAIL]),
+    ("foo-123", 4941, ["         foo-123-4941" + LISTEN_TAIL]),
+    ("a-1 [000] .....", 4942, [" a-1 [000] .....-4942" + LISTEN_TAIL]),
+    ("\x1b[2J\x07\u202e", 4887, ["        \x1b[2J\x07\u202e-4887" + LISTEN_TAIL]),
+    ("[bold]x", 4950, ["         [bold]x-4950" + LISTEN_TAIL]),
+]
+
+
+@pytest.mark.parametrize(("name", "pid", "printed"), PRINTED, ids=[repr(p[0]) for p in PRINTED])
+def test_hostile_names_are_read_back_whole(name: str, pid: int, printed: list[str]) -> None:
+    splicer = Splicer()
+    events = list(splicer.events(printed))
+    assert [(e.pid, e.process, e.local_port, e.new_state) for e in events] == [
+        (pid, name, 37267, TcpState.LISTEN)
+    ]
+    assert splicer.skipped == 0
+
+
+def test_a_name_cannot_forge_the_fields_after_it() -> None:
+    # Longer than any name the kernel prints, and still only a name: the fields are read from
+    # the line's fixed end.
+    forged = " a-1 [000] ..... 1.0: inet_sock_set_state: family=AF_INET6 sport=1 dport=2"
+    event = parse_line(forged + "-77" + LISTEN_TAIL)
+    assert event is not None
+    assert (event.pid, event.process, event.family, event.local_port) == (77, forged[1:], 4, 37267)
+
+
+def test_lines_that_cannot_be_read_are_counted_and_the_events_around_them_kept() -> None:
+    splicer = Splicer()
+    lines = [
+        "stray text that no name can be",  # longer than a name: cannot join the next event
+        CONNECT,
+        *[f"junk {i}" for i in range(40)],  # held, then dropped as more come: still bounded
+        "x-1 [000] ..... 1.0: inet_sock_set_state: family=AF_INET cut short",
+        "",
+        CONNECTED,
+    ]
+    events = list(splicer.events(lines))
+    assert [(e.process, e.local_port) for e in events] == [("python3", 0), ("python3", 38364)]
+    assert splicer.skipped == 42
+    assert splicer._held == []
+
+
+def test_follow_reports_skipped_lines_and_goes_on() -> None:
+    pipe = FakePipe(
+        [[CONNECT, "garbage that is not an event"], ["more garbage, too long", SOFTIRQ_V6]]
+    )
+    items = list(follow(pipe, Query(), duration=0.05))
+    assert [i.event.process for i in items if isinstance(i, Transition)] == ["python3", None]
+    assert sum(i.lines for i in items if isinstance(i, Skipped)) == 2
+
+
+def test_skipped_lines_are_said_at_once_then_at_most_once_a_minute_and_at_the_end() -> None:
+    err, now = io.StringIO(), [100.0]
+    notice = SkipNotice(err, every=60, clock=lambda: now[0])
+    notice.add(1)
+    notice.add(2)  # within the minute: not yet
+    now[0] += 61
+    notice.add(1)
+    notice.add(5)
+    notice.close()
+    notice.close()
+    assert err.getvalue() == (
+        "tcpstates: skipped 1 trace lines it could not parse\n"
+        "tcpstates: skipped 4 trace lines it could not parse\n"
+        "tcpstates: skipped 9 trace lines it could not parse\n"
+    )
 
 
 def test_time_in_old_state_follows_connect_through_the_unbound_port() -> None:
@@ -401,6 +487,69 @@ def test_a_trace_removes_what_a_killed_one_left_when_it_starts(tracer: tuple[str
         out, err = proc.communicate(timeout=20)
     assert (proc.returncode, err) == (0, "")
     assert not os.path.exists(left)
+
+
+# Each sets its name, then connects to the port three times; the last is a name like any other.
+CONNECTOR = """
+import ctypes, socket, sys
+ctypes.CDLL(None).prctl(15, ctypes.c_char_p(sys.argv[1].encode()), 0, 0, 0)  # PR_SET_NAME
+for _ in range(3):
+    socket.create_connection(("127.0.0.1", int(sys.argv[2]))).close()
+"""
+HOSTILE_NAMES = [
+    "x\ny",
+    "a\n\nb",
+    "\x1b[2J\x07wipe",
+    "rtl\u202etxt",
+    "[bold]x[/]",
+    "foo-123",
+    "a-1 [000] ..... 1.0: inet_sock_set_state: family=AF_INET sport=1 dport=2",
+    "plain-after",
+]
+
+
+def _names_by_pid(fmt: str, out: str) -> set[tuple[int, str]]:
+    """(pid, process) of each connect() (CLOSE -> SYN_SENT), as the format printed it."""
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in out.splitlines()]
+        rows = [(r["pid"], r["process"], r["old_state"], r["new_state"]) for r in records]
+    elif fmt == "csv":
+        records = list(csv.DictReader(io.StringIO(out)))
+        rows = [(r["pid"], r["process"], r["old_state"], r["new_state"]) for r in records]
+    else:
+        fields = [line.split(None, 8) for line in out.splitlines()[1:]]
+        assert all(len(f) == 9 and f[4] == "->" for f in fields), out  # no line was broken
+        rows = [(f[7], f[8], f[3], f[5]) for f in fields]
+    return {(int(p), name) for p, name, old, new in rows if (old, new) == ("CLOSE", "SYN_SENT")}
+
+
+def test_hostile_names_end_no_trace_and_are_shown_escaped(tracer: tuple[str, Query]) -> None:
+    root, query = tracer
+    port = query.port
+    assert port is not None
+    formats = ("plain", "jsonl", "csv")
+    with contextlib.ExitStack() as stack:
+        procs = [stack.enter_context(_cli("-o", fmt, "--port", str(port))) for fmt in formats]
+        for proc in procs:
+            _traced(root, proc)
+        stack.enter_context(socket.create_server(("127.0.0.1", port), backlog=64))
+        pids = {}
+        for name in HOSTILE_NAMES:
+            child = subprocess.Popen([sys.executable, "-c", CONNECTOR, name, str(port)])
+            assert child.wait(timeout=20) == 0
+            pids[child.pid] = name.encode()[:15].decode("utf-8", "backslashreplace")
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert [proc.poll() for proc in procs] == [None] * len(procs), "a trace ended"
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        outputs = [proc.communicate(timeout=10) for proc in procs]
+    for fmt, proc, (out, err) in zip(formats, procs, outputs, strict=True):
+        assert (proc.returncode, err) == (0, ""), (fmt, err)  # every split line was joined back
+        assert not {"\x1b", "\x07", "\u202e"} & set(out), fmt
+        shown = {pid: name if fmt == "jsonl" else safe(name) for pid, name in pids.items()}
+        assert set(shown.items()) <= _names_by_pid(fmt, out), (fmt, out)
+    assert outputs[1][0].isascii()  # JSON: every byte outside printable ASCII is a \u escape
 
 
 def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> None:

@@ -7,6 +7,8 @@ and lets a longer address push its line wider rather than cut it.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -71,7 +73,9 @@ class TraceWriter:
         if isinstance(item, Lost):
             self._lost(item)
         elif self.fmt == "jsonl":
-            self.out.write(json.dumps(as_dict(item)) + "\n")
+            # As the socket record: the name exact, for programs, and still safe on a terminal,
+            # as json.dumps writes everything outside printable ASCII as a \\u escape.
+            self.out.write(json.dumps(as_dict(item), ensure_ascii=True) + "\n")
         elif self.fmt == "csv":
             row = as_dict(item)
             self._csv.writerow(["" if v is None else safe(v) if isinstance(v, str) else v
@@ -112,3 +116,29 @@ def plain_line(transition: Transition) -> str:
 # TIME-WAIT for 60 s. (A reset ends the connection the same way, so the note says "usually".)
 _HANDED_TO_TIMEWAIT = frozenset({TcpState.FIN_WAIT2, TcpState.CLOSING})
 TIMEWAIT_NOTE = "(usually a timewait socket now, which is not traced: tcpstates -s time-wait)"
+
+
+class SkipNotice:
+    """Says on stderr how many trace lines could not be read: at once, then at most once a
+    ``every`` seconds while the trace runs (it may run for days), and at ``close`` the rest."""
+
+    def __init__(
+        self, err: TextIO, every: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.err, self.every, self.clock = err, every, clock
+        self.total = self._said = 0
+        self._next = clock()
+
+    def add(self, lines: int) -> None:
+        self.total += lines
+        if self.clock() >= self._next:
+            self._say()
+
+    def close(self) -> None:
+        if self.total > self._said:
+            self._say()
+
+    def _say(self) -> None:
+        self.err.write(f"tcpstates: skipped {self.total} trace lines it could not parse\n")
+        self.err.flush()
+        self._said, self._next = self.total, self.clock() + self.every
