@@ -21,6 +21,13 @@ exists when the event is read; else the task on the CPU at the transition
 timewait socket, and the full socket reports FIN_WAIT2 (or CLOSING) -> CLOSE.
 
 \b
+Each trace makes its own instance, instances/tcpstates-PID-TOKEN, and holds
+its trace_pipe open; --cleanup (and each start) removes only the instances
+no running trace holds, so traces in other PID namespaces are left alone.
+Lines it cannot parse (a process may name itself anything) are skipped and
+counted on stderr; the trace goes on.
+
+\b
 Examples:
   tcpstates trace                        every transition until Ctrl-C
   tcpstates trace -s close-wait --port 8080
@@ -54,7 +61,9 @@ Examples:
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N transitions.")
 @click.option(
-    "--cleanup", is_flag=True, help="Remove tracing instances left by killed runs, then exit."
+    "--cleanup",
+    is_flag=True,
+    help="Remove the tracing instances no running trace holds (left by killed runs), then exit.",
 )
 def trace(**options: Any) -> int:
     """Stream TCP state transitions as they happen (sock:inet_sock_set_state)."""
