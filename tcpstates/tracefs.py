@@ -15,14 +15,16 @@ Who owns an instance, and when one is stale, rests on what the kernel enforces, 
   (SIGKILL, a crash) or it is not ours. Cleanup is ``rmdir`` alone, and never writes into an
   instance: writing ``enable=0`` into a live one would blind it.
 * The one moment a live trace does not yet hold its instance is between its ``mkdir`` and its
-  ``open``. A cleanup that removes it then makes that ``open`` fail (ENOENT) before the trace
-  has written anything; the trace then makes another instance under another name.
+  ``open``. A cleanup that removes it then (each trace cleans up as it starts, so traces started
+  together do) makes that ``open`` fail (ENOENT or ENODEV) before the trace has written
+  anything; the trace then makes another instance under another name.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -37,7 +39,12 @@ MOUNT_POINTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 EVENT = "events/sock/inet_sock_set_state"
 PREFIX = "tcpstates-"
 _LOST = re.compile(r"CPU:(\d+) \[LOST (\d+) EVENTS\]")
-_READ_SIZE = 64 * 1024
+# A read of trace_pipe gives at most a page or two (8 KiB, some 30 events); a batch drains up to
+# this much, so that a flood of events costs one /proc scan per thousands of events, not per 30.
+_BATCH = 1024 * 1024
+# What opening a file of an instance gives when it was removed meanwhile: ENOENT once it is
+# gone, ENODEV while the kernel is taking it down (both seen on 6.18, traces starting together).
+_REMOVED = (errno.ENOENT, errno.ENODEV)
 _ATTEMPTS = 8  # names tried before giving up; a clash of 64 random bits is not expected at all
 # A new instance starts with the top instance's options, which anyone with root may have
 # changed; these would change the shape of our lines (stack traces after each event, a tgid
@@ -45,7 +52,6 @@ _ATTEMPTS = 8  # names tried before giving up; a clash of 64 random bits is not 
 OPTIONS = {
     "context-info": "1",
     "irq-info": "1",
-    "record-cmd": "1",
     "record-tgid": "0",
     "latency-format": "0",
     "verbose": "0",
@@ -141,12 +147,11 @@ class Instance:
             raise TracingError("the tracing instance is closed")
         try:
             ready, _, _ = select.select([self._pipe], [], [], max(timeout, 0))
-            chunk = os.read(self._pipe, _READ_SIZE) if ready else b""
-        except BlockingIOError:
-            chunk = b""
+            chunks = _drain(self._pipe) if ready else []
         except OSError as e:
             raise TracingError(f"cannot read {self.path}/trace_pipe: {e.strerror}") from None
-        *complete, self._partial = (self._partial + self._text.decode(chunk)).split("\n")
+        text = self._partial + self._text.decode(b"".join(chunks))
+        *complete, self._partial = text.split("\n")
         result = Lines([])
         for line in complete:
             lost = _LOST.fullmatch(line)
@@ -185,6 +190,22 @@ class Instance:
         self.close()
 
 
+def _drain(pipe: int) -> list[bytes]:
+    """What the pipe holds now, up to ``_BATCH`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < _BATCH:
+        try:
+            chunk = os.read(pipe, _BATCH - size)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return chunks
+
+
 def _create(instances: str) -> tuple[str, int]:
     """A new instance under a fresh name, and its trace_pipe, opened before anything else."""
     for _ in range(_ATTEMPTS):
@@ -199,11 +220,11 @@ def _create(instances: str) -> tuple[str, int]:
             raise TracingError(f"cannot create a tracing instance: {e.strerror}") from None
         try:
             return path, os.open(f"{path}/trace_pipe", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue  # a cleanup removed it before we held it; nothing was written into it
         except OSError as e:
             remove(path)
-            raise TracingError(f"cannot open {path}/trace_pipe: {e.strerror}") from None
+            if e.errno not in _REMOVED:
+                raise TracingError(f"cannot open {path}/trace_pipe: {e.strerror}") from None
+            # A cleanup removed it before we held it; nothing was written into it.
     raise TracingError(f"could not create a tracing instance of our own in {instances}")
 
 
