@@ -68,12 +68,13 @@ Examples:
 def trace(**options: Any) -> int:
     """Stream TCP state transitions as they happen (sock:inet_sock_set_state)."""
     from tcpstates import tracefs
+    from tcpstates.render.safe import safe
 
     root = tracefs.tracefs_root()
     removed = tracefs.remove_stale(root)
     if options["cleanup"]:
-        for name in removed:
-            click.echo(f"removed {root}/instances/{name}")
+        for name in removed:  # only root makes instances, but a name is still anyone's text
+            click.echo(f"removed {root}/instances/{safe(name)}")
         if not removed:
             click.echo("no stale tracing instances")
         return ExitStatus.OK

@@ -528,6 +528,20 @@ def test_sigkill_leaves_an_instance_that_cleanup_removes(tracer: tuple[str, Quer
     assert not os.path.exists(instance)
 
 
+def test_cleanup_prints_an_instance_name_escaped(tracer: tuple[str, Query]) -> None:
+    root, _ = tracer
+    hostile = f"{root}/instances/{tracefs.PREFIX}\x1b[2J\u202ex"
+    os.mkdir(hostile)
+    try:
+        with _cli("--cleanup") as cleanup:
+            out, err = cleanup.communicate(timeout=20)
+    finally:
+        tracefs.remove(hostile)
+    assert (cleanup.returncode, err) == (0, "")
+    assert f"removed {root}/instances/{tracefs.PREFIX}\\x1b[2J\\u202ex" in out.splitlines()
+    assert "\x1b" not in out and "\u202e" not in out
+
+
 def test_a_trace_removes_what_a_killed_one_left_when_it_starts(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     with _cli("--duration", "30") as killed:
