@@ -870,6 +870,35 @@ def test_a_flood_from_another_user_is_survived_and_accounted_for(
     assert peak_kb < 80_000, f"peak RSS {peak_kb} kB"
 
 
+def test_lines_it_cannot_parse_are_counted_on_stderr_and_the_trace_goes_on(
+    tracer: tuple[str, Query],
+) -> None:
+    # Lines the kernel prints that are no events of ours: trace_marker writes, let into the
+    # trace's instance for the test (it turns markers off for itself).
+    root, query = tracer
+    port = query.port or 0
+    with _cli("-o", "jsonl", "--port", str(port)) as proc:
+        instance = _traced(root, proc)
+        with open(f"{instance}/options/markers", "w") as f:
+            f.write("1\n")
+        for text in ("not an event at all", "a-1 [000] x inet_sock_set_state: family=AF_INET"):
+            with open(f"{instance}/trace_marker", "w") as f:
+                f.write(text)
+            time.sleep(0.2)
+        after = _connect_once(port)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    said = err.splitlines()
+    assert said and set(said) <= {
+        f"tcpstates: skipped {n} trace lines it could not parse" for n in (1, 2)
+    }
+    assert said[-1].endswith(" 2 trace lines it could not parse")
+    assert after in _connected(out)
+
+
 def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     started = time.monotonic()
