@@ -100,8 +100,14 @@ WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise click.BadParameter(f"{value:g} is not a number of seconds greater than 0")
+    if value is None:
+        return None
+    from tcpstates.watch import MAX_INTERVAL
+
+    if not (math.isfinite(value) and 0 < value <= MAX_INTERVAL):
+        raise click.BadParameter(
+            f"{value:g} is not a number of seconds greater than 0 and at most {MAX_INTERVAL:g}"
+        )
     return value
 
 

@@ -168,9 +168,9 @@ def test_frames_sleep_what_is_left_of_the_interval():
     assert iso_time(times[0]) == "2026-01-05T14:03:22.125Z"
 
 
-@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf")])
+@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf"), 1e10, 86400.5])
 def test_frames_refuse_a_bad_interval(interval):
-    with pytest.raises(ValueError, match="positive number of seconds"):
+    with pytest.raises(ValueError, match="a number of seconds above 0, at most 86400"):
         next(frames(list, interval))
 
 
@@ -682,6 +682,9 @@ def test_cli_summary_watch_gives_counts_only():
         (["--watch", "-1"], "No such option '-1'"),
         (["--watch", "1", "-o", "csv"], "JSON Lines otherwise; -o csv is not supported"),
         (["--watch", "--explain"], "--watch and --explain cannot be combined"),
+        # time.sleep(1e10) overflows time_t: a day is the longest interval
+        (["--watch", "1e10"], "1e+10 is not a number of seconds greater than 0 and at most 86400"),
+        (["--watch", "86400.5", "-o", "jsonl"], "86400.5 is not a number of seconds"),
     ],
 )
 def test_watch_usage_errors_are_one_line_exit_2(args, needle):
