@@ -158,7 +158,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     callback=_interval,
     metavar="[SECONDS]",
     help="Read again every SECONDS (default 2, at most 86400) and mark what changed: redrawn in"
-    " place on a terminal, one JSON object a line otherwise. Ctrl-C stops.",
+    " place on a terminal, one JSON object a line otherwise. Ctrl-C or SIGTERM stops (exit 0).",
 )
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
 @source_option
@@ -515,7 +515,11 @@ def grouped_command(query: Query, options: dict[str, Any], out: Output) -> int:
 
 
 def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
-    """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else."""
+    """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else.
+
+    Ctrl-C or SIGTERM ends it, with status 0: that is how a watch ends.
+    """
+    from tcpstates.interrupts import terminate_as_interrupt
     from tcpstates.render import watch as render_watch
     from tcpstates.sources import select
     from tcpstates.watch import frames
@@ -540,15 +544,16 @@ def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
 
     stream = frames(read, options["watch"], query=query)
     try:
-        if live:
-            layout = _layout(query, owners, source)
-            render_watch.show_live(
-                stream, out.console(), layout, interval=options["watch"], listing=listing
-            )
-        else:
-            render_watch.write_jsonl(stream, out.stdout, changes=listing)
+        with terminate_as_interrupt():
+            if live:
+                layout = _layout(query, owners, source)
+                render_watch.show_live(
+                    stream, out.console(), layout, interval=options["watch"], listing=listing
+                )
+            else:
+                render_watch.write_jsonl(stream, out.stdout, changes=listing)
     except KeyboardInterrupt:
-        # Ctrl-C is how a watch ends, so it is a success, not 130. Live has put the cursor back
+        # Ctrl-C (or SIGTERM) is how a watch ends: a success, not 130. Live has put the cursor back
         # by now; as run() does for an interrupt, nothing left buffered may block or print later.
         silence_stdout()
     return ExitStatus.OK

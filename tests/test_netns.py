@@ -355,7 +355,7 @@ def test_watch_follows_namespaces_created_and_deleted(private, tmp_path) -> None
     finally:
         stop.touch()
         churn.wait(timeout=30)
-        watch.send_signal(signal.SIGINT)
+        watch.send_signal(signal.SIGTERM)
         _, err = watch.communicate(timeout=10)
     assert watch.returncode == 0
     # -v: each namespace left out is said once, however many frames left it out.
