@@ -342,6 +342,7 @@ def test_watch_follows_namespaces_created_and_deleted(private, tmp_path) -> None
                     return
 
         until(("appeared", doomed_inode, 7103))
+        fds = len(os.listdir(f"/proc/{watch.pid}/fd"))  # nsenter has exec'd tcpstates
         # Born after the watch started:
         private.named_listener("newborn", 7104)
         until(("appeared", private.inode("newborn"), 7104))
@@ -350,8 +351,10 @@ def test_watch_follows_namespaces_created_and_deleted(private, tmp_path) -> None
         doomed.communicate(timeout=10)
         private.run("ip", "netns", "del", "doomed")
         until(("vanished", doomed_inode, 7103))
-        json.loads(frames.get(timeout=20))
+        for _ in range(5):  # and goes on, each frame through the churn, holding nothing open
+            json.loads(frames.get(timeout=20))
         assert watch.poll() is None and churn.poll() is None
+        assert len(os.listdir(f"/proc/{watch.pid}/fd")) <= fds
     finally:
         stop.touch()
         churn.wait(timeout=30)
