@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tcpstates.netns import Namespace
     from tcpstates.render.columns import Layout
     from tcpstates.sources import Source
+    from tcpstates.sources.namespaced import NamespacedSource
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv", "openmetrics")
 TABLE_ROW_LIMIT = 2000  # past this a Rich table costs seconds; plain text stays instant
@@ -100,8 +101,14 @@ WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise click.BadParameter(f"{value:g} is not a number of seconds greater than 0")
+    if value is None:
+        return None
+    from tcpstates.watch import MAX_INTERVAL
+
+    if not (math.isfinite(value) and 0 < value <= MAX_INTERVAL):
+        raise click.BadParameter(
+            f"{value:g} is not a number of seconds greater than 0 and at most {MAX_INTERVAL:g}"
+        )
     return value
 
 
@@ -150,8 +157,8 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     flag_value=2.0,
     callback=_interval,
     metavar="[SECONDS]",
-    help="Read again every SECONDS (default 2) and mark what changed: redrawn in place on a"
-    " terminal, one JSON object a line otherwise. Ctrl-C stops.",
+    help="Read again every SECONDS (default 2, at most 86400) and mark what changed: redrawn in"
+    " place on a terminal, one JSON object a line otherwise. Ctrl-C or SIGTERM stops (exit 0).",
 )
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
 @source_option
@@ -218,9 +225,15 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option(
     "--all-netns",
     is_flag=True,
-    help="Read every network namespace found through /proc/*/ns/net, with a Netns column.",
+    help="Read every network namespace found through /proc/*/ns/net and /run/netns, with a"
+    " Netns column; one that goes away meanwhile is left out (-v says so).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Say which source was used and why.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say which source was used and why, and which namespaces were left out.",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="tcpstates")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> int:
@@ -287,6 +300,7 @@ def list_command(query: Query, options: dict[str, Any], out: Output) -> int:
     owners = not options["no_owners"]
     reading = source.read(query, owners=owners or query.needs_owners)
     render(select(reading, query), _layout(query, owners, source), out, options["fmt"])
+    Skips(options["verbose"], out.stderr.write).report(source)
     if reading.hidden_processes and owners:
         out.stderr.write(
             f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
@@ -299,43 +313,53 @@ def _open_source(options: dict[str, Any], out: Output) -> Source:
     from tcpstates.sources import open_source
 
     source: Source
-    namespaces = _namespaces(options)
+    namespaced = _namespaced_source(options)
     if options["captures"]:
-        if namespaces is not None:
+        if namespaced is not None:
             raise click.UsageError("--from reads a capture; it cannot be combined with --netns")
         from tcpstates.sources.capture import CaptureSource
 
         source = CaptureSource(options["captures"])
-    elif namespaces is None:
-        source = open_source(options["source"])
     else:
-        from tcpstates.sources.namespaced import NamespacedSource
-
-        source = NamespacedSource(namespaces, lambda: open_source(options["source"]))
+        source = namespaced or open_source(options["source"])
     if options["verbose"]:
-        out.stderr.write(f"tcpstates: reading sockets with {source.name}: {source.why}\n")
+        from tcpstates.render.safe import safe
+
+        out.stderr.write(f"tcpstates: reading sockets with {source.name}: {safe(source.why)}\n")
     return source
 
 
 def save_command(options: dict[str, Any], out: Output) -> int:
     from tcpstates.netns import current, entered
+    from tcpstates.render.safe import safe
     from tcpstates.sources.capture import save_capture
 
-    namespaces = _namespaces(options) or [current()]
-    if len(namespaces) > 1:
+    if options["all_netns"]:
         raise click.UsageError("--save captures one namespace; give --netns or --netns-pid")
-    with entered(namespaces[0]):  # /proc/self/net is the namespace's once inside
+    namespace = _chosen_namespace(options) or current()
+    with entered(namespace):  # /proc/self/net is the namespace's once inside
         written = save_capture(options["save"])
-    out.stderr.write(f"tcpstates: saved {len(written)} files to {options['save']}\n")
+    out.stderr.write(f"tcpstates: saved {len(written)} files to {safe(options['save'])}\n")
     return ExitStatus.OK
 
 
-def _summaries_per_namespace(source: Any, query: Query, fmt: str, out: Output) -> int:
+def _summaries_per_namespace(
+    source: NamespacedSource, query: Query, fmt: str, out: Output, verbose: bool
+) -> int:
     """--summary --all-netns: one summary per namespace, keyed by its label."""
     from tcpstates.render import summary as render_summary
+    from tcpstates.render.safe import safe
     from tcpstates.summary import summarize
 
-    summaries = {one.namespaces[0].label: summarize(one, query) for one in source.one_by_one()}
+    summaries = {}
+    skips = Skips(verbose, out.stderr.write)
+    each = source.one_by_one()
+    skips.report(source)  # what the search passed over
+    for one in each:
+        summary = summarize(one, query)
+        skips.report(one)
+        if one.namespaces:  # not left out: it was there to be read
+            summaries[one.namespaces[0].label] = summary
     if fmt in ("json", "jsonl"):
         data = {label: summary.as_dict() for label, summary in summaries.items()}
         import json
@@ -344,16 +368,16 @@ def _summaries_per_namespace(source: Any, query: Query, fmt: str, out: Output) -
         return ExitStatus.OK
     for i, (label, summary) in enumerate(summaries.items()):
         if fmt == "table":
-            out.console().print(f"netns {label}", style="bold", markup=False, highlight=False)
+            out.console().print(f"netns {safe(label)}", style="bold", markup=False, highlight=False)
             out.console().print(render_summary.summary_table(summary))
         else:
-            out.stdout.write(("\n" if i else "") + f"netns {label}\n")
+            out.stdout.write(("\n" if i else "") + f"netns {safe(label)}\n")
             render_summary.render_summary_plain(summary, out.stdout)
     return ExitStatus.OK
 
 
-def _namespaces(options: dict[str, Any]) -> list[Namespace] | None:
-    """The namespaces --netns, --netns-pid or --all-netns name; None for this one alone."""
+def _chosen_namespace(options: dict[str, Any]) -> Namespace | None:
+    """The namespace --netns or --netns-pid names; None for this one, or for --all-netns."""
     from tcpstates import netns
 
     chosen = [name for name in ("netns", "netns_pid", "all_netns") if options.get(name)]
@@ -361,19 +385,73 @@ def _namespaces(options: dict[str, Any]) -> list[Namespace] | None:
         flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
         raise click.UsageError(f"{flags}: give one of them")
     if options.get("netns"):
-        return [netns.by_name(options["netns"])]
+        return netns.by_name(options["netns"])
     if options.get("netns_pid") is not None:
-        return [netns.of_pid(options["netns_pid"])]
-    if options.get("all_netns"):
-        return netns.all_namespaces()
+        return netns.of_pid(options["netns_pid"])
     return None
+
+
+def _namespaced_source(options: dict[str, Any]) -> NamespacedSource | None:
+    """A source reading inside the namespaces asked for; None for this namespace alone.
+
+    --all-netns looks for namespaces again at every read and leaves out the ones that went
+    away meanwhile; a namespace asked for by name or pid is found once, and its going is an error.
+    """
+    from tcpstates import netns
+    from tcpstates.sources import open_source
+    from tcpstates.sources.namespaced import NamespacedSource
+
+    def inner() -> Source:
+        return open_source(options["source"])
+
+    namespace = _chosen_namespace(options)
+    if namespace is not None:
+        why = f"sockets read inside {namespace.label}"
+        found = netns.Found((namespace,))
+        return NamespacedSource(lambda: found, inner, skip_unavailable=False, why=why)
+    if options.get("all_netns"):
+        why = "sockets read inside each namespace found, found again at each read"
+        return NamespacedSource(netns.all_namespaces, inner, skip_unavailable=True, why=why)
+    return None
+
+
+class Skips:
+    """Namespaces a read left out, on stderr: each with -v, else only the count of those that
+    need root (the others went away meanwhile, which is no news). One left out read after read
+    (a watch's frames) is said once, when it first is."""
+
+    def __init__(self, verbose: bool, write: Callable[[str], object]) -> None:
+        self.verbose = verbose
+        self.write = write
+        self.said: set[object] = set()  # a watch's last frame's: said once while they last
+
+    def report(self, source: object) -> None:
+        """What ``source``'s last read left out, if it reads namespaces."""
+        from tcpstates.netns import Why
+        from tcpstates.render.safe import safe
+
+        skipped = getattr(source, "skipped", ())
+        new = [skip for skip in skipped if skip not in self.said]
+        self.said = set(skipped)
+        if self.verbose:
+            for skip in new:
+                self.write(f"tcpstates: left out {safe(skip.what)}: {skip.why.value}\n")
+            return
+        refused = sum(skip.why is Why.REFUSED for skip in new)
+        if refused:
+            one = refused == 1
+            self.write(
+                f"tcpstates: {refused} network {'namespace' if one else 'namespaces'} cannot be"
+                f" entered without root (CAP_SYS_ADMIN); {'its' if one else 'their'} sockets are"
+                " not listed\n"
+            )
 
 
 def _layout(query: Query, owners: bool, source: Source) -> Layout:
     from tcpstates.render.columns import Layout
 
-    namespaces = getattr(source, "namespaces", None)
-    labels = None if namespaces is None else {ns.inode: ns.label for ns in namespaces}
+    # The source's own dict: a watch's namespaces change from frame to frame.
+    labels = getattr(source, "labels", None)
     return Layout(proto=len(query.protos) > 1, owners=owners, netns_labels=labels)
 
 
@@ -384,7 +462,10 @@ def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
     source = _open_source(options, out)
     fmt = out.resolve_format(options["fmt"])
     if options["all_netns"]:
-        return _summaries_per_namespace(source, query, fmt, out)
+        from tcpstates.sources.namespaced import NamespacedSource
+
+        assert isinstance(source, NamespacedSource)  # --from with --all-netns was refused
+        return _summaries_per_namespace(source, query, fmt, out, options["verbose"])
     summary = summarize(source, query)
     if fmt == "table":
         out.console().print(render_summary.summary_table(summary))
@@ -392,6 +473,7 @@ def summary_command(query: Query, options: dict[str, Any], out: Output) -> int:
         render_summary.render_summary_json(summary, out.stdout)
     else:
         render_summary.render_summary_plain(summary, out.stdout)
+    Skips(options["verbose"], out.stderr.write).report(source)
     return ExitStatus.OK
 
 
@@ -402,7 +484,9 @@ def metrics_command(query: Query, options: dict[str, Any], out: Output) -> int:
     if options["watch"] is not None:
         raise click.UsageError("-o openmetrics prints once; for a feed use tcpstates export")
     by = (options["by"],) if options["by"] else ()
-    write_openmetrics(_open_source(options, out), query, out.stdout, by=by)
+    source = _open_source(options, out)
+    write_openmetrics(source, query, out.stdout, by=by)
+    Skips(options["verbose"], out.stderr.write).report(source)
     return ExitStatus.OK
 
 
@@ -414,8 +498,10 @@ def grouped_command(query: Query, options: dict[str, Any], out: Output) -> int:
 
     by = options["by"]
     owners = by == "process" or query.needs_owners
-    reading = _open_source(options, out).read(query, owners=owners)
+    source = _open_source(options, out)
+    reading = source.read(query, owners=owners)
     groups = group_sockets(select(reading, query), by)
+    Skips(options["verbose"], out.stderr.write).report(source)
     fmt = options["fmt"] or ("table" if out.is_terminal else "json")
     if fmt == "table":
         out.console().print(render_groups.groups_table(groups, by))
@@ -429,7 +515,11 @@ def grouped_command(query: Query, options: dict[str, Any], out: Output) -> int:
 
 
 def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
-    """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else."""
+    """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else.
+
+    Ctrl-C or SIGTERM ends it, with status 0: that is how a watch ends.
+    """
+    from tcpstates.interrupts import terminate_as_interrupt
     from tcpstates.render import watch as render_watch
     from tcpstates.sources import select
     from tcpstates.watch import frames
@@ -437,24 +527,33 @@ def watch_command(query: Query, options: dict[str, Any], out: Output) -> int:
     fmt = options["fmt"]
     if fmt == "csv":
         raise click.UsageError(f"{WATCH_FORMATS}; -o csv is not supported")
+    live = out.is_terminal and fmt in (None, "table")
     source = _open_source(options, out)
     listing = not options["summary"]
     owners = listing and not options["no_owners"]  # counts show no owners: skip the /proc scan
+    # While the view is live, Rich stands in for sys.stderr and prints above the view; the
+    # terminal itself (out.stderr) would tear it.
+    skips = Skips(
+        options["verbose"], (lambda text: sys.stderr.write(text)) if live else out.stderr.write
+    )
 
     def read() -> Iterable[Socket]:
-        return select(source.read(query, owners=owners or query.needs_owners), query)
+        reading = source.read(query, owners=owners or query.needs_owners)
+        skips.report(source)
+        return select(reading, query)
 
     stream = frames(read, options["watch"], query=query)
     try:
-        if out.is_terminal and fmt in (None, "table"):
-            layout = _layout(query, owners, source)
-            render_watch.show_live(
-                stream, out.console(), layout, interval=options["watch"], listing=listing
-            )
-        else:
-            render_watch.write_jsonl(stream, out.stdout, changes=listing)
+        with terminate_as_interrupt():
+            if live:
+                layout = _layout(query, owners, source)
+                render_watch.show_live(
+                    stream, out.console(), layout, interval=options["watch"], listing=listing
+                )
+            else:
+                render_watch.write_jsonl(stream, out.stdout, changes=listing)
     except KeyboardInterrupt:
-        # Ctrl-C is how a watch ends, so it is a success, not 130. Live has put the cursor back
+        # Ctrl-C (or SIGTERM) is how a watch ends: a success, not 130. Live has put the cursor back
         # by now; as run() does for an interrupt, nothing left buffered may block or print later.
         silence_stdout()
     return ExitStatus.OK
@@ -515,5 +614,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, status: ExitStatus) -> int:
-    sys.stderr.write(f"tcpstates: {message}\n")
+    from tcpstates.render.safe import safe
+
+    # Messages quote names others chose: a namespace, a path, a capture's line.
+    sys.stderr.write(f"tcpstates: {safe(message)}\n")
     return status

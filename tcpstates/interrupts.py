@@ -1,7 +1,8 @@
-"""SIGTERM handled like Ctrl-C, for the commands that run until stopped (trace, export).
+"""SIGTERM handled like Ctrl-C, for the commands that run until stopped (trace, export, --watch).
 
 A service manager stops with SIGTERM, a person with Ctrl-C; both must unwind the same way, so
-that a tracing instance or a temporary file is removed and the exit is a clean one.
+that a tracing instance or a temporary file is removed, a terminal gets its cursor back, and
+the exit is a clean one.
 """
 
 from __future__ import annotations

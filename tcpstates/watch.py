@@ -26,6 +26,9 @@ Key = tuple[int, str, int, str, int, str, int]
 Row = tuple[str, TcpState]  # (protocol, state): one line of the counts
 Tally = Counter[Row]
 
+# The longest interval: a day. Longer is no watch, and time.sleep(1e10) overflows time_t.
+MAX_INTERVAL = 86400.0
+
 
 class ChangeKind(enum.Enum):
     APPEARED = "appeared"
@@ -226,8 +229,11 @@ def frames(
     of the interval once the consumer is done with the frame, never less than 0 nor more than
     ``interval`` (a wall clock stepped back or forward costs at most one short or long gap).
     """
-    if not (math.isfinite(interval) and interval > 0):
-        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+    if not (math.isfinite(interval) and 0 < interval <= MAX_INTERVAL):
+        raise ValueError(
+            f"interval must be a number of seconds above 0, at most {MAX_INTERVAL:g},"
+            f" not {interval!r}"
+        )
     query = query or Query()
     shown = shown_states(query)
     protos = tuple(proto for proto in ("tcp", "udp") if proto in query.protos)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,9 @@ from cli_run import run_cli
 from click.testing import CliRunner
 
 from tcpstates.cli import cli
+from tcpstates.sockets import Socket
+from tcpstates.sources import unique
+from tcpstates.states import TcpState
 
 ROOT = Path(__file__).parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3.11"
@@ -108,6 +113,27 @@ def test_what_needs_root_says_so_in_one_line(nobody, args, needle) -> None:
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_all_netns_without_root_leaves_out_what_it_may_not_enter_and_says_so(nobody) -> None:
+    # A named namespace (a private /run/netns, so that nobody else's are involved): nobody may
+    # see its name but not enter it. The listing goes on with what it can read, and one line
+    # says how many namespaces it could not.
+    made = "mount -t tmpfs tmpfs /run/netns && ip netns add secret-a && ip netns add secret-b"
+    done = as_nobody(nobody, "--all-netns", "-o", "json", "--no-owners", wrap=made)
+    assert done.returncode == 0, done.stderr
+    assert {r["netns"] for r in json.loads(done.stdout)} == {os.stat("/proc/self/ns/net").st_ino}
+    assert done.stderr == (
+        "tcpstates: 2 network namespaces cannot be entered without root (CAP_SYS_ADMIN);"
+        " their sockets are not listed\n"
+    )
+    verbose = as_nobody(nobody, "--all-netns", "-v", "-o", "json", "--no-owners", wrap=made)
+    lines = verbose.stderr.splitlines()
+    assert lines[0].startswith("tcpstates: reading sockets with netns")
+    assert sorted(re.sub(r"out \d+ ", "out INODE ", line) for line in lines[1:]) == [
+        f"tcpstates: left out INODE ({name}): entering it needs root (CAP_SYS_ADMIN)"
+        for name in ("secret-a", "secret-b")
+    ]
 
 
 def test_an_unreadable_capture_is_one_line(nobody, tmp_path: Path) -> None:
@@ -319,3 +345,146 @@ def test_churn_every_format_fifty_times(monkeypatch: pytest.MonkeyPatch) -> None
         churn.wait()
         if churn.stdout is not None:
             churn.stdout.close()  # left open, its ResourceWarning fails whichever test runs next
+
+
+# --- each socket once ------------------------------------------------------------------------
+#
+# The kernel hands out /proc/net/tcp a page at a time and finds its place again by counting, so
+# under churn a socket already sent comes again. No listing may show it twice.
+
+
+def _sock(state: TcpState, inode: int, rport: int = 40000, proto: str = "tcp") -> Socket:
+    remote = "127.0.0.1" if rport else "0.0.0.0"
+    return Socket(proto, 4, "127.0.0.1", 8080, remote, rport, state, 0, 0, 0, inode)
+
+
+@pytest.mark.parametrize(
+    ("records", "kept"),
+    [
+        # a page read twice
+        ([_sock(TcpState.ESTABLISHED, 11), _sock(TcpState.ESTABLISHED, 11)], 1),
+        # TIME_WAIT has no inode; one four-tuple is one socket in the established hash
+        ([_sock(TcpState.TIME_WAIT, 0), _sock(TcpState.TIME_WAIT, 0)], 1),
+        # its owner closed it between two pages: read with its inode, then without
+        ([_sock(TcpState.ESTABLISHED, 11), _sock(TcpState.FIN_WAIT2, 0)], 1),
+        # SO_REUSEPORT listeners and UDP sockets share their ends, never their inode
+        ([_sock(TcpState.LISTEN, 11, 0), _sock(TcpState.LISTEN, 12, 0)], 2),
+        ([_sock(TcpState.CLOSE, 11, 0, "udp"), _sock(TcpState.CLOSE, 12, 0, "udp")], 2),
+        (
+            [
+                _sock(TcpState.ESTABLISHED, 11, proto="udp"),
+                _sock(TcpState.ESTABLISHED, 12, proto="udp"),
+            ],
+            2,
+        ),  # fmt: skip
+        ([_sock(TcpState.LISTEN, 11, 0), _sock(TcpState.LISTEN, 11, 0)], 1),
+    ],
+)
+def test_unique_keeps_one_record_per_socket(records: list[Socket], kept: int) -> None:
+    assert list(unique(records)) == records[:kept] if kept == 1 else records
+
+
+def test_sockets_sharing_their_ends_are_all_listed() -> None:
+    # Real SO_REUSEPORT listeners and UDP sockets on one port: distinct sockets, each listed.
+    made = []
+    for kind in (socket.SOCK_STREAM, socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_DGRAM):
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", made[0].getsockname()[1] if made else 0))
+        if kind == socket.SOCK_STREAM:
+            sock.listen()
+        made.append(sock)
+    port = made[0].getsockname()[1]
+    try:
+        for source in ("procfs", "netlink"):
+            rows = json.loads(run_cli("--source", source, "-t", "-u", "--sport", str(port),
+                                      "-o", "json").stdout)  # fmt: skip
+            assert sorted((r["proto"], r["inode"]) for r in rows) == sorted(
+                ("tcp" if s.type == socket.SOCK_STREAM else "udp", os.fstat(s.fileno()).st_ino)
+                for s in made
+            )
+    finally:
+        for sock in made:
+            sock.close()
+
+
+POOL_CHURN = """
+import socket, sys, time
+server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+port = server.getsockname()[1]
+pool = []
+for _ in range(int(sys.argv[2])):  # standing connections: tables of many pages
+    client = socket.create_connection(("127.0.0.1", port))
+    pool += [client, server.accept()[0]]
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[1])
+opened = 0
+while time.monotonic() < end:
+    started = time.monotonic()
+    for _ in range(150):
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted = server.accept()[0]
+        client.close()
+        accepted.close()
+        opened += 1
+    time.sleep(max(0, 0.1 - (time.monotonic() - started)))  # 1,500 a second at most
+print(opened, flush=True)
+"""
+
+
+def _repeats(sockets: list[Socket]) -> int:
+    """Records that name a socket already listed: a TCP four-tuple with a peer, or an inode."""
+    tuples = Counter(
+        (s.family, s.local_address, s.local_port, s.remote_address, s.remote_port)
+        for s in sockets
+        if s.proto == "tcp" and s.remote_port
+    )
+    inodes = Counter(s.inode for s in sockets if s.inode)
+    return sum(n - 1 for n in (*tuples.values(), *inodes.values()))
+
+
+def test_no_listing_holds_a_socket_twice_under_churn() -> None:
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("a network namespace of its own needs root and ip (CI runs as root)")
+    from tcpstates import netns
+    from tcpstates.query import Query
+    from tcpstates.sources import open_source
+    from tcpstates.sources.namespaced import NamespacedSource
+    from tcpstates.sources.procfs import parse_table
+
+    name = f"tcpstates-dup-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    churn = None
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        churn = subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-c", POOL_CHURN, "60", "3000"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert churn.stdout is not None and churn.stdout.readline() == "ready\n"
+        space = netns.by_name(name)
+        found = netns.Found((space,))
+        repeats: Counter[str] = Counter()
+        raw = 0  # repeats in the kernel's own text, read as it comes: the attack is real
+        for _ in range(15):
+            with netns.entered(space):
+                for source in ("procfs", "netlink"):
+                    rows = list(open_source(source).read(Query(), owners=False).sockets)
+                    assert len(rows) > 6000
+                    repeats[source] += _repeats(rows)
+                with open("/proc/net/tcp") as table:
+                    raw += _repeats(list(parse_table(table, "tcp")))
+            for inner in ("procfs", "netlink"):
+                source = NamespacedSource(
+                    lambda: found, partial(open_source, inner), skip_unavailable=False, why=""
+                )
+                repeats[f"netns+{inner}"] += _repeats(list(source.read(Query()).sockets))
+        assert churn.poll() is None  # still churning at the last listing
+    finally:
+        if churn is not None:
+            churn.kill()
+            churn.communicate(timeout=10)
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    assert repeats == Counter(), repeats
+    if raw == 0:
+        pytest.skip("this kernel repeated no row of /proc/net/tcp under churn: nothing to prove")

@@ -15,6 +15,7 @@ import os
 import pty
 import queue
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -168,9 +169,9 @@ def test_frames_sleep_what_is_left_of_the_interval():
     assert iso_time(times[0]) == "2026-01-05T14:03:22.125Z"
 
 
-@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf")])
+@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf"), 1e10, 86400.5])
 def test_frames_refuse_a_bad_interval(interval):
-    with pytest.raises(ValueError, match="positive number of seconds"):
+    with pytest.raises(ValueError, match="a number of seconds above 0, at most 86400"):
         next(frames(list, interval))
 
 
@@ -682,6 +683,9 @@ def test_cli_summary_watch_gives_counts_only():
         (["--watch", "-1"], "No such option '-1'"),
         (["--watch", "1", "-o", "csv"], "JSON Lines otherwise; -o csv is not supported"),
         (["--watch", "--explain"], "--watch and --explain cannot be combined"),
+        # time.sleep(1e10) overflows time_t: a day is the longest interval
+        (["--watch", "1e10"], "1e+10 is not a number of seconds greater than 0 and at most 86400"),
+        (["--watch", "86400.5", "-o", "jsonl"], "86400.5 is not a number of seconds"),
     ],
 )
 def test_watch_usage_errors_are_one_line_exit_2(args, needle):
@@ -738,6 +742,46 @@ def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it():
     assert b"\x1b[?25l" in screen and screen.rstrip().endswith(b"\x1b[?25h")  # cursor back
     assert b"+2 appeared" in screen and b"Since start" in screen
     assert b"Traceback" not in screen
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux, a real terminal to watch in")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_on_a_terminal_ends_a_watch_like_ctrl_c(tmp_path, stop):
+    # A real terminal (tmux): Live hides the cursor while it draws; SIGTERM from a service
+    # manager or `kill` must give it back as Ctrl-C does, and end with the same status, 0.
+    tmux = ["tmux", "-L", f"tcpstates-{os.getpid()}", "-f", "/dev/null"]
+    watch = " ".join(command("--watch", "0.2", "-l", "--no-owners"))
+    script = f"{watch}; echo EXIT=$?; exec sleep 60"
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", "-s", "w", script],
+                   check=True, env=env | {"TERM": "xterm-256color"})  # fmt: skip
+
+    def pane(fmt: str) -> str:
+        return subprocess.run([*tmux, "display", "-p", "-t", "w", fmt], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+
+    def screen() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "w"], capture_output=True,
+                              text=True, check=True).stdout  # fmt: skip
+
+    try:
+        deadline = time.monotonic() + 20
+        while "Since start" not in screen():  # the first frame is drawn
+            assert time.monotonic() < deadline, screen()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert pane("#{cursor_flag}") == "0"  # hidden while the view is live
+        children = subprocess.run(["pgrep", "-P", pane("#{pane_pid}")], capture_output=True,
+                                  text=True, check=True).stdout.split()  # fmt: skip
+        (child,) = children  # the shell's one child: tcpstates
+        os.kill(int(child), stop)
+        while "EXIT=" not in screen():
+            assert time.monotonic() < deadline, screen()
+            time.sleep(0.1)
+        assert "EXIT=0" in screen() and "Traceback" not in screen()
+        assert pane("#{cursor_flag}") == "1"  # the cursor is back
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
 
 
 def test_jsonl_watch_does_not_import_rich():

@@ -78,6 +78,12 @@ class Layout:
             text = prefixes[address] = address_prefix(address)
             return text
 
+        shown: dict[int, str] = {}  # namespace inode -> its label, escaped: names are anyone's
+
+        def label(netns: int) -> str:
+            text = shown[netns] = safe(labels.get(netns, str(netns)) if labels else str(netns))
+            return text
+
         def row(sock: Socket) -> tuple[str, ...]:
             port, peer_port = sock.local_port, sock.remote_port
             cells: tuple[str, ...] = (
@@ -93,7 +99,7 @@ class Layout:
                 cells = (sock.proto, *cells)
             if labels is not None:
                 netns = sock.netns or 0
-                cells = (labels.get(netns, str(netns)), *cells)
+                cells = (shown.get(netns) or label(netns), *cells)
             if not show_owners:
                 return cells
             if sock.pid is None:

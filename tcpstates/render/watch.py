@@ -89,11 +89,22 @@ def show_live(
 ) -> None:
     """Redraw each frame in place until ``frames`` ends or Ctrl-C; the last one stays on screen.
 
-    Leaving the ``Live`` context, by an exception too, shows the cursor again.
+    Leaving the ``Live`` context, by an exception too, shows the cursor again. While it lasts,
+    what is written to sys.stderr on the same terminal is printed above the view (written
+    raw, it would tear the view); a stderr sent elsewhere (2>file) gets it as written.
     """
+    import sys
+
     from rich.live import Live
 
-    with Live(console=console, screen=False, transient=False, auto_refresh=False) as live:
+    on_screen = sys.stderr.isatty()
+    with Live(
+        console=console,
+        screen=False,
+        transient=False,
+        auto_refresh=False,
+        redirect_stderr=on_screen,
+    ) as live:
         for frame in frames:
             live.update(fitted_view(frame, console, layout, interval, listing), refresh=True)
 

@@ -3,37 +3,72 @@
 Each namespace is entered once, read without owners, and left; then one /proc scan finds the
 owners of all of them together (socket inodes and /proc/*/fd are host-wide), instead of one
 scan per namespace.
+
+The namespaces are looked for again at every read, so a watch follows them as they come and
+go. With ``skip_unavailable`` (--all-netns) one that has gone, or cannot be entered, is left out
+and named in ``skipped``; otherwise (a namespace asked for by name or pid) that is an error.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import TypeVar
 
 from tcpstates.errors import SourceError
-from tcpstates.netns import Namespace, entered
+from tcpstates.netns import Found, Namespace, Skipped, Unavailable, Why, entered, still_there
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
 from tcpstates.sources import Reading, Source
 from tcpstates.sources.owners import scan_owners
 from tcpstates.states import TcpState
 
+T = TypeVar("T")
+
 
 class NamespacedSource:
-    def __init__(self, namespaces: list[Namespace], open_inner: Callable[[], Source]) -> None:
-        self.namespaces = namespaces
+    name = "netns"
+
+    def __init__(
+        self,
+        find: Callable[[], Found],
+        open_inner: Callable[[], Source],
+        *,
+        skip_unavailable: bool,
+        why: str,
+    ) -> None:
+        self._find = find
         self._open_inner = open_inner
-        self.name = "netns"
-        self.why = "sockets read inside " + ", ".join(ns.label for ns in namespaces)
+        self.skip_unavailable = skip_unavailable
+        self.why = why
+        self.namespaces: tuple[Namespace, ...] = ()  # those the last read went into
+        self.skipped: tuple[Skipped, ...] = ()  # those it left out, and why
+        # Inode -> label of the last two reads' namespaces. One dict for the source's life: a
+        # watch's layout holds it, and a vanished row is drawn a frame after its namespace went.
+        self.labels: dict[int, str] = {}
 
     def one_by_one(self) -> list[NamespacedSource]:
-        """A source for each namespace, for per-namespace summaries."""
-        return [NamespacedSource([ns], self._open_inner) for ns in self.namespaces]
+        """A source for each namespace found now, for per-namespace summaries."""
+        found = self._find()
+        self._remember((), found.skipped)
+        return [
+            NamespacedSource(
+                partial(Found, (ns,)),
+                self._open_inner,
+                skip_unavailable=self.skip_unavailable,
+                why=self.why,
+            )
+            for ns in found.namespaces
+        ]
 
     def read(self, query: Query, owners: bool = False) -> Reading:
         sockets: list[Socket] = []
-        for namespace in self.namespaces:
+
+        def read_one(namespace: Namespace) -> None:
             sockets.extend(_tagged(self._read_one(namespace, query), namespace.inode))
+
+        self._each(read_one)
         if not owners:
             return Reading(iter(sockets))
         scan = scan_owners("/proc", {s.inode for s in sockets if s.inode} or set())
@@ -46,33 +81,85 @@ class NamespacedSource:
 
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         counts: Counter[tuple[str, TcpState]] = Counter()
-        for namespace in self.namespaces:
-            try:
-                with entered(namespace):
-                    inner = self._open_inner()
-                    count = getattr(inner, "count", None)
-                    if count is not None:
-                        counts.update(count(query))
-                        continue
-            except SourceError:
-                if namespace.pid is None:
-                    raise
-            counts.update((s.proto, s.state) for s in self._read_one(namespace, query))
+        self._each(lambda namespace: counts.update(self._count_one(namespace, query)))
         return counts
 
+    def _each(self, visit: Callable[[Namespace], None]) -> None:
+        """``visit`` every namespace found now, leaving out (or failing on) the unavailable."""
+        found = self._find()
+        visited: list[Namespace] = []
+        skipped = list(found.skipped)
+        for namespace in found.namespaces:
+            try:
+                visit(namespace)
+            except Unavailable as e:
+                if not self.skip_unavailable:
+                    raise
+                skipped.append(Skipped(namespace.label, e.why))
+                continue
+            visited.append(namespace)
+        self._remember(visited, skipped)
+
+    def _remember(self, visited: Iterable[Namespace], skipped: Iterable[Skipped]) -> None:
+        labels = {ns.inode: ns.label for ns in self.namespaces}
+        self.namespaces = tuple(visited)
+        self.skipped = tuple(skipped)
+        labels.update((ns.inode, ns.label) for ns in self.namespaces)
+        self.labels.clear()
+        self.labels.update(labels)
+
+    def _count_one(self, namespace: Namespace, query: Query) -> Counter[tuple[str, TcpState]]:
+        def count(inner: Source) -> Counter[tuple[str, TcpState]]:
+            counter = getattr(inner, "count", None)
+            if counter is not None:
+                return counter(query)  # type: ignore[no-any-return]
+            return _tally(inner.read(query, owners=False).sockets)
+
+        counts = self._inside(namespace, count)
+        return _tally(_read_through_proc(namespace, query)) if counts is None else counts
+
     def _read_one(self, namespace: Namespace, query: Query) -> list[Socket]:
+        # Drained inside: a netlink dump is answered by the namespace it was opened in.
+        sockets = self._inside(namespace, lambda inner: list(inner.read(query, False).sockets))
+        return _read_through_proc(namespace, query) if sockets is None else sockets
+
+    def _inside(self, namespace: Namespace, action: Callable[[Source], T]) -> T | None:
+        """``action`` on the inner source inside ``namespace``; None where we may not go in
+        (not root) but a process of it is known, whose /proc/PID/net can be read instead."""
         try:
             with entered(namespace):
-                # Drained inside: a netlink dump is answered by the namespace it was opened in.
-                return list(self._open_inner().read(query, owners=False).sockets)
-        except SourceError:
+                return action(self._open_inner())
+        except Unavailable as e:
+            if e.why is not Why.REFUSED or namespace.pid is None:
+                raise
+        except SourceError:  # the inner source refused (no netlink in there): try /proc
             if namespace.pid is None:
                 raise
-        # Not allowed in (not root): a process's /proc/PID/net shows its namespace's tables,
-        # and those are readable by anyone unless /proc hides the process.
-        from tcpstates.sources.procfs import ProcfsSource
+        return None
 
-        return list(ProcfsSource(f"/proc/{namespace.pid}").read(query, owners=False).sockets)
+
+def _tally(sockets: Iterable[Socket]) -> Counter[tuple[str, TcpState]]:
+    return Counter((s.proto, s.state) for s in sockets)
+
+
+def _read_through_proc(namespace: Namespace, query: Query) -> list[Socket]:
+    """Not allowed in (not root): a process's /proc/PID/net shows its namespace's tables, and
+    those are readable by anyone unless /proc hides the process. Only while that pid is still
+    in the namespace, before and after: a pid that exited may already name another process."""
+    from tcpstates.sources.procfs import ProcfsSource
+
+    gone = Unavailable(f"network namespace {namespace.label}: {Why.GONE.value}", Why.GONE)
+    if not still_there(namespace):
+        raise gone
+    try:
+        sockets = list(ProcfsSource(f"/proc/{namespace.pid}").read(query).sockets)
+    except SourceError:
+        if still_there(namespace):
+            raise
+        raise gone from None
+    if not still_there(namespace):
+        raise gone
+    return sockets
 
 
 def _tagged(sockets: Iterable[Socket], inode: int) -> Iterator[Socket]:

@@ -16,7 +16,7 @@ from typing import TextIO
 from tcpstates.errors import CaptureFormatError, SourceError
 from tcpstates.query import Query
 from tcpstates.sockets import Socket, new_socket
-from tcpstates.sources import TIMERS, Reading
+from tcpstates.sources import TIMERS, Reading, unique
 from tcpstates.sources.owners import Owner, scan_owners
 from tcpstates.states import TcpState
 
@@ -104,7 +104,9 @@ class ProcfsSource:
 
     def _sockets(self, query: Query, owners: dict[int, Owner] | None) -> Iterator[Socket]:
         for path, proto, lines in self._tables(query):
-            yield from parse_table(lines, proto, query, owners, path, self.byteorder)
+            # A live table is read a page at a time and may repeat a socket; a capture is
+            # a copy of such reads, so it may too.
+            yield from unique(parse_table(lines, proto, query, owners, path, self.byteorder))
 
     def _tables(self, query: Query) -> Iterator[tuple[str, str, TextIO]]:
         """(path, protocol, open file) for each table the query needs."""
