@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from tcpstates.cli_params import (
     endpoint_filters,
     families,
     lang_option,
+    positive_seconds,
     source_option,
     states_option,
 )
@@ -101,15 +101,9 @@ WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is None:
-        return None
     from tcpstates.watch import MAX_INTERVAL
 
-    if not (math.isfinite(value) and 0 < value <= MAX_INTERVAL):
-        raise click.BadParameter(
-            f"{value:g} is not a number of seconds greater than 0 and at most {MAX_INTERVAL:g}"
-        )
-    return value
+    return positive_seconds(value, MAX_INTERVAL)
 
 
 @click.group(

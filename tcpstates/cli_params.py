@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -11,6 +12,22 @@ from tcpstates.query import Network, parse_network
 from tcpstates.states import TcpState, UnknownStateError, parse_states
 
 PORT = click.IntRange(0, 65535)
+
+
+def positive_seconds(value: float | None, most: float = float("inf")) -> float | None:
+    """A finite number of seconds above 0 and at most ``most``, or a usage error (exit 2).
+
+    click's FloatRange lets nan and inf through, and sleeping that long is an OverflowError
+    or a ValueError traceback deep inside a loop.
+    """
+    if value is None or (math.isfinite(value) and 0 < value <= most):
+        return value
+    limit = f" and at most {most:g}" if math.isfinite(most) else ""
+    raise click.BadParameter(f"{value:g} is not a number of seconds greater than 0{limit}")
+
+
+def seconds_option(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    return positive_seconds(value)
 
 
 def states_option(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tcpstates.cli_params import endpoint_filters, families, states_option
+from tcpstates.cli_params import endpoint_filters, families, seconds_option, states_option
 from tcpstates.errors import ExitStatus
 from tcpstates.interrupts import terminate_as_interrupt
 from tcpstates.query import Query
@@ -55,7 +55,8 @@ Examples:
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=seconds_option,
     metavar="SECONDS",
     help="Stop after SECONDS.",
 )

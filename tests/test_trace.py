@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import run_cli
 from click.testing import CliRunner
 
 from tcpstates import tracefs
@@ -964,3 +965,13 @@ def test_owners_of_one_read_come_from_one_scan() -> None:
         (43, "client"),
         (42, "server"),
     ]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
+def test_a_duration_that_is_no_number_of_seconds_is_one_line(value: str) -> None:
+    # click's FloatRange lets nan through, and select(nan) was a ValueError traceback; this is
+    # refused before tracefs is touched, so it needs no root.
+    done = run_cli("trace", "--duration", value)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert f"{value} is not a number of seconds greater than 0" in done.stderr
