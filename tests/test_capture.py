@@ -104,7 +104,7 @@ def test_malformed_text_names_the_source_and_line(tmp_path: Path) -> None:
     path.write_text(bad)
     done = run_cli("--from", str(path))
     assert done.returncode == 1
-    assert done.stderr.startswith(f"tcpstates: {path}:{lineno}: not a socket line")
+    assert done.stderr.startswith(f"tcpstates: {path}:{lineno}: st 'ZZ' is not 2 hex digits")
     piped = run_cli("--from", "-", stdin="hello\n")
     assert piped.stderr == "tcpstates: standard input:1: no /proc/net table header: 'hello'\n"
 
