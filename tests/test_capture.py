@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,184 @@ def test_doctor_reads_a_saved_capture_with_its_settings(tmp_path: Path) -> None:
     findings = json.loads(done.stdout)["findings"]
     titles = [f["title"] for f in findings]
     assert "Ephemeral ports towards 127.0.0.1:9000: 15 of 20 used (75%)" in titles
+
+
+# --- --save: private, all or nothing, never through another user's symlink ------------------
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0 or not shutil.which("runuser") or not shutil.which("mount"):
+        pytest.skip("needs root, runuser and mount (CI runs as root)")
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry under root: a file's bytes, a symlink's target, a directory's mode."""
+    shot: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            shot[key] = "-> " + os.readlink(path)
+        elif path.is_dir():
+            shot[key] = oct(path.stat().st_mode)
+        else:
+            shot[key] = path.read_bytes()
+    return shot
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    """A sticky world-writable directory, like /tmp, that nobody can reach."""
+    needs_root()
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(0o1777)
+    for parent in directory.parents:
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o001)
+    return directory
+
+
+def as_user(user: str, script: str, *args: str) -> None:
+    subprocess.run(["runuser", "-u", user, "--", "sh", "-euc", script, "sh", *args], check=True)
+
+
+def test_save_never_writes_through_a_symlink_another_user_planted(
+    tmp_path: Path, shared: Path
+) -> None:
+    victim = tmp_path / "victim"  # a file of root's that nobody cannot write
+    victim.write_bytes(b"precious\n")
+    before = (victim.read_bytes(), victim.stat().st_mtime_ns)
+    cap = shared / "cap"
+    as_user(
+        "nobody",
+        'mkdir -p "$1/net" "$1/sys/net/core"; ln -s "$2" "$1/net/tcp";'
+        ' ln -s "$2" "$1/net/netstat"; ln -s "$2" "$1/sys/net/core/somaxconn"',
+        str(cap), str(victim),
+    )  # fmt: skip
+    refused = run_cli("--save", str(cap))
+    assert (refused.returncode, refused.stderr) == (
+        1, f"tcpstates: --save {cap}: not empty; --replace replaces a capture\n"
+    )  # fmt: skip
+    replaced = run_cli("--save", str(cap), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert (victim.read_bytes(), victim.stat().st_mtime_ns) == before
+    assert os.listdir(shared) == ["cap"]  # nobody's tree swapped out and removed, no temp left
+    info = cap.lstat()
+    assert stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o700
+    tcp = cap / "net" / "tcp"
+    assert not tcp.is_symlink() and tcp.read_text().split()[:2] == ["sl", "local_address"]
+    assert listing("--from", str(cap))  # and it reads back
+
+
+def test_save_refuses_a_symlink_as_its_directory(tmp_path: Path, shared: Path) -> None:
+    target = tmp_path / "roots"  # root's own directory, empty: --save may not put files there
+    target.mkdir()
+    as_user("nobody", 'ln -s "$2" "$1"', str(shared / "cap"), str(target))
+    for extra in ((), ("--replace",)):
+        done = run_cli("--save", str(shared / "cap"), *extra)
+        assert (done.returncode, done.stderr) == (
+            1, f"tcpstates: --save {shared}/cap: a symbolic link; give the directory itself\n"
+        )  # fmt: skip
+    assert os.listdir(target) == [] and sorted(os.listdir(shared)) == ["cap"]
+
+
+def test_replace_removes_the_old_capture_without_following_its_symlinks(
+    tmp_path: Path, shared: Path
+) -> None:
+    precious = tmp_path / "precious"  # a directory of root's with a file in it
+    precious.mkdir()
+    (precious / "keep").write_text("keep me\n")
+    cap = shared / "cap"
+    as_user(
+        "nobody", 'mkdir "$1"; ln -s "$2" "$1/net"; ln -s "$2" "$1/sys"', str(cap), str(precious)
+    )
+    done = run_cli("--save", str(cap), "--replace")
+    assert done.returncode == 0, done.stderr
+    assert snapshot(precious) == {"keep": b"keep me\n"}
+    assert not (cap / "net").is_symlink() and (cap / "net" / "tcp").is_file()
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "reason"),
+    [
+        (lambda p: p.write_text("x"), (), "exists and is not a directory"),
+        (lambda p: (p / "notes.txt").write_text("x"), ("--replace",), "holds 'notes.txt', which"),
+        (lambda p: (p / "net").mkdir(), (), "not empty; --replace replaces a capture"),
+    ],
+)
+def test_save_leaves_what_is_not_a_capture_alone(tmp_path: Path, make, args, reason) -> None:
+    target = tmp_path / "cap"
+    if "not a directory" not in reason:
+        target.mkdir()
+    make(target)
+    before = snapshot(tmp_path)
+    done = run_cli("--save", str(target), *args)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"tcpstates: --save {target}: {reason}")
+    assert snapshot(tmp_path) == before
+
+
+def test_save_into_an_empty_directory_or_a_new_one(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for name in ("empty", "new"):
+        done = run_cli("--save", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / name / "net" / "tcp").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["empty", "new"]
+
+
+def test_replace_goes_with_save() -> None:
+    done = run_cli("--replace")
+    assert (done.returncode, done.stderr) == (2, "tcpstates: --replace goes with --save DIR\n")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 16 KiB tmpfs: four pages, fewer than a capture's files."""
+    needs_root()
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tcpstates-test", str(mount)], check=True
+    )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_save_on_a_full_disk_leaves_nothing_behind(small_disk: Path) -> None:
+    done = run_cli("--save", str(small_disk / "cap"))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"tcpstates: cannot save to {small_disk}/cap: No space left on device\n"
+    assert os.listdir(small_disk) == []  # no capture, no half of one, no temporary directory
+
+
+def test_a_replace_on_a_full_disk_keeps_the_previous_capture(small_disk: Path) -> None:
+    cap = small_disk / "cap"
+    (cap / "net").mkdir(parents=True)
+    shutil.copy(LITTLE / "tcp", cap / "net" / "tcp")  # one page of the four
+    before, rows = snapshot(cap), listing("--from", str(cap))
+    done = run_cli("--save", str(cap), "--replace")
+    assert (done.returncode, done.stderr) == (
+        1, f"tcpstates: cannot save to {cap}: No space left on device\n"
+    )  # fmt: skip
+    assert os.listdir(small_disk) == ["cap"] and snapshot(cap) == before
+    assert listing("--from", str(cap)) == rows
+
+
+def test_a_save_with_room_enough_is_the_capture_alone(tmp_path: Path) -> None:
+    needs_root()  # the control for the two above: the same tmpfs, larger, and the save succeeds
+    mount = tmp_path / "roomy"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tcpstates-test", str(mount)], check=True
+    )
+    try:
+        for _ in range(2):
+            done = run_cli("--save", str(mount / "cap"), "--replace")
+            assert done.returncode == 0, done.stderr
+            assert os.listdir(mount) == ["cap"]
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

@@ -117,31 +117,3 @@ def _tables(lines: list[str], source: str) -> list[tuple[int, int, str]]:
         (start, end, "udp" if "drops" in lines[start].split() else "tcp")
         for start, end in zip(starts, ends, strict=True)
     ]
-
-
-# What --save copies, relative to /proc: the socket tables and what doctor reads.
-SAVED = ("net/tcp", "net/tcp6", "net/udp", "net/udp6", "net/netstat", "net/snmp")
-
-
-def save_capture(destination: str, proc: str = "/proc") -> list[str]:
-    """Copy this host's socket tables and kernel settings into ``destination``, laid out like
-    /proc (``net/tcp``, ``sys/net/ipv4/...``), so ``--from`` and doctor read it like a host."""
-    from tcpstates.kernel import SETTINGS
-
-    names = [*SAVED, *(f"sys/{setting.replace('.', '/')}" for setting in SETTINGS)]
-    written = []
-    for name in names:
-        try:
-            with open(f"{proc}/{name}", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue  # IPv6 off, an older kernel without a setting: save what there is
-        target = os.path.join(destination, name)
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as out:
-                out.write(data)
-        except OSError as e:
-            raise SourceError(f"cannot write {target}: {e.strerror}") from None
-        written.append(target)
-    return written
