@@ -144,8 +144,9 @@ def _counters(text: str | None) -> dict[str, int]:
         if group != value_group:
             continue  # not a header/value pair: skip rather than misattribute numbers
         for name, number in zip(names.split(), numbers.split(), strict=False):
-            try:
+            # What the kernel prints (%lu, %ld: Tcp.MaxConn is -1), not all int() takes
+            # (1_000, +5, 5,000 digits).
+            digits = number.removeprefix("-")
+            if digits.isdigit() and len(digits) <= 20:
                 result[f"{group}.{name}"] = int(number)
-            except ValueError:
-                continue
     return result

@@ -343,3 +343,19 @@ def test_doctor_reads_a_captures_settings_through_the_capture_opener(tmp_path) -
     assert any(
         "held by the kernel alone" in f["title"] for f in json.loads(done.stdout)["findings"]
     )
+
+
+def test_counters_are_read_only_as_the_kernel_prints_them(tmp_path) -> None:
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "netstat").write_text(
+        "TcpExt: ListenOverflows ListenDrops TCPTimeWaitOverflow PAWSActive\n"
+        f"TcpExt: 1_000 +5 {'9' * 5000} 7\n"
+    )
+    (tmp_path / "net" / "snmp").write_text(
+        "Tcp: MaxConn ActiveOpens\nTcp: -1 18446744073709551615\n"
+    )
+    assert read_kernel(str(tmp_path)).counters == {
+        "TcpExt.PAWSActive": 7,
+        "Tcp.MaxConn": -1,
+        "Tcp.ActiveOpens": 2**64 - 1,
+    }
