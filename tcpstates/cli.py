@@ -202,8 +202,13 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option(
     "--save",
     metavar="DIR",
-    help="Save this host's socket tables and the kernel settings doctor reads to DIR, for"
-    " --from later, and exit.",
+    help="Save this host's socket tables and the kernel settings doctor reads to DIR (new or"
+    " empty; made private to you), all or nothing, for --from later, and exit.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="With --save: replace the capture DIR holds already, in one step.",
 )
 @click.option(
     "--netns",
@@ -241,6 +246,8 @@ def cli(ctx: click.Context, /, **options: Any) -> int:
     out = Output.from_environment(options["color"])
     if options["save"]:
         return save_command(options, out)
+    if options["replace"]:
+        raise click.UsageError("--replace goes with --save DIR")
     explaining = options["diagram"] or options["scenario"] or options["live"]
     if options["explain"] is not None or explaining:
         if options["watch"] is not None:
@@ -326,14 +333,14 @@ def _open_source(options: dict[str, Any], out: Output) -> Source:
 def save_command(options: dict[str, Any], out: Output) -> int:
     from tcpstates.netns import current, entered
     from tcpstates.render.safe import safe
-    from tcpstates.sources.capture import save_capture
+    from tcpstates.sources.save import save_capture
 
     if options["all_netns"]:
         raise click.UsageError("--save captures one namespace; give --netns or --netns-pid")
     namespace = _chosen_namespace(options) or current()
     with entered(namespace):  # /proc/self/net is the namespace's once inside
-        written = save_capture(options["save"])
-    out.stderr.write(f"tcpstates: saved {len(written)} files to {safe(options['save'])}\n")
+        written = save_capture(options["save"], replace=options["replace"])
+    out.stderr.write(f"tcpstates: saved {written} files to {safe(options['save'])}\n")
     return ExitStatus.OK
 
 

@@ -45,9 +45,13 @@ def doctor(fmt: str | None, source: str, captures: tuple[str, ...], lang: str | 
     if lang is not None:
         i18n.use(lang)
     from tcpstates.query import Query
+    from tcpstates.render.safe import safe
 
     query = Query(protos=frozenset({"tcp"}))
-    findings = diagnose(_evidence(query, source, captures))
+    evidence = _evidence(query, source, captures)
+    for problem in evidence.kernel.problems:  # a file left out; the findings still come
+        sys.stderr.write(f"tcpstates: {safe(problem)}\n")
+    findings = diagnose(evidence)
     _show(findings, fmt or ("table" if sys.stdout.isatty() else "plain"))
     return exit_status(findings)
 
@@ -58,7 +62,7 @@ def _evidence(query: Any, source: str, captures: tuple[str, ...]) -> Any:
     from tcpstates.doctor import Evidence
     from tcpstates.kernel import KernelState, read_kernel
     from tcpstates.sources import open_source
-    from tcpstates.sources.capture import CaptureSource
+    from tcpstates.sources.capture import CaptureSource, read_small_capture_file
 
     if not captures:
         reading = open_source(source).read(query, owners=True)
@@ -66,7 +70,9 @@ def _evidence(query: Any, source: str, captures: tuple[str, ...]) -> Any:
     sockets = list(CaptureSource(captures).read(query).sockets)
     # Settings and counters come with a directory that --save wrote; plain tables have none.
     directories = [path for path in captures if os.path.isdir(path)]
-    kernel = read_kernel(directories[0]) if directories else KernelState({}, {})
+    kernel = KernelState({}, {})
+    if directories:
+        kernel = read_kernel(directories[0], read=read_small_capture_file)
     return Evidence(sockets, kernel, owners_known=False)
 
 

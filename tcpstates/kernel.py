@@ -8,7 +8,10 @@ parameter so that a capture of them from another host can be read the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from tcpstates.errors import TcpstatesError
 
 SETTINGS = (
     "net.ipv4.ip_local_port_range",
@@ -21,6 +24,23 @@ SETTINGS = (
     "net.core.somaxconn",
 )
 COUNTER_FILES = ("net/netstat", "net/snmp")
+MAX_FILE = 1 << 20  # net/netstat is 3 KiB, a setting a line
+
+# How a file is read: its bytes, or None where there is no such file. A capture's files come
+# through the capture opener (sources.capture.read_small_capture_file), which refuses a FIFO or
+# a device with a TcpstatesError; this host's come from /proc as they are.
+Reader = Callable[[str], bytes | None]
+
+
+_TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n"
+
+
+def read_proc_file(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_FILE)
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +49,7 @@ class KernelState:
 
     counters: dict[str, int]
     settings: dict[str, str]
+    problems: tuple[str, ...] = ()  # a file left out, and why: one line each, for stderr
 
     def counter(self, name: str) -> int | None:
         return self.counters.get(name)
@@ -68,28 +89,51 @@ class KernelState:
         return max(0, high - low + 1 - reserved)
 
 
-def read_kernel(proc: str = "/proc") -> KernelState:
-    """What this namespace's kernel says; missing files simply leave their entries out."""
+def read_kernel(proc: str = "/proc", read: Reader = read_proc_file) -> KernelState:
+    """What this namespace's kernel says (or a capture's files, through ``read``); a missing file
+    leaves its entries out, and so does one that is not text, with a line in ``problems``."""
+    problems: list[str] = []
     counters: dict[str, int] = {}
     for name in COUNTER_FILES:
-        counters.update(_counters(f"{proc}/{name}"))
+        counters.update(_counters(_text(f"{proc}/{name}", read, problems)))
     settings = {}
     for name in SETTINGS:
-        value = read_sysctl(name, proc)
+        value = _text(_sysctl_path(name, proc), read, problems)
         if value is not None:
-            settings[name] = value
-    return KernelState(counters, settings)
+            settings[name] = " ".join(value.split())
+    return KernelState(counters, settings, tuple(problems))
 
 
 def read_sysctl(name: str, proc: str = "/proc") -> str | None:
     """A sysctl's value (``net.ipv4.tcp_fin_timeout``) with its blanks collapsed, from
-    ``proc/sys``; None where the file is missing or unreadable (an older kernel, IPv6 off)."""
-    value = _read(f"{proc}/sys/{name.replace('.', '/')}")
+    ``proc/sys``; None where the file is missing, unreadable or not text (an older kernel)."""
+    value = _text(_sysctl_path(name, proc), read_proc_file, [])
     return None if value is None else " ".join(value.split())
 
 
-def _counters(path: str) -> dict[str, int]:
-    text = _read(path)
+def _sysctl_path(name: str, proc: str) -> str:
+    return f"{proc}/sys/{name.replace('.', '/')}"
+
+
+def _text(path: str, read: Reader, problems: list[str]) -> str | None:
+    """The file as text. The kernel writes these files in printable ASCII (numbers and names),
+    so any other byte, non-UTF-8 or an escape alike, means a damaged or doctored capture."""
+    try:
+        data = read(path)
+    except TcpstatesError as e:
+        problems.append(f"{e}; left out")
+        return None
+    if data is None:
+        return None
+    stray = data.translate(None, _TEXT_BYTES)
+    if stray:
+        offset = data.index(stray[:1])
+        problems.append(f"{path}: not text (byte 0x{stray[0]:02x} at offset {offset}); left out")
+        return None
+    return data.decode("ascii")
+
+
+def _counters(text: str | None) -> dict[str, int]:
     if text is None:
         return {}
     result: dict[str, int] = {}
@@ -100,16 +144,9 @@ def _counters(path: str) -> dict[str, int]:
         if group != value_group:
             continue  # not a header/value pair: skip rather than misattribute numbers
         for name, number in zip(names.split(), numbers.split(), strict=False):
-            try:
+            # What the kernel prints (%lu, %ld: Tcp.MaxConn is -1), not all int() takes
+            # (1_000, +5, 5,000 digits).
+            digits = number.removeprefix("-")
+            if digits.isdigit() and len(digits) <= 20:
                 result[f"{group}.{name}"] = int(number)
-            except ValueError:
-                continue
     return result
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None

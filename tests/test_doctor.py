@@ -278,3 +278,84 @@ def test_read_kernel_parses_this_hosts_counters() -> None:
     kernel = read_kernel()
     assert "TcpExt.ListenOverflows" in kernel.counters and "Tcp.ActiveOpens" in kernel.counters
     assert kernel.port_range is not None
+
+
+# --- a capture whose settings are not text ----------------------------------------------------
+
+CAPTURED_TCP = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout"
+    " inode\n"
+    + "".join(
+        f"{i:4d}: 0100007F:{40000 + i:04X} 0100007F:1F90 06 00000000:00000000 03:00000BB8"
+        " 00000000     0        0 0 3 0000000000000000\n"
+        for i in range(3)
+    )
+)
+NOT_TEXT = {  # file: bytes no kernel writes there, and where the first one is
+    "net/netstat": (b"TcpExt: ListenOverflows\nTcpExt: \xfe1\n", 0xFE, 32),
+    "net/snmp": (b"Tcp: RtoAlgorithm\nTcp: \x801\n", 0x80, 23),
+    "sys/net/ipv4/ip_local_port_range": (b"32768\xff\t60999\n", 0xFF, 5),
+    "sys/net/core/somaxconn": (b"\xc3\x28\n", 0xC3, 0),
+    "sys/net/ipv4/tcp_syncookies": (b"1\x1b[2J\n", 0x1B, 1),  # ASCII, and an escape
+}
+
+
+def test_doctor_on_a_capture_whose_settings_are_not_text(tmp_path) -> None:
+    cap = tmp_path / "cap"
+    files = {
+        "net/tcp": CAPTURED_TCP.encode(),
+        "sys/net/ipv4/tcp_fin_timeout": b"42\n",  # good: it must still be read
+        **{name: data for name, (data, _, _) in NOT_TEXT.items()},
+    }
+    for name, data in files.items():
+        (cap / name).parent.mkdir(parents=True, exist_ok=True)
+        (cap / name).write_bytes(data)
+    done = run_cli("doctor", "--from", str(cap), "-o", "json")
+    assert done.returncode == 0, done.stderr
+    expected = [
+        f"tcpstates: {cap}/{name}: not text (byte 0x{byte:02x} at offset {offset}); left out"
+        for name, (_, byte, offset) in NOT_TEXT.items()
+    ]
+    assert sorted(done.stderr.splitlines()) == sorted(expected)  # one line each
+    findings = json.loads(done.stdout)["findings"]  # the other findings still come
+    (kernel_held,) = [f for f in findings if "held by the kernel alone" in f["title"]]
+    assert kernel_held["data"] == {"counts": {"TIME_WAIT": 3}}
+    assert "(42 s here)" in kernel_held["meaning"]
+    plain = run_cli("doctor", "--from", str(cap), "-o", "plain")
+    assert plain.returncode == 0 and "\x1b" not in plain.stdout + plain.stderr
+
+
+def test_doctor_reads_a_captures_settings_through_the_capture_opener(tmp_path) -> None:
+    # A FIFO where net/snmp should be would hang it, /dev/zero fill memory: neither is read.
+    cap = tmp_path / "cap"
+    (cap / "net").mkdir(parents=True)
+    (cap / "net" / "tcp").write_text(CAPTURED_TCP)
+    os.mkfifo(cap / "net" / "snmp")
+    (cap / "sys" / "net" / "core").mkdir(parents=True)
+    (cap / "sys" / "net" / "core" / "somaxconn").symlink_to("/dev/zero")
+    done = run_cli("doctor", "--from", str(cap), "-o", "json", timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stderr.splitlines()) == [
+        f"tcpstates: {cap}/net/snmp: a FIFO, not a capture file; left out",
+        f"tcpstates: {cap}/sys/net/core/somaxconn: a character device, not a capture file;"
+        " left out",
+    ]
+    assert any(
+        "held by the kernel alone" in f["title"] for f in json.loads(done.stdout)["findings"]
+    )
+
+
+def test_counters_are_read_only_as_the_kernel_prints_them(tmp_path) -> None:
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "netstat").write_text(
+        "TcpExt: ListenOverflows ListenDrops TCPTimeWaitOverflow PAWSActive\n"
+        f"TcpExt: 1_000 +5 {'9' * 5000} 7\n"
+    )
+    (tmp_path / "net" / "snmp").write_text(
+        "Tcp: MaxConn ActiveOpens\nTcp: -1 18446744073709551615\n"
+    )
+    assert read_kernel(str(tmp_path)).counters == {
+        "TcpExt.PAWSActive": 7,
+        "Tcp.MaxConn": -1,
+        "Tcp.ActiveOpens": 2**64 - 1,
+    }

@@ -7,6 +7,10 @@ ValueError, no struct.error, and no unbounded memory. The decoders get 10,000 ca
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
 import struct
 
 import pytest
@@ -26,6 +30,7 @@ from tcpstates.trace import ParseError, parse_line
 
 DECODER = settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PARSER = settings(max_examples=2_000, deadline=None)
+LINES = settings(max_examples=1_500, deadline=None)  # each example draws a dozen fields
 
 TCP_LINE = (
     "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000"
@@ -82,20 +87,13 @@ def test_procfs_decoder_gives_records_or_one_error(lines: list[str], header: boo
 @given(st.binary(max_size=600))
 def test_capture_reader_gives_records_or_one_error(data: bytes) -> None:
     text = (HEADER + "\r\n").encode() + data
-    source = capture.CaptureSource(["-"], stdin=_Stream(text))
-    result = _outcome(lambda: source.read(Query(protos=frozenset({"tcp", "udp"}))).sockets)
+    read, write = os.pipe()  # standard input as --from - has it: a pipe (text fits its buffer)
+    os.write(write, text)
+    os.close(write)
+    with os.fdopen(read, "rb") as stdin:
+        source = capture.CaptureSource(["-"], stdin=stdin)
+        result = _outcome(lambda: source.read(Query(protos=frozenset({"tcp", "udp"}))).sockets)
     assert result is None or all(isinstance(s, Socket) for s in result)
-
-
-class _Stream:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def isatty(self) -> bool:
-        return False
-
-    def read(self, size: int) -> bytes:
-        return self.data[:size]
 
 
 def test_a_10_mb_line_is_one_error_with_a_short_message() -> None:
@@ -166,6 +164,133 @@ def test_trace_line_parser_gives_an_event_none_or_parse_error(line: str) -> None
         parse_line(line)
     except ParseError:
         pass
+
+
+# --- the socket line's widths: what the parser accepts, and that every renderer takes it -----
+
+HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")
+DEC_DIGITS = frozenset("0123456789")
+
+
+def _digits(text: str, allowed: frozenset[str], low: int, high: int) -> bool:
+    return low <= len(text) <= high and set(text) <= allowed
+
+
+def _pair(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
+    a, sep, b = text.partition(":")
+    return bool(sep) and _digits(a, HEX_DIGITS, *left) and _digits(b, HEX_DIGITS, *right)
+
+
+def kernel_could_print(line: str) -> bool:
+    """The oracle, written apart from the parser: each field within its printf width, spaces
+    between (net/ipv4/tcp_ipv4.c: "%4d: %08X:%04X %08X:%04X %02X %08X:%08X %02X:%08lX %08X
+    %5u %8d %lu ...")."""
+    if not set(line.rstrip("\r\n")) <= set(" ") | HEX_DIGITS | set(":-x"):
+        return False  # x: the pointer column, which is not read, is lower-case hex
+    f = [part for part in line.rstrip("\r\n").split(" ") if part]
+    if len(f) < 10 or not (f[0].endswith(":") and _digits(f[0][:-1], DEC_DIGITS, 1, 10)):
+        return False
+    addresses = [f[1].partition(":")[0], f[2].partition(":")[0]]
+    return (
+        all(_pair(f[i], (8, 8), (4, 4)) or _pair(f[i], (32, 32), (4, 4)) for i in (1, 2))
+        and len(addresses[0]) == len(addresses[1])
+        and _digits(f[3], HEX_DIGITS, 2, 2)
+        and _pair(f[4], (8, 8), (8, 8))
+        and _pair(f[5], (2, 2), (8, 16))
+        and _digits(f[6], HEX_DIGITS, 8, 8)
+        and _digits(f[7], DEC_DIGITS, 1, 10)
+        and int(f[7]) < 2**32
+        and _digits(f[8].removeprefix("-"), DEC_DIGITS, 1, 10)
+        and _digits(f[9], DEC_DIGITS, 1, 20)
+        and int(f[9]) < 2**64
+    )
+
+
+def _hex(n: int) -> st.SearchStrategy[str]:
+    return st.integers(0, 16**n - 1).map(lambda v: f"{v:0{n}X}")
+
+
+def _decimal(limit: int) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from([0, limit]), st.integers(0, limit)).map(str)
+
+
+TRICKS = st.sampled_from(
+    ["-1", "+5", "1_000", "0x1F", "0X0A", "-77", "1" * 5000, "00000000:0000_001", "-1:-1", "٣",
+     "", "FFFFFFFFF", "0:0", ":", "1e3", "0b11", "\x00", "\u00a0"]
+) | st.text(alphabet=st.sampled_from("0123456789ABCDEFabcdefxX_+-: "), max_size=20)  # fmt: skip
+SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\t", "\x0b", "\x0c", "\x1c", "\x1f"])
+
+
+@st.composite
+def socket_lines(draw: st.DrawFn, tricks: bool) -> str:
+    """A socket line in the kernel's format, with (``tricks``) some fields and gaps swapped for
+    what int() or str.split() would take and the kernel never prints."""
+    v6 = draw(st.booleans())
+    address = _hex(32 if v6 else 8)
+    fields = [
+        draw(st.integers(0, 99999).map(lambda n: f"{n:4d}:")),
+        draw(address) + ":" + draw(_hex(4)),
+        draw(address) + ":" + draw(_hex(4)),
+        draw(_hex(2)),
+        draw(_hex(8)) + ":" + draw(_hex(8)),
+        draw(_hex(2)) + ":" + draw(_hex(draw(st.integers(8, 16)))),
+        draw(_hex(8)),
+        draw(_decimal(2**32 - 1)),
+        draw(st.integers(-(2**31), 2**31 - 1).map(str)),
+        draw(_decimal(2**64 - 1)),
+        "1 0000000000000000 100 0 0 10 0",
+    ]
+    gaps = [" "] * (len(fields) - 1)
+    if tricks:
+        for _ in range(draw(st.integers(1, 3))):
+            if draw(st.booleans()):
+                fields[draw(st.integers(0, 9))] = draw(TRICKS)
+            else:
+                gaps[draw(st.integers(0, len(gaps) - 1))] = draw(SEPARATORS)
+    return "".join(f + g for f, g in zip(fields, [*gaps, "\n"], strict=True))
+
+
+@LINES
+@given(socket_lines(tricks=True))
+def test_the_parser_accepts_only_what_the_kernel_could_print(line: str) -> None:
+    try:
+        parsed = list(parse_table([line], "tcp", Query(), None, "fuzz"))
+    except CaptureFormatError as e:
+        assert str(e).startswith("fuzz:1: ") and len(str(e)) < 300
+        return
+    assert len(parsed) == 1 and kernel_could_print(line), line
+
+
+@LINES
+@given(socket_lines(tricks=False))
+def test_the_parser_accepts_every_line_the_kernel_could_print(line: str) -> None:
+    assert kernel_could_print(line)
+    assert len(list(parse_table([line], "tcp", Query(), None, "fuzz"))) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(socket_lines(tricks=False), min_size=1, max_size=4), st.booleans())
+def test_every_renderer_takes_whatever_the_parser_accepts(lines: list[str], udp: bool) -> None:
+    sockets = list(parse_table(lines, "udp" if udp else "tcp", Query(), None, "fuzz"))
+    records = [s.as_dict() for s in sockets]
+    assert json.loads(_rendered(sockets, "json")) == records
+    assert [json.loads(line) for line in _rendered(sockets, "jsonl").splitlines()] == records
+    rows = list(csv.DictReader(io.StringIO(_rendered(sockets, "csv"))))
+    assert [row["inode"] for row in rows] == [str(s.inode) for s in sockets]
+    plain = _rendered(sockets, "plain").splitlines()[1:]  # a row a socket, below the header
+    assert len(plain) == len(sockets)
+    assert all(f" {s.recv_q} " in row for s, row in zip(sockets, plain, strict=True))
+    table = _rendered(sockets, "table")
+    assert all(str(s.recv_q) in table for s in sockets), table
+
+
+def _rendered(sockets: list[Socket], fmt: str) -> str:
+    from tcpstates.cli import Output, render
+    from tcpstates.render.columns import Layout
+
+    out = Output(io.StringIO(), io.StringIO(), is_terminal=False, color="never", width=300)
+    render(iter(sockets), Layout(proto=True, owners=True), out, fmt)
+    return out.stdout.getvalue()  # type: ignore[attr-defined, no-any-return]
 
 
 def test_every_user_facing_error_is_a_tcpstates_error() -> None:

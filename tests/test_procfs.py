@@ -84,7 +84,7 @@ def test_malformed_line_names_file_and_line():
         records(DATA / "malformed", "little")
     message = str(info.value)
     assert "malformed/tcp:4:" in message
-    assert "bad address field" in message
+    assert "local_address '0100007F:1F9' is not 8 or 32 hex digits" in message
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,89 @@ def test_capture_has_no_local_owners():
     # A capture's inodes belong to another host: looking them up here would be wrong.
     source = ProcfsSource(DATA / "proc-little", byteorder="little")
     assert all(sock.pid is None for sock in source.read(BOTH, owners=True).sockets)
+
+
+GOOD = "   0: 0100007F:1F90 0100007F:C350 01 00000000:00000001 00:00000000 00000000  1000        0 4242 1 0000000000000000 20 4 30 10 -1"  # noqa: E501
+
+
+def test_a_good_line_parses_to_its_fields():
+    (sock,) = parse_table([GOOD], "tcp")
+    assert (sock.local_port, sock.remote_port, sock.state, sock.uid, sock.inode) == (
+        8080, 50000, TcpState.ESTABLISHED, 1000, 4242
+    )  # fmt: skip
+
+
+# Each replaces one field of GOOD with what int() would take but the kernel never prints.
+OUT_OF_FORMAT = [
+    ("00000000:00000001", "0:" + "1" * 5000, "tx_queue:rx_queue"),  # a 5,000-digit queue
+    ("00000000:00000001", "-1:-1", "tx_queue:rx_queue"),
+    ("00000000:00000001", "-0000001:00000001", "tx_queue:rx_queue"),  # right width, a sign
+    ("00000000:00000001", "00000000:0000_001", "tx_queue:rx_queue"),
+    ("00000000:00000001", "00000000:+0000001", "tx_queue:rx_queue"),
+    ("  1000 ", "  -5 ", "uid"),
+    ("  1000 ", "  1_000 ", "uid"),
+    ("  1000 ", "  +5 ", "uid"),
+    ("  1000 ", "  12345678901 ", "uid"),  # 11 digits: more than a uid_t holds
+    (" 4242 ", " -77 ", "inode"),
+    (" 4242 ", " 4_242 ", "inode"),
+    (" 4242 ", " 123456789012345678901 ", "inode"),  # 21 digits
+    ("0100007F:1F90 ", "0100007F:0x1F ", "local_address"),  # int('0x1F', 16) is 31
+    ("0100007F:1F90 ", "0100007F:+1F9 ", "local_address"),
+    (" 01 ", " +1 ", "st"),
+    (" 01 ", " 1 ", "st"),
+    ("00:00000000", "00:" + "0" * 17, "tr:tm->when"),  # wider than an unsigned long
+    ("00:00000000", "00:-0000001", "tr:tm->when"),
+    (" 00000000  1000", " 0000_000  1000", "retrnsmt"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "field"), OUT_OF_FORMAT)
+def test_numbers_outside_the_kernels_widths_are_rejected(old, new, field):
+    line = GOOD.replace(old, new, 1)
+    assert line != GOOD
+    with pytest.raises(CaptureFormatError) as info:
+        list(parse_table(["  sl  local_address", line], "tcp", source="cap"))
+    message = str(info.value)
+    assert message.startswith(f"cap:2: {field} ") and len(message) < 300, message
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (GOOD.replace(" 0100007F:C350", "\t0100007F:C350"), "apart by other than spaces"),
+        (GOOD.replace("  1000 ", "\x0b1000 "), "apart by other than spaces"),
+        (GOOD.replace("  1000 ", "  1000\x1c"), "apart by other than spaces"),  # split() splits
+        (GOOD.replace("  1000 ", "  4294967296 "), "uid above 2\\^32-1"),
+        (GOOD.replace(" 4242 ", " 18446744073709551616 "), "inode above 2\\^64-1"),
+        (GOOD.replace("0100007F:C350", "00000000000000000000000001000000:C350"), "families"),
+    ],
+)
+def test_whitespace_tricks_and_out_of_range_values_are_rejected(line, reason):
+    with pytest.raises(CaptureFormatError, match=reason):
+        list(parse_table([line], "tcp"))
+
+
+def test_the_widest_values_the_kernel_prints_are_accepted():
+    widest = (
+        "99999: FFFFFFFF:FFFF FFFFFFFF:FFFF FF FFFFFFFF:FFFFFFFF 04:FFFFFFFFFFFFFFFF FFFFFFFF"
+        " 4294967295 -2147483648 18446744073709551615 2 ffff888003c5d000 0"
+    )
+    (sock,) = parse_table([widest], "udp")
+    assert (sock.recv_q, sock.uid, sock.inode, sock.timer_ms) == (
+        0xFFFFFFFF, 0xFFFFFFFF, 2**64 - 1, (2**64 - 1) * 10
+    )  # fmt: skip
+
+
+def test_a_filtered_read_checks_every_line_too():
+    # Whether a capture reads must not depend on -s: a bad LISTEN line fails a TIME_WAIT read.
+    bad = GOOD.replace(" 01 ", " 0A ").replace("  1000 ", "  -5 ")
+    query = Query(protos=frozenset({"tcp"}), states=frozenset({TcpState.TIME_WAIT}))
+    with pytest.raises(CaptureFormatError, match="uid '-5'"):
+        list(parse_table([bad], "tcp", query))
+
+
+def test_the_live_tables_parse_under_the_strict_format():
+    # This host's own tables are the kernel's format by definition: none of it may be refused.
+    source = ProcfsSource("/proc")
+    listed = list(source.read(BOTH).sockets)
+    assert listed and all(s.proto in ("tcp", "udp") for s in listed)

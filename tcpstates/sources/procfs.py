@@ -6,12 +6,14 @@ network namespace (``/proc/PID``), or a directory holding copies of the tables f
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from tcpstates.errors import CaptureFormatError, SourceError
 from tcpstates.query import Query
@@ -123,6 +125,44 @@ class ProcfsSource:
                 raise SourceError(f"cannot read {path}: permission denied") from e
 
 
+# A socket line as the kernel prints it, for TCP (net/ipv4/tcp_ipv4.c get_tcp4_sock and
+# net/ipv6/tcp_ipv6.c get_tcp6_sock) and UDP (net/ipv4/udp.c udp4_format_sock, net/ipv6/datagram.c
+# __ip6_dgram_sock_seq_show): "%4d: %08X:%04X %08X:%04X %02X %08X:%08X %02X:%08lX %08X %5u %8d %lu"
+# and more fields nobody reads. Each field below holds exactly the digits those formats give its
+# type (a u32 in %08X: 8 hex digits; an unsigned long in %08lX: 8 to 16; %5u: 1 to 10 decimal),
+# so what is accepted is what int() turns into a number the kernel could hold: never a sign, an
+# underscore, a 0x, spaces inside a number, or 5,000 digits, all of which int() would take.
+_H = "[0-9A-Fa-f]"
+_D = "[0-9]"
+_ADDRESS = rf"({_H}{{8}}|{_H}{{32}}):({_H}{{4}})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str  # as the header line names it
+    pattern: str  # a regular expression for the field; its groups are what parse_table reads
+    holds: str  # what the pattern accepts, said for an error message
+
+
+LINE_FIELDS = (
+    _Field("sl", f"{_D}{{1,10}}:", "a decimal slot number and ':'"),
+    _Field("local_address", _ADDRESS, "8 or 32 hex digits, ':' and 4 hex digits"),
+    _Field("rem_address", _ADDRESS, "8 or 32 hex digits, ':' and 4 hex digits"),
+    _Field("st", f"({_H}{{2}})", "2 hex digits"),
+    _Field("tx_queue:rx_queue", f"({_H}{{8}}):({_H}{{8}})", "8 hex digits, ':' and 8 more"),
+    _Field("tr:tm->when", f"({_H}{{2}}):({_H}{{8,16}})", "2 hex digits, ':' and 8 to 16 more"),
+    _Field("retrnsmt", f"({_H}{{8}})", "8 hex digits"),
+    _Field("uid", f"({_D}{{1,10}})", "1 to 10 decimal digits"),
+    _Field("timeout", f"-?{_D}{{1,10}}", "1 to 10 decimal digits"),
+    _Field("inode", f"({_D}{{1,20}})", "1 to 20 decimal digits"),
+)
+# Spaces only, as the kernel pads them (never a tab); after the inode, what follows is not read.
+_LINE = re.compile(" *" + " +".join(f.pattern for f in LINE_FIELDS) + "(?=[ \r\n]|$)")
+_STATE_GROUP = 5  # after the two addresses and ports: read first, to skip unwanted states
+_MAX_UID = 0xFFFF_FFFF  # uid_t, printed with %5u
+_MAX_INODE = 0xFFFF_FFFF_FFFF_FFFF  # unsigned long, printed with %lu
+
+
 def parse_table(
     lines: Iterable[str],
     proto: str,
@@ -132,23 +172,45 @@ def parse_table(
     byteorder: str = sys.byteorder,
     first_lineno: int = 1,
 ) -> Iterator[Socket]:
-    """Parse the text of one table; a malformed line raises an error naming source and line."""
+    """Parse the text of one table; a malformed line raises an error naming source and line.
+
+    Every socket line is checked whole, also one the query does not want, so whether a capture
+    reads does not depend on the filters given.
+    """
     families = query.families if query else frozenset({4, 6})
     wanted = query.states if query else frozenset()
     cache: dict[str, str] = {}
+    match = _LINE.match
     for lineno, line in enumerate(lines, first_lineno):
-        fields = line.split()
-        if not fields or fields[0] == "sl":
-            continue  # blank line, or a header (concatenated captures have several)
-        state = _STATES[_hex(fields, 3, 0xFF, source, lineno, line)]
+        fields = match(line)
+        if fields is None:
+            if _is_header_or_blank(line):
+                continue  # concatenated captures have several headers
+            raise CaptureFormatError(source, lineno, line.rstrip("\n"), _what_is_wrong(line))
+        state = _STATES[int(fields.group(_STATE_GROUP), 16)]
         if wanted and state not in wanted:
             continue
         try:
-            sock = _socket(fields, proto, state, cache, owners, byteorder)
-        except (ValueError, IndexError) as e:
+            sock = _socket(fields.groups(), proto, state, cache, owners, byteorder)
+        except ValueError as e:
             raise CaptureFormatError(source, lineno, line.rstrip("\n"), str(e)) from None
         if sock.family in families:
             yield sock
+
+
+def _is_header_or_blank(line: str) -> bool:
+    return line.split(None, 1)[:1] in ([], ["sl"])
+
+
+def _what_is_wrong(line: str) -> str:
+    """Why ``line`` is not a socket line: the first field out of the kernel's format."""
+    fields = line.split()
+    for field, text in zip(LINE_FIELDS, fields, strict=False):
+        if not re.fullmatch(field.pattern, text):
+            return f"{field.name} {text[:40]!r} is not {field.holds}"
+    if len(fields) < len(LINE_FIELDS):
+        return f"{len(fields)} fields, expected at least {len(LINE_FIELDS)}"
+    return "fields apart by other than spaces"
 
 
 def _state_column(line: str) -> str:
@@ -157,58 +219,65 @@ def _state_column(line: str) -> str:
 
 
 def _hex(fields: list[str], index: int, limit: int, source: str, lineno: int, line: str) -> int:
-    try:
-        value = int(fields[index], 16)
-    except (ValueError, IndexError):
-        raise CaptureFormatError(source, lineno, line.rstrip("\n"), "not a socket line") from None
-    if not 0 <= value <= limit:
-        raise CaptureFormatError(source, lineno, line.rstrip("\n"), "state out of range")
-    return value
+    text = fields[index] if index < len(fields) else ""
+    field = LINE_FIELDS[3]  # only the state column is read this way (ProcfsSource.count)
+    if not re.fullmatch(field.pattern, text):
+        raise CaptureFormatError(
+            source, lineno, line.rstrip("\n"), f"{field.name} {text[:40]!r} is not {field.holds}"
+        )
+    return int(text, 16)
 
 
 def _socket(
-    fields: list[str],
+    groups: tuple[str | Any, ...],
     proto: str,
     state: TcpState,
     cache: dict[str, str],
     owners: dict[int, Owner] | None,
     byteorder: str,
 ) -> Socket:
-    if len(fields) < 10:
-        raise ValueError(f"{len(fields)} fields, expected at least 10")
-    local_address, local_port = _endpoint(fields[1], cache, byteorder)
-    remote_address, remote_port = _endpoint(fields[2], cache, byteorder)
-    tx_queue, _, rx_queue = fields[4].partition(":")
-    timer_code, _, timer_when = fields[5].partition(":")
-    inode = int(fields[9])
+    (local_hex, local_port, remote_hex, remote_port, _, tx_queue, rx_queue, timer_code,
+     timer_when, retransmits, uid_text, inode_text) = groups  # fmt: skip
+    if len(local_hex) != len(remote_hex):
+        raise ValueError("local and remote addresses of different families")
+    uid, inode = int(uid_text), int(inode_text)
+    if uid > _MAX_UID or inode > _MAX_INODE:
+        raise ValueError("uid above 2^32-1" if uid > _MAX_UID else "inode above 2^64-1")
+    local_address = cache.get(local_hex) or _cached_address(cache, local_hex, byteorder)
+    remote_address = cache.get(remote_hex) or _cached_address(cache, remote_hex, byteorder)
     owner = owners.get(inode) if owners and inode else None
     timer = TIMERS.get(int(timer_code, 16))
+    # By position, in sockets.FIELDS order: a fifth cheaper than by keyword, per record.
     return new_socket(
-        proto=proto,
-        family=6 if ":" in local_address else 4,
-        local_address=local_address,
-        local_port=local_port,
-        remote_address=remote_address,
-        remote_port=remote_port,
-        state=state,
-        recv_q=int(rx_queue, 16),
+        proto,
+        4 if len(local_hex) == 8 else 6,
+        local_address,
+        int(local_port, 16),
+        remote_address,
+        int(remote_port, 16),
+        state,
+        int(rx_queue, 16),
         # A listener's backlog limit is not in /proc; tx_queue is always 0 there.
-        send_q=None if state is TcpState.LISTEN else int(tx_queue, 16),
-        uid=int(fields[7]),
-        inode=inode,
-        pid=owner.pid if owner else None,
-        process=owner.process if owner else None,
-        timer=timer,
-        timer_ms=int(timer_when, 16) * _USER_HZ_MS if timer else None,
-        retransmits=int(fields[6], 16),
+        None if state is TcpState.LISTEN else int(tx_queue, 16),
+        uid,
+        inode,
+        owner.pid if owner else None,
+        owner.process if owner else None,
+        timer,
+        int(timer_when, 16) * _USER_HZ_MS if timer else None,
+        int(retransmits, 16),
     )
 
 
+def _cached_address(cache: dict[str, str], hex_address: str, byteorder: str) -> str:
+    address = cache[hex_address] = _address(hex_address, byteorder)
+    return address
+
+
 def _endpoint(field: str, cache: dict[str, str], byteorder: str) -> tuple[str, int]:
-    hex_address, sep, hex_port = field.partition(":")
-    if not sep or len(hex_port) != 4:
-        raise ValueError(f"bad address field {field!r}")
-    address = cache.get(hex_address)
-    if address is None:
-        address = cache[hex_address] = _address(hex_address, byteorder)
+    parts = re.fullmatch(_ADDRESS, field)
+    if parts is None:
+        raise ValueError(f"bad address field {field[:40]!r}")
+    hex_address, hex_port = parts.groups()
+    address = cache.get(hex_address) or _cached_address(cache, hex_address, byteorder)
     return address, int(hex_port, 16)
