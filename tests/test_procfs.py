@@ -197,3 +197,41 @@ def test_the_live_tables_parse_under_the_strict_format():
     source = ProcfsSource("/proc")
     listed = list(source.read(BOTH).sockets)
     assert listed and all(s.proto in ("tcp", "udp") for s in listed)
+
+
+def test_counting_takes_each_socket_once_as_listing_does(tmp_path):
+    # Real lines of real sockets (a listener, both ends of a connection, a TIME_WAIT), then the
+    # same table as a page-at-a-time read under churn gives it: rows repeated. Counting must
+    # agree with the listing, and both with the table read once.
+    import socket
+    import time
+    from collections import Counter
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    closer = socket.create_connection(("127.0.0.1", port))
+    closer_peer, _ = server.accept()
+    closer.close()  # closes first: TIME_WAIT once the peer closes too
+    closer_peer.close()
+    time.sleep(0.2)
+    try:
+        with open("/proc/net/tcp") as f:
+            header, *rows = f.read().splitlines()
+        mine = [row for row in rows if f":{port:04X}" in row]
+        assert len(mine) == 4  # LISTEN, two ESTABLISHED, TIME_WAIT
+    finally:
+        for sock in (client, accepted, server):
+            sock.close()
+    once, repeated = tmp_path / "once", tmp_path / "repeated"
+    for root, table in ((once, mine), (repeated, mine + mine[1:] + mine[::-1])):
+        root.mkdir()
+        (root / "tcp").write_text("\n".join([header, *table]) + "\n")
+    tcp = Query()
+    want = Counter(s.state for s in ProcfsSource(once).read(tcp).sockets)
+    assert len(want) == 3
+    for root in (once, repeated):
+        source = ProcfsSource(root)
+        assert Counter(s.state for s in source.read(tcp).sockets) == want
+        assert {s: n for (_, s), n in source.count(tcp).items() if n} == want
