@@ -35,7 +35,9 @@ def _finding_text(finding: Finding, width: int) -> str:
     lines = [f"{finding.severity.name:<8} {safe(finding.title)}"]
     for item in finding.evidence:
         lines += textwrap.wrap(safe(item), width, initial_indent="  - ", subsequent_indent="    ")
-    lines += textwrap.wrap(finding.meaning, width, initial_indent="  ", subsequent_indent="  ")
+    lines += textwrap.wrap(
+        safe(finding.meaning), width, initial_indent="  ", subsequent_indent="  "
+    )
     lines.append(f"  {_(NEXT)} {safe(finding.next_command)}")
     return "\n".join(lines) + "\n"
 
@@ -55,7 +57,7 @@ def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
         parts.append(title)
         for item in finding.evidence:
             parts.append(Padding(Text("- " + safe(item)), (0, 0, 0, 2)))
-        parts.append(Padding(Text(finding.meaning), (0, 0, 0, 2)))
+        parts.append(Padding(Text(safe(finding.meaning)), (0, 0, 0, 2)))
         parts.append(
             Padding(Text(f"{_(NEXT)} {safe(finding.next_command)}", style="dim"), (0, 0, 1, 2))
         )
