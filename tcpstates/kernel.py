@@ -8,6 +8,7 @@ parameter so that a capture of them from another host can be read the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ SETTINGS = (
 )
 COUNTER_FILES = ("net/netstat", "net/snmp")
 MAX_FILE = 1 << 20  # net/netstat is 3 KiB, a setting a line
+MAX_PORT = 65535
+_PORT_RANGE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?")
 
 # How a file is read: its bytes, or None where there is no such file. A capture's files come
 # through the capture opener (sources.capture.read_small_capture_file), which refuses a FIFO or
@@ -67,6 +70,8 @@ class KernelState:
             low, high = (int(p) for p in self.settings["net.ipv4.ip_local_port_range"].split())
         except (KeyError, ValueError):
             return None
+        if not 0 <= low <= high <= MAX_PORT:  # not a range the kernel would take
+            return None
         return low, high
 
     @property
@@ -74,9 +79,12 @@ class KernelState:
         """ip_local_reserved_ports: "1000,2000-2010" style ranges connect() never picks."""
         ports: set[int] = set()
         for part in self.settings.get("net.ipv4.ip_local_reserved_ports", "").split(","):
-            low, _, high = part.strip().partition("-")
-            if low.isdigit():
-                ports.update(range(int(low), int(high or low) + 1))
+            # A capture's file may say anything: "0-4000000000" would be a set of four billion
+            # ports, and int() of 5,000 digits raises. Only what the kernel could hold counts.
+            found = _PORT_RANGE.fullmatch(part.strip())
+            if found:
+                low, high = int(found[1]), int(found[2] or found[1])
+                ports.update(range(low, min(high, MAX_PORT) + 1))
         return frozenset(ports)
 
     @property

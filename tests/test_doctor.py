@@ -359,3 +359,40 @@ def test_counters_are_read_only_as_the_kernel_prints_them(tmp_path) -> None:
         "Tcp.MaxConn": -1,
         "Tcp.ActiveOpens": 2**64 - 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("reserved", "port_range", "usable"),
+    [
+        ("0-4000000000", "32768 60999", 28232),  # was four billion ports in a set: gigabytes
+        ("1-x,40000", "32768 60999", 28231),  # was a ValueError traceback; the good part counts
+        ("9" * 5000, "32768 60999", 28232),  # int() refuses 5,000 digits
+        ("", "60999 32768", None),  # backwards: no range the kernel would take
+        ("", "32768 99999999", None),
+    ],
+)
+def test_a_captures_port_settings_cost_what_the_kernel_could_hold(
+    tmp_path, reserved: str, port_range: str, usable: int | None
+) -> None:
+    cap = tmp_path / "cap"
+    files = {
+        "net/tcp": CAPTURED_TCP,
+        "sys/net/ipv4/ip_local_reserved_ports": reserved + "\n",
+        "sys/net/ipv4/ip_local_port_range": port_range + "\n",
+    }
+    for name, text in files.items():
+        (cap / name).parent.mkdir(parents=True, exist_ok=True)
+        (cap / name).write_text(text)
+    # A child with 1 GiB of address space: the old code ran to 7.5 GB on the first case.
+    limited = "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30));"
+    done = subprocess.run(
+        [sys.executable, "-c", limited + "from tcpstates.__main__ import main; main()",
+         "doctor", "--from", str(cap), "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    from tcpstates.sources.capture import read_small_capture_file
+
+    kernel = read_kernel(str(cap), read=read_small_capture_file)
+    assert kernel.usable_ephemeral_ports == usable
