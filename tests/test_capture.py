@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from cli_run import run_cli
-from test_hardening import as_nobody, nobody  # noqa: F401 - nobody is a fixture
+from test_hardening import SYSTEM_PYTHON, as_nobody, nobody  # noqa: F401 - nobody is a fixture
 from zoo import Zoo
 
 DATA = Path(__file__).parent / "data"
@@ -175,7 +175,58 @@ def test_what_is_not_a_capture_file_is_one_line_wherever_it_is(
     done = run_cli("--from", str(given), "-o", "json", timeout=20)  # a hang fails here
     assert time.monotonic() - started < 15
     assert (done.returncode, done.stdout) == (1, "")
+    if kind.startswith("symlink") and place != "file":  # inside a directory no link is followed
+        reason = "a symbolic link (a capture directory holds none), not a capture file"
     assert done.stderr.startswith(f"tcpstates: {path}: {reason}") and done.stderr.count("\n") == 1
+
+
+def test_a_link_planted_in_a_capture_directory_is_not_followed(
+    tmp_path: Path, shared: Path
+) -> None:
+    # Another user's capture directory whose net/tcp points at a file only root may read:
+    # following it, root would quote that file's first line in its error (/etc/shadow's).
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$hash-of-roots-password:20000:0:99999:7:::\n")
+    secret.chmod(0o600)
+    cap = shared / "cap"
+    as_user("nobody", 'mkdir -p "$1/net"; ln -s "$2" "$1/net/tcp"', str(cap), str(secret))
+    for args in (["--from", str(cap)], ["doctor", "--from", str(cap)]):
+        done = run_cli(*args)
+        assert done.returncode == 1
+        assert "hash-of-roots-password" not in done.stdout + done.stderr
+        assert "a symbolic link (a capture directory holds none)" in done.stderr
+
+
+def test_a_lease_on_a_capture_file_is_one_line_not_a_wait(shared: Path) -> None:
+    # The owner of a file may hold a write lease on it: an open for reading by anyone else
+    # then waits fs.lease-break-time (45 s) unless it asks not to wait.
+    table = shared / "tcp"
+    script = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+        "os.write(fd, sys.stdin.buffer.read())\n"
+        "fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    with subprocess.Popen(
+        ["runuser", "-u", "nobody", "--", SYSTEM_PYTHON, "-c", script, str(table)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    ) as holder:  # fmt: skip
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write((LITTLE / "tcp").read_bytes())
+        holder.stdin.close()
+        try:
+            assert holder.stdout.readline() == b"held\n"
+            started = time.monotonic()
+            done = run_cli("--from", str(table), timeout=30)
+            assert time.monotonic() - started < 10
+            assert (done.returncode, done.stderr) == (
+                1,
+                f"tcpstates: {table}: another process holds a lease on it\n",
+            )
+        finally:
+            holder.kill()
 
 
 def test_a_fifo_with_a_writer_is_refused_without_taking_its_data(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ class CaptureSource:
                     yield from _parse_stream(stream, path, query)
 
 
-def open_capture(path: str) -> BinaryIO:
+def open_capture(path: str, follow: bool = True) -> BinaryIO:
     """Open one file of a capture for reading; anything but a regular file with data is refused
     with one line, before it is opened.
 
@@ -86,18 +86,24 @@ def open_capture(path: str) -> BinaryIO:
     followed: a link to a capture file is a capture file. A file that says it is empty is
     refused too: a table always has its header line, and the kernel's own files (/proc/kmsg,
     tracefs's trace_pipe) say 0 and then block or hand out data nobody else will see again.
+
+    ``follow=False`` is for the files found inside a capture directory: ``--save`` never
+    writes a link there, and one planted by another user would make root read, and quote in
+    an error, a line of a file it points to (/etc/shadow). The reopen does not wait on a file
+    lease either: the file's owner could hold one for ``fs.lease-break-time`` (45 s) a file.
     """
     try:
-        fd = _open_regular(path)
+        fd = _open_regular(path, follow)
     except OSError as e:
         raise _open_error(path, e) from None
     return os.fdopen(fd, "rb")
 
 
-def _open_regular(path: str) -> int:
+def _open_regular(path: str, follow: bool) -> int:
+    nofollow = 0 if follow else os.O_NOFOLLOW
     if sys.platform != "linux":  # no O_PATH: look, open without blocking, and look again
         _check_capture_file(path, os.stat(path))
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | nofollow)
         try:
             _check_capture_file(path, os.fstat(fd))
         except SourceError:
@@ -105,19 +111,25 @@ def _open_regular(path: str) -> int:
             raise
         os.set_blocking(fd, True)
         return fd
-    handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    handle = os.open(path, os.O_PATH | os.O_CLOEXEC | nofollow)
     try:
         _check_capture_file(path, os.fstat(handle))
-        return os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        flags = os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC | os.O_NONBLOCK
+        try:
+            fd = os.open(f"/proc/self/fd/{handle}", flags)
+        except BlockingIOError:
+            raise SourceError(f"{path}: another process holds a lease on it") from None
     finally:
         os.close(handle)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def read_small_capture_file(path: str) -> bytes | None:
     """A capture's kernel setting or counter table, whole; None where the capture has none."""
     if not os.path.lexists(path):
         return None
-    with open_capture(path) as stream:
+    with open_capture(path, follow=False) as stream:
         data = stream.read(MAX_SMALL_FILE + 1)
     if len(data) > MAX_SMALL_FILE:
         raise SourceError(f"{path}: more than {MAX_SMALL_FILE >> 20} MiB; not a kernel setting")
@@ -154,6 +166,7 @@ def _kind(mode: int) -> str:
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
         (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link (a capture directory holds none)"),
     )
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
@@ -175,7 +188,7 @@ def _directory(root: str, query: Query) -> Iterator[Socket]:
         raise SourceError(f"no /proc/net tables under {root}")
     for path, proto, family in present:
         if proto in query.protos and family in query.families:
-            with open_capture(path) as stream:
+            with open_capture(path, follow=False) as stream:
                 yield from _parse_stream(stream, path, query)
 
 
