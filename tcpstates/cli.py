@@ -20,7 +20,7 @@ from tcpstates.cli_params import (
     states_option,
 )
 from tcpstates.doctor_command import doctor
-from tcpstates.errors import ExitStatus, TcpstatesError, silence_stdout
+from tcpstates.errors import ExitStatus, TcpstatesError, output_failed, silence_stdout
 from tcpstates.export_command import export
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
@@ -611,6 +611,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         silence_stdout()
         return ExitStatus.BROKEN_PIPE
+    except OSError as e:  # what reads fails as a TcpstatesError: this is a write to stdout
+        return output_failed(e)
     return int(status or 0)
 
 

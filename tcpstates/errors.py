@@ -43,3 +43,11 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def output_failed(error: OSError) -> int:
+    """Say in one line that stdout could not be written (a full disk: another user can fill
+    /tmp under root's ``tcpstates > /tmp/x``), then quiet stdout; the status to exit with."""
+    sys.stderr.write(f"tcpstates: cannot write the output: {error.strerror or error}\n")
+    silence_stdout()
+    return ExitStatus.ERROR

@@ -70,6 +70,10 @@ def run_fast(argv: Sequence[str]) -> int | None:
         return _quiet_exit("BROKEN_PIPE")
     except KeyboardInterrupt:
         return _quiet_exit("INTERRUPTED")
+    except OSError as e:
+        from tcpstates.errors import output_failed
+
+        return output_failed(e)
     return 0
 
 

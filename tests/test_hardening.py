@@ -488,3 +488,33 @@ def test_no_listing_holds_a_socket_twice_under_churn() -> None:
     assert repeats == Counter(), repeats
     if raw == 0:
         pytest.skip("this kernel repeated no row of /proc/net/tcp under churn: nothing to prove")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-o", "plain"],
+        ["-o", "json"],
+        ["--summary", "-o", "json"],  # the fast path
+        ["doctor"],
+        ["--watch", "0.2", "-o", "jsonl"],
+        ["trace", "-o", "csv", "--duration", "1"],
+    ],
+)
+def test_a_full_disk_under_stdout_is_one_line(args: list[str]) -> None:
+    # /dev/full answers every write with ENOSPC, as a /tmp another user filled would.
+    if args[0] == "trace" and os.geteuid() != 0:
+        pytest.skip("trace needs root")
+    instances = "/sys/kernel/tracing/instances"
+    before = set(os.listdir(instances)) if os.path.isdir(instances) else set()
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "tcpstates", *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1,
+        "tcpstates: cannot write the output: No space left on device\n",
+    )
+    if os.path.isdir(instances):
+        assert set(os.listdir(instances)) <= before  # a trace removed its instance
