@@ -160,7 +160,7 @@ def _pids(proc: str) -> list[int]:
 def _comm(proc: str, pid: int) -> str | None:
     try:
         with open(f"{proc}/{pid}/comm", "rb") as f:
-            return f.read(64).rstrip(b"\n").decode("utf-8", "backslashreplace")
+            return f.read(64).removesuffix(b"\n").decode("utf-8", "backslashreplace")
     except OSError:
         return None
 

@@ -39,6 +39,7 @@ HOSTILE_NAMES = [
     "bell\x07",
     "rtl\u202etxt",
     "café☃",
+    "sshd\n",  # a name that ends in a newline keeps it: it is not the plain "sshd"
 ]
 RAW = ["\x1b", "\x07", "\u009b", "\u202e", "\x00"]
 

@@ -224,6 +224,6 @@ def _process_name(proc: str, pid: int) -> str:
     # comm, not cmdline: it is what ss and netstat show, and it is one short read.
     try:
         with open(f"{proc}/{pid}/comm", "rb") as f:
-            return f.read().rstrip(b"\n").decode("utf-8", "backslashreplace")
+            return f.read().removesuffix(b"\n").decode("utf-8", "backslashreplace")
     except OSError:
         return "?"
