@@ -1,28 +1,26 @@
 """``tcpstates export``: the socket counts for Prometheus, served over HTTP or written to a file.
 
-``--listen`` serves /metrics with prometheus_client (an optional extra), reading the sockets at
-each scrape; ``--textfile`` writes the same text for node_exporter's textfile collector with the
-standard library alone; with neither, the text goes to stdout once.
+``--listen`` serves /metrics (metrics_server.py), reading the sockets at each scrape;
+``--textfile`` writes the same text for node_exporter's textfile collector (textfile.py); with
+neither, the text goes to stdout once. All three, and ``tcpstates -o openmetrics``, render with
+render/openmetrics.py, so a process name is escaped the same way in each. The standard library
+is enough for all of them: prometheus_client is not needed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from tcpstates.cli_params import source_option
+from tcpstates.cli_params import positive_seconds, source_option
 from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.interrupts import terminate_as_interrupt
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from tcpstates.metrics import MetricFamily, Selection
     from tcpstates.query import Query
     from tcpstates.sources import Source
@@ -31,9 +29,8 @@ if TYPE_CHECKING:
 # with it the sources); a test keeps the two equal.
 BY_CHOICES = ("local-port", "process")
 LOOPBACK = "127.0.0.1"
-MISSING_CLIENT = "export --listen needs prometheus_client: pip install 'tcpstates[prometheus]'"
-# node_exporter runs as its own user and must be able to read the file; mkstemp makes it 0600.
-TEXTFILE_MODE = 0o644
+# A day: no collector waits longer, and time.sleep overflows near 9.2e9 seconds.
+MAX_INTERVAL = 86400.0
 
 
 class ExportError(TcpstatesError):
@@ -56,26 +53,34 @@ Examples:
                    --interval 15 --by local-port"""
 
 
+def _interval_option(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    return positive_seconds(value, most=MAX_INTERVAL)
+
+
 @click.command(epilog=EPILOG)
 @click.option(
     "--listen",
     metavar="[ADDR]:PORT",
     help="Serve /metrics over HTTP, reading the sockets at each scrape. ADDR defaults to"
     " 127.0.0.1: give 0.0.0.0, [::] or an interface's address to be scraped from elsewhere."
-    " Needs prometheus_client.",
+    " At most 64 connections at once, each closed after 5 s.",
 )
 @click.option(
     "--textfile",
     metavar="PATH",
-    type=click.Path(dir_okay=False),
     help="Write the metrics to PATH (name it *.prom for node_exporter's textfile collector),"
-    " atomically: a reader sees the old file or the new one, never half of one.",
+    " atomically: a reader sees the old file or the new one, never half of one. An existing"
+    " PATH must be a regular file, not a symlink, device, FIFO or directory.",
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=_interval_option,
     metavar="SECONDS",
-    help="With --textfile: rewrite the file every SECONDS until stopped. Default: write once.",
+    help="With --textfile: rewrite the file every SECONDS (at most a day) until stopped; a"
+    " failed write is said once and tried again. Default: write once.",
 )
 @click.option(
     "--by",
@@ -211,146 +216,63 @@ def _listen_option(text: str) -> tuple[str, int]:
 
 def serve(address: tuple[str, int], read: Callable[[], tuple[MetricFamily, ...]]) -> int:
     """Serve /metrics on ``address`` until interrupted; each scrape calls ``read``."""
-    try:
-        from prometheus_client import CollectorRegistry, make_wsgi_app
-    except ImportError:
-        raise ExportError(MISSING_CLIENT) from None
+    from tcpstates.metrics_server import MetricsServer, listen, metrics_handler
+
     read()  # a source that cannot be read fails here, once, rather than at every scrape
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(read))
-    server = _bind(address, _one_line_errors(make_wsgi_app(registry)))
-    host, port = server.server_name, server.server_port  # set by Server.server_bind below
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"tcpstates: serving http://{shown}:{port}/metrics", err=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return ExitStatus.OK
-
-
-class _Collector:
-    """prometheus_client's view of our families, rebuilt at every scrape."""
-
-    def __init__(self, read: Callable[[], tuple[MetricFamily, ...]]) -> None:
-        self._read = read
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        for family in self._read():
-            names = [name for name, _ in family.samples[0].labels] if family.samples else []
-            gauge = GaugeMetricFamily(family.name, family.help, labels=names, unit=family.unit)
-            for sample in family.samples:
-                gauge.add_metric([value for _, value in sample.labels], sample.value)
-            yield gauge
-
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def _one_line_errors(app: WsgiApp) -> WsgiApp:
-    """A source failing mid-run answers 500 with its one-line reason, not a traceback."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        try:
-            return app(environ, start_response)
-        except TcpstatesError as e:
-            sys.stderr.write(f"tcpstates: {e}\n")
-            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
-            return [f"{e}\n".encode()]
-
-    return wrapped
-
-
-def _bind(address: tuple[str, int], app: WsgiApp) -> WSGIServer:
-    import socket
-    from socketserver import TCPServer, ThreadingMixIn
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
     host, port = address
     try:
-        family, _, _, _, sockaddr = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except socket.gaierror as e:
-        raise ExportError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-
-    class Server(ThreadingMixIn, WSGIServer):
-        address_family = family
-        daemon_threads = True  # a stuck client must not keep the exporter from stopping
-
-        def server_bind(self) -> None:
-            # HTTPServer.server_bind asks DNS for our own name (getfqdn), which can hang for
-            # seconds without a resolver, for a name used only in the WSGI environ.
-            TCPServer.server_bind(self)
-            self.server_name = str(self.server_address[0])
-            self.server_port = int(self.server_address[1])
-            self.setup_environ()
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # one line per scrape would flood the journal
-
-    try:
-        return make_server(str(sockaddr[0]), int(sockaddr[1]), app, Server, Quiet)
+        listener = listen(address)
     except OSError as e:
         raise ExportError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    server = MetricsServer(listener, metrics_handler(read))
+    bound = str(listener.getsockname()[0])
+    shown = f"[{bound}]" if ":" in bound else bound
+    click.echo(f"tcpstates: serving http://{shown}:{port}/metrics", err=True)
+    try:
+        server.run()
+    finally:
+        server.close()
+    return ExitStatus.OK
 
 
 # -- --textfile ----------------------------------------------------------------------------
 
 
 def _write_textfiles(options: dict[str, Any], selection: Selection) -> int:
+    """Write the file once, or every ``--interval`` until stopped.
+
+    The first write's failure ends the command (exit 1): it is most likely a mistake in the
+    path. After that a failed write (a full disk, a file replaced by a symlink) is said in one
+    line and tried again at the next interval, the previous file staying whole meanwhile; the
+    same failure again is not repeated, and a write that succeeds again says so.
+    """
     from tcpstates.render.openmetrics import exposition
+    from tcpstates.textfile import write_atomically
 
     read = _reader(options["source"], selection)
     path, interval = options["textfile"], options["interval"]
+    write_atomically(path, exposition(read()))
+    if interval is None:
+        return ExitStatus.OK
+    failing = ""
     due = time.monotonic()
     while True:
-        write_atomically(path, exposition(read()))
-        if interval is None:
-            return ExitStatus.OK
         # Keep to the schedule (no drift); after a slow read, start the next one at once.
         due = max(due + interval, time.monotonic())
         time.sleep(max(0.0, due - time.monotonic()))
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` so a reader sees the old file or the new, never a part.
-
-    The text goes to a temporary file in the same directory (a rename is atomic only within
-    one file system), is flushed to disk, then renamed over ``path``. The temporary name does
-    not end in .prom, so the textfile collector never reads it.
-    """
-    import tempfile
-
-    directory, name = os.path.split(os.path.abspath(path))
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise ExportError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fchmod(f.fileno(), TEXTFILE_MODE)
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(e, OSError):
-            raise ExportError(f"cannot write {path}: {e.strerror}") from None
-        raise
-    _sync_directory(directory)
-
-
-def _sync_directory(directory: str) -> None:
-    """Make the rename itself durable; a file system that cannot sync a directory is let be."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            write_atomically(path, exposition(read()))
+        except TcpstatesError as e:
+            if str(e) != failing:
+                _say(f"{e}; trying again every {interval:g} s")
+            failing = str(e)
+        else:
+            if failing:
+                _say(f"wrote {path} again")
+            failing = ""
+
+
+def _say(message: str) -> None:
+    from tcpstates.render.safe import safe
+
+    click.echo(f"tcpstates: {safe(message)}", err=True)

@@ -1,8 +1,8 @@
 """Socket counts as metric families for Prometheus and OpenMetrics, as plain data.
 
 ``collect(source, selection)`` returns the families; ``render/openmetrics.py`` turns them into
-text (``-o openmetrics``, ``export --textfile``) and ``export_command.py`` hands them to
-prometheus_client (``export --listen``). Nothing here formats text or reads /proc itself.
+text for ``-o openmetrics`` and every ``export`` (``metrics_server.py`` serves that text for
+``export --listen``). Nothing here formats text or reads /proc itself.
 
 The default families come from the sources' per-state counts (netlink: one byte a socket, no
 records), so a scrape costs what ``--summary`` costs. Only the opt-in breakdowns (``by``) and row
@@ -15,7 +15,7 @@ import enum
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 
 from tcpstates.query import Query
@@ -175,6 +175,18 @@ def collect(
         )
     )
     return tuple(families)
+
+
+def named(families: Iterable[MetricFamily], names: Collection[str]) -> tuple[MetricFamily, ...]:
+    """The families among ``families`` that ``names`` asks for; all of them when it is empty.
+
+    This is Prometheus's ``/metrics?name[]=...`` filter, as prometheus_client applies it to a
+    registry. Every family here is a gauge, whose samples carry the family's name, so a family
+    is wanted when its name is.
+    """
+    if not names:
+        return tuple(families)
+    return tuple(family for family in families if family.name in names)
 
 
 def _count_fast(source: Source, query: Query, queues: list[int] | None) -> Tally | None:

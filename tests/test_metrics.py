@@ -29,9 +29,9 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_format_families
 
-from tcpstates import export_command, metrics
+from tcpstates import export_command, metrics, metrics_server
 from tcpstates.errors import SourceError
-from tcpstates.export_command import BY_CHOICES, _one_line_errors, parse_listen, write_openmetrics
+from tcpstates.export_command import BY_CHOICES, parse_listen, write_openmetrics
 from tcpstates.metrics import (
     BY,
     NODE_STATES,
@@ -73,9 +73,6 @@ NODE_VALUES = [
     "listen",
     "closing",
 ]
-MISSING = (
-    "tcpstates: export --listen needs prometheus_client: pip install 'tcpstates[prometheus]'\n"
-)
 
 
 def command(*args: str, client: bool = True) -> list[str]:
@@ -192,7 +189,7 @@ def _bound_address(listen: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "module",
-    [metrics, openmetrics, export_command],
+    [metrics, openmetrics, export_command, metrics_server],
 )
 def test_docstring_examples(module: Any) -> None:
     result = doctest.testmod(module)
@@ -303,13 +300,22 @@ def test_what_dash_o_openmetrics_prints() -> None:
 def test_a_source_failing_mid_run_answers_500_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    def failing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    def failing() -> tuple[MetricFamily, ...]:
         raise SourceError("netlink sock_diag refused the dump: Operation not permitted (EPERM)")
 
-    answered: list[str] = []
-    body = _one_line_errors(failing)({}, lambda status, headers: answered.append(status))
-    assert answered == ["500 Internal Server Error"]
-    assert list(body) == [b"netlink sock_diag refused the dump: Operation not permitted (EPERM)\n"]
+    listener = metrics_server.listen(("127.0.0.1", 0))
+    server = metrics_server.MetricsServer(listener, metrics_server.metrics_handler(failing))
+    try:
+        with socket.create_connection(listener.getsockname()[:2], timeout=5) as client:
+            client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            server.step(1.0)
+            answer = client.recv(4096).decode()
+    finally:
+        server.close()
+    assert answer.startswith("HTTP/1.1 500 Internal Server Error\r\n")
+    assert answer.endswith(
+        "\r\n\r\nnetlink sock_diag refused the dump: Operation not permitted (EPERM)\n"
+    )
     assert capsys.readouterr().err == (
         "tcpstates: netlink sock_diag refused the dump: Operation not permitted (EPERM)\n"
     )
@@ -457,12 +463,22 @@ def test_non_loopback_only_when_asked_for() -> None:
     assert in_new_netns("_bound_address", f"[::]:{port}")["local"] in (f"*:{port}", f"[::]:{port}")
 
 
-def test_without_prometheus_client_listen_says_how_to_get_it() -> None:
-    done = run_tcpstates("export", "--listen", f":{free_port()}", client=False)
-    assert (done.returncode, done.stdout, done.stderr) == (1, "", MISSING)
-
-
-def test_without_prometheus_client_text_still_works(tmp_path: Path) -> None:
+def test_without_prometheus_client_every_export_works(tmp_path: Path) -> None:
+    """prometheus_client is for the tests' parsers only: the exporter is standard library."""
+    port = free_port()
+    process = subprocess.Popen(
+        command("export", "--listen", f"127.0.0.1:{port}", client=False),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        assert process.stderr.readline() == f"tcpstates: serving http://127.0.0.1:{port}/metrics\n"
+        text, _ = scrape(f"http://127.0.0.1:{port}/metrics", "application/openmetrics-text")
+        assert "node_tcp_connection_states" in parse(text)
+    finally:
+        process.kill()
+        process.communicate()
     done = run_tcpstates("export", client=False)
     assert done.returncode == 0, done.stderr
     assert "node_tcp_connection_states" in parse(done.stdout)
