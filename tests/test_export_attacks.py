@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
-from test_hardening import HOLDER, HOSTILE_NAMES, RAW
+from test_hardening import RAW, hostile  # noqa: F401 - hostile is a fixture
 
 from tcpstates import metrics_server
 from tcpstates.metrics import MetricFamily, MetricType, Sample
@@ -222,30 +222,12 @@ def proc_status(pid: int) -> tuple[int, int, float]:
     return threads, len(os.listdir(f"/proc/{pid}/fd")), cpu
 
 
-@pytest.fixture
-def hostile() -> Iterator[list[str]]:
-    """Live processes with HOSTILE_NAMES, each with a loopback listener; yields their comms."""
-    procs = []
-    try:
-        for name in HOSTILE_NAMES:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", HOLDER, name],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            procs.append(proc)
-            assert proc.stdout is not None
-            proc.stdout.readline()
-        yield [name.encode()[:15].decode("utf-8", "backslashreplace") for name in HOSTILE_NAMES]
-    finally:
-        for proc in procs:
-            proc.communicate(input="", timeout=10)
-
-
-def test_item3_a_hostile_name_is_one_escaped_label_in_all_four_expositions(
-    tmp_path: Path, hostile: list[str]
+def test_a_hostile_name_is_one_escaped_label_in_all_four_expositions(
+    tmp_path: Path,
+    hostile: dict[int, str],  # noqa: F811 - the fixture imported from test_hardening
 ) -> None:
+    # What the kernel keeps of each name: its first 15 bytes.
+    comms = [name.encode()[:15].decode("utf-8", "backslashreplace") for name in hostile.values()]
     by_process = ("--by", "process", "--max-series", "65536")
     textfile = tmp_path / "m.prom"
     printed = run("-o", "openmetrics", "--by", "process")
@@ -261,21 +243,21 @@ def test_item3_a_hostile_name_is_one_escaped_label_in_all_four_expositions(
         "--listen text/plain": served_text,
     }
     for how, text in texts.items():
-        for comm in hostile:
+        for comm in comms:
             assert f'process="{escape(comm)}"' in text, (how, comm)
         for raw in RAW:
             assert raw not in text, (how, repr(raw))
     for families in (om_families(served_om), text_families(served_text)):
         by = {f.name: f for f in families}["tcpstates_sockets_by_process"]
         labels = {sample.labels["process"] for sample in by.samples}
-        assert {safe(comm) for comm in hostile} <= labels  # read back as shown safely
+        assert {safe(comm) for comm in comms} <= labels  # read back as shown safely
 
 
 @pytest.mark.parametrize(
     ("nofile", "flood"),
     [(1024, 1100), (40, 300)],  # systemd's default; and fewer descriptors than the cap needs
 )
-def test_item4_a_flood_of_half_requests_under_a_descriptor_limit(
+def test_a_flood_of_half_requests_under_a_descriptor_limit(
     tmp_path: Path, nofile: int, flood: int
 ) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -318,7 +300,7 @@ def test_item4_a_flood_of_half_requests_under_a_descriptor_limit(
     assert said.count("\n") <= 2  # "serving ...", and that at most once
 
 
-def test_item4_a_slowloris_is_closed_at_the_timeout(tmp_path: Path) -> None:
+def test_a_slowloris_is_closed_at_the_timeout(tmp_path: Path) -> None:
     with exporter(tmp_path) as (_, url):
         port = int(url.split(":")[2].split("/")[0])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
@@ -341,7 +323,7 @@ def test_item4_a_slowloris_is_closed_at_the_timeout(tmp_path: Path) -> None:
     assert lasted is not None and TIMEOUT - 0.2 <= lasted <= TIMEOUT + 1.0
 
 
-def test_item15_name_filter(tmp_path: Path) -> None:
+def test_name_filter(tmp_path: Path) -> None:
     with exporter(tmp_path) as (_, url):
         one = scrape(f"{url}?name[]=node_tcp_connection_states", OPENMETRICS)
         two = scrape(f"{url}?name[]=node_tcp_connection_states&name[]=tcpstates_sockets")
@@ -355,9 +337,7 @@ def test_item15_name_filter(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value", ["1e10", "nan", "inf", "0"])
-def test_item15_an_interval_out_of_bounds_is_one_line_and_exit_2(
-    tmp_path: Path, value: str
-) -> None:
+def test_an_interval_out_of_bounds_is_one_line_and_exit_2(tmp_path: Path, value: str) -> None:
     done = run("export", "--interval", value, "--textfile", str(tmp_path / "m.prom"))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.count("\n") == 1 and "at most 86400" in done.stderr
@@ -376,7 +356,7 @@ def refused(target: Path, kind: str) -> None:
 
 
 @ROOT_ONLY
-def test_item5_dev_full_stays_a_device() -> None:
+def test_dev_full_stays_a_device() -> None:
     before = os.stat("/dev/full")
     assert stat.S_ISCHR(before.st_mode)
     refused(Path("/dev/full"), "a character device")
@@ -388,7 +368,7 @@ def test_item5_dev_full_stays_a_device() -> None:
     assert not [n for n in os.listdir("/dev") if n.startswith(".full.")]
 
 
-def test_item5_a_fifo_and_a_directory_are_refused(tmp_path: Path) -> None:
+def test_a_fifo_and_a_directory_are_refused(tmp_path: Path) -> None:
     fifo, directory = tmp_path / "fifo.prom", tmp_path / "dir.prom"
     os.mkfifo(fifo)
     directory.mkdir()
@@ -416,7 +396,7 @@ def as_nobody(*argv: str) -> None:
     subprocess.run(["runuser", "-u", "nobody", "--", *argv], check=True, timeout=10)
 
 
-def test_item5_a_symlink_planted_by_nobody_is_refused(tmp_path: Path, sticky: Path) -> None:
+def test_a_symlink_planted_by_nobody_is_refused(tmp_path: Path, sticky: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("root's own\n")
     victim.chmod(0o600)
@@ -427,9 +407,7 @@ def test_item5_a_symlink_planted_by_nobody_is_refused(tmp_path: Path, sticky: Pa
     assert os.readlink(target) == str(victim)
 
 
-def test_item5_a_directory_symlink_of_nobody_on_the_way_is_refused(
-    tmp_path: Path, sticky: Path
-) -> None:
+def test_a_directory_symlink_of_nobody_on_the_way_is_refused(tmp_path: Path, sticky: Path) -> None:
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     as_nobody("ln", "-s", str(private), str(sticky / "d"))
@@ -440,7 +418,7 @@ def test_item5_a_directory_symlink_of_nobody_on_the_way_is_refused(
     assert os.listdir(private) == []
 
 
-def test_item5_a_regular_file_is_replaced_whole_never_written_into(tmp_path: Path) -> None:
+def test_a_regular_file_is_replaced_whole_never_written_into(tmp_path: Path) -> None:
     target = tmp_path / "m.prom"
     target.write_text("old\n")
     target.chmod(0o600)
@@ -458,7 +436,7 @@ def test_item5_a_regular_file_is_replaced_whole_never_written_into(tmp_path: Pat
 
 
 @ROOT_ONLY
-def test_item15_the_loop_outlives_a_full_tmpfs(tmp_path: Path) -> None:
+def test_the_loop_outlives_a_full_tmpfs(tmp_path: Path) -> None:
     mount = tmp_path / "tmpfs"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
