@@ -74,5 +74,7 @@ def test_bench_runs_on_a_tiny_zoo() -> None:
 
 
 def _namespaces() -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, errors="replace").stdout
+    out = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, errors="replace"
+    ).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
