@@ -326,7 +326,8 @@ def test_doctor_on_a_capture_whose_settings_are_not_text(tmp_path) -> None:
 
 
 def test_doctor_reads_a_captures_settings_through_the_capture_opener(tmp_path) -> None:
-    # A FIFO where net/snmp should be would hang it, /dev/zero fill memory: neither is read.
+    # A FIFO where net/snmp should be would hang it, a link to /dev/zero fill memory: neither
+    # is read (no link inside a capture directory is followed).
     cap = tmp_path / "cap"
     (cap / "net").mkdir(parents=True)
     (cap / "net" / "tcp").write_text(CAPTURED_TCP)
@@ -337,8 +338,8 @@ def test_doctor_reads_a_captures_settings_through_the_capture_opener(tmp_path) -
     assert done.returncode == 0, done.stderr
     assert sorted(done.stderr.splitlines()) == [
         f"tcpstates: {cap}/net/snmp: a FIFO, not a capture file; left out",
-        f"tcpstates: {cap}/sys/net/core/somaxconn: a character device, not a capture file;"
-        " left out",
+        f"tcpstates: {cap}/sys/net/core/somaxconn: a symbolic link (a capture directory holds"
+        " none), not a capture file; left out",
     ]
     assert any(
         "held by the kernel alone" in f["title"] for f in json.loads(done.stdout)["findings"]
