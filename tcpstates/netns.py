@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tcpstates.errors import SourceError
+from tcpstates.sources.owners import process_name
 
 RUN_NETNS = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -113,7 +114,7 @@ def of_pid(pid: int, proc: str = "/proc") -> Namespace:
             f"the network namespace of process {pid} can be read by root only"
         ) from None
     names, _ = _names()
-    return Namespace(inode, path, name=names.get(inode), pid=pid, process=_comm(proc, pid))
+    return Namespace(inode, path, name=names.get(inode), pid=pid, process=process_name(proc, pid))
 
 
 def all_namespaces(proc: str = "/proc") -> Found:
@@ -138,7 +139,7 @@ def all_namespaces(proc: str = "/proc") -> Found:
             f"{RUN_NETNS}/{names[inode]}" if inode in names else f"{proc}/{pid}/ns/net",
             names.get(inode),
             pid,
-            None if inode in names else _comm(proc, pid),
+            None if inode in names else process_name(proc, pid),
         )
         for inode, pid in pids.items()
     ]
@@ -155,14 +156,6 @@ def _pids(proc: str) -> list[int]:
         return sorted(int(name) for name in os.listdir(proc) if name.isdigit())
     except OSError:
         return []
-
-
-def _comm(proc: str, pid: int) -> str | None:
-    try:
-        with open(f"{proc}/{pid}/comm", "rb") as f:
-            return f.read(64).removesuffix(b"\n").decode("utf-8", "backslashreplace")
-    except OSError:
-        return None
 
 
 def _names() -> tuple[dict[int, str], tuple[Skipped, ...]]:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from tcpstates.query import Query
 from tcpstates.sockets import Socket
-from tcpstates.sources.owners import Owner, OwnerMap
+from tcpstates.sources.owners import Owner, OwnerMap, process_name
 from tcpstates.states import TcpState
 
 # "%16s-%-7d [%03d] FLAGS %5lu.%06lu: inet_sock_set_state: ...": the task's name comes first, raw
@@ -147,11 +147,8 @@ def _task_name(name: str, pid: int) -> str:
     # "<...>": the tracer's small table of task names lost this one; /proc still knows it.
     if name != "<...>":
         return name
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as f:
-            return f.read().removesuffix(b"\n").decode("utf-8", "backslashreplace")
-    except OSError:
-        return name
+    known = process_name("/proc", pid)
+    return name if known is None else known
 
 
 def _state(name: str) -> TcpState:

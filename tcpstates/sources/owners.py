@@ -221,9 +221,18 @@ def _child_main(
 
 
 def _process_name(proc: str, pid: int) -> str:
-    # comm, not cmdline: it is what ss and netstat show, and it is one short read.
+    name = process_name(proc, pid)
+    return "?" if name is None else name
+
+
+def process_name(proc: str, pid: int) -> str | None:
+    """A process's name as /proc/PID/comm has it; None where it cannot be read (gone, hidden).
+
+    comm, not cmdline: it is what ss and netstat show, and it is one short read. Only the one
+    newline the kernel adds is taken off: a name may end in newlines of its own.
+    """
     try:
         with open(f"{proc}/{pid}/comm", "rb") as f:
-            return f.read().removesuffix(b"\n").decode("utf-8", "backslashreplace")
+            return f.read(64).removesuffix(b"\n").decode("utf-8", "backslashreplace")
     except OSError:
-        return "?"
+        return None
