@@ -23,6 +23,7 @@ from tcpstates.doctor_command import doctor
 from tcpstates.errors import ExitStatus, TcpstatesError, output_failed, silence_stdout
 from tcpstates.export_command import export
 from tcpstates.query import Query
+from tcpstates.render.safe import safe
 from tcpstates.sockets import Socket
 from tcpstates.states import TcpState, valid_names
 from tcpstates.trace_command import trace
@@ -324,15 +325,12 @@ def _open_source(options: dict[str, Any], out: Output) -> Source:
     else:
         source = namespaced or open_source(options["source"])
     if options["verbose"]:
-        from tcpstates.render.safe import safe
-
         out.stderr.write(f"tcpstates: reading sockets with {source.name}: {safe(source.why)}\n")
     return source
 
 
 def save_command(options: dict[str, Any], out: Output) -> int:
     from tcpstates.netns import current, entered
-    from tcpstates.render.safe import safe
     from tcpstates.sources.save import save_capture
 
     if options["all_netns"]:
@@ -349,7 +347,6 @@ def _summaries_per_namespace(
 ) -> int:
     """--summary --all-netns: one summary per namespace, keyed by its label."""
     from tcpstates.render import summary as render_summary
-    from tcpstates.render.safe import safe
     from tcpstates.summary import summarize
 
     summaries = {}
@@ -429,7 +426,6 @@ class Skips:
     def report(self, source: object) -> None:
         """What ``source``'s last read left out, if it reads namespaces."""
         from tcpstates.netns import Why
-        from tcpstates.render.safe import safe
 
         skipped = getattr(source, "skipped", ())
         new = [skip for skip in skipped if skip not in self.said]
@@ -617,8 +613,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, status: ExitStatus) -> int:
-    from tcpstates.render.safe import safe
-
     # Messages quote names others chose: a namespace, a path, a capture's line.
     sys.stderr.write(f"tcpstates: {safe(message)}\n")
     return status
