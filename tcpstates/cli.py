@@ -14,8 +14,8 @@ from tcpstates.cli_params import (
     SCENARIO_NAMES,
     endpoint_filters,
     families,
+    interval_option,
     lang_option,
-    positive_seconds,
     source_option,
     states_option,
 )
@@ -101,12 +101,6 @@ class Output:
 WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
 
 
-def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    from tcpstates.watch import MAX_INTERVAL
-
-    return positive_seconds(value, MAX_INTERVAL)
-
-
 @click.group(
     invoke_without_command=True,
     epilog=EPILOG,
@@ -150,7 +144,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float | None) -
     type=float,
     is_flag=False,
     flag_value=2.0,
-    callback=_interval,
+    callback=interval_option,
     metavar="[SECONDS]",
     help="Read again every SECONDS (default 2, at most 86400) and mark what changed: redrawn in"
     " place on a terminal, one JSON object a line otherwise. Ctrl-C or SIGTERM stops (exit 0).",

@@ -30,6 +30,15 @@ def seconds_option(ctx: click.Context, param: click.Parameter, value: float | No
     return positive_seconds(value)
 
 
+def interval_option(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    """What repeats every SECONDS (--watch, export --interval): at most a day between two."""
+    from tcpstates.watch import MAX_INTERVAL
+
+    return positive_seconds(value, MAX_INTERVAL)
+
+
 def states_option(
     ctx: click.Context, param: click.Parameter, values: Sequence[str]
 ) -> frozenset[TcpState]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from tcpstates.cli_params import positive_seconds, source_option
+from tcpstates.cli_params import interval_option, source_option
 from tcpstates.errors import ExitStatus, TcpstatesError
 from tcpstates.interrupts import terminate_as_interrupt
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 # with it the sources); a test keeps the two equal.
 BY_CHOICES = ("local-port", "process")
 LOOPBACK = "127.0.0.1"
-# A day: no collector waits longer, and time.sleep overflows near 9.2e9 seconds.
-MAX_INTERVAL = 86400.0
 
 
 class ExportError(TcpstatesError):
@@ -53,12 +51,6 @@ Examples:
                    --interval 15 --by local-port"""
 
 
-def _interval_option(
-    ctx: click.Context, param: click.Parameter, value: float | None
-) -> float | None:
-    return positive_seconds(value, most=MAX_INTERVAL)
-
-
 @click.command(epilog=EPILOG)
 @click.option(
     "--listen",
@@ -77,7 +69,7 @@ def _interval_option(
 @click.option(
     "--interval",
     type=float,
-    callback=_interval_option,
+    callback=interval_option,
     metavar="SECONDS",
     help="With --textfile: rewrite the file every SECONDS (at most a day) until stopped; a"
     " failed write is said once and tried again. Default: write once.",

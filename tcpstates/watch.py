@@ -26,7 +26,8 @@ Key = tuple[int, str, int, str, int, str, int]
 Row = tuple[str, TcpState]  # (protocol, state): one line of the counts
 Tally = Counter[Row]
 
-# The longest interval: a day. Longer is no watch, and time.sleep(1e10) overflows time_t.
+# The longest interval between two readings (--watch, export --interval): a day. Longer is no
+# watch, and time.sleep(1e10) overflows time_t.
 MAX_INTERVAL = 86400.0
 
 
