@@ -106,21 +106,23 @@ def read_kernel(proc: str = "/proc", read: Reader = read_proc_file) -> KernelSta
         counters.update(_counters(_text(f"{proc}/{name}", read, problems)))
     settings = {}
     for name in SETTINGS:
-        value = _text(_sysctl_path(name, proc), read, problems)
+        value = read_sysctl(name, proc, read, problems)
         if value is not None:
-            settings[name] = " ".join(value.split())
+            settings[name] = value
     return KernelState(counters, settings, tuple(problems))
 
 
-def read_sysctl(name: str, proc: str = "/proc") -> str | None:
+def read_sysctl(
+    name: str,
+    proc: str = "/proc",
+    read: Reader = read_proc_file,
+    problems: list[str] | None = None,
+) -> str | None:
     """A sysctl's value (``net.ipv4.tcp_fin_timeout``) with its blanks collapsed, from
     ``proc/sys``; None where the file is missing, unreadable or not text (an older kernel)."""
-    value = _text(_sysctl_path(name, proc), read_proc_file, [])
+    path = f"{proc}/sys/{name.replace('.', '/')}"
+    value = _text(path, read, [] if problems is None else problems)
     return None if value is None else " ".join(value.split())
-
-
-def _sysctl_path(name: str, proc: str) -> str:
-    return f"{proc}/sys/{name.replace('.', '/')}"
 
 
 def _text(path: str, read: Reader, problems: list[str]) -> str | None:
