@@ -8,11 +8,11 @@ import sys
 
 
 def main() -> None:
-    from tcpstates.fastpath import run_fast
+    from tcpstates._fastpath.summary import run_fast
 
     status = run_fast(sys.argv[1:])
     if status is None:
-        from tcpstates.cli import main as cli_main
+        from tcpstates.cli.root import main as cli_main
 
         cli_main()
     sys.exit(status)

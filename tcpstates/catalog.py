@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tcpstates.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+from tcpstates.model.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
 PACKAGE = Path(__file__).parent
 HEADERS = {

@@ -34,7 +34,7 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 def english(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Tests expect English whatever the developer's locale says (LANGUAGE decides first, and
     touches nothing but message catalogues); each test starts and ends in English."""
-    from tcpstates import i18n
+    from tcpstates.model import i18n
 
     monkeypatch.setenv("LANGUAGE", "en")
     i18n.use("en")

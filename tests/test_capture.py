@@ -303,8 +303,8 @@ def test_an_empty_pipe_is_no_host_rather_than_an_empty_one() -> None:
 
 
 def test_standard_input_is_bounded_like_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tcpstates.errors import SourceError
-    from tcpstates.query import Query
+    from tcpstates.model.errors import SourceError
+    from tcpstates.model.query import Query
     from tcpstates.sources import capture
 
     monkeypatch.setattr(capture, "MAX_BYTES", 1 << 20)  # the bound, scaled down to 1 MiB
@@ -373,7 +373,7 @@ def test_a_line_no_table_has_is_refused_at_its_number(
 
 PEAK = """
 import sys
-from tcpstates.cli import run
+from tcpstates.cli.root import run
 status = run(sys.argv[1:])
 with open("/proc/self/status") as f:
     peak = next(line.split()[1] for line in f if line.startswith("VmHWM:"))

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from conftest import DATA
 
 from tcpstates import __version__
-from tcpstates.cli import cli, run
-from tcpstates.errors import ExitStatus
+from tcpstates.cli.root import cli, run
+from tcpstates.model.errors import ExitStatus
 
 
 def invoke(*args: str):
@@ -206,7 +206,8 @@ def test_help_lists_every_state_and_example():
 
 def test_explain_does_not_import_psutil_or_rich():
     code = (
-        "import sys; from tcpstates.cli import run; run(['--explain', 'TIME_WAIT', '-o', 'plain']);"
+        "import sys; from tcpstates.cli.root import run;"
+        " run(['--explain', 'TIME_WAIT', '-o', 'plain']);"
         " print(sorted(m for m in ('psutil', 'rich') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -214,9 +215,8 @@ def test_explain_does_not_import_psutil_or_rich():
 
 
 def test_capture_fixture_is_readable_through_the_library():
-    # The CLI reads live sockets; captures are the library's job until --from lands.
+    # A capture read through the library, without the command line.
+    from tcpstates.model.query import Query
     from tcpstates.sources.procfs import ProcfsSource
 
-    assert list(
-        ProcfsSource(DATA / "proc-little").read(__import__("tcpstates.query").query.Query()).sockets
-    )
+    assert list(ProcfsSource(DATA / "proc-little").read(Query()).sockets)

@@ -9,16 +9,17 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from tcpstates import diagram, lifecycle
-from tcpstates.cli import cli
-from tcpstates.render.diagram import (
+from tcpstates.cli.root import cli
+from tcpstates.explain import diagram
+from tcpstates.explain.render_diagram import (
     diagram_lines,
     diagram_renderable,
     diagram_text,
     focus_lines,
     legend_lines,
 )
-from tcpstates.states import TcpState
+from tcpstates.model import lifecycle
+from tcpstates.model.states import TcpState
 
 S = TcpState
 # Fixed counts for the golden files: every state a different number, one of each width.
@@ -124,16 +125,16 @@ def test_rich_on_a_terminal_matches_the_plain_picture() -> None:
 
 
 def test_the_cli_counts_every_state_with_one_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tcpstates.summary
+    import tcpstates.summary.counts
 
     calls = []
-    real = tcpstates.summary.summarize
+    real = tcpstates.summary.counts.summarize
 
     def counting(source, query):  # type: ignore[no-untyped-def]
         calls.append(query)
         return real(source, query)
 
-    monkeypatch.setattr(tcpstates.summary, "summarize", counting)
+    monkeypatch.setattr(tcpstates.summary.counts, "summarize", counting)
     result = invoke("--explain", "--diagram", "-o", "plain")
     assert result.exit_code == 0 and len(calls) == 1
     assert "Boxes show how many TCP sockets are in each state on this host now." in result.output

@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tcpstates.cli import cli
-from tcpstates.states import GROUPS, TcpState
+from tcpstates.cli.root import cli
+from tcpstates.model.states import GROUPS, TcpState
 
 ROOT = Path(__file__).parent.parent
 MAN = ROOT / "man" / "tcpstates.1"

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 import pytest
 from cli_run import run_cli
 
-from tcpstates.doctor import Evidence, Severity, diagnose, exit_status
-from tcpstates.grouping import group_sockets, state_group
-from tcpstates.kernel import KernelState, read_kernel
-from tcpstates.sockets import Socket
-from tcpstates.states import TcpState
+from tcpstates.doctor.checks import Evidence, Severity, diagnose, exit_status
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources.kernel import KernelState, read_kernel
+from tcpstates.summary.groups import group_sockets, state_group
 
 S = TcpState
 with open("/proc/self/comm") as _f:

@@ -25,13 +25,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as text_families
 from test_hardening import RAW, hostile  # noqa: F401 - hostile is a fixture
 
-from tcpstates import metrics_server
-from tcpstates.metrics import MetricFamily, MetricType, Sample
-from tcpstates.metrics_server import MAX_CONNECTIONS, TIMEOUT, MetricsServer
-from tcpstates.render.openmetrics import escape
+from tcpstates.export import server as metrics_server
+from tcpstates.export.metrics import MetricFamily, MetricType, Sample
+from tcpstates.export.render import escape
+from tcpstates.export.server import MAX_CONNECTIONS, TIMEOUT, MetricsServer
 from tcpstates.render.safe import safe
 
-CLI = "import sys\nfrom tcpstates.cli import run\nsys.exit(run(sys.argv[1:]))\n"
+CLI = "import sys\nfrom tcpstates.cli.root import run\nsys.exit(run(sys.argv[1:]))\n"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 HALF_A_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # and never the blank line
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tcpstates.metrics_server import MAX_CONNECTIONS, TIMEOUT
+from tcpstates.export.server import MAX_CONNECTIONS, TIMEOUT
 
-CLI = "import sys\nfrom tcpstates.cli import run\nsys.exit(run(sys.argv[1:]))\n"
+CLI = "import sys\nfrom tcpstates.cli.root import run\nsys.exit(run(sys.argv[1:]))\n"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 NOBODY = 65534
 HALF_A_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # and then nothing more

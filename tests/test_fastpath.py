@@ -17,10 +17,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tcpstates import fastpath, inet_diag, netns
-from tcpstates.cli import run
-from tcpstates.state_codes import TCP_SUMMARY, UDP_SUMMARY
-from tcpstates.states import TcpState, state_name
+from tcpstates._fastpath import summary as fastpath
+from tcpstates.cli.root import run
+from tcpstates.model.state_codes import TCP_SUMMARY, UDP_SUMMARY
+from tcpstates.model.states import TcpState, state_name
+from tcpstates.sources import inet_diag, netns
 
 needs_netns = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,

@@ -17,16 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcpstates import inet_diag as diag
-from tcpstates.errors import CaptureFormatError, SourceError, TcpstatesError
-from tcpstates.explain_socket import parse_target
-from tcpstates.export_command import parse_listen
-from tcpstates.query import Query, parse_network
-from tcpstates.sockets import Socket
+from tcpstates.explain.sockets import parse_target
+from tcpstates.export.command import parse_listen
+from tcpstates.model.errors import CaptureFormatError, SourceError, TcpstatesError
+from tcpstates.model.query import Query, parse_network
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import UnknownStateError, parse_states
 from tcpstates.sources import capture, netlink
+from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.procfs import parse_table
-from tcpstates.states import UnknownStateError, parse_states
-from tcpstates.trace import ParseError, parse_line
+from tcpstates.trace.events import ParseError, parse_line
 
 DECODER = settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PARSER = settings(max_examples=2_000, deadline=None)
@@ -285,7 +285,7 @@ def test_every_renderer_takes_whatever_the_parser_accepts(lines: list[str], udp:
 
 
 def _rendered(sockets: list[Socket], fmt: str) -> str:
-    from tcpstates.cli import Output, render
+    from tcpstates.cli.root import Output, render
     from tcpstates.render.columns import Layout
 
     out = Output(io.StringIO(), io.StringIO(), is_terminal=False, color="never", width=300)

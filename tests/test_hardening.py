@@ -24,10 +24,10 @@ import pytest
 from cli_run import run_cli
 from click.testing import CliRunner
 
-from tcpstates.cli import cli
-from tcpstates.sockets import Socket
-from tcpstates.sources import unique
-from tcpstates.states import TcpState
+from tcpstates.cli.root import cli
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources.base import unique
 
 ROOT = Path(__file__).parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3.11"
@@ -447,10 +447,10 @@ def _repeats(sockets: list[Socket]) -> int:
 def test_no_listing_holds_a_socket_twice_under_churn() -> None:
     if os.geteuid() != 0 or not shutil.which("ip"):
         pytest.skip("a network namespace of its own needs root and ip (CI runs as root)")
-    from tcpstates import netns
-    from tcpstates.query import Query
-    from tcpstates.sources import open_source
+    from tcpstates.model.query import Query
+    from tcpstates.sources import netns
     from tcpstates.sources.namespaced import NamespacedSource
+    from tcpstates.sources.place import open_source
     from tcpstates.sources.procfs import parse_table
 
     name = f"tcpstates-dup-{os.getpid()}"

@@ -18,24 +18,26 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tcpstates import catalog, diagram, i18n, lifecycle, tunables
-from tcpstates.cli import cli
-from tcpstates.doctor import Evidence, Thresholds, diagnose
-from tcpstates.explain import explain
-from tcpstates.explain_socket import account
-from tcpstates.grouping import group_sockets
-from tcpstates.kernel import KernelState
-from tcpstates.render import accounts as render_accounts
-from tcpstates.render import findings as render_findings
-from tcpstates.render import groups as render_groups
-from tcpstates.render import summary as render_summary
-from tcpstates.render.diagram import diagram_text
-from tcpstates.render.explanation import explanation_text, state_columns, state_rows
-from tcpstates.render.scenario import live_lines, scenario_text
-from tcpstates.scenario_live import Checkpoint, LiveRun
-from tcpstates.sockets import Socket
-from tcpstates.states import TcpState
-from tcpstates.summary import Summary
+from tcpstates import catalog
+from tcpstates.cli.root import cli
+from tcpstates.doctor import render as render_findings
+from tcpstates.doctor.checks import Evidence, Thresholds, diagnose
+from tcpstates.explain import diagram
+from tcpstates.explain import render_sockets as render_accounts
+from tcpstates.explain.render_diagram import diagram_text
+from tcpstates.explain.render_scenario import live_lines, scenario_text
+from tcpstates.explain.render_states import explanation_text, state_columns, state_rows
+from tcpstates.explain.scenario_live import Checkpoint, LiveRun
+from tcpstates.explain.sockets import account
+from tcpstates.explain.states import explain
+from tcpstates.model import i18n, lifecycle, tunables
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources.kernel import KernelState
+from tcpstates.summary import render as render_summary
+from tcpstates.summary import render_groups
+from tcpstates.summary.counts import Summary
+from tcpstates.summary.groups import group_sockets
 
 S = TcpState
 ROOT = Path(__file__).parent.parent

@@ -10,7 +10,7 @@ import pytest
 
 PROBE = """
 import json, sys
-from tcpstates.cli import run
+from tcpstates.cli.root import run
 status = run(sys.argv[1:])
 loaded = sorted({name.split(".")[0] for name in sys.modules} | set(sys.modules))
 sys.stdout.flush()
@@ -65,8 +65,8 @@ def test_the_table_on_a_terminal_does_use_rich() -> None:
 
 
 def test_a_listing_leaves_the_state_machine_alone() -> None:
-    from tcpstates.cli_params import SCENARIO_NAMES
-    from tcpstates.lifecycle import SCENARIOS
+    from tcpstates.cli.options import SCENARIO_NAMES
+    from tcpstates.model.lifecycle import SCENARIOS
 
     assert SCENARIO_NAMES == tuple(SCENARIOS)  # the --scenario choices are the scenarios
-    assert "tcpstates.lifecycle" not in loaded_modules("-o", "plain", "--no-owners")
+    assert "tcpstates.model.lifecycle" not in loaded_modules("-o", "plain", "--no-owners")

@@ -1,6 +1,6 @@
-from tcpstates import lifecycle
-from tcpstates.lifecycle import SCENARIOS, Side
-from tcpstates.states import TcpState as S
+from tcpstates.model import lifecycle
+from tcpstates.model.lifecycle import SCENARIOS, Side
+from tcpstates.model.states import TcpState as S
 
 
 def test_every_state_but_unknown_is_reachable_from_close():

@@ -11,9 +11,9 @@ import pytest
 from ss_reader import ss_path, ss_rows
 from zoo import Zoo
 
-from tcpstates.query import Query
-from tcpstates.sockets import Socket
-from tcpstates.sources import open_source
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.sources.place import open_source
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
 BOTH = Query(protos=frozenset({"tcp", "udp"}))
@@ -111,7 +111,7 @@ def test_psutil_and_procfs_agree(zoo):
 
 
 def test_state_filter_pushed_into_the_kernel(zoo):
-    from tcpstates.states import TcpState
+    from tcpstates.model.states import TcpState
 
     query = Query(states=frozenset({TcpState.TIME_WAIT}))
     mine = ours(zoo, open_source("netlink").read(query).sockets)
@@ -120,7 +120,7 @@ def test_state_filter_pushed_into_the_kernel(zoo):
 
 
 def _zoo_records(zoo: Zoo, packed: bytes) -> list[tuple]:
-    from tcpstates import inet_diag as diag
+    from tcpstates.sources import inet_diag as diag
     from tcpstates.sources import netlink
 
     records = netlink._decode(diag.RECORD.iter_unpack(packed), "tcp", None)
@@ -130,7 +130,7 @@ def _zoo_records(zoo: Zoo, packed: bytes) -> list[tuple]:
 def test_one_walk_gives_both_families_as_two_dumps_do(zoo):
     import socket
 
-    from tcpstates import inet_diag as diag
+    from tcpstates.sources import inet_diag as diag
     from tcpstates.sources import netlink
 
     mask = netlink.state_mask(frozenset())
@@ -149,7 +149,7 @@ def test_one_walk_gives_both_families_as_two_dumps_do(zoo):
 def test_two_dumps_where_the_one_walk_request_is_refused(zoo, monkeypatch):
     import socket
 
-    from tcpstates import inet_diag as diag
+    from tcpstates.sources import inet_diag as diag
     from tcpstates.sources import netlink
 
     # An unknown request type is what a kernel without the old request answers: EINVAL.
@@ -163,7 +163,7 @@ def test_two_dumps_where_the_one_walk_request_is_refused(zoo, monkeypatch):
 def _kernel_filters(zoo: Zoo) -> list[dict[str, object]]:
     # A port with a listener and its connections (both ends), a client port (one end), and
     # addresses: IPv4, IPv6, a v4 block that must also take v4-mapped ends, a v4-mapped one.
-    from tcpstates.query import parse_network as net
+    from tcpstates.model.query import parse_network as net
 
     server = next(e for e in zoo.expected if e.proto == "tcp" and e.state == "ESTABLISHED")
     client = next(
@@ -184,7 +184,7 @@ def _kernel_filters(zoo: Zoo) -> list[dict[str, object]]:
 def test_port_and_address_filters_run_in_the_kernel_as_in_the_query(zoo):
     import socket
 
-    from tcpstates import inet_diag as diag
+    from tcpstates.sources import inet_diag as diag
     from tcpstates.sources import netlink
 
     def zoo_sockets(packed: bytes) -> list[Socket]:
@@ -205,7 +205,7 @@ def test_port_and_address_filters_run_in_the_kernel_as_in_the_query(zoo):
 def test_a_program_the_kernel_refuses_means_every_record(zoo):
     import socket
 
-    from tcpstates import inet_diag as diag
+    from tcpstates.sources import inet_diag as diag
 
     mask = diag.ALL_STATES
     bogus = diag._OP.pack(99, 4, 8)  # no such op: the kernel's audit refuses the program

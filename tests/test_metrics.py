@@ -29,10 +29,12 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_format_families
 
-from tcpstates import export_command, metrics, metrics_server
-from tcpstates.errors import SourceError
-from tcpstates.export_command import BY_CHOICES, parse_listen, write_openmetrics
-from tcpstates.metrics import (
+from tcpstates.export import command as export_command
+from tcpstates.export import metrics
+from tcpstates.export import render as openmetrics
+from tcpstates.export import server as metrics_server
+from tcpstates.export.command import BY_CHOICES, parse_listen, write_openmetrics
+from tcpstates.export.metrics import (
     BY,
     NODE_STATES,
     OVERFLOW,
@@ -44,17 +46,17 @@ from tcpstates.metrics import (
     collect,
     state_label,
 )
-from tcpstates.query import Query
-from tcpstates.render import openmetrics
-from tcpstates.render.openmetrics import exposition, render_openmetrics
+from tcpstates.export.render import exposition, render_openmetrics
+from tcpstates.model.errors import SourceError
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
 from tcpstates.sources.netlink import NetlinkSource
-from tcpstates.states import TcpState
 
 TESTS = Path(__file__).parent
 # Runs the CLI as the console script does (so a test can swap a module out first).
 CLI = """
 import sys
-from tcpstates.cli import run
+from tcpstates.cli.root import run
 sys.exit(run(sys.argv[1:]))
 """
 # The same, on an interpreter where `import prometheus_client` fails as if it were not installed.
@@ -133,8 +135,8 @@ def _zoo_and_exposition() -> dict[str, Any]:
     from ss_reader import ss_rows
     from zoo import Zoo
 
-    from tcpstates.export_command import gather
-    from tcpstates.sources import open_source
+    from tcpstates.export.command import gather
+    from tcpstates.sources.place import open_source
 
     _loopback_up()
     query = Query(protos=frozenset({"tcp", "udp"}))

@@ -25,9 +25,9 @@ from cli_run import run_cli
 from click.testing import CliRunner
 from ss_reader import row_key, ss_rows
 
-from tcpstates import netns
-from tcpstates.cli import cli
-from tcpstates.errors import SourceError
+from tcpstates.cli.root import cli
+from tcpstates.model.errors import SourceError
+from tcpstates.sources import netns
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,

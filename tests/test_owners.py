@@ -6,7 +6,7 @@ import os
 
 from click.testing import CliRunner
 
-from tcpstates.cli import cli
+from tcpstates.cli.root import cli
 from tcpstates.sources import owners
 from tcpstates.sources.owners import scan_owners
 

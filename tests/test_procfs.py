@@ -3,10 +3,10 @@ import json
 import pytest
 from conftest import DATA
 
-from tcpstates.errors import CaptureFormatError, SourceError
-from tcpstates.query import Query
+from tcpstates.model.errors import CaptureFormatError, SourceError
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
 from tcpstates.sources.procfs import ProcfsSource, decode_address, parse_table
-from tcpstates.states import TcpState
 
 BOTH = Query(protos=frozenset({"tcp", "udp"}))
 

@@ -1,8 +1,8 @@
 import pytest
 
-from tcpstates.query import Query, address_in, parse_network
-from tcpstates.sockets import Socket
-from tcpstates.states import TcpState
+from tcpstates.model.query import Query, address_in, parse_network
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
 
 
 def sock(**fields) -> Socket:

@@ -4,13 +4,13 @@ import json
 
 from rich.console import Console
 
+from tcpstates.model.sockets import FIELDS, Socket
+from tcpstates.model.states import TcpState
 from tcpstates.render.columns import Layout, endpoint
 from tcpstates.render.formats import render_csv, render_json, render_jsonl
 from tcpstates.render.safe import safe
 from tcpstates.render.table import build_table, fit_width
 from tcpstates.render.text import render_plain
-from tcpstates.sockets import FIELDS, Socket
-from tcpstates.states import TcpState
 
 HOSTILE = "[bold red]x[/]\x1b]8;;http://e\x07\x9b2J\x00\u202eevil"
 

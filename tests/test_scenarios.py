@@ -16,12 +16,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from tcpstates import scenario_live
-from tcpstates.cli import cli
-from tcpstates.cli import run as main_run
-from tcpstates.lifecycle import SCENARIOS
-from tcpstates.render.scenario import live_lines, scenario_text
-from tcpstates.states import TcpState
+from tcpstates.cli.root import cli
+from tcpstates.cli.root import run as main_run
+from tcpstates.explain import scenario_live
+from tcpstates.explain.render_scenario import live_lines, scenario_text
+from tcpstates.model.lifecycle import SCENARIOS
+from tcpstates.model.states import TcpState
 
 S = TcpState
 
@@ -117,7 +117,7 @@ def test_a_kernel_that_disagrees_is_reported_and_exits_1(
     lines = live_lines(run)
     assert lines[-1] == "The kernel differed from the scenario at 5 of 5 checkpoints."
     assert any(line.endswith("differs") for line in lines)
-    monkeypatch.setattr("tcpstates.explain_command._rehearse", lambda name, source: run)
+    monkeypatch.setattr("tcpstates.explain.command._rehearse", lambda name, source: run)
     assert main_run(["--scenario", "close", "--live", "-o", "plain"]) == 1
     assert "differs" in capsys.readouterr().out
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpstates.sockets import FIELDS, Socket, new_socket
-from tcpstates.states import TcpState
+from tcpstates.model.sockets import FIELDS, Socket, new_socket
+from tcpstates.model.states import TcpState
 
 records = st.fixed_dictionaries(
     {

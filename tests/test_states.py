@@ -3,7 +3,7 @@ import re
 import pytest
 from conftest import DATA
 
-from tcpstates.states import (
+from tcpstates.model.states import (
     GROUPS,
     TcpState,
     UnknownStateError,

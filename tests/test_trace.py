@@ -28,14 +28,14 @@ import pytest
 from cli_run import run_cli
 from click.testing import CliRunner
 
-from tcpstates import tracefs
-from tcpstates.query import Query
+from tcpstates.explain.scenario_live import drain, fill
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
 from tcpstates.render.safe import safe
-from tcpstates.render.trace import SkipNotice
-from tcpstates.scenario_live import drain, fill
 from tcpstates.sources.owners import Owner, OwnerMap
-from tcpstates.states import TcpState
-from tcpstates.trace import (
+from tcpstates.trace import tracefs
+from tcpstates.trace.command import trace
+from tcpstates.trace.events import (
     MEMORY,
     Event,
     Lost,
@@ -49,7 +49,7 @@ from tcpstates.trace import (
     kernel_filter,
     parse_line,
 )
-from tcpstates.trace_command import trace
+from tcpstates.trace.render import SkipNotice
 
 # Captured from Linux 6.18 (trace_pipe of an instance, default options).
 CONNECT = (

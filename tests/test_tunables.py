@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tcpstates import tunables
-from tcpstates.cli import cli
-from tcpstates.explain import explain
-from tcpstates.kernel import read_sysctl
-from tcpstates.render.explanation import explanation_text
-from tcpstates.states import TcpState
+from tcpstates.cli.root import cli
+from tcpstates.explain.render_states import explanation_text
+from tcpstates.explain.states import explain
+from tcpstates.model import tunables
+from tcpstates.model.states import TcpState
+from tcpstates.sources.kernel import read_sysctl
 
 S = TcpState
 

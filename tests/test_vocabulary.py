@@ -8,10 +8,10 @@ import pytest
 from cli_run import run_cli
 from click.testing import CliRunner
 
-from tcpstates.cli import cli
-from tcpstates.explain import name_clashes, names_dict
-from tcpstates.explain_socket import Target, parse_target
-from tcpstates.states import TcpState, is_state_code, names, parse_state, windows_state
+from tcpstates.cli.root import cli
+from tcpstates.explain.sockets import Target, parse_target
+from tcpstates.explain.states import name_clashes, names_dict
+from tcpstates.model.states import TcpState, is_state_code, names, parse_state, windows_state
 
 S = TcpState
 VOCABULARIES = (

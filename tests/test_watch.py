@@ -33,16 +33,16 @@ from datetime import datetime, timezone
 import pytest
 from rich.console import Console
 
-from tcpstates.errors import ExitStatus
-from tcpstates.query import Query
+from tcpstates.model.errors import ExitStatus
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
 from tcpstates.render.columns import Layout
-from tcpstates.render.watch import fitted_view, frame_line, frame_view, iso_time
-from tcpstates.sockets import Socket
-from tcpstates.sources import open_source
-from tcpstates.sources import select as select_sockets
-from tcpstates.states import TcpState
-from tcpstates.summary import TCP_STATES
-from tcpstates.watch import Change, ChangeKind, Frame, diff, frames
+from tcpstates.sources.base import select as select_sockets
+from tcpstates.sources.place import open_source
+from tcpstates.summary.counts import TCP_STATES
+from tcpstates.watch.frames import Change, ChangeKind, Frame, diff, frames
+from tcpstates.watch.render import fitted_view, frame_line, frame_view, iso_time
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
 
@@ -787,11 +787,11 @@ def test_sigterm_on_a_terminal_ends_a_watch_like_ctrl_c(tmp_path, stop):
 def test_jsonl_watch_does_not_import_rich():
     # Rich costs more than Python's start; a watch into a pipe or a log has no use for it.
     code = (
-        "import signal, sys; from tcpstates.cli import run;"
+        "import signal, sys; from tcpstates.cli.root import run;"
         " signal.signal(signal.SIGALRM, signal.default_int_handler);"
         " signal.setitimer(signal.ITIMER_REAL, 0.5);"
         " status = run(['--watch', '0.1', '-o', 'jsonl', '-l']);"
-        " print(status, 'rich' in sys.modules, 'tcpstates.render.watch' in sys.modules,"
+        " print(status, 'rich' in sys.modules, 'tcpstates.watch.render' in sys.modules,"
         " file=sys.stderr)"
     )
     result = subprocess.run(
@@ -815,8 +815,8 @@ def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
     # A summary shows counts alone: on a 50k-socket host each frame would scan /proc for nothing.
     from click.testing import CliRunner
 
-    from tcpstates import cli
-    from tcpstates.sources import Reading
+    from tcpstates.cli import root as cli
+    from tcpstates.sources.base import Reading
 
     asked: list[bool] = []
 

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 from ss_reader import RowKey, row_key, ss_rows
 
-from tcpstates.errors import TcpstatesError
-from tcpstates.scenario_live import fill
+from tcpstates.explain.scenario_live import fill
+from tcpstates.model.errors import TcpstatesError
 
 LOOP4 = "127.0.0.1"
 LOOP6 = "::1"

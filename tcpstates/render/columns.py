@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState, state_name
 from tcpstates.render.safe import safe
-from tcpstates.sockets import Socket
-from tcpstates.states import TcpState, state_name
 
 KERNEL = "(kernel)"  # no process holds the socket: TIME_WAIT, orphans, not yet accepted
 UNSEEN = "-"  # a process holds it, but we may not see which (or the source cannot tell)

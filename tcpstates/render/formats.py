@@ -11,8 +11,8 @@ from itertools import islice
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
 
+from tcpstates.model.sockets import FIELDS, Socket
 from tcpstates.render.safe import safe
-from tcpstates.sockets import FIELDS, Socket
 
 _CHUNK = 2048
 

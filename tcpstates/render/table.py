@@ -11,9 +11,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import Phase, TcpState
 from tcpstates.render.columns import Layout
-from tcpstates.sockets import Socket
-from tcpstates.states import Phase, TcpState
 
 PHASE_STYLES: dict[Phase, str] = {
     Phase.HANDSHAKE: "yellow",

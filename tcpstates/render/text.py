@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
+from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import Column, Layout
-from tcpstates.sockets import Socket
 
 _CHUNK = 4096  # rows per write
 

@@ -21,12 +21,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from tcpstates.errors import CaptureFormatError, SourceError
-from tcpstates.query import Query
-from tcpstates.sockets import Socket
-from tcpstates.sources import Reading
+from tcpstates.model.errors import CaptureFormatError, SourceError
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources.base import Reading
 from tcpstates.sources.procfs import TABLES, ProcfsSource, parse_table
-from tcpstates.states import TcpState
 
 # 1 GiB: five million sockets of text (a line is under 200 bytes), and a bound on what any
 # input can cost in time.

@@ -16,13 +16,21 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TypeVar
 
-from tcpstates.errors import SourceError
-from tcpstates.netns import Found, Namespace, Skipped, Unavailable, Why, entered, still_there
-from tcpstates.query import Query
-from tcpstates.sockets import Socket
-from tcpstates.sources import Reading, Source
+from tcpstates.model.errors import SourceError
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources.base import Reading, Source
+from tcpstates.sources.netns import (
+    Found,
+    Namespace,
+    Skipped,
+    Unavailable,
+    Why,
+    entered,
+    still_there,
+)
 from tcpstates.sources.owners import scan_owners
-from tcpstates.states import TcpState
 
 T = TypeVar("T")
 

@@ -12,14 +12,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tcpstates import inet_diag as diag
-from tcpstates.errors import SourceError
-from tcpstates.inet_diag import dump, dump_packed
-from tcpstates.query import Network, Query
-from tcpstates.sockets import Socket, new_socket
-from tcpstates.sources import TIMERS, Reading
+from tcpstates.model.errors import SourceError
+from tcpstates.model.query import Network, Query
+from tcpstates.model.sockets import Socket, new_socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources import inet_diag as diag
+from tcpstates.sources.base import TIMERS, Reading
+from tcpstates.sources.inet_diag import dump, dump_packed
 from tcpstates.sources.owners import Owner, scan_owners
-from tcpstates.states import TcpState
 
 _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}

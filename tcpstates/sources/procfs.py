@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from tcpstates.errors import CaptureFormatError, SourceError
-from tcpstates.query import Query
-from tcpstates.sockets import Socket, new_socket
-from tcpstates.sources import TIMERS, Reading, unique
+from tcpstates.model.errors import CaptureFormatError, SourceError
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket, new_socket
+from tcpstates.model.states import TcpState
+from tcpstates.sources.base import TIMERS, Reading, unique
 from tcpstates.sources.owners import Owner, scan_owners
-from tcpstates.states import TcpState
 
 # (file name, protocol, family) in the order ss lists them: IPv4 before IPv6.
 TABLES: tuple[tuple[str, str, int], ...] = (

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tcpstates.errors import SourceError
-from tcpstates.query import Query
-from tcpstates.sockets import Socket
-from tcpstates.sources import Reading
-from tcpstates.states import WINDOWS_DELETE_TCB, TcpState
+from tcpstates.model.errors import SourceError
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import WINDOWS_DELETE_TCB, TcpState
+from tcpstates.sources.base import Reading
 
 # psutil's status strings that are not our netstat names: Solaris' IDLE and BOUND, Windows'
 # DELETE_TCB (a connection being torn down; Windows' code 12, not Linux's NEW_SYN_RECV).

@@ -22,8 +22,8 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tcpstates.errors import SourceError
-from tcpstates.kernel import COUNTER_FILES, SETTINGS
+from tcpstates.model.errors import SourceError
+from tcpstates.sources.kernel import COUNTER_FILES, SETTINGS
 from tcpstates.sources.procfs import TABLES
 
 # What --save copies, relative to /proc, laid out as there: what --from and doctor read.

@@ -14,9 +14,9 @@ import random
 import statistics
 import time
 
-from tcpstates.query import Query
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
 from tcpstates.sources.procfs import parse_table
-from tcpstates.states import TcpState
 
 V4 = "%4d: %08X:%04X %08X:%04X %02X %08X:%08X %02X:%08X %08X %5u %8d %d %d %016x %u %u %u %u %d\n"
 V6 = (

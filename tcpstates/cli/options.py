@@ -1,0 +1,115 @@
+"""Options shared by the commands (listing, trace, doctor, export): declared and parsed once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from tcpstates.model.query import Network, parse_network
+from tcpstates.model.states import TcpState, UnknownStateError, parse_states
+
+PORT = click.IntRange(0, 65535)
+
+
+def positive_seconds(value: float | None, most: float = float("inf")) -> float | None:
+    """A finite number of seconds above 0 and at most ``most``, or a usage error (exit 2).
+
+    click's FloatRange lets nan and inf through, and sleeping that long is an OverflowError
+    or a ValueError traceback deep inside a loop.
+    """
+    if value is None or (math.isfinite(value) and 0 < value <= most):
+        return value
+    limit = f" and at most {most:g}" if math.isfinite(most) else ""
+    raise click.BadParameter(f"{value:g} is not a number of seconds greater than 0{limit}")
+
+
+def seconds_option(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    return positive_seconds(value)
+
+
+def interval_option(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    """What repeats every SECONDS (--watch, export --interval): at most a day between two."""
+    from tcpstates.watch.frames import MAX_INTERVAL
+
+    return positive_seconds(value, MAX_INTERVAL)
+
+
+def states_option(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> frozenset[TcpState]:
+    try:
+        return parse_states(values)
+    except UnknownStateError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def network_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Network | None:
+    if value is None:
+        return None
+    try:
+        return parse_network(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def endpoint_filters(f: F) -> F:
+    """-4, -6, --port, --sport, --dport, --local, --remote: which ends a command looks at."""
+    options = (
+        click.option("-4", "--ipv4", "ipv4", is_flag=True, help="Only IPv4 sockets."),
+        click.option(
+            "-6", "--ipv6", "ipv6", is_flag=True, help="Only IPv6 sockets (v4-mapped included)."
+        ),
+        click.option("--port", type=PORT, help="Local or remote port N."),
+        click.option("--sport", type=PORT, help="Local (source) port N."),
+        click.option("--dport", type=PORT, help="Remote (destination) port N."),
+        click.option(
+            "--local",
+            callback=network_option,
+            metavar="ADDR",
+            help="Local address or CIDR block; a v4 one also matches v4-mapped addresses.",
+        ),
+        click.option(
+            "--remote",
+            callback=network_option,
+            metavar="ADDR",
+            help="Remote address or CIDR block.",
+        ),
+    )
+    for option in reversed(options):  # decorators apply bottom-up; keep the order in --help
+        f = option(f)
+    return f
+
+
+def families(options: dict[str, Any]) -> frozenset[int]:
+    chosen = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag}
+    return frozenset(chosen or {4, 6})
+
+
+source_option = click.option(
+    "--source",
+    type=click.Choice(["auto", "netlink", "procfs", "psutil"]),
+    default="auto",
+    show_default=True,
+    help="Where to read sockets from.",
+)
+
+
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(["en", "id"], case_sensitive=False),
+    help="Language of explanations, summaries and findings: en (English) or id (Indonesian)."
+    " Default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else English.",
+)
+
+
+# lifecycle.SCENARIOS' names, spelled here so that a listing need not import the state machine
+# to build its options (tests/test_imports.py holds the two together).
+SCENARIO_NAMES = ("open", "close", "simultaneous-close")

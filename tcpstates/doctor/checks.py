@@ -1,0 +1,377 @@
+"""Findings about piles of sockets: what is wrong, the evidence, what it means, what to run next.
+
+Each check is a function from the sockets and the kernel's counters and settings to findings; it
+reads no files itself, so the same checks run on a live host and on a capture. Severity:
+critical (act now; ``tcpstates doctor`` exits 1), warning (look soon), info (worth knowing).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tcpstates.explain.states import ADVICE
+from tcpstates.model.i18n import _, ngettext
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.render.columns import endpoint
+from tcpstates.sources.kernel import KernelState
+
+S = TcpState
+
+
+class Severity(enum.IntEnum):
+    INFO = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    severity: Severity
+    title: str
+    evidence: tuple[str, ...]
+    meaning: str
+    next_command: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.name.lower(),
+            "title": self.title,
+            "evidence": list(self.evidence),
+            "meaning": self.meaning,
+            "next": self.next_command,
+            "data": self.data,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    close_wait_warning: int = 10  # CLOSE_WAIT sockets one process may hold before we warn
+    close_wait_critical: int = 1000
+    ports_warning: float = 0.5  # share of the usable ephemeral ports towards one destination
+    ports_critical: float = 0.9
+    time_wait_info: int = 100  # TIME_WAIT towards one peer worth mentioning
+    stuck_send_q: int = 1  # bytes queued behind a FIN worth mentioning
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the checks look at."""
+
+    sockets: Sequence[Socket]
+    kernel: KernelState
+    hidden_processes: int = 0
+    owners_known: bool = True  # False when the source cannot name owners at all (a capture)
+
+
+Check = Callable[[Evidence, Thresholds], Iterable[Finding]]
+
+
+def diagnose(evidence: Evidence, thresholds: Thresholds = Thresholds()) -> list[Finding]:
+    """Every finding, worst first (stable within a severity)."""
+    findings = [finding for check in CHECKS for finding in check(evidence, thresholds)]
+    return sorted(findings, key=lambda f: -f.severity)
+
+
+def exit_status(findings: Iterable[Finding]) -> int:
+    """1 when something is above warning (critical), else 0: a gate for scripts."""
+    return int(any(f.severity > Severity.WARNING for f in findings))
+
+
+def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
+    held: dict[tuple[int | None, str | None], list[Socket]] = defaultdict(list)
+    for sock in ev.sockets:
+        if sock.state is S.CLOSE_WAIT:
+            held[sock.pid, sock.process].append(sock)
+    for (pid, process), socks in sorted(held.items(), key=lambda kv: -len(kv[1])):
+        n = len(socks)
+        severity = (
+            Severity.CRITICAL
+            if n >= th.close_wait_critical
+            else Severity.WARNING
+            if n >= th.close_wait_warning
+            else Severity.INFO
+        )
+        who = f"{process} (pid {pid})" if pid is not None else _("an unknown process")
+        peers = Counter(s.remote_address for s in socks)  # hosts: ports differ per connection
+        yield Finding(
+            severity,
+            ngettext(
+                "{n} CLOSE_WAIT socket held by {who}", "{n} CLOSE_WAIT sockets held by {who}", n
+            ).format(n=n, who=who),
+            (
+                ngettext(
+                    "{n} socket whose peer closed, not closed by {who}",
+                    "{n} sockets whose peers closed, not closed by {who}",
+                    n,
+                ).format(n=n, who=who),
+                _("peer hosts: {hosts}").format(hosts=_top(peers)),
+            ),
+            _(
+                "The peer closed and the kernel acknowledged; the application has not called"
+                " close(). The kernel never times CLOSE_WAIT out, so this is almost always a leak"
+                " in the application: a missing close() when a read returns 0 bytes."
+            ),
+            f"tcpstates -s close-wait --pid {pid}"
+            if pid is not None
+            else "tcpstates -s close-wait",
+            {"pid": pid, "process": process, "count": n, "peers": dict(peers)},
+        )
+
+
+def port_pressure(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
+    usable = ev.kernel.usable_ephemeral_ports
+    span = ev.kernel.port_range
+    if not usable or span is None:
+        return
+    low, high = span
+    per_destination: Counter[tuple[str, str, int]] = Counter()
+    states: dict[tuple[str, str, int], Counter[str]] = defaultdict(Counter)
+    for sock in ev.sockets:
+        if sock.proto != "tcp" or sock.state is S.LISTEN or not sock.remote_port:
+            continue
+        if low <= sock.local_port <= high:
+            key = (sock.local_address, sock.remote_address, sock.remote_port)
+            per_destination[key] += 1
+            states[key][sock.state_name] += 1
+    for key, n in per_destination.most_common():
+        share = n / usable
+        if share < th.ports_warning:
+            break
+        local, remote, port = key
+        severity = Severity.CRITICAL if share >= th.ports_critical else Severity.WARNING
+        destination = endpoint(remote, port)
+        yield Finding(
+            severity,
+            _("Ephemeral ports towards {destination}: {n} of {usable} used ({share})").format(
+                destination=destination, n=n, usable=usable, share=f"{share:.0%}"
+            ),
+            (
+                _("{n} sockets from {local} to {destination} use ports {low}-{high}").format(
+                    n=n, local=local, destination=destination, low=low, high=high
+                ),
+                _("by state: {states}").format(states=_top(states[key])),
+                _(
+                    "usable ports: {usable} (ip_local_port_range {low} {high}, minus reserved)"
+                ).format(usable=usable, low=low, high=high),
+            ),
+            _(
+                "Each connection to one destination needs its own local port, and a closed one"
+                " keeps it for 60 s in TIME_WAIT. When the range runs out, connect() fails with"
+                " EADDRNOTAVAIL. Reusing connections (keep-alive, pools) helps most; more remote"
+                " addresses or a wider ip_local_port_range add room; net.ipv4.tcp_tw_reuse=1 lets"
+                " outgoing connections reuse TIME_WAIT ports safely."
+            ),
+            f"tcpstates --remote {remote} --dport {port} --summary",
+            {"local": local, "remote": remote, "remote_port": port, "count": n, "usable": usable},
+        )
+
+
+def listen_overflow(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
+    for sock in ev.sockets:
+        if sock.state is not S.LISTEN or not sock.send_q or sock.recv_q is None:
+            continue
+        if sock.recv_q >= sock.send_q:
+            who = f"{sock.process} (pid {sock.pid})" if sock.pid is not None else _("its process")
+            yield Finding(
+                Severity.CRITICAL,
+                _("Accept queue full on {endpoint}").format(
+                    endpoint=endpoint(sock.local_address, sock.local_port)
+                ),
+                (
+                    _(
+                        "Recv-Q {recv_q} (connections waiting for accept()) >= Send-Q {send_q}"
+                        " (the backlog)"
+                    ).format(recv_q=sock.recv_q, send_q=sock.send_q),
+                    _counter_line(ev.kernel, "TcpExt.ListenOverflows", "TcpExt.ListenDrops"),
+                ),
+                _(
+                    "{who} does not accept() connections as fast as they arrive; new handshakes"
+                    " are dropped and clients retry or time out."
+                ).format(who=who)
+                + " "
+                + _(ADVICE[S.LISTEN][1]),
+                f"tcpstates -l --sport {sock.local_port}",
+                {"local_port": sock.local_port, "recv_q": sock.recv_q, "backlog": sock.send_q},
+            )
+    overflows = ev.kernel.counter("TcpExt.ListenOverflows") or 0
+    if overflows:
+        yield Finding(
+            Severity.INFO,
+            ngettext(
+                "Listen queues have overflowed {n} time since boot",
+                "Listen queues have overflowed {n} times since boot",
+                overflows,
+            ).format(n=overflows),
+            (_counter_line(ev.kernel, "TcpExt.ListenOverflows", "TcpExt.ListenDrops"),),
+            _(
+                "Counters since boot: some listener was once too slow to accept(). Compare two"
+                " readings to see whether it is still happening."
+            ),
+            "nstat -az TcpExtListenOverflows TcpExtListenDrops",
+            {"ListenOverflows": overflows},
+        )
+    yield from _syn_flood(ev)
+
+
+def _syn_flood(ev: Evidence) -> Iterator_[Finding]:
+    syn_recv = sum(1 for s in ev.sockets if s.state in (S.SYN_RECV, S.NEW_SYN_RECV))
+    backlog = ev.kernel.setting_int("net.ipv4.tcp_max_syn_backlog")
+    if not syn_recv or not backlog or syn_recv < backlog // 2:
+        return
+    cookies = ev.kernel.setting_int("net.ipv4.tcp_syncookies")
+    yield Finding(
+        Severity.WARNING if cookies else Severity.CRITICAL,
+        _("{n} half-open handshakes (SYN_RECV), tcp_max_syn_backlog {backlog}").format(
+            n=syn_recv, backlog=backlog
+        ),
+        (
+            _("SYN_RECV sockets: {n}; tcp_syncookies = {cookies}").format(
+                n=syn_recv, cookies=cookies
+            ),
+            _counter_line(ev.kernel, "TcpExt.SyncookiesSent", "TcpExt.ListenDrops"),
+        ),
+        _(ADVICE[S.SYN_RECV][0])
+        + " "
+        + (
+            _("Syncookies are on, so the host still answers.")
+            if cookies
+            else _("Syncookies are off.")
+        ),
+        "tcpstates -s syn-recv --summary",
+        {"syn_recv": syn_recv, "tcp_max_syn_backlog": backlog, "tcp_syncookies": cookies},
+    )
+
+
+def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
+    orphans = Counter(
+        s.state_name for s in ev.sockets if s.kernel_owned and s.state in (S.FIN_WAIT2, S.TIME_WAIT)
+    )
+    if orphans:
+        yield Finding(
+            Severity.INFO,
+            _("{n} sockets held by the kernel alone ({states})").format(
+                n=sum(orphans.values()), states=_top(orphans)
+            ),
+            (_("no process holds these (inode 0): their applications closed them already"),),
+            _(
+                "Not missing owners: after close() the kernel finishes the connection by itself."
+                " TIME_WAIT lasts 60 s; an orphaned FIN_WAIT2 lasts net.ipv4.tcp_fin_timeout"
+                " ({seconds} s here)."
+            ).format(seconds=ev.kernel.settings.get("net.ipv4.tcp_fin_timeout", "?")),
+            "tcpstates -s time-wait -s fin-wait-2 --summary",
+            {"counts": dict(orphans)},
+        )
+    stuck = [
+        s
+        for s in ev.sockets
+        if s.state in (S.FIN_WAIT1, S.LAST_ACK, S.CLOSING) and (s.send_q or 0) >= th.stuck_send_q
+    ]
+    if stuck:
+        peers = Counter(s.remote_address for s in stuck)
+        yield Finding(
+            Severity.WARNING,
+            _("{n} closing sockets stuck behind unsent data").format(n=len(stuck)),
+            (
+                _("FIN_WAIT1/LAST_ACK/CLOSING with Send-Q > 0: {n}").format(n=len(stuck)),
+                _("peer hosts: {hosts}").format(hosts=_top(peers)),
+                _("bytes queued: {n}").format(n=sum(s.send_q or 0 for s in stuck)),
+            ),
+            _(
+                "The FIN waits behind data the peer does not read (its window is closed): the"
+                " peer is gone or stuck. The kernel retransmits and finally drops them"
+                " (net.ipv4.tcp_orphan_retries for closed ones)."
+            ),
+            "tcpstates -s fin-wait-1 -s last-ack",
+            {"count": len(stuck), "peers": dict(peers)},
+        )
+
+
+def time_wait_volume(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
+    per_peer = Counter(
+        endpoint(s.remote_address, s.remote_port) for s in ev.sockets if s.state is S.TIME_WAIT
+    )
+    total = sum(per_peer.values())
+    buckets = ev.kernel.setting_int("net.ipv4.tcp_max_tw_buckets")
+    overflow = ev.kernel.counter("TcpExt.TCPTimeWaitOverflow") or 0
+    if buckets and (total >= 0.8 * buckets or overflow):
+        yield Finding(
+            Severity.WARNING,
+            _("TIME_WAIT near its limit: {n} of tcp_max_tw_buckets {buckets}").format(
+                n=total, buckets=buckets
+            ),
+            (_("TCPTimeWaitOverflow since boot: {n}").format(n=overflow),),
+            _(
+                "Past the limit the kernel skips TIME_WAIT for new closes, losing its protection"
+                " against late segments."
+            )
+            + " "
+            + _(ADVICE[S.TIME_WAIT][1]),
+            "tcpstates -s time-wait --summary",
+            {"time_wait": total, "tcp_max_tw_buckets": buckets, "overflows": overflow},
+        )
+    for peer, n in per_peer.most_common(5):
+        if n < th.time_wait_info:
+            break
+        yield Finding(
+            Severity.INFO,
+            _("{n} TIME_WAIT towards {peer}: this host closes first").format(n=n, peer=peer),
+            (_("{n} sockets in TIME_WAIT with peer {peer}").format(n=n, peer=peer),),
+            _(
+                "The end that closes first keeps TIME_WAIT for 60 s; here that is this host."
+                " Normal for clients of short requests; reuse connections to avoid the churn."
+            ),
+            f"tcpstates -s time-wait --remote {peer.rsplit(':', 1)[0].strip('[]')}",
+            {"peer": peer, "count": n},
+        )
+
+
+def visibility(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
+    unowned = sum(1 for s in ev.sockets if not s.kernel_owned and s.pid is None)
+    if not unowned:
+        return
+    if not ev.owners_known:
+        why = _("the source does not say which process holds a socket")
+    elif ev.hidden_processes:
+        why = _(
+            "{n} processes of other users cannot be looked into"
+            " (not root, or /proc mounted with hidepid)"
+        ).format(n=ev.hidden_processes)
+    else:
+        why = _("their processes exited, or hold them from another PID namespace")
+    yield Finding(
+        Severity.INFO,
+        _("{n} sockets without a known owner").format(n=unowned),
+        (why,),
+        _("Owners come from /proc/PID/fd; what cannot be read there shows as '-'."),
+        "sudo tcpstates" if ev.hidden_processes else "tcpstates -v",
+        {"count": unowned, "hidden_processes": ev.hidden_processes},
+    )
+
+
+def _top(counts: Counter[str], limit: int = 3) -> str:
+    shown = ", ".join(f"{name} {n}" for name, n in counts.most_common(limit))
+    rest = len(counts) - limit
+    return shown + (" " + _("and {n} more").format(n=rest) if rest > 0 else "")
+
+
+def _counter_line(kernel: KernelState, *names: str) -> str:
+    values = [f"{name.split('.', 1)[1]} {kernel.counter(name)}" for name in names]
+    return _("since boot: {counters}").format(counters=", ".join(values))
+
+
+Iterator_ = Iterable  # checks are generators; the alias keeps their signatures short
+
+CHECKS: tuple[Check, ...] = (
+    close_wait_held,
+    port_pressure,
+    listen_overflow,
+    kernel_owned,
+    time_wait_volume,
+    visibility,
+)

@@ -1,0 +1,64 @@
+"""Doctor's findings: severity, title, evidence, meaning and the next command to run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from tcpstates.doctor.checks import Finding, Severity, exit_status
+from tcpstates.model.i18n import N_, _
+from tcpstates.render.safe import safe
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+STYLES = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+WIDTH = 100
+NONE_FOUND = N_("No findings: nothing piles up here.")
+NEXT = N_("next:")
+
+
+def render_findings_json(findings: Sequence[Finding], out: TextIO) -> None:
+    data = {"findings": [f.as_dict() for f in findings], "exit_status": exit_status(findings)}
+    out.write(json.dumps(data, indent=2) + "\n")
+
+
+def findings_text(findings: Sequence[Finding], width: int = WIDTH) -> str:
+    if not findings:
+        return _(NONE_FOUND) + "\n"
+    return "\n".join(_finding_text(f, width) for f in findings)
+
+
+def _finding_text(finding: Finding, width: int) -> str:
+    lines = [f"{finding.severity.name:<8} {safe(finding.title)}"]
+    for item in finding.evidence:
+        lines += textwrap.wrap(safe(item), width, initial_indent="  - ", subsequent_indent="    ")
+    lines += textwrap.wrap(
+        safe(finding.meaning), width, initial_indent="  ", subsequent_indent="  "
+    )
+    lines.append(f"  {_(NEXT)} {safe(finding.next_command)}")
+    return "\n".join(lines) + "\n"
+
+
+def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    if not findings:
+        return Text(_(NONE_FOUND), style="green")
+    parts: list[RenderableType] = []
+    for finding in findings:
+        title = Text()
+        title.append(f"{finding.severity.name:<8} ", style=STYLES[finding.severity])
+        title.append(safe(finding.title), style="bold")
+        parts.append(title)
+        for item in finding.evidence:
+            parts.append(Padding(Text("- " + safe(item)), (0, 0, 0, 2)))
+        parts.append(Padding(Text(safe(finding.meaning)), (0, 0, 0, 2)))
+        parts.append(
+            Padding(Text(f"{_(NEXT)} {safe(finding.next_command)}", style="dim"), (0, 0, 1, 2))
+        )
+    return Group(*parts)

@@ -1,0 +1,60 @@
+"""Accounts of single sockets (``--explain ADDRESS:PORT``), each followed once by its state's
+general explanation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TextIO
+
+from tcpstates.explain.render_states import explanation_text
+from tcpstates.explain.sockets import Account
+from tcpstates.explain.states import explain
+from tcpstates.model.i18n import _
+from tcpstates.render.columns import endpoint, owner_cells
+from tcpstates.render.safe import safe
+
+SHOWN = 20  # accounts in full; a port with thousands of sockets gets a count for the rest
+
+
+def accounts_text(accounts: Sequence[Account]) -> str:
+    parts = [_account_text(a) for a in accounts[:SHOWN]]
+    if len(accounts) > SHOWN:
+        more = _("... and {n} more sockets (tcpstates --port N lists them)")
+        parts.append(more.format(n=len(accounts) - SHOWN) + "\n")
+    for state in dict.fromkeys(a.socket.state for a in accounts[:SHOWN]):
+        parts.append(explanation_text(explain(state)))
+    return "\n".join(parts)
+
+
+def _account_text(a: Account) -> str:
+    sock = a.socket
+    pid, process = owner_cells(sock)
+    queues = f"Recv-Q {_q(sock.recv_q)}, Send-Q {_q(sock.send_q)}"
+    timer = ""
+    if sock.timer:
+        timer = "; " + _("timer {timer} ({ms} ms left)").format(timer=sock.timer, ms=sock.timer_ms)
+    so_far, next_ = _("so far:"), _("next:")
+    width = max(len(so_far), len(next_))
+    owner = _("process {process}, pid {pid}").format(process=process, pid=pid)
+    return (
+        f"{endpoint(sock.local_address, sock.local_port)} -> "
+        f"{endpoint(sock.remote_address, sock.remote_port)}  {sock.state_name}"
+        f"  ({owner})\n"
+        f"  {so_far:<{width}} {safe(a.happened)}\n"
+        f"  {next_:<{width}} {safe(a.next_step)}\n"
+        f"  {queues}{timer}\n"
+    )
+
+
+def _q(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def render_accounts_json(accounts: Sequence[Account], out: TextIO) -> None:
+    states = dict.fromkeys(a.socket.state for a in accounts)
+    data = {
+        "sockets": [a.as_dict() for a in accounts],
+        "states": [explain(state).as_dict() for state in states],
+    }
+    out.write(json.dumps(data, indent=2) + "\n")

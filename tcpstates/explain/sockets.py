@@ -1,0 +1,154 @@
+"""``--explain ADDRESS:PORT``: each matching socket's state told in its own connection's terms.
+
+Who sent FIN, who must act next, its queues and timer, its owner; the state's general
+explanation follows from ``explain``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tcpstates.model.i18n import N_, _
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.render.columns import endpoint
+
+S = TcpState
+_ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]{1,5})$")
+
+# state -> (what has happened in this connection, who must act next). {local}, {remote},
+# {owner}: this socket's ends and its holder.
+ACCOUNTS: dict[TcpState, tuple[str, str]] = {
+    S.LISTEN: (
+        N_("{local} waits for connections; nobody has sent anything"),
+        N_("{owner}: accept() the connections queued for it"),
+    ),
+    S.SYN_SENT: (
+        N_("this end ({local}) sent SYN to {remote}; no answer yet"),
+        N_("the peer {remote}: answer SYN-ACK (else the kernel retries, then gives up)"),
+    ),
+    S.SYN_RECV: (
+        N_("{remote} sent SYN; this end answered SYN-ACK"),
+        N_("the peer {remote}: send the final ACK of the handshake"),
+    ),
+    S.ESTABLISHED: (
+        N_("the connection is open both ways; neither end has sent FIN"),
+        N_("either end: send data, or close to start the shutdown"),
+    ),
+    S.FIN_WAIT1: (
+        N_("this end ({local}) closed first and sent FIN; the peer has not acknowledged it"),
+        N_("the peer {remote}: acknowledge the FIN (it may be queued behind unsent data)"),
+    ),
+    S.FIN_WAIT2: (
+        N_("this end ({local}) closed first; the peer acknowledged the FIN but has not closed"),
+        N_("the peer's application at {remote}: close() its end"),
+    ),
+    S.TIME_WAIT: (
+        N_("both ends have closed; this end closed first, so it keeps the connection's memory"),
+        N_("nobody: the kernel drops it when its 60 s are over"),
+    ),
+    S.CLOSE: (
+        N_("the socket is not connected: created, bound, or already closed"),
+        N_("its application: connect, listen, or close it"),
+    ),
+    S.CLOSE_WAIT: (
+        N_("the peer {remote} closed first (sent FIN) and this end acknowledged it"),
+        N_("{owner}: close() this socket; the kernel never will"),
+    ),
+    S.LAST_ACK: (
+        N_("the peer {remote} closed first; this end then closed and sent its own FIN"),
+        N_("the peer {remote}: acknowledge this end's FIN"),
+    ),
+    S.CLOSING: (
+        N_("both ends sent FIN at the same time; this end's FIN is not yet acknowledged"),
+        N_("the peer {remote}: acknowledge this end's FIN"),
+    ),
+}
+ACCOUNTS[S.NEW_SYN_RECV] = ACCOUNTS[S.SYN_RECV]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What ``--explain`` was given: an address and port, or a port alone (a local port)."""
+
+    port: int
+    address: str | None = None
+
+    def matches(self, sock: Socket) -> bool:
+        if self.address is None:
+            return sock.local_port == self.port
+        return any(
+            port == self.port and _same_address(address, self.address)
+            for address, port in (
+                (sock.local_address, sock.local_port),
+                (sock.remote_address, sock.remote_port),
+            )
+        )
+
+
+def parse_target(text: str) -> Target | None:
+    """``ADDRESS:PORT``, ``[V6]:PORT``, or a local port as ``PORT``, ``:PORT`` or ``*:PORT``;
+    None when ``text`` is none of them.
+
+    ``--explain`` looks for a state first, and a state code (``06``, ``0A``: two hex digits
+    starting with 0, see ``states.is_state_code``) is one, so ``--explain 06`` is TIME_WAIT
+    while ``:6`` is port 6.
+
+    >>> parse_target("8080"), parse_target(":22"), parse_target("*:22")
+    (Target(port=8080, address=None), Target(port=22, address=None), Target(port=22, address=None))
+    >>> parse_target("[::1]:80"), parse_target("70000"), parse_target(":"), parse_target("nope")
+    (Target(port=80, address='::1'), None, None, None)
+    """
+    if text.startswith((":", "*:")):
+        text = text.split(":", 1)[1]
+        if not (text.isascii() and text.isdigit()):
+            return None
+    if text.isascii() and text.isdigit():  # str.isdigit() also takes "²", which int() refuses
+        return Target(int(text)) if int(text) <= 65535 else None
+    m = _ENDPOINT.match(text)
+    if m is None or int(m["port"]) > 65535:
+        return None
+    return Target(int(m["port"]), m["v6"] or m["host"])
+
+
+def _same_address(address: str, wanted: str) -> bool:
+    # A v4 address also names its v4-mapped form, as ss shows it for a dual-stack socket.
+    return address == wanted or address == f"::ffff:{wanted}"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    socket: Socket
+    happened: str
+    next_step: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"socket": self.socket.as_dict(), "happened": self.happened, "next": self.next_step}
+
+
+def account(sock: Socket) -> Account:
+    happened, next_step = ACCOUNTS.get(
+        sock.state,
+        (N_("the kernel reports a state tcpstates does not know"), N_("see the raw state")),
+    )
+    names = {
+        "local": endpoint(sock.local_address, sock.local_port),
+        "remote": endpoint(sock.remote_address, sock.remote_port),
+        "owner": _owner(sock),
+    }
+    return Account(sock, _(happened).format(**names), _(next_step).format(**names))
+
+
+def _owner(sock: Socket) -> str:
+    if sock.pid is not None:
+        return f"{sock.process} (pid {sock.pid})"
+    if sock.kernel_owned:
+        return _("the kernel alone (no process holds it)")
+    return _("its application")
+
+
+def accounts(sockets: Iterable[Socket], target: Target) -> list[Account]:
+    return [account(sock) for sock in sockets if target.matches(sock)]

@@ -1,0 +1,112 @@
+"""What the user asked for, as one value: a predicate over sockets.
+
+Sources read the cheap parts (``protos``, ``families``, ``states``) to skip work before a record
+is built, and netlink hands them to the kernel; ``matches`` applies the rest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_network(text: str) -> Network:
+    """An address or a CIDR block, as ``--local`` and ``--remote`` take them.
+
+    >>> parse_network("10.0.0.0/8"), parse_network("::1")
+    (IPv4Network('10.0.0.0/8'), IPv6Network('::1/128'))
+    """
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or CIDR block") from None
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+def address_in(text: str, network: Network) -> bool:
+    """Whether an address is in ``network``; a v4-mapped address also matches a v4 network.
+
+    >>> address_in("::ffff:127.0.0.1", parse_network("127.0.0.0/8"))
+    True
+    """
+    address = _address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        if network.version == 4:
+            return address.ipv4_mapped in network
+    return address.version == network.version and address in network
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A filter over sockets. Empty sets and ``None`` mean "any"."""
+
+    protos: frozenset[str] = frozenset({"tcp"})
+    families: frozenset[int] = frozenset({4, 6})
+    states: frozenset[TcpState] = field(default_factory=frozenset)
+    port: int | None = None
+    sport: int | None = None
+    dport: int | None = None
+    local: Network | None = None
+    remote: Network | None = None
+    pid: int | None = None
+    process: str | None = None
+
+    @property
+    def needs_owners(self) -> bool:
+        return self.pid is not None or self.process is not None
+
+    def wants_state(self, state: TcpState) -> bool:
+        return not self.states or state in self.states
+
+    def matches(self, sock: Socket) -> bool:
+        """Everything except proto, family and state, which sources apply as they read."""
+        return self._ports_match(sock) and self._addresses_match(sock) and self._owner_matches(sock)
+
+    def _ports_match(self, sock: Socket) -> bool:
+        if self.port is not None and self.port not in (sock.local_port, sock.remote_port):
+            return False
+        if self.sport is not None and sock.local_port != self.sport:
+            return False
+        return self.dport is None or sock.remote_port == self.dport
+
+    def _addresses_match(self, sock: Socket) -> bool:
+        if self.local is not None and not address_in(sock.local_address, self.local):
+            return False
+        return self.remote is None or address_in(sock.remote_address, self.remote)
+
+    def _owner_matches(self, sock: Socket) -> bool:
+        if self.pid is not None and sock.pid != self.pid:
+            return False
+        if self.process is None:
+            return True
+        return sock.process is not None and fnmatch.fnmatchcase(sock.process, self.process)
+
+    @property
+    def filters_rows(self) -> bool:
+        """Whether ``matches`` can reject anything; when not, callers skip calling it."""
+        return any(
+            value is not None
+            for value in (
+                self.port,
+                self.sport,
+                self.dport,
+                self.local,
+                self.remote,
+                self.pid,
+                self.process,
+            )
+        )

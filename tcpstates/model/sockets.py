@@ -1,0 +1,114 @@
+"""The socket record: one row of what a source read from the kernel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, make_dataclass
+from typing import Any
+
+from tcpstates.model.states import TcpState, state_name
+
+# JSON, JSON Lines and CSV use these names in this order; they are a contract (DESIGN.md).
+FIELDS: tuple[str, ...] = (
+    "proto",
+    "family",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "state",
+    "recv_q",
+    "send_q",
+    "uid",
+    "inode",
+    "pid",
+    "process",
+    "timer",
+    "timer_ms",
+    "retransmits",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Socket:
+    """One socket as the kernel reports it, with its owner where one could be seen.
+
+    ``inode`` 0 means no file descriptor refers to the socket: the kernel alone holds it
+    (TIME_WAIT, an orphaned FIN_WAIT2, a connection not yet accepted). ``None`` means the source
+    could not tell. ``send_q`` of a LISTEN socket is its backlog limit where the source knows it.
+    """
+
+    proto: str
+    family: int
+    local_address: str
+    local_port: int
+    remote_address: str
+    remote_port: int
+    state: TcpState
+    recv_q: int | None = None
+    send_q: int | None = None
+    uid: int | None = None
+    inode: int | None = None
+    pid: int | None = None
+    process: str | None = None
+    timer: str | None = None
+    timer_ms: int | None = None
+    retransmits: int | None = None
+    netns: int | None = None  # the network namespace's inode, when several may be listed
+
+    @property
+    def state_name(self) -> str:
+        return state_name(self.state, self.proto)
+
+    @property
+    def kernel_owned(self) -> bool:
+        """True when no process holds the socket, so "no owner" is the whole truth."""
+        return self.inode == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record in FIELDS order, the state by its name (spelled out: this runs per row).
+
+        ``netns`` follows only for sockets read from an explicitly named namespace.
+        """
+        return {
+            "proto": self.proto,
+            "family": self.family,
+            "local_address": self.local_address,
+            "local_port": self.local_port,
+            "remote_address": self.remote_address,
+            "remote_port": self.remote_port,
+            "state": self.state_name,
+            "recv_q": self.recv_q,
+            "send_q": self.send_q,
+            "uid": self.uid,
+            "inode": self.inode,
+            "pid": self.pid,
+            "process": self.process,
+            "timer": self.timer,
+            "timer_ms": self.timer_ms,
+            "retransmits": self.retransmits,
+            **({} if self.netns is None else {"netns": self.netns}),
+        }
+
+
+def _fast_constructor() -> Callable[..., Socket]:
+    """A constructor for sources that make 100,000 records: the same Socket, several times cheaper.
+
+    A frozen dataclass sets each of its 16 fields through ``object.__setattr__`` (about 3 us a
+    record, a quarter of a second at 100k sockets). A mutable twin with the same slots is built
+    far faster and then turns itself into a ``Socket`` by ``__class__`` assignment, which Python
+    allows between classes of identical layout. What comes out is a frozen Socket in every respect.
+    """
+
+    def become_socket(self: Any) -> None:
+        self.__class__ = Socket
+
+    return make_dataclass(
+        "SocketUnderConstruction",
+        [(f.name, f.type, f) for f in fields(Socket)],
+        namespace={"__post_init__": become_socket},
+        slots=True,
+    )
+
+
+new_socket: Callable[..., Socket] = _fast_constructor()

@@ -1,0 +1,76 @@
+"""Ways of reading sockets from the kernel, all behind one signature.
+
+``source.read(query, owners)`` returns a ``Reading``: the sockets that pass the query's
+protocol, family and state (each source applies those as cheaply as it can) and, when owners
+were asked for, how many processes could not be looked into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    sockets: Iterator[Socket]
+    hidden_processes: int = 0
+
+
+class Source(Protocol):
+    name: str
+    why: str  # for -v: why this source was picked
+
+    def read(self, query: Query, owners: bool) -> Reading: ...
+
+
+# The kernel's timer codes (/proc/net/tcp's "tr", inet_diag's idiag_timer) -> the names ss prints
+# (misc/ss.c, tmr_name).
+TIMERS: dict[int, str] = {1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
+
+SOURCE_NAMES = ("auto", "netlink", "procfs", "psutil")
+
+
+def select(reading: Reading, query: Query) -> Iterator[Socket]:
+    """The sockets of ``reading`` that also pass the rest of ``query``."""
+    if query.filters_rows:
+        return filter(query.matches, reading.sockets)
+    return reading.sockets
+
+
+def unique(sockets: Iterable[Socket]) -> Iterator[Socket]:
+    """Each socket of one namespace once, the first time it is read.
+
+    The kernel hands its tables out a page (or a netlink message) at a time and finds its place
+    again by counting; a socket added or removed meanwhile shifts the count, and a socket already
+    sent comes again. Under 1,000 connections a second /proc/net/tcp does that in most listings.
+    """
+    seen: set[Hashable] = set()
+    add = seen.add
+    for sock in sockets:
+        key = identity(sock)
+        if key not in seen:
+            add(key)
+            yield sock
+
+
+def identity(sock: Socket) -> Hashable:
+    """What makes two records of one read the same socket.
+
+    A TCP socket with a peer is in the kernel's established hash, where its four-tuple is one
+    socket at any moment: a connection read ESTABLISHED with an inode, then (its owner closed it
+    between two pages) FIN_WAIT2 without one, is still one. Sockets without a peer may share
+    their ends (SO_REUSEPORT listeners, UDP): their inode tells them apart. A record with
+    neither (TIME_WAIT keeps no inode, but has a peer) is known by its ends and state.
+    """
+    if sock.remote_port and sock.proto == "tcp":
+        return (sock.family, sock.local_address, sock.local_port,
+                sock.remote_address, sock.remote_port)  # fmt: skip
+    if sock.inode:
+        return sock.inode
+    return (sock.proto, sock.family, sock.local_address, sock.local_port,
+            sock.remote_address, sock.remote_port, sock.state)  # fmt: skip

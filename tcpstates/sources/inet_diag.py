@@ -1,0 +1,367 @@
+"""The inet_diag wire protocol: ask the kernel for socket records and find them in its replies.
+
+Light on purpose: the standard library's C modules only (``_socket``, not ``socket``, whose enum
+set-up alone costs more than a summary's reading), so that the summary fast path can count
+sockets before anything else is loaded. Records are left in the receive buffer; what they mean
+is for the callers (sources/netlink.py builds sockets, fastpath.py counts states).
+
+Layouts (include/uapi/linux/netlink.h, inet_diag.h):
+  nlmsghdr            len u32, type u16, flags u16, seq u32, pid u32
+  inet_diag_req_v2    family u8, protocol u8, ext u8, pad u8, states u32, inet_diag_sockid
+  inet_diag_req       family u8, src_len u8, dst_len u8, ext u8, inet_diag_sockid,
+                      states u32, dbs u32 (the older request, TCP only)
+  inet_diag_sockid    sport be16, dport be16, src be32[4], dst be32[4], if u32, cookie u32[2]
+  inet_diag_msg       family u8, state u8, timer u8, retrans u8, inet_diag_sockid,
+                      expires u32, rqueue u32, wqueue u32, uid u32, inode u32
+"""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import os
+import struct
+from collections.abc import Collection, Iterable, Iterator
+
+NETLINK_SOCK_DIAG = 4
+TCPDIAG_GETSOCK = 18
+SOCK_DIAG_BY_FAMILY = 20
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+
+AF_UNSPEC, AF_INET, AF_INET6 = _socket.AF_UNSPEC, _socket.AF_INET, _socket.AF_INET6
+IPPROTO_TCP, IPPROTO_UDP = _socket.IPPROTO_TCP, _socket.IPPROTO_UDP
+# Every state but UNKNOWN (0) and BOUND_INACTIVE (13), which the kernel dumps only when asked
+# by name (Linux 6.5+), as ss does; NEW_SYN_RECV (12) holds the pending connections.
+ALL_STATES = sum(1 << code for code in range(1, 13))
+
+HEADER = struct.Struct("=IHHII")
+_LENGTH_AND_TYPE = struct.Struct("=IH")  # the start of a header: all a walk needs
+_REQUEST = struct.Struct("=IHHIIBBBBI48x")
+# inet_diag_req takes AF_UNSPEC, so one walk of the hash tables gives both families;
+# inet_diag_req_v2 picks its handler by family and needs a walk per family, as ss does.
+_BOTH_REQUEST = struct.Struct("=IHHIIBBBB48xII")
+# The v2 request with the socket's identity filled in: a lookup of one socket, not a dump.
+_LOOKUP = struct.Struct("=IHHIIBBBBIHH16s16sIII")
+_NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE: match on addresses and ports alone
+# nlmsghdr and inet_diag_msg together, so one unpack decodes a whole record.
+RECORD = struct.Struct("=IHHIIBBBBHH16s16sI8xIIIII")
+FAMILY_OFFSET = HEADER.size  # inet_diag_msg.idiag_family
+STATE_OFFSET = HEADER.size + 1  # inet_diag_msg.idiag_state
+_ERROR = struct.Struct("=i")
+_QUEUES = struct.Struct("=II")  # idiag_rqueue, idiag_wqueue
+_QUEUES_OFFSET = HEADER.size + 4 + 48 + 4  # after state bytes, the socket id and idiag_expires
+# Just idiag_inode, read from each packed record (its last four bytes).
+INODES = struct.Struct(f"={RECORD.size - 4}xI")
+_RECV_BUFFER = 256 * 1024
+
+# Filters the kernel runs on each socket before sending it (include/uapi/linux/inet_diag.h):
+# a program of inet_diag_bc_op {code u8, yes u8, no u16}, attached to the request as the
+# INET_DIAG_REQ_BYTECODE attribute. Each op jumps ``yes`` or ``no`` bytes ahead; landing exactly
+# on the end accepts the socket, jumping 4 bytes past it rejects it.
+INET_DIAG_REQ_BYTECODE = 1
+BC_JMP, BC_S_COND, BC_D_COND, BC_S_EQ, BC_D_EQ = 1, 7, 8, 11, 12
+_OP = struct.Struct("=BBH")
+_HOSTCOND = struct.Struct("=BBxxi")  # family, prefix_len, port (-1: any); the address follows
+_ATTRIBUTE = struct.Struct("=HH")  # nlattr: len, type
+
+Batch = tuple[bytearray, list[int]]  # a receive buffer and the offsets of its records
+
+
+def local_port(port: int) -> bytes:
+    """A program accepting sockets whose local port is ``port`` (Linux 4.16 and later)."""
+    return _port_is(BC_S_EQ, port)
+
+
+def remote_port(port: int) -> bytes:
+    return _port_is(BC_D_EQ, port)
+
+
+def local_address(family: int, prefix_len: int, raw: bytes) -> bytes:
+    """Sockets whose local address is in ``raw``/``prefix_len`` (AF_INET: v4-mapped ones too)."""
+    return _address_in(BC_S_COND, family, prefix_len, raw)
+
+
+def remote_address(family: int, prefix_len: int, raw: bytes) -> bytes:
+    return _address_in(BC_D_COND, family, prefix_len, raw)
+
+
+def either(first: bytes, second: bytes) -> bytes:
+    """first OR second: where first would accept, jump over second to the end.
+
+    >>> either(local_port(22), remote_port(22)).hex()
+    '0b080c000000160001040c000c080c0000001600'
+    """
+    return first + _OP.pack(BC_JMP, 4, len(second) + 4) + second
+
+
+def all_of(programs: Iterable[bytes]) -> bytes:
+    """first AND second AND ...: each one's accept falls into the next, every reject still
+    rejects (ss's ssfilter_patch); empty when there are none."""
+    joined = b""
+    for program in programs:
+        joined = _relocate_rejects(joined, len(program)) + program
+    return joined
+
+
+def _port_is(code: int, port: int) -> bytes:
+    # The comparison, then an op whose ``no`` holds the port: match, go to the end (accept);
+    # else jump 4 past it (reject).
+    return _OP.pack(code, 8, 12) + _OP.pack(0, 0, port)
+
+
+def _address_in(code: int, family: int, prefix_len: int, raw: bytes) -> bytes:
+    # The op, then inet_diag_hostcond (port -1: any) and the address.
+    size = _OP.size + _HOSTCOND.size + len(raw)
+    return _OP.pack(code, size, size + 4) + _HOSTCOND.pack(family, prefix_len, -1) + raw
+
+
+def _relocate_rejects(program: bytes, growth: int) -> bytes:
+    """``program`` with its jumps to reject (4 past its end) moved ``growth`` bytes further."""
+    ops = bytearray(program)
+    offset, left = 0, len(program)
+    while left > 0:
+        code, yes, no = _OP.unpack_from(ops, offset)
+        if no == left + 4:
+            _OP.pack_into(ops, offset, code, yes, no + growth)
+        offset, left = offset + yes, left - yes
+    return bytes(ops)
+
+
+def dump_families(protocol: int, families: Collection[int]) -> list[int]:
+    """The ``family`` of each dump that covers ``families`` (AF_INET, AF_INET6), in order.
+
+    TCP takes both in one dump (AF_UNSPEC, one walk); UDP needs one dump per family.
+    """
+    wanted = [af for af in (AF_INET, AF_INET6) if af in families]
+    if protocol == IPPROTO_TCP and len(wanted) == 2:
+        return [AF_UNSPEC]
+    return wanted
+
+
+def dump(
+    protocol: int, family: int, mask: int, program: bytes = b""
+) -> Iterator[tuple[object, ...]]:
+    """Every inet_diag record the kernel sends for one protocol and family, as raw tuples.
+
+    With AF_UNSPEC the IPv4 records come first, then the IPv6 ones, as two dumps would give them.
+    ``program`` (built from local_port, either, all_of ...) is run by the kernel on each socket.
+    """
+    if family == AF_UNSPEC:
+        yield from RECORD.iter_unpack(dump_packed(protocol, family, mask, program))
+        return
+    unpack_record = RECORD.unpack_from
+    for buffer, offsets in batches(protocol, family, mask, program):
+        for offset in offsets:
+            yield unpack_record(buffer, offset)
+
+
+def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> bytearray:
+    """Every record of one dump, each cut to ``RECORD.size`` bytes and packed back to back.
+
+    IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in.
+    """
+    packed = [bytearray(), bytearray()]  # indexed by "is IPv6"
+    size, at_family = RECORD.size, FAMILY_OFFSET
+    for buffer, offsets in batches(protocol, family, mask, program):
+        for offset in offsets:
+            packed[buffer[offset + at_family] == AF_INET6] += buffer[offset : offset + size]
+    ipv4, ipv6 = packed
+    ipv4 += ipv6
+    return ipv4
+
+
+def count_states(
+    protocol: int, family: int, mask: int, queues: list[int] | None = None
+) -> dict[int, int]:
+    """State code -> sockets, reading one byte of each record and decoding nothing else.
+
+    With ``queues`` ([rx, tx]), also add up every socket's receive and send queue in bytes, as
+    node_exporter reports them; a second loop over the batch, so plain counts do not pay for it.
+    """
+    counts = [0] * 256
+    unpack_queues = _QUEUES.unpack_from
+    for buffer, offsets in batches(protocol, family, mask):
+        for offset in offsets:
+            counts[buffer[offset + STATE_OFFSET]] += 1
+        if queues is not None:
+            for offset in offsets:
+                rx, tx = unpack_queues(buffer, offset + _QUEUES_OFFSET)
+                queues[0] += rx
+                queues[1] += tx
+    return {code: n for code, n in enumerate(counts) if n}
+
+
+def batches(protocol: int, family: int, mask: int, program: bytes = b"") -> Iterator[Batch]:
+    """The reads of one dump; AF_UNSPEC (TCP only) dumps IPv4 and IPv6 in one walk.
+
+    ``program`` only spares sending what the caller does not want: a kernel that refuses it
+    (port equality came in Linux 4.16) sends everything, and the caller filters as before.
+    """
+    if family == AF_UNSPEC:
+        if protocol != IPPROTO_TCP:
+            raise ValueError("only TCP dumps both families at once")
+        yield from _both_families(mask, program)
+        return
+    request = _REQUEST.pack(
+        _REQUEST.size + _attribute_size(program), SOCK_DIAG_BY_FAMILY,
+        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, family, protocol, 0, 0, mask,
+    ) + _attribute(program)  # fmt: skip
+    sock = _diag_socket()
+    try:
+        sock.send(request)
+        first = _first_read(sock)
+        if not (program and _refused(first)):
+            yield from _receive(sock, first)
+            return
+    finally:
+        sock.close()
+    yield from batches(protocol, family, mask)
+
+
+def _both_families(mask: int, program: bytes) -> Iterator[Batch]:
+    """Both families of TCP in one walk of the kernel's tables, where two dumps walk them twice.
+
+    A kernel that refuses the old request (its reply starts with an error) gets the two dumps.
+    """
+    request = _BOTH_REQUEST.pack(
+        _BOTH_REQUEST.size + _attribute_size(program), TCPDIAG_GETSOCK,
+        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, AF_UNSPEC, 0, 0, 0, mask, 0,
+    ) + _attribute(program)  # fmt: skip
+    sock = _diag_socket()
+    try:
+        sock.send(request)
+        first = _first_read(sock)
+        if not _refused(first):
+            yield from _receive(sock, first)
+            return
+    finally:
+        sock.close()
+    for family in (AF_INET, AF_INET6):
+        yield from batches(IPPROTO_TCP, family, mask, program)
+
+
+def _refused(first: tuple[bytearray, int]) -> bool:
+    """Whether a dump's first read is the kernel's error instead of records."""
+    buffer, size = first
+    return size >= HEADER.size and _LENGTH_AND_TYPE.unpack_from(buffer)[1] == NLMSG_ERROR
+
+
+def _attribute(program: bytes) -> bytes:
+    """The request's INET_DIAG_REQ_BYTECODE attribute; nothing without a program."""
+    if not program:
+        return b""
+    return _ATTRIBUTE.pack(_ATTRIBUTE.size + len(program), INET_DIAG_REQ_BYTECODE) + program
+
+
+def _attribute_size(program: bytes) -> int:
+    return _ATTRIBUTE.size + len(program) if program else 0
+
+
+def _diag_socket() -> _socket.socket:
+    try:
+        return _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    except OSError as e:
+        raise _source_error(f"netlink sock_diag unavailable: {os.strerror(e.errno or 0)}") from e
+
+
+def _first_read(sock: _socket.socket) -> tuple[bytearray, int]:
+    buffer = bytearray(_RECV_BUFFER)
+    return buffer, sock.recv_into(buffer)
+
+
+def _receive(sock: _socket.socket, first: tuple[bytearray, int]) -> Iterator[Batch]:
+    """Per read: the buffer and the offsets of its inet_diag records.
+
+    The buffer is reused by the next read, so a batch must be consumed before asking for the
+    next one. Batches rather than single records: a generator step per record cost a third of
+    a per-state count.
+    """
+    buffer, size = first
+    view = memoryview(buffer)
+    while True:
+        if size == 0:
+            raise _source_error("netlink sock_diag: the kernel ended the dump without NLMSG_DONE")
+        offsets, done = parse_chunk(buffer, size)
+        yield buffer, offsets
+        if done:
+            return
+        size = sock.recv_into(view)
+
+
+def parse_chunk(buffer: bytes | bytearray, size: int) -> tuple[list[int], bool]:
+    """The offsets of the inet_diag records in one read, and whether the dump is done.
+
+    Anything the kernel would never send (a length shorter than a header, or running past the
+    read) raises SourceError rather than being guessed at.
+    """
+    record_size, header_size = RECORD.size, HEADER.size
+    unpack_header = _LENGTH_AND_TYPE.unpack_from
+    offset = 0
+    offsets: list[int] = []
+    while offset + header_size <= size:
+        length, kind = unpack_header(buffer, offset)
+        if kind == NLMSG_DONE:
+            return offsets, True
+        if kind == NLMSG_ERROR:
+            _raise_error(buffer, offset, length)
+        if length < header_size or offset + length > size:
+            raise _source_error("netlink sock_diag: truncated message from the kernel")
+        if length >= record_size:
+            offsets.append(offset)
+        offset += (length + 3) & ~3
+    return offsets, False
+
+
+def lookup_inode(
+    family: int, local: str, local_port: int, remote: str, remote_port: int
+) -> int | None:
+    """The inode of the one TCP socket with these ends, asked of the kernel directly (no dump).
+
+    ``family`` is 4 or 6. None when there is no such socket (any more) or it is not held by a
+    file (inode 0).
+    """
+    af = AF_INET6 if family == 6 else AF_INET
+    request = _LOOKUP.pack(
+        _LOOKUP.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0,
+        af, IPPROTO_TCP, 0, 0, 0xFFFFFFFF,
+        _socket.htons(local_port), _socket.htons(remote_port),
+        _raw_address(af, local), _raw_address(af, remote),
+        0, _NO_COOKIE, _NO_COOKIE,
+    )  # fmt: skip
+    try:
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        try:
+            sock.send(request)
+            reply = sock.recv(8192)
+        finally:
+            sock.close()
+    except OSError:
+        return None
+    if len(reply) < RECORD.size or _LENGTH_AND_TYPE.unpack_from(reply)[1] != SOCK_DIAG_BY_FAMILY:
+        return None  # NLMSG_ERROR: no such socket
+    (inode,) = INODES.unpack_from(reply)
+    return inode or None
+
+
+def _raw_address(af: int, text: str) -> bytes:
+    return _socket.inet_pton(af, text).ljust(16, b"\0")
+
+
+def _raise_error(buffer: bytes | bytearray, offset: int, length: int) -> None:
+    if length < HEADER.size + _ERROR.size or offset + HEADER.size + _ERROR.size > len(buffer):
+        raise _source_error("netlink sock_diag: truncated error message from the kernel")
+    (code,) = _ERROR.unpack_from(buffer, offset + HEADER.size)
+    if code == 0:
+        return
+    reason = errno.errorcode.get(-code, str(-code))
+    raise _source_error(f"netlink sock_diag refused the dump: {os.strerror(-code)} ({reason})")
+
+
+def _source_error(message: str) -> Exception:
+    # Imported here: tcpstates.model.errors loads enum, which the fast path does not otherwise need.
+    from tcpstates.model.errors import SourceError
+
+    return SourceError(message)

@@ -1,0 +1,62 @@
+"""Per-state counts as text, a Rich table, or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, TextIO
+
+from tcpstates.model.i18n import N_, _
+from tcpstates.model.states import parse_state
+from tcpstates.render.columns import Column
+from tcpstates.render.text import write_rows
+from tcpstates.summary.counts import Summary
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+PROTO, STATE, COUNT, TOTAL = N_("Proto"), N_("State"), N_("Count"), N_("Total")
+
+
+def _columns(summary: Summary) -> tuple[Column, ...]:
+    proto = (Column(_(PROTO), "left"),) if len(summary.counts) > 1 else ()
+    return (*proto, Column(_(STATE), "left"), Column(_(COUNT), "right"))
+
+
+def _rows(summary: Summary) -> list[tuple[str, ...]]:
+    several = len(summary.counts) > 1
+    rows = [
+        ((proto,) if several else ()) + (state, str(count))
+        for proto, states in summary.counts.items()
+        for state, count in states.items()
+    ]
+    rows.append((("",) if several else ()) + (_(TOTAL), str(summary.total)))
+    return rows
+
+
+def render_summary_plain(summary: Summary, out: TextIO) -> None:
+    write_rows(_rows(summary), _columns(summary), out)
+
+
+def render_summary_json(summary: Summary, out: TextIO) -> None:
+    out.write(json.dumps(summary.as_dict(), indent=2) + "\n")
+
+
+def summary_table(summary: Summary) -> Table:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from tcpstates.render.table import state_style
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_footer=False)
+    for column in _columns(summary):
+        table.add_column(column.header, justify=column.align)
+    *rows, total = _rows(summary)
+    for row in rows:
+        cells = [Text(cell) for cell in row]
+        cells[-2].stylize(state_style(parse_state(row[-2])))
+        table.add_row(*cells)
+    table.add_section()
+    table.add_row(*(Text(cell, style="bold") for cell in total))
+    return table

@@ -1,0 +1,144 @@
+"""Transitions as they stream: one line each, written as it comes (plain, jsonl or csv).
+
+Plain text cannot know its column widths in advance, so it uses widths that fit the usual case
+and lets a longer address push its line wider rather than cut it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from tcpstates.model.states import TcpState
+from tcpstates.render.columns import endpoint
+from tcpstates.render.safe import safe
+from tcpstates.trace.events import Lost, Transition
+
+# The jsonl and csv record; a contract like the socket record's.
+FIELDS = (
+    "time",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "old_state",
+    "new_state",
+    "ms_in_old_state",
+    "pid",
+    "process",
+)
+_PLAIN = "{:<15}  {:<21}  {:<21}  {:<25}  {:>9}  {:>7}  {}\n"
+PLAIN_HEADER = _PLAIN.format("TIME", "LOCAL", "REMOTE", "OLD -> NEW", "MS", "PID", "PROCESS")
+
+
+def as_dict(transition: Transition) -> dict[str, Any]:
+    event = transition.event
+    return {
+        "time": _iso(transition.wall_time),
+        "local_address": event.local_address,
+        "local_port": event.local_port,
+        "remote_address": event.remote_address,
+        "remote_port": event.remote_port,
+        "old_state": event.old_state.name,
+        "new_state": event.new_state.name,
+        "ms_in_old_state": transition.ms_in_old_state,
+        "pid": event.pid,
+        "process": event.process,
+    }
+
+
+def _iso(wall_time: float) -> str:
+    moment = datetime.fromtimestamp(wall_time, tz=timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class TraceWriter:
+    """Writes transitions in one format, flushing after each batch so a pipe sees them at once."""
+
+    def __init__(self, out: TextIO, fmt: str) -> None:
+        self.out, self.fmt = out, fmt
+        if fmt == "csv":
+            import csv
+
+            self._csv = csv.writer(out, lineterminator="\n")
+            self._csv.writerow(FIELDS)
+        elif fmt == "plain":
+            out.write(PLAIN_HEADER)
+        out.flush()
+
+    def write(self, item: Transition | Lost) -> None:
+        if isinstance(item, Lost):
+            self._lost(item)
+        elif self.fmt == "jsonl":
+            # As the socket record: the name exact, for programs, and still safe on a terminal,
+            # as json.dumps writes everything outside printable ASCII as a \\u escape.
+            self.out.write(json.dumps(as_dict(item), ensure_ascii=True) + "\n")
+        elif self.fmt == "csv":
+            row = as_dict(item)
+            self._csv.writerow(["" if v is None else safe(v) if isinstance(v, str) else v
+                                for v in row.values()])  # fmt: skip
+        else:
+            self.out.write(plain_line(item))
+
+    def _lost(self, lost: Lost) -> None:
+        if self.fmt == "jsonl":
+            self.out.write(json.dumps({"lost_events": lost.events}) + "\n")
+        elif self.fmt == "plain":
+            self.out.write(f"# the kernel dropped {lost.events} events here (reading too slowly)\n")
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def plain_line(transition: Transition) -> str:
+    event = transition.event
+    moment = datetime.fromtimestamp(transition.wall_time).strftime("%H:%M:%S.%f")
+    ms = "-" if transition.ms_in_old_state is None else f"{transition.ms_in_old_state:.3f}"
+    line = _PLAIN.format(
+        moment,
+        endpoint(event.local_address, event.local_port),
+        endpoint(event.remote_address, event.remote_port),
+        f"{event.old_state.name} -> {event.new_state.name}",
+        ms,
+        "-" if event.pid is None else event.pid,
+        safe(event.process) if event.process is not None else "-",
+    )
+    if event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT:
+        line = line[:-1] + f"  {TIMEWAIT_NOTE}\n"
+    return line
+
+
+# Usually the full socket closes here because the connection now lives on in a timewait socket,
+# which the tracepoint never reports; ss shows it as FIN-WAIT-2 until the peer's FIN, then
+# TIME-WAIT for 60 s. (A reset ends the connection the same way, so the note says "usually".)
+_HANDED_TO_TIMEWAIT = frozenset({TcpState.FIN_WAIT2, TcpState.CLOSING})
+TIMEWAIT_NOTE = "(usually a timewait socket now, which is not traced: tcpstates -s time-wait)"
+
+
+class SkipNotice:
+    """Says on stderr how many trace lines could not be read: at once, then at most once a
+    ``every`` seconds while the trace runs (it may run for days), and at ``close`` the rest."""
+
+    def __init__(
+        self, err: TextIO, every: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.err, self.every, self.clock = err, every, clock
+        self.total = self._said = 0
+        self._next = clock()
+
+    def add(self, lines: int) -> None:
+        self.total += lines
+        if self.clock() >= self._next:
+            self._say()
+
+    def close(self) -> None:
+        if self.total > self._said:
+            self._say()
+
+    def _say(self) -> None:
+        self.err.write(f"tcpstates: skipped {self.total} trace lines it could not parse\n")
+        self.err.flush()
+        self._said, self._next = self.total, self.clock() + self.every

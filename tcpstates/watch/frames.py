@@ -1,0 +1,260 @@
+"""Live refresh: read the sockets every interval and say what changed since the last read.
+
+No rendering here: ``frames`` yields ``Frame`` values and render/watch.py draws them. Memory
+stays bounded over hours because only the previous read (and the first read's counts) is kept.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState, state_name
+from tcpstates.summary.counts import TCP_STATES, UDP_STATES, Summary
+
+# What identifies a socket from one read to the next: its protocol, family and both ends.
+# Listeners and unconnected UDP sockets bound with SO_REUSEPORT share one; see ``diff``.
+# The namespace first: the same ends can exist in several network namespaces at once.
+Key = tuple[int, str, int, str, int, str, int]
+Row = tuple[str, TcpState]  # (protocol, state): one line of the counts
+Tally = Counter[Row]
+
+# The longest interval between two readings (--watch, export --interval): a day. Longer is no
+# watch, and time.sleep(1e10) overflows time_t.
+MAX_INTERVAL = 86400.0
+
+
+class ChangeKind(enum.Enum):
+    APPEARED = "appeared"
+    VANISHED = "vanished"
+    CHANGED = "changed"  # same socket, new state
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One socket that appeared, vanished or changed state between two reads."""
+
+    kind: ChangeKind
+    socket: Socket  # as read now; a vanished one as it was last seen
+    old_state: TcpState | None = None  # CHANGED only: the state in the previous read
+
+    @property
+    def old_state_name(self) -> str | None:
+        if self.old_state is None:
+            return None
+        return state_name(self.old_state, self.socket.proto)
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Sockets of one protocol in one state, and how that number moved."""
+
+    proto: str
+    state: TcpState
+    count: int
+    since_last: int  # against the previous frame (the first frame compares with nothing)
+    since_start: int  # against the first frame
+
+    @property
+    def state_name(self) -> str:
+        return state_name(self.state, self.proto)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One read: when, how many per state, what changed, and the sockets themselves."""
+
+    number: int  # 0 for the first read
+    time: datetime  # wall clock, UTC, when the read began
+    protos: tuple[str, ...]  # the protocols asked for, each counted even with no rows
+    counts: tuple[Count, ...]  # per protocol, in summary order
+    changes: tuple[Change, ...]  # in ``sort_key`` order of their sockets
+    sockets: tuple[Socket, ...]  # what the read returned, in ``sort_key`` order
+
+    @property
+    def summary(self) -> Summary:
+        """The counts alone, as ``--summary`` gives them (and as JSON nests them)."""
+        nested: dict[str, dict[str, int]] = {proto: {} for proto in self.protos}
+        for row in self.counts:
+            nested.setdefault(row.proto, {})[row.state_name] = row.count
+        return Summary(nested)
+
+
+def socket_key(sock: Socket) -> Key:
+    return (
+        sock.netns or 0,
+        sock.proto,
+        sock.family,
+        sock.local_address,
+        sock.local_port,
+        sock.remote_address,
+        sock.remote_port,
+    )
+
+
+def sort_key(sock: Socket) -> tuple[Key, tuple[int, bool, int, bool, int]]:
+    """A total order on sockets that does not depend on the order a source read them in."""
+    return socket_key(sock), _rank(sock)
+
+
+def _rank(sock: Socket) -> tuple[int, bool, int, bool, int]:
+    # Among sockets sharing a key: by state, then inode, then owner; None sorts last.
+    return (
+        sock.state.value,
+        sock.inode is None,
+        sock.inode or 0,
+        sock.pid is None,
+        sock.pid or 0,
+    )
+
+
+def diff(previous: Iterable[Socket], current: Iterable[Socket]) -> tuple[Change, ...]:
+    """What appeared, vanished or changed state from ``previous`` to ``current``.
+
+    Sockets are matched by ``socket_key``. Where several share a key (SO_REUSEPORT listeners,
+    UDP sockets bound to one port, a TIME_WAIT beside a new connection on the same four-tuple)
+    they are paired in three rounds, each over what the rounds before left unpaired:
+
+    1. the same inode: the same open socket;
+    2. the same state: nothing to report;
+    3. any two whose inodes do not tell them apart: one socket that changed state.
+
+    Two non-zero inodes that differ are never paired: those are two sockets, one gone and one
+    new. An inode of 0 pairs with anything, because a connection loses its inode when its
+    owner closes it (ESTABLISHED -> FIN_WAIT2, now the kernel's) and gains one when accepted.
+    Each round walks the sockets in ``sort_key`` order, so the result does not depend on the
+    order of the input.
+    """
+    before = _group(previous)
+    after = _group(current)
+    changes: list[Change] = []
+    for key in before.keys() | after.keys():
+        changes += _diff_group(before.get(key, []), after.get(key, []))
+    changes.sort(key=lambda change: (sort_key(change.socket), _KIND_ORDER[change.kind]))
+    return tuple(changes)
+
+
+_KIND_ORDER = {ChangeKind.VANISHED: 0, ChangeKind.CHANGED: 1, ChangeKind.APPEARED: 2}
+
+
+def _group(sockets: Iterable[Socket]) -> dict[Key, list[Socket]]:
+    groups: defaultdict[Key, list[Socket]] = defaultdict(list)
+    for sock in sockets:
+        groups[socket_key(sock)].append(sock)
+    return groups
+
+
+def _diff_group(old: list[Socket], new: list[Socket]) -> list[Change]:
+    if len(old) == 1 and len(new) == 1:  # nearly every key: no rounds needed
+        return _pair_or_split(old[0], new[0])
+    old = sorted(old, key=_rank)
+    new = sorted(new, key=_rank)
+    changes: list[Change] = []
+    for same in (_same_inode, _same_state, _may_be_same):
+        for before in list(old):
+            after = next((sock for sock in new if same(before, sock)), None)
+            if after is not None:
+                old.remove(before)
+                new.remove(after)
+                changes += _pair_or_split(before, after)
+    changes += [Change(ChangeKind.VANISHED, sock) for sock in old]
+    changes += [Change(ChangeKind.APPEARED, sock) for sock in new]
+    return changes
+
+
+def _pair_or_split(before: Socket, after: Socket) -> list[Change]:
+    if not _may_be_same(before, after):
+        return [Change(ChangeKind.VANISHED, before), Change(ChangeKind.APPEARED, after)]
+    if before.state == after.state:
+        return []
+    return [Change(ChangeKind.CHANGED, after, before.state)]
+
+
+def _same_inode(before: Socket, after: Socket) -> bool:
+    return bool(before.inode) and before.inode == after.inode
+
+
+def _same_state(before: Socket, after: Socket) -> bool:
+    return before.state == after.state and _may_be_same(before, after)
+
+
+def _may_be_same(before: Socket, after: Socket) -> bool:
+    return not (before.inode and after.inode and before.inode != after.inode)
+
+
+def shown_states(query: Query) -> list[Row]:
+    """The (protocol, state) rows every frame shows, zero or not, as ``--summary`` does."""
+    return [
+        (proto, state)
+        for proto, states in (("tcp", TCP_STATES), ("udp", UDP_STATES))
+        if proto in query.protos
+        for state in states
+        if query.wants_state(state)
+    ]
+
+
+def count_rows(shown: Sequence[Row], now: Tally, last: Tally, first: Tally) -> tuple[Count, ...]:
+    """``shown`` first, then any other state seen in one of the three reads (so a state that
+    just emptied still shows its drop), protocol by protocol."""
+    extra = sorted((now.keys() | last.keys() | first.keys()) - set(shown))
+    rows = [*shown, *extra]
+    rows.sort(key=lambda row: row[0] != "tcp")  # stable: keeps the summary order per protocol
+    return tuple(_count(row, now, last, first) for row in rows)
+
+
+def _count(row: Row, now: Tally, last: Tally, first: Tally) -> Count:
+    proto, state = row
+    return Count(proto, state, now[row], now[row] - last[row], now[row] - first[row])
+
+
+def frames(
+    read: Callable[[], Iterable[Socket]],
+    interval: float,
+    *,
+    query: Query | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[Frame]:
+    """Call ``read`` (the filtered sockets) every ``interval`` seconds and yield a Frame each time.
+
+    The first frame compares with nothing: every socket in it has appeared, so a log of frames
+    holds every socket from the start. ``query`` says which (protocol, state) rows are always
+    counted. The first read is immediate; after each frame the generator sleeps what is left
+    of the interval once the consumer is done with the frame, never less than 0 nor more than
+    ``interval`` (a wall clock stepped back or forward costs at most one short or long gap).
+    """
+    if not (math.isfinite(interval) and 0 < interval <= MAX_INTERVAL):
+        raise ValueError(
+            f"interval must be a number of seconds above 0, at most {MAX_INTERVAL:g},"
+            f" not {interval!r}"
+        )
+    query = query or Query()
+    shown = shown_states(query)
+    protos = tuple(proto for proto in ("tcp", "udp") if proto in query.protos)
+    previous: tuple[Socket, ...] = ()
+    last: Tally = Counter()
+    first: Tally | None = None
+    number = 0
+    while True:
+        started = clock()
+        current = tuple(sorted(read(), key=sort_key))
+        now = Counter((sock.proto, sock.state) for sock in current)
+        if first is None:
+            first = now
+        yield Frame(
+            number=number,
+            time=datetime.fromtimestamp(started, timezone.utc),
+            protos=protos,
+            counts=count_rows(shown, now, last, first),
+            changes=diff(previous, current),
+            sockets=current,
+        )
+        previous, last, number = current, now, number + 1
+        sleep(min(interval, max(0.0, interval - (clock() - started))))
