@@ -552,7 +552,10 @@ def test_save_into_an_empty_directory_or_a_new_one(tmp_path: Path) -> None:
 
 def test_replace_goes_with_save() -> None:
     done = run_cli("--replace")
-    assert (done.returncode, done.stderr) == (2, "tcpstates: --replace goes with --save DIR\n")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "tcpstates: --replace does not apply to a listing: it goes with --save DIR\n",
+    )
 
 
 @pytest.fixture

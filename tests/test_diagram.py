@@ -162,8 +162,8 @@ def test_diagram_json_is_the_same_data() -> None:
     ("args", "needle"),
     [
         (["--diagram", "--explain", "127.0.0.1:80"], "highlights a state, not an endpoint"),
-        (["--diagram", "-o", "csv"], "--diagram is text or JSON"),
-        (["--diagram", "--scenario", "close"], "cannot be combined"),
+        (["--diagram", "-o", "csv"], "-o csv does not apply to --diagram"),
+        (["--diagram", "--scenario", "close"], "--diagram does not apply to --scenario"),
     ],
 )
 def test_bad_combinations_are_usage_errors(args: list[str], needle: str) -> None:

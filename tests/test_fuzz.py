@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcpstates.explain.sockets import parse_target
-from tcpstates.export.command import parse_listen
+from tcpstates.export.run import parse_listen
 from tcpstates.model.errors import CaptureFormatError, SourceError, TcpstatesError
 from tcpstates.model.query import Query, parse_network
 from tcpstates.model.sockets import Socket
@@ -285,8 +285,9 @@ def test_every_renderer_takes_whatever_the_parser_accepts(lines: list[str], udp:
 
 
 def _rendered(sockets: list[Socket], fmt: str) -> str:
-    from tcpstates.cli.root import Output, render
+    from tcpstates.listing.run import render
     from tcpstates.render.columns import Layout
+    from tcpstates.render.output import Output
 
     out = Output(io.StringIO(), io.StringIO(), is_terminal=False, color="never", width=300)
     render(iter(sockets), Layout(proto=True, owners=True), out, fmt)

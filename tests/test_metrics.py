@@ -24,16 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_format_families
 
-from tcpstates.export import command as export_command
 from tcpstates.export import metrics
 from tcpstates.export import render as openmetrics
+from tcpstates.export import run as export_command
 from tcpstates.export import server as metrics_server
-from tcpstates.export.command import BY_CHOICES, parse_listen, write_openmetrics
+from tcpstates.export.command import BY_CHOICES
 from tcpstates.export.metrics import (
     BY,
     NODE_STATES,
@@ -47,7 +46,8 @@ from tcpstates.export.metrics import (
     state_label,
 )
 from tcpstates.export.render import exposition, render_openmetrics
-from tcpstates.model.errors import SourceError
+from tcpstates.export.run import parse_listen, write_openmetrics
+from tcpstates.model.errors import SourceError, UsageError
 from tcpstates.model.query import Query
 from tcpstates.model.states import TcpState
 from tcpstates.sources.netlink import NetlinkSource
@@ -135,7 +135,7 @@ def _zoo_and_exposition() -> dict[str, Any]:
     from ss_reader import ss_rows
     from zoo import Zoo
 
-    from tcpstates.export.command import gather
+    from tcpstates.export.run import gather
     from tcpstates.sources.place import open_source
 
     _loopback_up()
@@ -295,7 +295,7 @@ def test_what_dash_o_openmetrics_prints() -> None:
         write_openmetrics(NetlinkSource(), Query(), out, by=["local-port"], max_series=65536)
     families = parse(out.getvalue())
     assert values(families["tcpstates_sockets_by_local_port"], "local_port")[port] == 1
-    with pytest.raises(click.UsageError, match="cannot break down by 'remote'"):
+    with pytest.raises(UsageError, match="cannot break down by 'remote'"):
         write_openmetrics(NetlinkSource(), Query(), out, by=["remote"])
 
 

@@ -402,7 +402,7 @@ def hostile(private) -> tuple[PrivateNetns, int, int]:
         ("--summary", "-o", "table", "--color", "always"),
         ("--summary", "-o", "json"),
         ("--by", "process", "-o", "plain"),
-        ("-o", "openmetrics"),
+        ("--by", "process", "-o", "json"),
     ],
 )
 def test_hostile_namespace_and_process_names_are_escaped(hostile, args) -> None:
@@ -424,8 +424,19 @@ def test_hostile_namespace_and_process_names_are_escaped(hostile, args) -> None:
         labels = set(json.loads(done.stdout))
         assert f"{named} ({HOSTILE_NETNS})" in labels
         assert any(label.endswith(f" {HOSTILE_PROCESS})") for label in labels)
-    if args[-1] in ("json", "jsonl", "csv"):  # records carry the inode, no label
+    if "--by" in args and args[-1] == "json":  # per namespace, never added up
+        assert {f"{named} ({HOSTILE_NETNS})"} <= set(json.loads(done.stdout))
+    elif args[-1] in ("json", "jsonl", "csv"):  # records carry the inode, no label
         assert str(named) in done.stdout and str(unnamed) in done.stdout
+
+
+def test_counts_of_several_namespaces_are_never_added_up(hostile) -> None:
+    # Metrics have no netns label (yet): summing namespaces into one series would lie.
+    space, _, _ = hostile
+    for args in (("-o", "openmetrics"), ("--watch", "1", "--summary", "-o", "jsonl")):
+        done = space.tcpstates("--all-netns", *args)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        assert done.stderr.startswith("tcpstates: --all-netns does not apply to"), done.stderr
 
 
 def test_hostile_names_on_stderr_are_escaped(hostile) -> None:

@@ -117,7 +117,7 @@ def test_a_kernel_that_disagrees_is_reported_and_exits_1(
     lines = live_lines(run)
     assert lines[-1] == "The kernel differed from the scenario at 5 of 5 checkpoints."
     assert any(line.endswith("differs") for line in lines)
-    monkeypatch.setattr("tcpstates.explain.command._rehearse", lambda name, source: run)
+    monkeypatch.setattr("tcpstates.explain.run._rehearse", lambda name, source: run)
     assert main_run(["--scenario", "close", "--live", "-o", "plain"]) == 1
     assert "differs" in capsys.readouterr().out
 
@@ -135,9 +135,12 @@ def test_the_text_names_the_steps_too_fast_to_see() -> None:
         (["--live"], "--live plays a scenario: give --scenario NAME too"),
         (["--scenario", "half-close"], "'half-close' is not one of 'open', 'close'"),
         (["--scenario", "close", "--explain", "TIME_WAIT"], "takes no STATE"),
-        (["--scenario", "close", "-o", "csv"], "--scenario is text or JSON"),
-        (["--scenario", "close", "--live", "--from", "/nonexistent"], "drop --from and --netns"),
-        (["--scenario", "close", "--watch"], "--watch and --explain cannot be combined"),
+        (["--scenario", "close", "-o", "csv"], "-o csv does not apply to --scenario"),
+        (
+            ["--scenario", "close", "--live", "--from", "/nonexistent"],
+            "--from does not apply to --scenario: --live plays on this host's loopback",
+        ),
+        (["--scenario", "close", "--watch"], "--watch does not apply to --scenario"),
     ],
 )
 def test_bad_values_are_one_line_exit_2(args: list[str], needle: str) -> None:

@@ -577,7 +577,7 @@ def test_cli_jsonl_stream_shows_sockets_appear_change_and_vanish():
     listener = socket.create_server((LOOP4, 0))
     port = listener.getsockname()[1]
     proc = subprocess.Popen(
-        command("--watch", "0.3", "-o", "jsonl", "--port", str(port), "--color", "always"),
+        command("--watch", "0.3", "-o", "jsonl", "--port", str(port)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     client = server = None
@@ -660,7 +660,7 @@ def test_ctrl_c_while_the_reader_stalls_exits_0_quietly():
 def test_cli_summary_watch_gives_counts_only():
     proc = subprocess.Popen(
         # -o table, but not on a terminal: JSON Lines all the same
-        command("--watch", "0.2", "--summary", "-t", "-u", "-l", "-o", "table"),
+        command("--watch", "0.2", "--summary", "-t", "-u", "-l", "-o", "jsonl"),
         stdout=subprocess.PIPE,
     )
     try:
@@ -681,8 +681,11 @@ def test_cli_summary_watch_gives_counts_only():
         (["--watch", "abc"], "'abc' is not a valid float"),
         # click reads a value that starts with "-" as the next option, as for any optional value
         (["--watch", "-1"], "No such option '-1'"),
-        (["--watch", "1", "-o", "csv"], "JSON Lines otherwise; -o csv is not supported"),
-        (["--watch", "--explain"], "--watch and --explain cannot be combined"),
+        (["--watch", "1", "-o", "csv"], "-o csv does not apply to --watch; it writes table, jsonl"),
+        (["--watch", "1", "-o", "json"], "-o json does not apply to --watch"),
+        (["--watch", "1", "-o", "table"], "-o table redraws a terminal"),
+        (["--watch", "1", "--by", "process"], "--by does not apply to --watch"),
+        (["--watch", "--explain"], "--watch does not apply to --explain"),
         # time.sleep(1e10) overflows time_t: a day is the longest interval
         (["--watch", "1e10"], "1e+10 is not a number of seconds greater than 0 and at most 86400"),
         (["--watch", "86400.5", "-o", "jsonl"], "86400.5 is not a number of seconds"),
@@ -829,7 +832,7 @@ def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
                 raise KeyboardInterrupt  # how a watch ends
             return Reading(iter([]))
 
-    monkeypatch.setattr(cli, "_open_source", lambda options, out: Source())
+    monkeypatch.setattr("tcpstates.sources.place.open_place", lambda place: Source())
     result = CliRunner().invoke(cli.cli, ["--watch", "0.01", "-o", "jsonl", *args])
     assert result.exit_code == 0, result.output
     assert asked == [looked_up, looked_up]

@@ -19,12 +19,15 @@ from tcpstates.sources import inet_diag as diag
 
 _FLAGS = {
     "--summary": "summary",
-    "-t": "tcp", "--tcp": "tcp",
-    "-u": "udp", "--udp": "udp",
-    "-4": "ipv4", "--ipv4": "ipv4",
-    "-6": "ipv6", "--ipv6": "ipv6",
-    "--no-owners": "no_owners",  # a summary never looks owners up
-}  # fmt: skip
+    "-t": "tcp",
+    "--tcp": "tcp",
+    "-u": "udp",
+    "--udp": "udp",
+    "-4": "ipv4",
+    "--ipv4": "ipv4",
+    "-6": "ipv6",
+    "--ipv6": "ipv6",
+}  # fmt: skip  (--no-owners is not here: it does not apply to --summary, and click says so)
 _FORMAT_OPTIONS = ("-o", "--format")
 _JSON_FORMATS = ("json", "jsonl")  # a summary is one JSON object in both
 

@@ -8,10 +8,12 @@ from typing import Any, TypeVar
 
 import click
 
+from tcpstates.model.place import READERS
 from tcpstates.model.query import Network, parse_network
 from tcpstates.model.states import TcpState, UnknownStateError, parse_states
 
 PORT = click.IntRange(0, 65535)
+FORMATS = ("table", "plain", "json", "jsonl", "csv", "openmetrics")  # -o: each command takes some
 
 
 def positive_seconds(value: float | None, most: float = float("inf")) -> float | None:
@@ -95,11 +97,63 @@ def families(options: dict[str, Any]) -> frozenset[int]:
 
 source_option = click.option(
     "--source",
-    type=click.Choice(["auto", "netlink", "procfs", "psutil"]),
+    type=click.Choice(READERS),
     default="auto",
     show_default=True,
     help="Where to read sockets from.",
 )
+
+
+color_option = click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour a table; NO_COLOR in the environment means never.",
+)
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say which source was used and why, and which namespaces were left out.",
+)
+
+
+def place_options(f: F) -> F:
+    """--from, --netns, --netns-pid, --all-netns, --source and -v: where a command reads."""
+    options = (
+        click.option(
+            "--from",
+            "captures",
+            multiple=True,
+            metavar="PATH",
+            help="Read captured /proc/net/tcp, tcp6, udp, udp6 text instead of this host: a"
+            " directory (--save writes one), files (tables may be concatenated), or - for"
+            " standard input; repeatable.",
+        ),
+        click.option(
+            "--netns",
+            metavar="NAME",
+            help="Read network namespace NAME (as ip netns names it, /run/netns).",
+        ),
+        click.option(
+            "--netns-pid",
+            type=click.IntRange(min=1),
+            metavar="PID",
+            help="Read the network namespace process PID is in (a container's).",
+        ),
+        click.option(
+            "--all-netns",
+            is_flag=True,
+            help="Read every network namespace found through /proc/*/ns/net and /run/netns,"
+            " with a Netns column; one that goes away meanwhile is left out (-v says so).",
+        ),
+        source_option,
+        verbose_option,
+    )
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 lang_option = click.option(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from tcpstates.cli.options import lang_option, source_option
+from tcpstates.cli.options import color_option, lang_option, place_options
 
 EPILOG = """\b
 Exit status: 0 when no finding is above warning, 1 when one is critical
@@ -16,6 +15,8 @@ Exit status: 0 when no finding is above warning, 1 when one is critical
 \b
 Examples:
   tcpstates doctor
+  tcpstates doctor --netns prod       a namespace, with its own settings
+  tcpstates doctor --from DIR         a capture --save wrote on another host
   tcpstates doctor -o json | jq '.findings[] | select(.severity != "info")'"""
 
 
@@ -27,63 +28,17 @@ Examples:
     type=click.Choice(["table", "plain", "json"]),
     help="Output format. Default: table on a terminal, plain otherwise.",
 )
-@source_option
-@click.option(
-    "--from",
-    "captures",
-    multiple=True,
-    metavar="PATH",
-    help="Diagnose a capture (see tcpstates --from); a directory written by --save brings the"
-    " kernel settings too.",
-)
+@place_options
+@color_option
 @lang_option
-def doctor(fmt: str | None, source: str, captures: tuple[str, ...], lang: str | None) -> int:
-    """Say why sockets pile up in a state, who holds them, and what to do."""
-    from tcpstates.doctor.checks import diagnose, exit_status
-    from tcpstates.model import i18n
+@click.pass_context
+def doctor(ctx: click.Context, /, **params: Any) -> int:
+    """Say why sockets pile up in a state, who holds them, and what to do.
 
-    if lang is not None:
-        i18n.use(lang)
-    from tcpstates.model.query import Query
-    from tcpstates.render.safe import safe
+    It reads one place: this namespace, --netns, --netns-pid, or a capture (--from; a directory
+    written by --save brings the kernel's settings too, a plain table does not).
+    """
+    from tcpstates.cli.dispatch import execute
+    from tcpstates.cli.requests import DoctorRequest
 
-    query = Query(protos=frozenset({"tcp"}))
-    evidence = _evidence(query, source, captures)
-    for problem in evidence.kernel.problems:  # a file left out; the findings still come
-        sys.stderr.write(f"tcpstates: {safe(problem)}\n")
-    findings = diagnose(evidence)
-    _show(findings, fmt or ("table" if sys.stdout.isatty() else "plain"))
-    return exit_status(findings)
-
-
-def _evidence(query: Any, source: str, captures: tuple[str, ...]) -> Any:
-    import os
-
-    from tcpstates.doctor.checks import Evidence
-    from tcpstates.sources.capture import CaptureSource, read_small_capture_file
-    from tcpstates.sources.kernel import KernelState, read_kernel
-    from tcpstates.sources.place import open_source
-
-    if not captures:
-        reading = open_source(source).read(query, owners=True)
-        return Evidence(list(reading.sockets), read_kernel("/proc"), reading.hidden_processes)
-    sockets = list(CaptureSource(captures).read(query).sockets)
-    # Settings and counters come with a directory that --save wrote; plain tables have none.
-    directories = [path for path in captures if os.path.isdir(path)]
-    kernel = KernelState({}, {})
-    if directories:
-        kernel = read_kernel(directories[0], read=read_small_capture_file)
-    return Evidence(sockets, kernel, owners_known=False)
-
-
-def _show(findings: Any, fmt: str) -> None:
-    from tcpstates.doctor import render
-
-    if fmt == "json":
-        render.render_findings_json(findings, sys.stdout)
-    elif fmt == "table":
-        from rich.console import Console
-
-        Console(highlight=False).print(render.findings_renderable(findings))
-    else:
-        sys.stdout.write(render.findings_text(findings))
+    return execute(ctx, DoctorRequest, params)

@@ -21,6 +21,12 @@ class TcpstatesError(Exception):
     status = ExitStatus.ERROR
 
 
+class UsageError(TcpstatesError):
+    """What was typed cannot be done as asked: an option that does not apply, or a bad value."""
+
+    status = ExitStatus.USAGE
+
+
 class SourceError(TcpstatesError):
     """A source of sockets cannot be read here (missing, no permission, refused)."""
 

@@ -1,11 +1,96 @@
-"""Which source reads this system's sockets: the one asked for, or the fastest that works."""
+"""One way to read a place: the source for this namespace, another, every one, or a capture.
+
+Every command that reads sockets or the kernel's settings opens them here, from the one
+``Place`` value the command line built: a command cannot read the host by mistake when a
+namespace or a capture was asked for.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from tcpstates.model.errors import SourceError
+from tcpstates.model.place import (
+    AllNetns,
+    Capture,
+    NamedNetns,
+    NetnsOfPid,
+    Place,
+    ThisNamespace,
+)
 from tcpstates.sources.base import SOURCE_NAMES, Source
+
+if TYPE_CHECKING:
+    from tcpstates.sources.kernel import KernelState
+    from tcpstates.sources.netns import Namespace
+
+
+def open_place(place: Place) -> Source:
+    """The source that reads ``place``'s sockets.
+
+    A namespace named by name or pid is found once, and its going away is an error (exit 1);
+    --all-netns looks again at every read and leaves out the ones that went meanwhile.
+    """
+    where = place.where
+    if isinstance(where, Capture):
+        from tcpstates.sources.capture import CaptureSource
+
+        return CaptureSource(where.paths)
+    if isinstance(where, ThisNamespace):
+        return open_source(place.reader)
+    from tcpstates.sources import netns
+    from tcpstates.sources.namespaced import NamespacedSource
+
+    def inner() -> Source:
+        return open_source(place.reader)
+
+    if isinstance(where, AllNetns):
+        why = "sockets read inside each namespace found, found again at each read"
+        return NamespacedSource(netns.all_namespaces, inner, skip_unavailable=True, why=why)
+    namespace = chosen_namespace(place)
+    assert namespace is not None
+    found = netns.Found((namespace,))
+    why = f"sockets read inside {namespace.label}"
+    return NamespacedSource(lambda: found, inner, skip_unavailable=False, why=why)
+
+
+def chosen_namespace(place: Place) -> Namespace | None:
+    """The one namespace ``place`` names; None for this one (or for several, or a capture)."""
+    from tcpstates.sources import netns
+
+    where = place.where
+    if isinstance(where, NamedNetns):
+        return netns.by_name(where.name)
+    if isinstance(where, NetnsOfPid):
+        return netns.of_pid(where.pid)
+    return None
+
+
+def kernel_of(place: Place) -> tuple[KernelState, bool]:
+    """The settings and counters of ``place``'s kernel, and whether they could be known at all.
+
+    A namespace's are read inside it (/proc/self/net is the namespace's once there, and the
+    net.* settings are per namespace); a capture's come from the directory --save wrote, and a
+    plain table brings none. For several namespaces, this one's.
+    """
+    from tcpstates.sources.kernel import KernelState, read_kernel
+
+    where = place.where
+    if isinstance(where, Capture):
+        from tcpstates.sources.capture import read_small_capture_file
+
+        directories = [path for path in where.paths if os.path.isdir(path)]
+        if not directories:
+            return KernelState({}, {}), False
+        return read_kernel(directories[0], read=read_small_capture_file), True
+    namespace = chosen_namespace(place)
+    if namespace is None:
+        return read_kernel("/proc"), True
+    from tcpstates.sources.netns import entered
+
+    with entered(namespace):  # /proc/net and /proc/sys/net are the namespace's once inside
+        return read_kernel("/proc"), True
 
 
 def open_source(name: str = "auto") -> Source:
@@ -46,3 +131,13 @@ def _auto() -> Source:
     from tcpstates.sources.psutil_source import PsutilSource
 
     return PsutilSource()
+
+
+def save_place(place: Place, directory: str, replace: bool = False) -> int:
+    """Save ``place``'s socket tables and kernel settings to ``directory``; the files written."""
+    from tcpstates.sources.netns import current, entered
+    from tcpstates.sources.save import save_capture
+
+    namespace = chosen_namespace(place) or current()
+    with entered(namespace):  # /proc/self/net is the namespace's once inside
+        return save_capture(directory, replace=replace)

@@ -37,8 +37,12 @@ def _states(group: Group) -> str:
     return ", ".join(f"{state} {n}" for state, n in group.counts.items())
 
 
+def groups_data(groups: list[Group], by: str) -> list[dict[str, object]]:
+    return [g.as_dict(by) for g in groups]
+
+
 def render_groups_json(groups: list[Group], by: str, out: TextIO) -> None:
-    out.write(json.dumps([g.as_dict(by) for g in groups], indent=2) + "\n")
+    out.write(json.dumps(groups_data(groups, by), indent=2) + "\n")
 
 
 def render_groups_plain(groups: list[Group], by: str, out: TextIO) -> None:

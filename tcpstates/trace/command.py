@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from tcpstates.cli.options import endpoint_filters, families, seconds_option, states_option
-from tcpstates.cli.signals import terminate_as_interrupt
-from tcpstates.model.errors import ExitStatus
-from tcpstates.model.query import Query
+from tcpstates.cli.options import endpoint_filters, seconds_option, states_option
 
 
 @click.command(
@@ -66,63 +62,10 @@ Examples:
     is_flag=True,
     help="Remove the tracing instances no running trace holds (left by killed runs), then exit.",
 )
-def trace(**options: Any) -> int:
+@click.pass_context
+def trace(ctx: click.Context, /, **params: Any) -> int:
     """Stream TCP state transitions as they happen (sock:inet_sock_set_state)."""
-    from tcpstates.render.safe import safe
-    from tcpstates.trace import tracefs
+    from tcpstates.cli.dispatch import execute
+    from tcpstates.cli.requests import CleanupRequest, TraceRequest
 
-    root = tracefs.tracefs_root()
-    removed = tracefs.remove_stale(root)
-    if options["cleanup"]:
-        for name in removed:  # only root makes instances, but a name is still anyone's text
-            click.echo(f"removed {root}/instances/{safe(name)}")
-        if not removed:
-            click.echo("no stale tracing instances")
-        return ExitStatus.OK
-    query = _query(options)
-    with terminate_as_interrupt():
-        try:
-            return _stream(tracefs.Instance(root, _kernel_filter(query)), query, options)
-        except KeyboardInterrupt:
-            return ExitStatus.OK  # Ctrl-C is how a trace normally ends; the instance is gone
-
-
-def _stream(instance: Any, query: Query, options: dict[str, Any]) -> int:
-    from tcpstates.trace.events import Owners, Skipped, follow
-    from tcpstates.trace.render import SkipNotice, TraceWriter
-
-    notice = SkipNotice(sys.stderr)
-    try:
-        with instance:
-            writer = TraceWriter(sys.stdout, options["fmt"])
-            stream = follow(instance, query, options["duration"], options["count"], owners=Owners())
-            for item in stream:
-                if isinstance(item, Skipped):
-                    notice.add(item.lines)
-                    continue
-                writer.write(item)
-                writer.flush()
-            overruns = instance.overruns()
-    finally:
-        notice.close()  # Ctrl-C too: what was skipped is said before leaving
-    if overruns:
-        sys.stderr.write(f"tcpstates: the kernel overwrote {overruns} events we read too late\n")
-    return ExitStatus.OK
-
-
-def _kernel_filter(query: Query) -> str:
-    from tcpstates.trace.events import kernel_filter
-
-    return kernel_filter(query)
-
-
-def _query(options: dict[str, Any]) -> Query:
-    return Query(
-        families=families(options),
-        states=options["states"],
-        port=options["port"],
-        sport=options["sport"],
-        dport=options["dport"],
-        local=options["local"],
-        remote=options["remote"],
-    )
+    return execute(ctx, CleanupRequest if params["cleanup"] else TraceRequest, params)

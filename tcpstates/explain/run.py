@@ -14,51 +14,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from tcpstates.model.errors import ExitStatus, TcpstatesError
+from tcpstates.model.errors import ExitStatus, TcpstatesError, UsageError
 from tcpstates.model.query import Query
 from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, is_state_code, parse_state
+from tcpstates.render.output import Output
 
 if TYPE_CHECKING:
-    from tcpstates.cli.root import Output
     from tcpstates.explain.sockets import Target
+    from tcpstates.model.place import Place
 
 DIAGRAM_WIDTH = 100
 TEXT_FORMATS = ("table", "plain", "json", "jsonl")
 
 
-def explain_command(name: str, options: dict[str, Any], out: Output) -> int:
-    fmt = out.resolve_format(options["fmt"])
-    if options["live"] and not options["scenario"]:
-        raise click.UsageError("--live plays a scenario: give --scenario NAME too")
-    if options["scenario"]:
-        if name:
-            raise click.UsageError(f"--scenario tells its own story; it takes no STATE ({name})")
-        if options["diagram"]:
-            raise click.UsageError("--scenario and --diagram cannot be combined")
-        return scenario_command(options["scenario"], options, fmt, out)
-    if options["diagram"]:
-        state = None
-        if name:
-            target = parse_explain(name)
-            if not isinstance(target, TcpState):
-                raise click.BadParameter(
-                    f"--diagram highlights a state, not an endpoint ({name})",
-                    param_hint="'--explain'",
-                )
-            state = target
-        return diagram_command(state, options, fmt, out)
-    if not name:
-        return _explain_all(fmt, out)
-    target = parse_explain(name)
-    if not isinstance(target, TcpState):
-        return _explain_sockets(target, name, fmt, options, out)
-    return _explain_state(target, options, fmt, out)
-
-
 def parse_explain(text: str) -> TcpState | Target:
-    """A state (any vocabulary, or a code such as 06) or else an endpoint; BadParameter if
+    """A state (any vocabulary, or a code such as 06) or else an endpoint; UsageError if
     neither."""
     from tcpstates.explain.sockets import parse_target
 
@@ -66,26 +36,25 @@ def parse_explain(text: str) -> TcpState | Target:
         return parse_state(text)
     except UnknownStateError as e:
         if is_state_code(text):
-            raise click.BadParameter(
-                f"{text!r} is not a TCP state code: the kernel's are 01 to 0D, as"
-                " /proc/net/tcp prints them; for a port, write :PORT",
-                param_hint="'--explain'",
+            raise UsageError(
+                f"--explain: {text!r} is not a TCP state code: the kernel's are 01 to 0D, as"
+                " /proc/net/tcp prints them; for a port, write :PORT"
             ) from None
         target = parse_target(text)
         if target is None:
-            raise click.BadParameter(
-                f"{e}; or a state code such as 06, an ADDRESS:PORT or a local PORT",
-                param_hint="'--explain'",
+            raise UsageError(
+                f"--explain: {e}; or a state code such as 06, an ADDRESS:PORT or a local PORT"
             ) from None
         return target
 
 
-def _explain_state(state: TcpState, options: dict[str, Any], fmt: str, out: Output) -> int:
+def explain_state(state: TcpState, place: Place, out: Output, fmt: str | None) -> int:
     from tcpstates.explain import render_states as explanation
     from tcpstates.explain.states import explain
     from tcpstates.model import tunables
 
-    expl = explain(state, count(state, options["source"]), tunables.settings(state))
+    fmt = out.resolve_format(fmt)
+    expl = explain(state, count(state, place), tunables.settings(state))
     if fmt in ("json", "jsonl"):
         import json
 
@@ -99,15 +68,19 @@ def _explain_state(state: TcpState, options: dict[str, Any], fmt: str, out: Outp
     return ExitStatus.OK
 
 
-def _explain_sockets(
-    target: Target, name: str, fmt: str, options: dict[str, Any], out: Output
+def explain_sockets(
+    target: Target, name: str, place: Place, out: Output, fmt: str | None, verbose: bool
 ) -> int:
-    from tcpstates.cli.root import _open_source
     from tcpstates.explain import render_sockets as render_accounts
     from tcpstates.explain.sockets import accounts
+    from tcpstates.render.output import say_source
+    from tcpstates.sources.place import open_place
 
+    fmt = out.resolve_format(fmt)
     query = Query(protos=frozenset({"tcp"}))
-    found = accounts(_open_source(options, out).read(query, owners=True).sockets, target)
+    source = open_place(place)
+    say_source(out, source, verbose)
+    found = accounts(source.read(query, owners=True).sockets, target)
     if not found:
         raise TcpstatesError(f"no TCP socket has the end {name}")
     if fmt in ("json", "jsonl"):
@@ -117,9 +90,10 @@ def _explain_sockets(
     return ExitStatus.OK
 
 
-def _explain_all(fmt: str, out: Output) -> int:
+def explain_all(out: Output, fmt: str | None) -> int:
     from tcpstates.explain import render_states as explanation
 
+    fmt = out.resolve_format(fmt)
     if fmt == "table":
         out.console().print(explanation.states_table())
     elif fmt in ("json", "jsonl"):
@@ -136,35 +110,37 @@ def _explain_all(fmt: str, out: Output) -> int:
     return ExitStatus.OK
 
 
-def count(state: TcpState, source_name: str) -> int | None:
-    """How many TCP sockets are in ``state`` now; None where the host cannot tell us."""
-    from tcpstates.sources.place import open_source
+def count(state: TcpState, place: Place) -> int | None:
+    """How many TCP sockets of ``place`` are in ``state`` now.
+
+    None where this host cannot tell (no source works here); a place the user named (a
+    namespace, a capture) that cannot be read is an error, never a count of somewhere else.
+    """
+    from tcpstates.sources.place import open_place
     from tcpstates.summary.counts import summarize
 
     try:
-        summary = summarize(open_source(source_name), Query(states=frozenset({state})))
+        return summarize(open_place(place), Query(states=frozenset({state}))).total
     except TcpstatesError:
+        if place.named:
+            raise
         return None
-    return summary.total
 
 
-def counts(source_name: str) -> dict[TcpState, int] | None:
-    """Every TCP state's count from one summary (netlink counts in the kernel's data)."""
-    from tcpstates.sources.place import open_source
+def counts(place: Place) -> dict[TcpState, int] | None:
+    """Every TCP state's count from one summary (netlink counts in the kernel's data); None
+    where this host cannot tell, as for ``count``."""
+    from tcpstates.sources.place import open_place
     from tcpstates.summary.counts import summarize
 
+    query = Query(protos=frozenset({"tcp"}), states=GROUPS["all"])
     try:
-        summary = summarize(
-            open_source(source_name), Query(protos=frozenset({"tcp"}), states=GROUPS["all"])
-        )
+        summary = summarize(open_place(place), query)
     except TcpstatesError:
+        if place.named:
+            raise
         return None
     return {parse_state(name): n for name, n in summary.counts.get("tcp", {}).items()}
-
-
-def _check_format(fmt: str, what: str) -> None:
-    if fmt not in TEXT_FORMATS:
-        raise click.UsageError(f"{what} is text or JSON: -o {', '.join(TEXT_FORMATS)}")
 
 
 def _ascii_only(out: Output) -> bool:
@@ -177,11 +153,11 @@ def _ascii_only(out: Output) -> bool:
     return False
 
 
-def diagram_command(state: TcpState | None, options: dict[str, Any], fmt: str, out: Output) -> int:
+def diagram(state: TcpState | None, place: Place, out: Output, fmt: str | None) -> int:
     from tcpstates.explain import render_diagram as render
 
-    _check_format(fmt, "--diagram")
-    live = counts(options["source"])
+    fmt = out.resolve_format(fmt)
+    live = counts(place)
     if fmt in ("json", "jsonl"):
         render.render_diagram_json(live, state, out.stdout, 2 if fmt == "json" else None)
         return ExitStatus.OK
@@ -198,24 +174,23 @@ def diagram_command(state: TcpState | None, options: dict[str, Any], fmt: str, o
     return ExitStatus.OK
 
 
-def scenario_command(name: str, options: dict[str, Any], fmt: str, out: Output) -> int:
+def scenario(name: str, live: str | None, out: Output, fmt: str | None) -> int:
+    """Tell scenario ``name``; with ``live`` (a reader: auto, netlink, ...), play it on loopback."""
     from tcpstates.explain import render_scenario as render
     from tcpstates.model.lifecycle import SCENARIOS
 
-    _check_format(fmt, "--scenario")
-    scenario = SCENARIOS[name]
+    fmt = out.resolve_format(fmt)
+    story = SCENARIOS[name]
     run = None
-    if options["live"]:
-        if options["captures"] or options["netns"] or options["netns_pid"] or options["all_netns"]:
-            raise click.UsageError("--live plays on this host's loopback; drop --from and --netns")
-        run = _rehearse(name, options["source"])
+    if live is not None:
+        run = _rehearse(name, live)
     if fmt in ("json", "jsonl"):
-        render.render_scenario_json(scenario, run, out.stdout, 2 if fmt == "json" else None)
+        render.render_scenario_json(story, run, out.stdout, 2 if fmt == "json" else None)
     elif fmt == "table":
         console = out.console()
-        console.print(render.scenario_renderable(scenario, run, min(console.width, 100)))
+        console.print(render.scenario_renderable(story, run, min(console.width, 100)))
     else:
-        out.stdout.write(render.scenario_text(scenario, run, 100, _ascii_only(out)))
+        out.stdout.write(render.scenario_text(story, run, 100, _ascii_only(out)))
     return ExitStatus.OK if run is None or run.agrees else ExitStatus.ERROR
 
 

@@ -1,0 +1,324 @@
+"""From what was typed to a request, and the request run.
+
+The root command picks its request by the mode options typed (``--save``, ``--scenario``,
+``--diagram``, ``--explain``, ``--watch``, ``-o openmetrics``, ``--by``, ``--summary``, else the
+listing); a subcommand is its own request and takes the options typed before it as if they had
+been typed after. Either way the option table (cli/table.py) refuses what does not apply, so
+no mode silently overrides another: ``--save DIR --summary`` is refused, not a save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from tcpstates.cli import requests as rq
+from tcpstates.cli.table import check_fields, check_request, field_names
+from tcpstates.model.errors import ExitStatus, UsageError
+from tcpstates.model.place import (
+    AllNetns,
+    Capture,
+    NamedNetns,
+    NetnsOfPid,
+    Place,
+    ThisNamespace,
+    Where,
+)
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
+
+ROOT_TYPED = "tcpstates.root_typed"  # ctx.meta: the options typed before a subcommand
+RESOLVE = "tcpstates.resolve"  # ctx.meta: build the request, do not run it (tests, completion)
+REQUEST = "tcpstates.request"  # ctx.meta: where a resolved request is left
+TYPED = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT)
+
+
+def typed_options(ctx: click.Context, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``ctx``'s command that were typed, not left at their defaults."""
+    return {name: v for name, v in params.items() if ctx.get_parameter_source(name) in TYPED}
+
+
+def option_flags(ctx: click.Context) -> dict[str, str]:
+    """Parameter name -> how a message names it: its long option (``--no-owners``)."""
+    flags: dict[str, str] = {}
+    context: click.Context | None = ctx
+    while context is not None:
+        for param in context.command.params:
+            if param.name and param.opts:
+                flags.setdefault(param.name, max(param.opts, key=len))
+        context = context.parent
+    return flags
+
+
+def root_request(ctx: click.Context, params: dict[str, Any]) -> type[rq.Request]:
+    """The root command's request, chosen by the mode options typed."""
+    typed = typed_options(ctx, params)
+    if "save" in typed:
+        return rq.SaveRequest
+    if "scenario" in typed or "live" in typed:
+        return rq.ScenarioRequest
+    if "diagram" in typed:
+        return rq.DiagramRequest
+    if "explain" in typed:
+        return _explain_request(params["explain"])
+    if "watch" in typed:
+        return rq.WatchRequest
+    if params.get("fmt") == "openmetrics":
+        return rq.MetricsRequest
+    if "by" in typed:
+        return rq.GroupRequest
+    if "summary" in typed:
+        return rq.SummaryRequest
+    return rq.ListRequest
+
+
+def _explain_request(text: str) -> type[rq.Request]:
+    from tcpstates.explain.run import parse_explain
+
+    if not text:
+        return rq.ExplainAllRequest
+    if isinstance(parse_explain(text), TcpState):
+        return rq.ExplainStateRequest
+    return rq.ExplainSocketsRequest
+
+
+def subcommand_options(
+    ctx: click.Context, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A subcommand's values and typed options, with those typed before it merged in.
+
+    The same option typed before and after with different values is refused: which one was
+    meant cannot be known.
+    """
+    before: dict[str, Any] = ctx.meta.get(ROOT_TYPED, {})
+    after = typed_options(ctx, params)
+    flags = option_flags(ctx)
+    own = {p.name: p for p in ctx.command.params if p.name}
+    merged = dict(params)
+    for name, value in before.items():
+        param = own.get(name)
+        if param is not None and param.multiple and not isinstance(value, (tuple, frozenset)):
+            value = (value,)  # `--by process export`: export takes several
+        if name in after and after[name] != value:
+            raise UsageError(
+                f"{flags.get(name, name)} is given before and after {ctx.info_name} with"
+                " different values; give it once"
+            )
+        merged[name] = value
+    return merged, {**before, **after}
+
+
+def execute(ctx: click.Context, request_type: type[rq.Request], params: dict[str, Any]) -> int:
+    """Check what was typed against ``request_type``, build the request, and run it."""
+    if ctx.parent is not None:  # a subcommand
+        params, typed = subcommand_options(ctx, params)
+    else:
+        typed = typed_options(ctx, params)
+    flags = option_flags(ctx)
+    typed = _implied(request_type, typed, params)
+    check_fields(request_type, typed, flags)
+    request = BUILDERS[request_type](params, typed)
+    check_request(request, typed, flags)
+    if ctx.meta.get(RESOLVE):
+        ctx.meta[REQUEST] = request
+        return ExitStatus.OK
+    return run_request(request)
+
+
+def _implied(
+    request_type: type[rq.Request], typed: dict[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Leave out what the chosen mode implies anyway: ``--explain`` (no STATE) with
+    ``--scenario``, as ``--scenario`` implies ``--explain``."""
+    if request_type is rq.ScenarioRequest and typed.get("explain") == "":
+        return {k: v for k, v in typed.items() if k != "explain"}
+    if request_type is rq.ScenarioRequest and "explain" in typed:
+        raise UsageError(f"--scenario tells its own story; it takes no STATE ({typed['explain']})")
+    return typed
+
+
+def run_request(request: rq.Request) -> int:
+    from tcpstates.model import i18n
+    from tcpstates.model.errors import silence_stdout
+    from tcpstates.render.output import Output
+
+    lang = getattr(request, "lang", None)
+    if lang is not None:
+        i18n.use(lang)
+    out = Output.from_environment(getattr(request, "color", "auto"))
+    if not request.RUNS_UNTIL_STOPPED:
+        return request.run(out)
+    from tcpstates.cli.signals import terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt():
+            return request.run(out)
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM) is how a watch, a trace or an exporter ends: a success, not 130.
+        # As run() does for an interrupt, nothing left buffered may block or print later.
+        silence_stdout()
+        return ExitStatus.OK
+
+
+# -- building the values -----------------------------------------------------------------
+
+
+def query(p: Mapping[str, Any]) -> Query:
+    protos = {name for name in ("tcp", "udp") if p.get(name)} or {"tcp"}
+    states = set(p.get("states") or ())
+    if p.get("listening"):
+        states.add(TcpState.LISTEN)
+        if "udp" in protos:
+            states.add(TcpState.CLOSE)  # a UDP "listener" is a bound, unconnected socket
+    families = {f for f, flag in ((4, p.get("ipv4")), (6, p.get("ipv6"))) if flag}
+    return Query(
+        protos=frozenset(protos),
+        families=frozenset(families or {4, 6}),
+        states=frozenset(states),
+        port=p.get("port"),
+        sport=p.get("sport"),
+        dport=p.get("dport"),
+        local=p.get("local"),
+        remote=p.get("remote"),
+        pid=p.get("pid"),
+        process=p.get("process"),
+    )
+
+
+def place(p: Mapping[str, Any], typed: Mapping[str, Any]) -> Place:
+    named = [n for n in ("netns", "netns_pid", "all_netns", "captures") if n in typed]
+    if len(named) > 1:
+        flags = " and ".join(
+            "--" + ("from" if n == "captures" else n.replace("_", "-")) for n in named
+        )
+        raise UsageError(f"{flags} name two places to read; give one")
+    if "captures" in typed and "source" in typed:
+        raise UsageError("--source does not apply to --from: a capture is read as text")
+    where: Where = ThisNamespace()
+    if p.get("captures"):
+        where = Capture(tuple(p["captures"]))
+    elif p.get("netns"):
+        where = NamedNetns(p["netns"])
+    elif p.get("netns_pid") is not None:
+        where = NetnsOfPid(p["netns_pid"])
+    elif p.get("all_netns"):
+        where = AllNetns()
+    return Place(where, p.get("source") or "auto")
+
+
+def _common(
+    p: Mapping[str, Any], typed: Mapping[str, Any], request_type: type[rq.Request]
+) -> dict[str, Any]:
+    """The values of the fields most requests share, for those ``request_type`` has."""
+    values = {
+        "query": query(p),
+        "place": place(p, typed),
+        "fmt": p.get("fmt"),
+        "color": p.get("color") or "auto",
+        "lang": p.get("lang"),
+        "verbose": bool(p.get("verbose")),
+        "no_owners": bool(p.get("no_owners")),
+    }
+    names = field_names(request_type)
+    return {k: v for k, v in values.items() if k in names}
+
+
+def _explain_state(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    from tcpstates.explain.run import parse_explain
+
+    state = parse_explain(p["explain"])
+    assert isinstance(state, TcpState)
+    return rq.ExplainStateRequest(explain=state, **_common(p, typed, rq.ExplainStateRequest))
+
+
+def _explain_sockets(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    from tcpstates.explain.run import parse_explain
+
+    target = parse_explain(p["explain"])
+    assert not isinstance(target, TcpState)
+    fields = _common(p, typed, rq.ExplainSocketsRequest)
+    return rq.ExplainSocketsRequest(explain=(target, p["explain"]), **fields)
+
+
+def _diagram(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    from tcpstates.explain.run import parse_explain
+
+    state = None
+    if p.get("explain"):
+        target = parse_explain(p["explain"])
+        if not isinstance(target, TcpState):
+            raise UsageError(f"--diagram highlights a state, not an endpoint ({p['explain']})")
+        state = target
+    return rq.DiagramRequest(explain=state, **_common(p, typed, rq.DiagramRequest))
+
+
+def _scenario(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    if not p.get("scenario"):
+        raise UsageError("--live plays a scenario: give --scenario NAME too")
+    fields = _common(p, typed, rq.ScenarioRequest)
+    return rq.ScenarioRequest(scenario=p["scenario"], live=bool(p.get("live")), **fields)
+
+
+def _export(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    from tcpstates.export.run import parse_listen
+
+    if p.get("listen") is not None and p.get("textfile") is not None:
+        raise UsageError("--listen and --textfile cannot be combined; run one of each")
+    if p.get("interval") is not None and p.get("textfile") is None:
+        raise UsageError("--interval goes with --textfile; --listen reads at each scrape")
+    if "max_series" in typed and not p.get("by"):
+        raise UsageError("--max-series caps the --by metrics; give --by too")
+    listen = None
+    if p.get("listen") is not None:
+        try:
+            listen = parse_listen(p["listen"])
+        except ValueError as e:
+            raise UsageError(f"--listen: {e}") from None
+    return rq.ExportRequest(
+        place=place(p, typed),
+        udp=bool(p.get("udp")),
+        by=tuple(dict.fromkeys(p.get("by") or ())),
+        max_series=p.get("max_series") or 1000,
+        listen=listen,
+        textfile=p.get("textfile"),
+        interval=p.get("interval"),
+        verbose=bool(p.get("verbose")),
+    )
+
+
+def _trace(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    return rq.TraceRequest(
+        query=query(p),
+        fmt=p.get("fmt") or "plain",
+        duration=p.get("duration"),
+        count=p.get("count"),
+    )
+
+
+Builder = Callable[[Mapping[str, Any], Mapping[str, Any]], rq.Request]
+BUILDERS: dict[type[rq.Request], Builder] = {
+    rq.ListRequest: lambda p, t: rq.ListRequest(**_common(p, t, rq.ListRequest)),
+    rq.SummaryRequest: lambda p, t: rq.SummaryRequest(**_common(p, t, rq.SummaryRequest)),
+    rq.GroupRequest: lambda p, t: rq.GroupRequest(by=p["by"], **_common(p, t, rq.GroupRequest)),
+    rq.WatchRequest: lambda p, t: rq.WatchRequest(
+        watch=p["watch"], summary=bool(p.get("summary")), **_common(p, t, rq.WatchRequest)
+    ),
+    rq.ExplainAllRequest: lambda p, t: rq.ExplainAllRequest(**_common(p, t, rq.ExplainAllRequest)),
+    rq.ExplainStateRequest: _explain_state,
+    rq.ExplainSocketsRequest: _explain_sockets,
+    rq.DiagramRequest: _diagram,
+    rq.ScenarioRequest: _scenario,
+    rq.SaveRequest: lambda p, t: rq.SaveRequest(
+        save=p["save"], replace=bool(p.get("replace")), place=place(p, t)
+    ),
+    rq.MetricsRequest: lambda p, t: rq.MetricsRequest(
+        by=p.get("by"), **_common(p, t, rq.MetricsRequest)
+    ),
+    rq.DoctorRequest: lambda p, t: rq.DoctorRequest(**_common(p, t, rq.DoctorRequest)),
+    rq.TraceRequest: _trace,
+    rq.CleanupRequest: lambda p, t: rq.CleanupRequest(),
+    rq.ExportRequest: _export,
+}

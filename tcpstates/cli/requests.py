@@ -1,0 +1,332 @@
+"""One request per command: what the command line asked for, as typed values.
+
+A request's fields ARE that command's options: ``cli/table.py`` derives from them which options
+each command takes, and refuses every other one that was typed (exit 2, one line naming both).
+So an option cannot be accepted and then ignored: to honour one, a command must have a field
+for it, and to have a field is to pass it on. ``run`` hands the values to the feature's library
+function; nothing below this module sees click or a dict of options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from tcpstates.model.errors import ExitStatus
+from tcpstates.model.place import Place
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
+
+if TYPE_CHECKING:
+    from tcpstates.explain.sockets import Target
+    from tcpstates.render.output import Output
+
+HUMAN = ("table", "plain")
+TEXT = ("table", "plain", "json", "jsonl")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    NAME: ClassVar[str]  # how a refusal names the command: "--summary", "doctor"
+    FORMATS: ClassVar[tuple[str, ...]] = ()  # the -o values it writes
+    # Options that have a field here but still cannot apply, and why (one line).
+    REFUSED: ClassVar[dict[str, str]] = {}
+    RUNS_UNTIL_STOPPED: ClassVar[bool] = False  # Ctrl-C or SIGTERM is its normal end (exit 0)
+
+    def refused(self) -> dict[str, str]:
+        """REFUSED, for requests where it depends on another option's value."""
+        return self.REFUSED
+
+    def run(self, out: Output) -> int:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class ListRequest(Request):
+    NAME = "a listing"
+    FORMATS = ("table", "plain", "json", "jsonl", "csv")
+    query: Query = Query()
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    verbose: bool = False
+    no_owners: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.listing.run import list_sockets
+
+        list_sockets(self.query, self.place, out, self.fmt, not self.no_owners, self.verbose)
+        return ExitStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRequest(Request):
+    NAME = "--summary"
+    FORMATS = TEXT
+    summary: bool = True
+    query: Query = Query()
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+    verbose: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.summary.run import summary
+
+        summary(self.query, self.place, out, self.fmt, self.verbose)
+        return ExitStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRequest(Request):
+    NAME = "--by"
+    FORMATS = TEXT
+    by: str = "process"
+    summary: bool = True  # --by implies it
+    query: Query = Query()
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+    verbose: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.summary.run import grouped
+
+        grouped(self.query, self.place, self.by, out, self.fmt, self.verbose)
+        return ExitStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest(Request):
+    NAME = "--watch"
+    FORMATS = ("table", "jsonl")
+    RUNS_UNTIL_STOPPED = True
+    watch: float = 2.0
+    summary: bool = False  # count per state instead of listing the sockets
+    query: Query = Query()
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    verbose: bool = False
+    no_owners: bool = False
+
+    def refused(self) -> dict[str, str]:
+        if self.summary:
+            return {
+                "no_owners": "counts show no owners",
+                "all_netns": "its counts would add up several namespaces; give --netns",
+            }
+        return {}
+
+    def run(self, out: Output) -> int:
+        from tcpstates.watch.run import watch
+
+        owners = not self.no_owners
+        watch(self.query, self.place, out, self.fmt, self.watch, self.summary, owners, self.verbose)
+        return ExitStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainAllRequest(Request):
+    NAME = "--explain"
+    FORMATS = TEXT
+    explain: str = ""
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+
+    def run(self, out: Output) -> int:
+        from tcpstates.explain.run import explain_all
+
+        return explain_all(out, self.fmt)
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainStateRequest(Request):
+    NAME = "--explain STATE"
+    FORMATS = TEXT
+    REFUSED = {"all_netns": "it counts one place; give --netns"}
+    explain: TcpState = TcpState.ESTABLISHED
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+
+    def run(self, out: Output) -> int:
+        from tcpstates.explain.run import explain_state
+
+        return explain_state(self.explain, self.place, out, self.fmt)
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainSocketsRequest(Request):
+    NAME = "--explain ADDRESS:PORT"
+    FORMATS = TEXT
+    explain: tuple[Target, str] | None = None  # what to look for, and how it was typed
+    place: Place = Place()
+    fmt: str | None = None
+    lang: str | None = None
+    verbose: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.explain.run import explain_sockets
+
+        assert self.explain is not None
+        target, name = self.explain
+        return explain_sockets(target, name, self.place, out, self.fmt, self.verbose)
+
+
+@dataclass(frozen=True, slots=True)
+class DiagramRequest(Request):
+    NAME = "--diagram"
+    FORMATS = TEXT
+    REFUSED = {"all_netns": "it counts one place; give --netns"}
+    diagram: bool = True
+    explain: TcpState | None = None  # the state to highlight
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+
+    def run(self, out: Output) -> int:
+        from tcpstates.explain.run import diagram
+
+        return diagram(self.explain, self.place, out, self.fmt)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRequest(Request):
+    NAME = "--scenario"
+    FORMATS = TEXT
+    scenario: str = "open"
+    live: bool = False
+    place: Place = Place()  # --live reads with place.reader
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+
+    def refused(self) -> dict[str, str]:
+        loopback = "--live plays on this host's loopback"
+        refused = {name: loopback for name in ("netns", "netns_pid", "all_netns", "captures")}
+        if not self.live:
+            refused["source"] = "it reads sockets only with --live"
+        return refused
+
+    def run(self, out: Output) -> int:
+        from tcpstates.explain.run import scenario
+
+        reader = self.place.reader if self.live else None
+        return scenario(self.scenario, reader, out, self.fmt)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveRequest(Request):
+    NAME = "--save"
+    REFUSED = {
+        "all_netns": "a capture is one namespace's; give --netns or --netns-pid",
+        "captures": "it saves a live kernel's tables",
+        "source": "it copies /proc/net's tables as they are",
+    }
+    save: str = ""
+    replace: bool = False
+    place: Place = Place()
+
+    def run(self, out: Output) -> int:
+        from tcpstates.sources.place import save_place
+
+        written = save_place(self.place, self.save, self.replace)
+        out.say(f"saved {written} files to {self.save}")
+        return ExitStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsRequest(Request):
+    NAME = "-o openmetrics"
+    FORMATS = ("openmetrics",)
+    REFUSED = {"all_netns": "its counts would add up several namespaces; give --netns"}
+    fmt: str = "openmetrics"
+    query: Query = Query()
+    place: Place = Place()
+    by: str | None = None
+    verbose: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.export.run import metrics
+
+        return metrics(self.query, self.place, (self.by,) if self.by else (), out, self.verbose)
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorRequest(Request):
+    NAME = "doctor"
+    FORMATS = ("table", "plain", "json")
+    REFUSED = {"all_netns": "it diagnoses one namespace at a time; give --netns"}
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+    verbose: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.doctor.run import doctor
+
+        return doctor(self.place, out, self.fmt, self.verbose)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRequest(Request):
+    NAME = "trace"
+    FORMATS = ("plain", "jsonl", "csv")
+    RUNS_UNTIL_STOPPED = True
+    REFUSED = {
+        "tcp": "the tracepoint sees TCP only",
+        "udp": "the tracepoint sees TCP only",
+        "listening": "a listener makes no transitions to trace; use -s listen",
+        "pid": "a transition's owner is looked up after it happened",
+        "process": "a transition's owner is looked up after it happened",
+    }
+    query: Query = Query()
+    fmt: str = "plain"
+    duration: float | None = None
+    count: int | None = None
+
+    def run(self, out: Output) -> int:
+        from tcpstates.trace.run import trace
+
+        return trace(self.query, out, self.fmt, self.duration, self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupRequest(Request):
+    NAME = "trace --cleanup"
+    cleanup: bool = True
+
+    def run(self, out: Output) -> int:
+        from tcpstates.trace.run import cleanup
+
+        return cleanup(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest(Request):
+    NAME = "export"
+    RUNS_UNTIL_STOPPED = True
+    REFUSED = {"all_netns": "its counts would add up several namespaces; give --netns"}
+    place: Place = Place()
+    udp: bool = False
+    by: tuple[str, ...] = ()
+    max_series: int = 1000
+    listen: tuple[str, int] | None = None
+    textfile: str | None = None
+    interval: float | None = None
+    verbose: bool = False
+
+    def run(self, out: Output) -> int:
+        from tcpstates.export.metrics import Selection
+        from tcpstates.export.run import export
+
+        protos = frozenset({"tcp", "udp"} if self.udp else {"tcp"})
+        selection = Selection(Query(protos=protos), self.by, self.max_series)
+        return export(self.place, selection, out, self.listen, self.textfile, self.interval)

@@ -1,0 +1,52 @@
+"""``doctor`` for a place: its sockets and its kernel's settings, diagnosed, worst first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tcpstates.model.place import Place
+from tcpstates.model.query import Query
+from tcpstates.render.output import Output, say_source
+
+if TYPE_CHECKING:
+    from tcpstates.doctor.checks import Finding
+
+FORMATS = ("table", "plain", "json")
+
+# What a capture of tables alone (no --save directory) cannot tell the checks.
+NO_KERNEL = (
+    "the capture holds socket tables only, so the checks that need the kernel's settings and"
+    " counters were skipped (a directory written by --save brings them)"
+)
+
+
+def doctor(place: Place, out: Output, fmt: str | None, verbose: bool) -> int:
+    """Diagnose ``place``; the exit status says how bad the worst finding is."""
+    from tcpstates.doctor.checks import Evidence, diagnose, exit_status
+    from tcpstates.sources.place import kernel_of, open_place
+
+    source = open_place(place)
+    say_source(out, source, verbose)
+    reading = source.read(Query(protos=frozenset({"tcp"})), owners=place.live)
+    sockets = list(reading.sockets)
+    kernel, known = kernel_of(place)
+    for problem in kernel.problems:  # a file left out; the findings still come
+        out.say(problem)
+    if not known:
+        out.say(NO_KERNEL)
+    evidence = Evidence(sockets, kernel, reading.hidden_processes, owners_known=place.live)
+    findings = diagnose(evidence)
+    _show(findings, out, fmt or ("table" if out.rich else "plain"))
+    return exit_status(findings)
+
+
+def _show(findings: Sequence[Finding], out: Output, fmt: str) -> None:
+    from tcpstates.doctor import render
+
+    if fmt == "json":
+        render.render_findings_json(findings, out.stdout)
+    elif fmt == "table":
+        out.console().print(render.findings_renderable(findings))
+    else:
+        out.stdout.write(render.findings_text(findings))

@@ -1,0 +1,71 @@
+"""The listing: every socket of a place that passes the query, one row each, with its owner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import FIELDS, Socket
+from tcpstates.render.output import Output, Skips, say_source
+
+if TYPE_CHECKING:
+    from tcpstates.model.place import Place
+    from tcpstates.render.columns import Layout
+    from tcpstates.sources.base import Source
+
+FORMATS = ("table", "plain", "json", "jsonl", "csv")
+TABLE_ROW_LIMIT = 2000  # past this a Rich table costs seconds; plain text stays instant
+
+
+def list_sockets(
+    query: Query, place: Place, out: Output, fmt: str | None, owners: bool, verbose: bool
+) -> None:
+    from tcpstates.sources.base import select
+    from tcpstates.sources.place import open_place
+
+    source = open_place(place)
+    say_source(out, source, verbose)
+    reading = source.read(query, owners=owners or query.needs_owners)
+    render(select(reading, query), layout(query, owners, source), out, fmt)
+    Skips(verbose, out.stderr.write).report(source)
+    if reading.hidden_processes and owners:
+        out.stderr.write(
+            f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
+            " cannot be attributed; their owner shows as -\n"
+        )
+
+
+def layout(query: Query, owners: bool, source: Source) -> Layout:
+    from tcpstates.render.columns import Layout
+
+    # The source's own dict: a watch's namespaces change from frame to frame.
+    labels = getattr(source, "labels", None)
+    return Layout(proto=len(query.protos) > 1, owners=owners, netns_labels=labels)
+
+
+def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | None) -> None:
+    fmt = out.resolve_format(fmt)
+    if fmt == "table":
+        rows = list(sockets)
+        if len(rows) <= TABLE_ROW_LIMIT:
+            from tcpstates.render.table import build_table, fit_width
+
+            console = out.console()
+            table = build_table(rows, layout)
+            console.width = fit_width(console, table)
+            console.print(table)
+            return
+        sockets, fmt = rows, "plain"
+    if fmt == "plain":
+        from tcpstates.render.text import render_plain
+
+        render_plain(sockets, out.stdout, layout)
+        return
+    from tcpstates.render import formats
+
+    if fmt == "csv":
+        fields = FIELDS + ("netns",) * (layout.netns_labels is not None)
+        formats.render_csv(sockets, out.stdout, fields)
+        return
+    {"json": formats.render_json, "jsonl": formats.render_jsonl}[fmt](sockets, out.stdout)

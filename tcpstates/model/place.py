@@ -1,0 +1,62 @@
+"""Where sockets are read: this namespace, another one, every one, or a capture; and with what.
+
+A place is what ``--netns``, ``--netns-pid``, ``--all-netns``, ``--from`` and ``--source``
+say, as one value: every command that reads sockets opens its source from it
+(``sources.place.open_place``), so no command can read the host when a namespace was asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+READERS = ("auto", "netlink", "procfs", "psutil")  # --source's choices; auto picks the fastest
+
+
+@dataclass(frozen=True, slots=True)
+class ThisNamespace:
+    """The network namespace tcpstates runs in (the host, or the container it runs inside)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NamedNetns:
+    name: str  # as ip netns names it, under /run/netns
+
+
+@dataclass(frozen=True, slots=True)
+class NetnsOfPid:
+    pid: int  # the namespace this process is in: a container's
+
+
+@dataclass(frozen=True, slots=True)
+class AllNetns:
+    """Every namespace found through /proc/*/ns/net and /run/netns, found again at each read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    paths: tuple[str, ...]  # files or --save directories; "-" is standard input
+
+
+Where = ThisNamespace | NamedNetns | NetnsOfPid | AllNetns | Capture
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    where: Where = ThisNamespace()
+    reader: str = "auto"  # one of READERS; a capture is read as text whatever this says
+
+    @property
+    def several(self) -> bool:
+        """Whether a read may hold sockets of several namespaces (they must be kept apart)."""
+        return isinstance(self.where, AllNetns)
+
+    @property
+    def named(self) -> bool:
+        """Whether the user named this place; a failure to read it is then an error, never a
+        fall-back to somewhere else."""
+        return not isinstance(self.where, ThisNamespace)
+
+    @property
+    def live(self) -> bool:
+        """Whether this place is a kernel's, not a capture's."""
+        return not isinstance(self.where, Capture)

@@ -1,0 +1,88 @@
+"""Where output goes and how it looks: the terminal's streams, colour and width, as one value.
+
+Injected into every command, so that tests (and a future pager) can pin it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from tcpstates.render.safe import safe
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    stdout: TextIO
+    stderr: TextIO
+    is_terminal: bool
+    color: str = "auto"  # auto | always | never
+    width: int | None = None
+
+    @classmethod
+    def from_environment(cls, color: str = "auto") -> Output:
+        return cls(sys.stdout, sys.stderr, sys.stdout.isatty(), color)
+
+    @property
+    def rich(self) -> bool:
+        """Whether a format left to the command is drawn for a person (a table)."""
+        return self.is_terminal or self.color == "always"
+
+    def resolve_format(self, requested: str | None) -> str:
+        if requested:
+            return requested
+        return "table" if self.rich else "plain"
+
+    def console(self) -> Any:
+        from rich.console import Console
+
+        force = {"always": True, "never": False}.get(self.color)
+        return Console(
+            file=self.stdout,
+            force_terminal=force,
+            no_color=self.color == "never" or None,
+            width=self.width or (None if self.is_terminal else 4096),
+            highlight=False,
+        )
+
+    def say(self, message: str) -> None:
+        """One line on stderr; ``message`` may quote names others chose, so it is escaped."""
+        self.stderr.write(f"tcpstates: {safe(message)}\n")
+
+
+class Skips:
+    """Namespaces a read left out, on stderr: each with -v, else only the count of those that
+    need root (the others went away meanwhile, which is no news). One left out read after read
+    (a watch's frames) is said once, when it first is."""
+
+    def __init__(self, verbose: bool, write: Callable[[str], object]) -> None:
+        self.verbose = verbose
+        self.write = write
+        self.said: set[object] = set()  # a watch's last frame's: said once while they last
+
+    def report(self, source: object) -> None:
+        """What ``source``'s last read left out, if it reads namespaces."""
+        skipped = getattr(source, "skipped", ())
+        new = [skip for skip in skipped if skip not in self.said]
+        self.said = set(skipped)
+        if self.verbose:
+            for skip in new:
+                self.write(f"tcpstates: left out {safe(skip.what)}: {skip.why.value}\n")
+            return
+        refused = sum(skip.why.name == "REFUSED" for skip in new)
+        if refused:
+            one = refused == 1
+            self.write(
+                f"tcpstates: {refused} network {'namespace' if one else 'namespaces'} cannot be"
+                f" entered without root (CAP_SYS_ADMIN); {'its' if one else 'their'} sockets are"
+                " not listed\n"
+            )
+
+
+def say_source(out: Output, source: object, verbose: bool) -> None:
+    """-v: which source reads the sockets, and why it was chosen."""
+    if verbose:
+        name, why = getattr(source, "name", "?"), getattr(source, "why", "")
+        out.stderr.write(f"tcpstates: reading sockets with {name}: {safe(why)}\n")

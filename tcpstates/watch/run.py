@@ -1,0 +1,62 @@
+"""--watch: read a place again and again, and show what changed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from tcpstates.model.errors import UsageError
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.render.output import Output, Skips, say_source
+
+if TYPE_CHECKING:
+    from tcpstates.model.place import Place
+
+FORMATS = ("table", "jsonl")  # redrawn on a terminal; one JSON object a line anywhere else
+
+
+def watch(
+    query: Query,
+    place: Place,
+    out: Output,
+    fmt: str | None,
+    interval: float,
+    counts_only: bool,
+    owners: bool,
+    verbose: bool,
+) -> None:
+    """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else.
+
+    It runs until interrupted (KeyboardInterrupt); the command line turns SIGTERM into one, and
+    either into status 0, since that is how a watch ends.
+    """
+    from tcpstates.listing.run import layout
+    from tcpstates.sources.base import select
+    from tcpstates.sources.place import open_place
+    from tcpstates.watch import render as render_watch
+    from tcpstates.watch.frames import frames
+
+    live = (fmt or ("table" if out.rich else "jsonl")) == "table"
+    if live and not out.is_terminal and out.color != "always":
+        raise UsageError("--watch -o table redraws a terminal, and stdout is not one; use -o jsonl")
+    source = open_place(place)
+    say_source(out, source, verbose)
+    listing = not counts_only
+    owners = listing and owners  # counts show no owners: skip the /proc scan
+    # While the view is live, Rich stands in for sys.stderr and prints above the view; the
+    # terminal itself (out.stderr) would tear it.
+    skips = Skips(verbose, (lambda text: sys.stderr.write(text)) if live else out.stderr.write)
+
+    def read() -> Iterable[Socket]:
+        reading = source.read(query, owners=owners or query.needs_owners)
+        skips.report(source)
+        return select(reading, query)
+
+    stream = frames(read, interval, query=query)
+    if live:
+        view = layout(query, owners, source)
+        render_watch.show_live(stream, out.console(), view, interval=interval, listing=listing)
+    else:
+        render_watch.write_jsonl(stream, out.stdout, changes=listing)
