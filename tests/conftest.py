@@ -30,6 +30,12 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     return check
 
 
+@pytest.fixture
+def golden_update(request: pytest.FixtureRequest) -> bool:
+    """Whether --update-golden was given: generated parts of docs are rewritten, not checked."""
+    return bool(request.config.getoption("--update-golden"))
+
+
 @pytest.fixture(autouse=True)
 def english(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Tests expect English whatever the developer's locale says (LANGUAGE decides first, and

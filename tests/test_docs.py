@@ -100,3 +100,25 @@ def test_ci_runs_the_readme_test_command():
 def test_man_page_is_installed_with_the_package():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"man/tcpstates.1" = "share/man/man1/tcpstates.1"' in pyproject
+
+
+def test_the_man_page_lists_what_each_command_takes(golden_update: bool) -> None:
+    """The COMMANDS AND OPTIONS section is generated from the requests, so it cannot drift."""
+    from tcpstates.cli import requests
+    from tcpstates.cli.dispatch import option_flags
+    from tcpstates.cli.table import reference
+
+    kinds = [k for k in vars(requests).values() if isinstance(k, type)]
+    kinds = [k for k in kinds if issubclass(k, requests.Request) and k is not requests.Request]
+    flags = {}
+    for command in [cli, *cli.commands.values()]:  # type: ignore[attr-defined]
+        with command.make_context("tcpstates", [], resilient_parsing=True) as ctx:
+            flags.update({k: v for k, v in option_flags(ctx).items() if k != "version"})
+    section = reference(kinds, flags)
+    text = MAN.read_text()
+    start = text.index(".SH COMMANDS AND OPTIONS")
+    end = text.index(".SH ", start + 1)
+    if golden_update:
+        MAN.write_text(text[:start] + section + text[end:])
+        return
+    assert text[start:end] == section, "run pytest tests/test_docs.py --update-golden"

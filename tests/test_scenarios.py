@@ -132,9 +132,9 @@ def test_the_text_names_the_steps_too_fast_to_see() -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--live"], "--live plays a scenario: give --scenario NAME too"),
+        (["--live"], "--live does not apply to a listing: it goes with --scenario NAME"),
         (["--scenario", "half-close"], "'half-close' is not one of 'open', 'close'"),
-        (["--scenario", "close", "--explain", "TIME_WAIT"], "takes no STATE"),
+        (["--scenario", "close", "--explain", "TIME_WAIT"], "it tells its own story"),
         (["--scenario", "close", "-o", "csv"], "-o csv does not apply to --scenario"),
         (
             ["--scenario", "close", "--live", "--from", "/nonexistent"],

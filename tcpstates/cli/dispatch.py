@@ -58,7 +58,7 @@ def root_request(ctx: click.Context, params: dict[str, Any]) -> type[rq.Request]
     typed = typed_options(ctx, params)
     if "save" in typed:
         return rq.SaveRequest
-    if "scenario" in typed or "live" in typed:
+    if "scenario" in typed:
         return rq.ScenarioRequest
     if "diagram" in typed:
         return rq.DiagramRequest
@@ -131,12 +131,11 @@ def execute(ctx: click.Context, request_type: type[rq.Request], params: dict[str
 def _implied(
     request_type: type[rq.Request], typed: dict[str, Any], params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Leave out what the chosen mode implies anyway: ``--explain`` (no STATE) with
-    ``--scenario``, as ``--scenario`` implies ``--explain``."""
-    if request_type is rq.ScenarioRequest and typed.get("explain") == "":
-        return {k: v for k, v in typed.items() if k != "explain"}
-    if request_type is rq.ScenarioRequest and "explain" in typed:
-        raise UsageError(f"--scenario tells its own story; it takes no STATE ({typed['explain']})")
+    """``--scenario`` implies ``--explain``, but tells its own story: it takes no STATE."""
+    if request_type is rq.ScenarioRequest and typed.get("explain"):
+        raise UsageError(
+            f"--explain {typed['explain']} does not apply to --scenario: it tells its own story"
+        )
     return typed
 
 
@@ -256,8 +255,6 @@ def _diagram(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
 
 
 def _scenario(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
-    if not p.get("scenario"):
-        raise UsageError("--live plays a scenario: give --scenario NAME too")
     fields = _common(p, typed, rq.ScenarioRequest)
     return rq.ScenarioRequest(scenario=p["scenario"], live=bool(p.get("live")), **fields)
 

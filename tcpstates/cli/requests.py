@@ -32,6 +32,9 @@ class Request:
     # Options that have a field here but still cannot apply, and why (one line).
     REFUSED: ClassVar[dict[str, str]] = {}
     RUNS_UNTIL_STOPPED: ClassVar[bool] = False  # Ctrl-C or SIGTERM is its normal end (exit 0)
+    # Options the command implies: typing them is allowed and changes nothing (--by implies
+    # --summary, --scenario implies --explain).
+    IMPLIED: ClassVar[frozenset[str]] = frozenset()
 
     def refused(self) -> dict[str, str]:
         """REFUSED, for requests where it depends on another option's value."""
@@ -82,8 +85,8 @@ class SummaryRequest(Request):
 class GroupRequest(Request):
     NAME = "--by"
     FORMATS = TEXT
+    IMPLIED = frozenset({"summary"})
     by: str = "process"
-    summary: bool = True  # --by implies it
     query: Query = Query()
     place: Place = Place()
     fmt: str | None = None
@@ -182,6 +185,7 @@ class ExplainSocketsRequest(Request):
 class DiagramRequest(Request):
     NAME = "--diagram"
     FORMATS = TEXT
+    IMPLIED = frozenset({"explain"})  # without a STATE; with one, the state to highlight
     REFUSED = {"all_netns": "it counts one place; give --netns"}
     diagram: bool = True
     explain: TcpState | None = None  # the state to highlight
@@ -200,6 +204,10 @@ class DiagramRequest(Request):
 class ScenarioRequest(Request):
     NAME = "--scenario"
     FORMATS = TEXT
+    IMPLIED = frozenset({"explain"})  # without a STATE: it tells its own story
+    REFUSED = dict.fromkeys(
+        ("netns", "netns_pid", "all_netns", "captures"), "--live plays on this host's loopback"
+    )
     scenario: str = "open"
     live: bool = False
     place: Place = Place()  # --live reads with place.reader
@@ -208,11 +216,9 @@ class ScenarioRequest(Request):
     lang: str | None = None
 
     def refused(self) -> dict[str, str]:
-        loopback = "--live plays on this host's loopback"
-        refused = {name: loopback for name in ("netns", "netns_pid", "all_netns", "captures")}
-        if not self.live:
-            refused["source"] = "it reads sockets only with --live"
-        return refused
+        if self.live:
+            return self.REFUSED
+        return {**self.REFUSED, "source": "it reads sockets only with --live"}
 
     def run(self, out: Output) -> int:
         from tcpstates.explain.run import scenario

@@ -14,7 +14,14 @@ from typing import Any
 import click
 
 from tcpstates import __version__
-from tcpstates.cli.dispatch import ROOT_TYPED, execute, root_request, typed_options
+from tcpstates.cli.dispatch import (
+    REQUEST,
+    RESOLVE,
+    ROOT_TYPED,
+    execute,
+    root_request,
+    typed_options,
+)
 from tcpstates.cli.options import (
     FORMATS,
     SCENARIO_NAMES,
@@ -25,6 +32,7 @@ from tcpstates.cli.options import (
     place_options,
     states_option,
 )
+from tcpstates.cli.requests import Request
 from tcpstates.doctor.command import doctor
 from tcpstates.export.command import export
 from tcpstates.model import i18n
@@ -170,6 +178,16 @@ def cli(ctx: click.Context, /, **params: Any) -> int:
 cli.add_command(trace)
 cli.add_command(doctor)
 cli.add_command(export)
+
+
+def resolve(argv: Sequence[str]) -> Request:
+    """The request ``argv`` makes, without running it: what the option table test and the
+    documentation's table are checked against. Raises what a run would (UsageError)."""
+    with cli.make_context("tcpstates", list(argv)) as ctx:
+        ctx.meta[RESOLVE] = True
+        cli.invoke(ctx)
+        request: Request = ctx.meta[REQUEST]
+        return request
 
 
 def main(argv: Sequence[str] | None = None) -> None:

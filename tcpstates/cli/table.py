@@ -67,7 +67,7 @@ def check_fields(
     request_type: type[Request], typed: Mapping[str, Any], flags: Mapping[str, str]
 ) -> None:
     """Refuse a typed option ``request_type`` has no field for."""
-    fields = field_names(request_type)
+    fields = field_names(request_type) | request_type.IMPLIED
     for name in typed:
         if field_of(name) not in fields:
             _refuse(name, request_type.NAME, HINTS.get(name), flags)
@@ -91,3 +91,26 @@ def check_request(request: Request, typed: Mapping[str, Any], flags: Mapping[str
 def _refuse(name: str, command: str, why: str | None, flags: Mapping[str, str]) -> None:
     reason = f": {why}" if why else ""
     raise UsageError(f"{flags.get(name, name)} does not apply to {command}{reason}")
+
+
+def reference(commands: Iterable[type[Request]], flags: Mapping[str, str]) -> str:
+    """The man page's COMMANDS AND OPTIONS section (roff), derived as the refusals are.
+
+    ``flags`` maps every parameter name to the option as typed (``--state``); an option a
+    command takes only with another (``--live`` with ``--scenario``) is listed as it applies.
+    """
+    lines = [
+        ".SH COMMANDS AND OPTIONS",
+        "Each command takes the options listed under it and refuses any other option typed,",
+        "with exit status 2 and one line naming both; options typed before a subcommand's name",
+        "go to it the same way. A format it does not write is refused, never replaced.",
+        '.\\" Generated from tcpstates/cli/requests.py: pytest tests/test_docs.py --update-golden',
+    ]
+    for kind in commands:
+        taken = sorted(flags[name] for name in applies(kind, flags))
+        lines += [".TP", f".B {kind.NAME}".replace("-", "\\-")]
+        text = ", ".join(taken) if taken else "none"
+        if kind.FORMATS:
+            text += "; writes " + ", ".join(kind.FORMATS)
+        lines.append(text.replace("-", "\\-") + ".")
+    return "\n".join(lines) + "\n"
