@@ -11,7 +11,8 @@ from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import Account
 from tcpstates.explain.states import explain
 from tcpstates.model.i18n import _
-from tcpstates.render.columns import endpoint, owner_cells
+from tcpstates.model.sockets import endpoint
+from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 
 SHOWN = 20  # accounts in full; a port with thousands of sockets gets a count for the rest

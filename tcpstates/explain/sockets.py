@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Socket, endpoint
 from tcpstates.model.states import TcpState
-from tcpstates.render.columns import endpoint
 
 S = TcpState
 _ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]{1,5})$")
