@@ -6,6 +6,7 @@ Each finding is produced by sockets this test makes; the namespace tests need ro
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -20,6 +21,10 @@ import pytest
 from cli_run import run_cli
 
 from tcpstates.doctor.checks import Evidence, Severity, diagnose, exit_status
+from tcpstates.explain import render_sockets
+from tcpstates.explain.render_states import explanation_text
+from tcpstates.explain.sockets import account
+from tcpstates.explain.states import explain
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.sources.kernel import KernelState, read_kernel
@@ -172,6 +177,22 @@ def test_explain_one_socket_in_its_connections_terms(half_closed) -> None:
     assert f"next:   {COMM} (pid" in text and "netstat(8): The remote end has shut down" in text
     missing = run_cli("--explain", "127.0.0.1:1")
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+def test_socket_accounts_explain_each_state_once_in_the_order_it_came() -> None:
+    S = TcpState
+    states = [S.TIME_WAIT, S.ESTABLISHED, S.TIME_WAIT] * 7 + [S.CLOSE_WAIT]  # 22 accounts
+    found = [account(sock(state, 8080, 40000 + n)) for n, state in enumerate(states)]
+    assert all(a.general == explain(a.socket.state) for a in found)
+    out = io.StringIO()
+    render_sockets.render_accounts_json(found, out)
+    expected = [explain(s).as_dict() for s in (S.TIME_WAIT, S.ESTABLISHED, S.CLOSE_WAIT)]
+    assert json.loads(out.getvalue())["states"] == json.loads(json.dumps(expected))
+    text = render_sockets.accounts_text(found)  # the first 20 accounts hold no CLOSE_WAIT
+    tail = text.split("tcpstates --port N lists them)", 1)[1]
+    assert tail == "\n\n" + "\n".join(
+        explanation_text(explain(s)) for s in (S.TIME_WAIT, S.ESTABLISHED)
+    )
 
 
 # --- in network namespaces: port pressure, and a clean host --------------------------------

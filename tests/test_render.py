@@ -6,7 +6,7 @@ from rich.console import Console
 
 from tcpstates.model.sockets import FIELDS, Socket
 from tcpstates.model.states import TcpState
-from tcpstates.render.columns import Layout, endpoint
+from tcpstates.render.columns import Layout
 from tcpstates.render.formats import render_csv, render_json, render_jsonl
 from tcpstates.render.safe import safe
 from tcpstates.render.table import build_table, fit_width
@@ -34,11 +34,6 @@ def test_safe_escapes_controls_and_bidi():
     assert safe("a\x1bb") == "a\\x1bb"
     assert safe("\u202e") == "\\u202e"
     no_raw_control(safe(HOSTILE))
-
-
-def test_endpoint():
-    assert endpoint("::ffff:127.0.0.1", 80) == "[::ffff:127.0.0.1]:80"
-    assert endpoint("0.0.0.0", 0) == "0.0.0.0:*"
 
 
 def test_plain_never_truncates_and_marks_owners(golden):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpstates.model.sockets import FIELDS, Socket, new_socket
+from tcpstates.model.sockets import FIELDS, Socket, endpoint, new_socket
 from tcpstates.model.states import TcpState
 
 records = st.fixed_dictionaries(
@@ -119,3 +119,9 @@ def test_csv_rows_are_the_records_values_made_safe(
     for fields in many:
         sock = new_socket(**fields, netns=netns)
         assert row(sock) == tuple(cell(value) for value in sock.as_dict().values())
+
+
+def test_endpoint_brackets_ipv6_and_shows_no_port_as_a_star() -> None:
+    assert endpoint("::ffff:127.0.0.1", 80) == "[::ffff:127.0.0.1]:80"
+    assert endpoint("::1", 22) == "[::1]:22"
+    assert endpoint("0.0.0.0", 0) == "0.0.0.0:*"

@@ -15,9 +15,8 @@ from typing import Any
 
 from tcpstates.explain.states import ADVICE
 from tcpstates.model.i18n import _, ngettext
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Socket, endpoint
 from tcpstates.model.states import TcpState
-from tcpstates.render.columns import endpoint
 from tcpstates.sources.kernel import KernelState
 
 S = TcpState

@@ -9,9 +9,10 @@ from typing import TextIO
 
 from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import Account
-from tcpstates.explain.states import explain
+from tcpstates.explain.states import Explanation
 from tcpstates.model.i18n import _
-from tcpstates.render.columns import endpoint, owner_cells
+from tcpstates.model.sockets import endpoint
+from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 
 SHOWN = 20  # accounts in full; a port with thousands of sockets gets a count for the rest
@@ -22,9 +23,13 @@ def accounts_text(accounts: Sequence[Account]) -> str:
     if len(accounts) > SHOWN:
         more = _("... and {n} more sockets (tcpstates --port N lists them)")
         parts.append(more.format(n=len(accounts) - SHOWN) + "\n")
-    for state in dict.fromkeys(a.socket.state for a in accounts[:SHOWN]):
-        parts.append(explanation_text(explain(state)))
+    parts += [explanation_text(general) for general in _generals(accounts[:SHOWN])]
     return "\n".join(parts)
+
+
+def _generals(accounts: Sequence[Account]) -> list[Explanation]:
+    """Each state's general explanation once, in the order its state first came."""
+    return list({a.socket.state: a.general for a in accounts}.values())
 
 
 def _account_text(a: Account) -> str:
@@ -52,9 +57,8 @@ def _q(value: int | None) -> str:
 
 
 def render_accounts_json(accounts: Sequence[Account], out: TextIO) -> None:
-    states = dict.fromkeys(a.socket.state for a in accounts)
     data = {
         "sockets": [a.as_dict() for a in accounts],
-        "states": [explain(state).as_dict() for state in states],
+        "states": [general.as_dict() for general in _generals(accounts)],
     }
     out.write(json.dumps(data, indent=2) + "\n")

@@ -1,20 +1,21 @@
 """``--explain ADDRESS:PORT``: each matching socket's state told in its own connection's terms.
 
-Who sent FIN, who must act next, its queues and timer, its owner; the state's general
-explanation follows from ``explain``.
+Who sent FIN, who must act next, its queues and timer, its owner; each account also carries its
+state's general explanation (``explain``), which follows the accounts once per state.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tcpstates.explain.states import Explanation, explain
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Socket, endpoint
 from tcpstates.model.states import TcpState
-from tcpstates.render.columns import endpoint
 
 S = TcpState
 _ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]{1,5})$")
@@ -124,6 +125,7 @@ class Account:
     socket: Socket
     happened: str
     next_step: str
+    general: Explanation  # the state's own explanation, the same for every socket in it
 
     def as_dict(self) -> dict[str, Any]:
         return {"socket": self.socket.as_dict(), "happened": self.happened, "next": self.next_step}
@@ -139,7 +141,15 @@ def account(sock: Socket) -> Account:
         "remote": endpoint(sock.remote_address, sock.remote_port),
         "owner": _owner(sock),
     }
-    return Account(sock, _(happened).format(**names), _(next_step).format(**names))
+    general = _general(sock.state)
+    return Account(sock, _(happened).format(**names), _(next_step).format(**names), general)
+
+
+@functools.cache
+def _general(state: TcpState) -> Explanation:
+    # A port can have thousands of sockets in a few states; the explanation is a frozen value
+    # of the state alone (English until rendered), so it is built once per state.
+    return explain(state)
 
 
 def _owner(sock: Socket) -> str:

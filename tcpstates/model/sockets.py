@@ -1,4 +1,4 @@
-"""The socket record: one row of what a source read from the kernel."""
+"""The socket record: one row of what a source read from the kernel, and how its ends read."""
 
 from __future__ import annotations
 
@@ -112,3 +112,17 @@ def _fast_constructor() -> Callable[..., Socket]:
 
 
 new_socket: Callable[..., Socket] = _fast_constructor()
+
+
+def endpoint(address: str, port: int) -> str:
+    """``address:port`` as ss writes it: IPv6 in brackets, no port as ``*``.
+
+    >>> endpoint("::1", 22), endpoint("0.0.0.0", 0)
+    ('[::1]:22', '0.0.0.0:*')
+    """
+    return address_prefix(address) + (str(port) if port else "*")
+
+
+def address_prefix(address: str) -> str:
+    """What comes before the port: ``address:``, or ``[address]:`` for IPv6."""
+    return f"[{address}]:" if ":" in address else f"{address}:"

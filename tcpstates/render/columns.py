@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Socket, address_prefix
 from tcpstates.model.states import TcpState, state_name
 from tcpstates.render.safe import safe
 
@@ -108,20 +108,6 @@ class Layout:
             return cells + (owners.get(key) or owners.setdefault(key, owner_cells(sock)))
 
         return row
-
-
-def endpoint(address: str, port: int) -> str:
-    """``address:port`` as ss writes it: IPv6 in brackets, no port as ``*``.
-
-    >>> endpoint("::1", 22), endpoint("0.0.0.0", 0)
-    ('[::1]:22', '0.0.0.0:*')
-    """
-    return address_prefix(address) + (str(port) if port else "*")
-
-
-def address_prefix(address: str) -> str:
-    """What comes before the port: ``address:``, or ``[address]:`` for IPv6."""
-    return f"[{address}]:" if ":" in address else f"{address}:"
 
 
 _KERNEL_OWNED = (UNSEEN, KERNEL)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
+from tcpstates.model.sockets import endpoint
 from tcpstates.model.states import TcpState
-from tcpstates.render.columns import endpoint
 from tcpstates.render.safe import safe
 from tcpstates.trace.events import Lost, Transition
 
