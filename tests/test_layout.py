@@ -62,10 +62,6 @@ ALLOW: dict[tuple[str, str], str] = {
         "_explain_sockets borrows cli.root._open_source; the lead's explain/command rewrite opens"
         " the place through sources.place instead (plan step 7b)"
     ),
-    ("tcpstates.model.tunables", "tcpstates.sources.kernel"): (
-        "tunables.settings reads sysctls; its one caller, explain/command.py, should read them"
-        " through sources.kernel and tunables stay a table (lead, explain/command rewrite)"
-    ),
 }
 # Today's cycles, by their modules -> what removes it, and who. Only ever shrinks.
 ALLOW_CYCLES: dict[frozenset[str], str] = {

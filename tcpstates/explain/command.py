@@ -83,9 +83,9 @@ def parse_explain(text: str) -> TcpState | Target:
 def _explain_state(state: TcpState, options: dict[str, Any], fmt: str, out: Output) -> int:
     from tcpstates.explain import render_states as explanation
     from tcpstates.explain.states import explain
-    from tcpstates.model import tunables
+    from tcpstates.sources.kernel import read_settings
 
-    expl = explain(state, count(state, options["source"]), tunables.settings(state))
+    expl = explain(state, count(state, options["source"]), read_settings(state))
     if fmt in ("json", "jsonl"):
         import json
 
