@@ -52,8 +52,9 @@ def doctor(fmt: str | None, source: str, captures: tuple[str, ...], lang: str | 
     for problem in evidence.kernel.problems:  # a file left out; the findings still come
         sys.stderr.write(f"tcpstates: {safe(problem)}\n")
     findings = diagnose(evidence)
-    _show(findings, fmt or ("table" if sys.stdout.isatty() else "plain"))
-    return exit_status(findings)
+    status = exit_status(findings)
+    _show(findings, status, fmt or ("table" if sys.stdout.isatty() else "plain"))
+    return status
 
 
 def _evidence(query: Any, source: str, captures: tuple[str, ...]) -> Any:
@@ -76,11 +77,11 @@ def _evidence(query: Any, source: str, captures: tuple[str, ...]) -> Any:
     return Evidence(sockets, kernel, owners_known=False)
 
 
-def _show(findings: Any, fmt: str) -> None:
+def _show(findings: Any, status: int, fmt: str) -> None:
     from tcpstates.doctor import render
 
     if fmt == "json":
-        render.render_findings_json(findings, sys.stdout)
+        render.render_findings_json(findings, status, sys.stdout)
     elif fmt == "table":
         from rich.console import Console
 
