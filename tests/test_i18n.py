@@ -30,10 +30,10 @@ from tcpstates.explain.render_states import explanation_text, state_columns, sta
 from tcpstates.explain.scenario_live import Checkpoint, LiveRun
 from tcpstates.explain.sockets import account
 from tcpstates.explain.states import explain
-from tcpstates.model import i18n, lifecycle, tunables
+from tcpstates.model import i18n, lifecycle
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
-from tcpstates.sources.kernel import KernelState
+from tcpstates.sources.kernel import KernelState, read_settings
 from tcpstates.summary import render as render_summary
 from tcpstates.summary import render_groups
 from tcpstates.summary.counts import Summary
@@ -161,8 +161,8 @@ def everything_in_the_language_in_use() -> str:
     """Every kind of text tcpstates writes for people, for every state and scenario."""
     parts = []
     for state in TcpState:
-        parts.append(explanation_text(explain(state, 3, tunables.settings(state))))
-        parts.append(json.dumps(explain(state, 1, tunables.settings(state)).as_dict()))
+        parts.append(explanation_text(explain(state, 3, read_settings(state))))
+        parts.append(json.dumps(explain(state, 1, read_settings(state)).as_dict()))
         if state in diagram.PLACES:
             parts.append(diagram_text({s: 1 for s in TcpState}, state))
     parts.append(diagram_text(None, None))

@@ -13,7 +13,7 @@ from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.states import explain
 from tcpstates.model import tunables
 from tcpstates.model.states import TcpState
-from tcpstates.sources.kernel import read_sysctl
+from tcpstates.sources.kernel import read_settings, read_sysctl
 
 S = TcpState
 
@@ -50,12 +50,12 @@ def test_every_setting_says_what_it_does_and_does_not() -> None:
 def test_values_come_from_proc_sys_and_missing_ones_are_none(tmp_path: Path) -> None:
     proc = fake_proc(tmp_path, {"net.ipv4.tcp_tw_reuse": "1", "net.ipv4.ip_local_port_range":
                                 "32768\t60999"})  # fmt: skip
-    settings = {s.tunable.name: s for s in tunables.settings(S.TIME_WAIT, proc)}
+    settings = {s.tunable.name: s for s in read_settings(S.TIME_WAIT, proc)}
     assert settings["TCP_TIMEWAIT_LEN"].value == "60" and settings["TCP_TIMEWAIT_LEN"].constant
     assert settings["net.ipv4.tcp_tw_reuse"].value == "1"
     assert settings["net.ipv4.ip_local_port_range"].value == "32768 60999"
     assert settings["net.ipv4.tcp_max_tw_buckets"].value is None
-    text = explanation_text(explain(S.TIME_WAIT, settings=tunables.settings(S.TIME_WAIT, proc)))
+    text = explanation_text(explain(S.TIME_WAIT, settings=read_settings(S.TIME_WAIT, proc)))
     assert "  TCP_TIMEWAIT_LEN = 60 s (fixed)\n" in text
     assert "  net.ipv4.tcp_tw_reuse = 1 (on)\n" in text
     assert "  net.ipv4.tcp_max_tw_buckets = n/a\n" in text
@@ -64,13 +64,13 @@ def test_values_come_from_proc_sys_and_missing_ones_are_none(tmp_path: Path) -> 
 
 def test_a_proc_without_sys_is_all_na_and_no_crash(tmp_path: Path) -> None:
     for state in TcpState:
-        for setting in tunables.settings(state, str(tmp_path)):
+        for setting in read_settings(state, str(tmp_path)):
             assert setting.value is None or setting.constant
-        explanation_text(explain(state, settings=tunables.settings(state, str(tmp_path))))
+        explanation_text(explain(state, settings=read_settings(state, str(tmp_path))))
 
 
 def test_close_wait_says_no_setting_ends_it() -> None:
-    text = explanation_text(explain(S.CLOSE_WAIT, settings=tunables.settings(S.CLOSE_WAIT)))
+    text = explanation_text(explain(S.CLOSE_WAIT, settings=read_settings(S.CLOSE_WAIT)))
     section = text.split("Settings that govern it, as this host has them\n", 1)[1]
     assert " ".join(section.split()).startswith(
         "None: no kernel setting ends CLOSE_WAIT; only the application's close() does."

@@ -7,7 +7,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from tcpstates.doctor.checks import Finding, Severity, exit_status
+from tcpstates.doctor.checks import Finding, Severity
 from tcpstates.model.i18n import N_, _
 from tcpstates.render.safe import safe
 
@@ -20,8 +20,9 @@ NONE_FOUND = N_("No findings: nothing piles up here.")
 NEXT = N_("next:")
 
 
-def render_findings_json(findings: Sequence[Finding], out: TextIO) -> None:
-    data = {"findings": [f.as_dict() for f in findings], "exit_status": exit_status(findings)}
+def render_findings_json(findings: Sequence[Finding], status: int, out: TextIO) -> None:
+    """The findings and the status doctor exits with (the caller's: checks.exit_status)."""
+    data = {"findings": [f.as_dict() for f in findings], "exit_status": status}
     out.write(json.dumps(data, indent=2) + "\n")
 
 

@@ -37,15 +37,16 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool) -> int:
         out.say(NO_KERNEL)
     evidence = Evidence(sockets, kernel, reading.hidden_processes, owners_known=place.live)
     findings = diagnose(evidence)
-    _show(findings, out, fmt or ("table" if out.rich else "plain"))
-    return exit_status(findings)
+    status = exit_status(findings)
+    _show(findings, status, out, fmt or ("table" if out.rich else "plain"))
+    return status
 
 
-def _show(findings: Sequence[Finding], out: Output, fmt: str) -> None:
+def _show(findings: Sequence[Finding], status: int, out: Output, fmt: str) -> None:
     from tcpstates.doctor import render
 
     if fmt == "json":
-        render.render_findings_json(findings, out.stdout)
+        render.render_findings_json(findings, status, out.stdout)
     elif fmt == "table":
         out.console().print(render.findings_renderable(findings))
     else:

@@ -51,10 +51,10 @@ def parse_explain(text: str) -> TcpState | Target:
 def explain_state(state: TcpState, place: Place, out: Output, fmt: str | None) -> int:
     from tcpstates.explain import render_states as explanation
     from tcpstates.explain.states import explain
-    from tcpstates.model import tunables
+    from tcpstates.sources.place import settings_of
 
     fmt = out.resolve_format(fmt)
-    expl = explain(state, count(state, place), tunables.settings(state))
+    expl = explain(state, count(state, place), settings_of(place, state))
     if fmt in ("json", "jsonl"):
         import json
 

@@ -1,9 +1,9 @@
-"""The kernel settings that govern each state: what changing one does, what it does not, and
-its value on this host.
+"""The kernel settings that govern each state: what changing one does and what it does not.
 
-Values come from /proc/sys of the network namespace tcpstates runs in (``proc`` is a parameter,
-as for ``kernel.read_kernel``); a setting this kernel lacks is shown as n/a. TIME_WAIT's length
-is no setting at all but a constant compiled into the kernel, and is shown as such.
+A table only. The values on this host are read by ``sources.kernel.read_settings`` from /proc/sys
+of the network namespace tcpstates runs in; a setting this kernel lacks is shown as n/a.
+TIME_WAIT's length is no setting at all but a constant compiled into the kernel, and is shown
+as such.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from tcpstates.model.i18n import N_
 from tcpstates.model.states import TcpState
-from tcpstates.sources.kernel import read_sysctl
 
 S = TcpState
 
@@ -245,13 +244,3 @@ NONE_GOVERNS: dict[TcpState, str] = {
         "None: no kernel setting ends CLOSE_WAIT; only the application's close() does."
     ),
 }
-
-
-def settings(state: TcpState, proc: str = "/proc") -> list[Setting]:
-    """The settings that govern ``state``, with their values read from ``proc``/sys now."""
-    result = []
-    for name in GOVERNING.get(state, ()):
-        tunable = TUNABLES[name]
-        value = tunable.fixed if tunable.fixed is not None else read_sysctl(name, proc)
-        result.append(Setting(tunable, value))
-    return result

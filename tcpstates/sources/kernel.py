@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tcpstates.model.errors import TcpstatesError
+from tcpstates.model.states import TcpState
+from tcpstates.model.tunables import GOVERNING, TUNABLES, Setting
 
 SETTINGS = (
     "net.ipv4.ip_local_port_range",
@@ -123,6 +125,19 @@ def read_sysctl(
     path = f"{proc}/sys/{name.replace('.', '/')}"
     value = _text(path, read, [] if problems is None else problems)
     return None if value is None else " ".join(value.split())
+
+
+def read_settings(
+    state: TcpState, proc: str = "/proc", read: Reader = read_proc_file
+) -> list[Setting]:
+    """The settings that govern ``state`` (model.tunables), with their values read from
+    ``proc``/sys now; a constant compiled into the kernel has its value already."""
+    result = []
+    for name in GOVERNING.get(state, ()):
+        tunable = TUNABLES[name]
+        value = tunable.fixed if tunable.fixed is not None else read_sysctl(name, proc, read)
+        result.append(Setting(tunable, value))
+    return result
 
 
 def _text(path: str, read: Reader, problems: list[str]) -> str | None:

@@ -22,6 +22,8 @@ from tcpstates.model.place import (
 from tcpstates.sources.base import SOURCE_NAMES, Source
 
 if TYPE_CHECKING:
+    from tcpstates.model.states import TcpState
+    from tcpstates.model.tunables import Setting
     from tcpstates.sources.kernel import KernelState
     from tcpstates.sources.netns import Namespace
 
@@ -131,6 +133,28 @@ def _auto() -> Source:
     from tcpstates.sources.psutil_source import PsutilSource
 
     return PsutilSource()
+
+
+def settings_of(place: Place, state: TcpState) -> list[Setting]:
+    """The settings that govern ``state``, with ``place``'s values: read inside a namespace,
+    from a --save directory, and unknown (None) for a capture of tables alone."""
+    from tcpstates.sources.kernel import read_settings
+
+    where = place.where
+    if isinstance(where, Capture):
+        from tcpstates.sources.capture import read_small_capture_file
+
+        directories = [path for path in where.paths if os.path.isdir(path)]
+        if not directories:
+            return read_settings(state, read=lambda path: None)
+        return read_settings(state, directories[0], read=read_small_capture_file)
+    namespace = chosen_namespace(place)
+    if namespace is None:
+        return read_settings(state)
+    from tcpstates.sources.netns import entered
+
+    with entered(namespace):
+        return read_settings(state)
 
 
 def save_place(place: Place, directory: str, replace: bool = False) -> int:
