@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from tcpstates import __version__
+from tcpstates.cli.complete import COMPLETE_VAR, complete
 from tcpstates.cli.options import (
     SCENARIO_NAMES,
     endpoint_filters,
@@ -587,6 +589,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and turn every user-facing failure into one line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        instruction = os.environ.get(COMPLETE_VAR)
+        if instruction:  # the shell asks for its script or for completions: read no sockets
+            return complete(cli, instruction)
         with cli.make_context("tcpstates", args) as ctx:
             status = cli.invoke(ctx)
         sys.stdout.flush()
