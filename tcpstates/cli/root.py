@@ -65,6 +65,16 @@ Examples:
   tcpstates doctor                what piles up, why, and what to run next
   tcpstates export --listen :9977 Prometheus metrics on 127.0.0.1:9977
 
+\b
+Exit status:
+  0    success
+  1    an error, said in one line on stderr (a source could not be read)
+  2    a bad option or value
+  3    doctor: a finding is critical
+  4    --scenario --live: the kernel's states differed from the scenario's
+  130  interrupted (Ctrl-C), except for --watch, trace and export: 0
+  141  the reader of the output went away (tcpstates | head)
+
 See man tcpstates for the full story."""
 
 
@@ -186,7 +196,7 @@ WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
     "--live",
     is_flag=True,
     help="With --scenario: play it with real sockets on loopback and show the states the"
-    " kernel reports beside the expected ones (exit 1 if they differ).",
+    " kernel reports beside the expected ones (exit 4 if they differ).",
 )
 @lang_option
 @click.option(

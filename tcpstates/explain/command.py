@@ -216,7 +216,7 @@ def scenario_command(name: str, options: dict[str, Any], fmt: str, out: Output) 
         console.print(render.scenario_renderable(scenario, run, min(console.width, 100)))
     else:
         out.stdout.write(render.scenario_text(scenario, run, 100, _ascii_only(out)))
-    return ExitStatus.OK if run is None or run.agrees else ExitStatus.ERROR
+    return ExitStatus.OK if run is None or run.agrees else ExitStatus.MISMATCH
 
 
 def _rehearse(name: str, source_name: str) -> Any:
