@@ -148,10 +148,15 @@ def test_fish_and_zsh_reply_formats() -> None:
     assert (zsh.returncode, zsh.stdout) == (0, "plain\nTIME_WAIT\n_\n")
 
 
-def in_shell(shell: str, script: str) -> str:
+def in_shell(shell: str, script: str, home: Path) -> str:
+    """``script`` run by ``shell`` with tcpstates on PATH, and an empty home: no rc file of the
+    user's counts, and fish has somewhere to keep its history (nobody's home is /nonexistent)."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HOME": str(home)}
+    for name in ("ZDOTDIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        env.pop(name, None)
     done = subprocess.run(
         [shell, "-c", script],
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -163,35 +168,38 @@ def in_shell(shell: str, script: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-def test_bash_loads_the_script_and_completes() -> None:
+def test_bash_loads_the_script_and_completes(tmp_path: Path) -> None:
     out = in_shell(
         "bash",
         'eval "$(_TCPSTATES_COMPLETE=bash_source tcpstates)"\n'
         "complete -p tcpstates\n"
         "COMP_WORDS=(tcpstates -s ti); COMP_CWORD=2; _tcpstates_completion tcpstates\n"
         'echo "${COMPREPLY[@]}"',
+        tmp_path,
     )
     assert out == f"{SCRIPT_MARKS['bash']}\nTIME_WAIT\n"
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
-def test_fish_loads_the_script_and_completes() -> None:
+def test_fish_loads_the_script_and_completes(tmp_path: Path) -> None:
     out = in_shell(
         "fish",
         "_TCPSTATES_COMPLETE=fish_source tcpstates | source\n"
         "complete --do-complete 'tcpstates -s ti'\n"
         "complete --do-complete 'tcpstates tr'",
+        tmp_path,
     )
     assert [line.split("\t")[0] for line in out.splitlines()] == ["TIME_WAIT", "trace"]
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_zsh_loads_the_script() -> None:
+def test_zsh_loads_the_script(tmp_path: Path) -> None:
     out = in_shell(
         "zsh",
         "autoload -Uz compinit && compinit -u -D\n"
         'eval "$(_TCPSTATES_COMPLETE=zsh_source tcpstates)"\n'
         "print $_comps[tcpstates]",
+        tmp_path,
     )
     assert out == "_tcpstates_completion\n"
 
