@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tcpstates.cli.root import cli
+from tcpstates.model.errors import ExitStatus
 from tcpstates.model.states import GROUPS, TcpState
 
 ROOT = Path(__file__).parent.parent
@@ -61,6 +62,30 @@ def test_every_state_and_group_is_in_the_man_page():
         assert f".B {state.name}\n" in man, state.name
     for group in GROUPS:
         assert f".B {group}\n" in man
+
+
+def _statuses_listed(block: str) -> list[int]:
+    """The statuses a help epilog's list gives, one a line: `  3    doctor: ...`."""
+    return [int(line.split()[0]) for line in block.strip().splitlines()]
+
+
+def test_every_exit_status_is_in_the_man_page_and_help():
+    man = man_text()
+    section = man.split(".SH EXIT STATUS\n")[1].split(".SH ")[0]
+    assert [int(n) for n in re.findall(r"^\.B (\d+)$", section, flags=re.M)] == sorted(ExitStatus)
+    help_text = CliRunner().invoke(cli, ["--help"]).output
+    assert _statuses_listed(help_text.split("Exit status:\n")[1].split("\n\n")[0]) == sorted(
+        ExitStatus
+    )
+
+
+def test_doctors_exit_statuses_are_in_its_help_and_man_section():
+    doctor = {ExitStatus.OK, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.FINDINGS}
+    help_text = CliRunner().invoke(cli, ["doctor", "--help"]).output
+    block = help_text.split("Exit status, so that it can gate a script:\n")[1].split("\n\n")[0]
+    assert _statuses_listed(block) == sorted(doctor)
+    section = " ".join(man_text().split(".SH DOCTOR\n")[1].split(".SH ")[0].split())
+    assert f"{int(ExitStatus.FINDINGS)} when one is" in section
 
 
 def test_man_page_descriptions_are_the_manuals():

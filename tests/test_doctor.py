@@ -20,11 +20,12 @@ from collections.abc import Iterator
 import pytest
 from cli_run import run_cli
 
-from tcpstates.doctor.checks import Evidence, Severity, diagnose, exit_status
+from tcpstates.doctor.checks import Evidence, Severity, Thresholds, diagnose, exit_status
 from tcpstates.explain import render_sockets
 from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import account
 from tcpstates.explain.states import explain
+from tcpstates.model.errors import ExitStatus
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.sources.kernel import KernelState, read_kernel
@@ -158,7 +159,7 @@ def test_a_full_accept_queue_is_critical_and_fails_the_gate() -> None:
     full = [f for f in _findings(done) if f["title"] == f"Accept queue full on 127.0.0.1:{port}"]
     assert len(full) == 1 and full[0]["severity"] == "critical"
     assert full[0]["data"] == {"local_port": port, "recv_q": 2, "backlog": 1}
-    assert done.returncode == 1
+    assert done.returncode == ExitStatus.FINDINGS
 
 
 def test_explain_one_socket_in_its_connections_terms(half_closed) -> None:
@@ -258,6 +259,39 @@ def test_a_clean_namespace_has_nothing_above_info() -> None:
     assert result["status"] == 0 and result["err"] == ""
 
 
+def test_a_close_wait_pile_is_critical_and_exits_3() -> None:
+    # The peer closes and this process never does, as many times as makes a pile critical.
+    n = Thresholds().close_wait_critical
+    result = in_namespace(
+        f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, max(4096, resource.getrlimit(
+            resource.RLIMIT_NOFILE)[1])))
+        server = socket.create_server(("127.0.0.1", 9000), backlog=64)
+        held = []
+        for _ in range({n}):
+            client = socket.create_connection(("127.0.0.1", 9000))
+            held.append(server.accept()[0])
+            client.close()
+        """
+    )
+    findings = json.loads(str(result["out"]))["findings"]
+    (pile,) = [f for f in findings if "CLOSE_WAIT sockets held by" in f["title"]]
+    assert pile["severity"] == "critical" and pile["data"]["count"] == n
+    assert result["status"] == ExitStatus.FINDINGS == 3
+    assert json.loads(str(result["out"]))["exit_status"] == 3
+
+
+@pytest.mark.parametrize("what", ["missing", "empty"])
+def test_a_source_that_cannot_be_read_is_1_not_a_finding(tmp_path, what: str) -> None:
+    path = tmp_path / what
+    if what == "empty":
+        path.mkdir()  # a directory with no /proc/net tables in it
+    done = run_cli("doctor", "--from", str(path), "-o", "json")
+    assert (done.returncode, done.stdout) == (ExitStatus.ERROR, "")
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("tcpstates: ")
+
+
 # --- the checks on their own ----------------------------------------------------------------
 
 KERNEL = KernelState(
@@ -292,7 +326,7 @@ def test_syn_flood_without_syncookies_is_critical() -> None:
     kernel = KernelState({}, {**KERNEL.settings, "net.ipv4.tcp_syncookies": "0"})
     socks = [sock(S.SYN_RECV, 80, 10000 + i, inode=0) for i in range(64)]
     (flood,) = [f for f in diagnose(Evidence(socks, kernel)) if "half-open" in f.title]
-    assert flood.severity is Severity.CRITICAL and exit_status([flood]) == 1
+    assert flood.severity is Severity.CRITICAL and exit_status([flood]) is ExitStatus.FINDINGS
 
 
 def test_read_kernel_parses_this_hosts_counters() -> None:

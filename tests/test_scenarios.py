@@ -20,6 +20,7 @@ from tcpstates.cli.root import cli
 from tcpstates.cli.root import run as main_run
 from tcpstates.explain import scenario_live
 from tcpstates.explain.render_scenario import live_lines, scenario_text
+from tcpstates.model.errors import ExitStatus
 from tcpstates.model.lifecycle import SCENARIOS
 from tcpstates.model.states import TcpState
 
@@ -107,7 +108,7 @@ def test_live_through_procfs_too() -> None:
     )
 
 
-def test_a_kernel_that_disagrees_is_reported_and_exits_1(
+def test_a_kernel_that_disagrees_is_reported_and_exits_4(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(scenario_live, "SETTLE", 0.05)
@@ -118,7 +119,7 @@ def test_a_kernel_that_disagrees_is_reported_and_exits_1(
     assert lines[-1] == "The kernel differed from the scenario at 5 of 5 checkpoints."
     assert any(line.endswith("differs") for line in lines)
     monkeypatch.setattr("tcpstates.explain.run._rehearse", lambda name, source: run)
-    assert main_run(["--scenario", "close", "--live", "-o", "plain"]) == 1
+    assert main_run(["--scenario", "close", "--live", "-o", "plain"]) == ExitStatus.MISMATCH == 4
     assert "differs" in capsys.readouterr().out
 
 

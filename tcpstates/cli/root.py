@@ -7,6 +7,7 @@ option its request has no field for. Options typed before a subcommand go to it 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import click
 
 from tcpstates import __version__
+from tcpstates.cli.complete import COMPLETE_VAR, complete
 from tcpstates.cli.dispatch import (
     REQUEST,
     RESOLVE,
@@ -65,6 +67,16 @@ Examples:
   tcpstates --summary --by process  who holds sockets in which states
   tcpstates doctor                what piles up, why, and what to run next
   tcpstates export --listen :9977 Prometheus metrics on 127.0.0.1:9977
+
+\b
+Exit status:
+  0    success
+  1    an error, said in one line on stderr (a source could not be read)
+  2    a bad option or value
+  3    doctor: a finding is critical
+  4    --scenario --live: the kernel's states differed from the scenario's
+  130  interrupted (Ctrl-C), except for --watch, trace and export: 0
+  141  the reader of the output went away (tcpstates | head)
 
 See man tcpstates for the full story."""
 
@@ -145,7 +157,7 @@ See man tcpstates for the full story."""
     "--live",
     is_flag=True,
     help="With --scenario: play it with real sockets on loopback and show the states the"
-    " kernel reports beside the expected ones (exit 1 if they differ).",
+    " kernel reports beside the expected ones (exit 4 if they differ).",
 )
 @lang_option
 @click.option(
@@ -198,6 +210,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and turn every user-facing failure into one line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        instruction = os.environ.get(COMPLETE_VAR)
+        if instruction:  # the shell asks for its script or for completions: read no sockets
+            return complete(cli, instruction)
         with cli.make_context("tcpstates", args) as ctx:
             status = cli.invoke(ctx)
         sys.stdout.flush()

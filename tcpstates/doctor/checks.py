@@ -2,7 +2,8 @@
 
 Each check is a function from the sockets and the kernel's counters and settings to findings; it
 reads no files itself, so the same checks run on a live host and on a capture. Severity:
-critical (act now; ``tcpstates doctor`` exits 1), warning (look soon), info (worth knowing).
+critical (act now; ``tcpstates doctor`` exits 3, FINDINGS), warning (look soon), info (worth
+knowing).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpstates.explain.states import ADVICE
+from tcpstates.model.errors import ExitStatus
 from tcpstates.model.i18n import _, ngettext
 from tcpstates.model.sockets import Socket, endpoint
 from tcpstates.model.states import TcpState
@@ -77,9 +79,15 @@ def diagnose(evidence: Evidence, thresholds: Thresholds = Thresholds()) -> list[
     return sorted(findings, key=lambda f: -f.severity)
 
 
-def exit_status(findings: Iterable[Finding]) -> int:
-    """1 when something is above warning (critical), else 0: a gate for scripts."""
-    return int(any(f.severity > Severity.WARNING for f in findings))
+def exit_status(findings: Iterable[Finding]) -> ExitStatus:
+    """FINDINGS when something is critical, else OK: a gate for scripts.
+
+    Only what needs acting on now opens the gate. A warning ("look soon": ten CLOSE_WAIT in one
+    process) is routine on a busy host, and a gate that opens on routine gets ignored, or breaks
+    every `doctor && deploy`; a script that wants warnings reads their severity from -o json.
+    """
+    critical = any(f.severity > Severity.WARNING for f in findings)
+    return ExitStatus.FINDINGS if critical else ExitStatus.OK
 
 
 def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:

@@ -9,8 +9,11 @@ import click
 from tcpstates.cli.options import color_option, lang_option, place_options
 
 EPILOG = """\b
-Exit status: 0 when no finding is above warning, 1 when one is critical
-(so it can gate a script), 2 for a bad option.
+Exit status, so that it can gate a script:
+  0  nothing critical (warnings and info leave it at 0)
+  1  the sockets, or a capture, could not be read
+  2  a bad option
+  3  a finding is critical
 
 \b
 Examples:

@@ -191,7 +191,7 @@ def scenario(name: str, live: str | None, out: Output, fmt: str | None) -> int:
         console.print(render.scenario_renderable(story, run, min(console.width, 100)))
     else:
         out.stdout.write(render.scenario_text(story, run, 100, _ascii_only(out)))
-    return ExitStatus.OK if run is None or run.agrees else ExitStatus.ERROR
+    return ExitStatus.OK if run is None or run.agrees else ExitStatus.MISMATCH
 
 
 def _rehearse(name: str, source_name: str) -> Any:

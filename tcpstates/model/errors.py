@@ -8,9 +8,15 @@ import sys
 
 
 class ExitStatus(enum.IntEnum):
+    """What a script can tell apart without reading the output. 1 and 2 are click's (an error,
+    a usage error); a command's verdict about what it looked at has a status of its own, so a
+    gate never mistakes "could not read" for "found something"."""
+
     OK = 0
-    ERROR = 1  # a source could not be read, a permission is missing
+    ERROR = 1  # a source could not be read, a permission is missing, the output cannot be written
     USAGE = 2  # a bad option value (click's convention)
+    FINDINGS = 3  # doctor: a critical finding (a warning leaves the status at 0)
+    MISMATCH = 4  # --scenario --live: the kernel reported other states than the scenario's
     INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
     BROKEN_PIPE = 141  # 128 + SIGPIPE, what ss, grep and cat give for `| head`
 

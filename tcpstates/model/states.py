@@ -350,3 +350,24 @@ def parse_states(texts: Iterable[str]) -> frozenset[TcpState]:
 def valid_names() -> list[str]:
     """What --state accepts, as shown in errors and --help: netstat names, then groups."""
     return [state.name for state in TcpState] + ["UNCONN", *GROUPS]
+
+
+def names_starting(prefix: str, groups: bool = True) -> list[str]:
+    """The names a shell offers for ``-s PREFIX``: valid_names(), then ss's own spellings
+    (ESTAB); one spelling per name as parse_state reads it (any case, - and _ ignored).
+    ``--explain`` takes one state, so no groups there.
+
+    >>> names_starting("ti"), names_starting("EST"), names_starting("fin-wait-")
+    (['TIME_WAIT'], ['ESTABLISHED', 'ESTAB'], ['FIN_WAIT1', 'FIN_WAIT2'])
+    >>> names_starting("b"), names_starting("b", groups=False)
+    (['BOUND_INACTIVE', 'bucket', 'big'], ['BOUND_INACTIVE'])
+    """
+    wanted = _key(prefix)
+    seen: set[str] = set()
+    found: list[str] = []
+    for name in [*valid_names(), *(state.ss_name for state in TcpState)]:
+        key = _key(name)
+        if key.startswith(wanted) and key not in seen and (groups or name not in GROUPS):
+            seen.add(key)
+            found.append(name)
+    return found

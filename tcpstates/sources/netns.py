@@ -158,11 +158,19 @@ def _pids(proc: str) -> list[int]:
         return []
 
 
+def listed_names() -> list[str]:
+    """The entries of /run/netns, sorted, as ``ip netns list`` shows them; none if it cannot be
+    read. A stale entry is among them: only entering one (``by_name``) tells."""
+    try:
+        return sorted(os.listdir(RUN_NETNS))
+    except OSError:
+        return []
+
+
 def _names() -> tuple[dict[int, str], tuple[Skipped, ...]]:
     """/run/netns: inode -> name for the entries that are namespaces, and those that are not."""
-    try:
-        entries = sorted(os.listdir(RUN_NETNS))
-    except OSError:
+    entries = listed_names()
+    if not entries:
         return {}, ()
     nsfs = _nsfs()
     names: dict[int, str] = {}
