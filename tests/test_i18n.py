@@ -196,7 +196,7 @@ def test_the_pybabel_workflow_keeps_msgctxt_and_compiles_no_fuzzy_entry(tmp_path
     ]  # fmt: skip
 
 
-def test_the_wheel_holds_the_catalogue_the_man_page_and_the_entry_point(tmp_path: Path) -> None:
+def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(tmp_path: Path) -> None:
     # hatchling is in the test extra, so CI builds the wheel; a bare checkout may skip this.
     pytest.importorskip("hatchling")
     done = subprocess.run(
@@ -205,14 +205,29 @@ def test_the_wheel_holds_the_catalogue_the_man_page_and_the_entry_point(tmp_path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("*.whl")
+    installed = tmp_path / "installed"
     with zipfile.ZipFile(wheel) as built:
         names = built.namelist()
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = built.read(entry_points).decode()
+        built.extractall(installed)
     assert "tcpstates/locale/id/LC_MESSAGES/tcpstates.mo" in names
+    assert [n for n in names if n.endswith((".po", ".pot")) or "catalog" in n] == []
     assert any(n.endswith(".data/data/share/man/man1/tcpstates.1") for n in names)
     # The console script enters where the summary fast path is tried before click loads.
     assert "tcpstates = tcpstates.__main__:main" in scripts
+    # What the wheel installs translates with the .mo alone, as the checkout does.
+    args = ["--lang", "id", "--explain", "-o", "plain"]
+    run = "import runpy, sys, tcpstates; print(tcpstates.__file__, file=sys.stderr); "
+    run += f"sys.argv[1:] = {args!r}; runpy.run_module('tcpstates', run_name='__main__')"
+    env = {**os.environ, "PYTHONPATH": str(installed)}  # before the checkout's editable path
+    done = subprocess.run(
+        [sys.executable, "-c", run], cwd=tmp_path, capture_output=True, text=True, env=env,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stderr == f"{installed / 'tcpstates' / '__init__.py'}\n"
+    assert done.returncode == 0 and done.stdout == invoke(*args).output
+    assert "Soket memiliki koneksi yang sudah terjalin." in done.stdout
 
 
 def check_script(*args: str | Path) -> tuple[int, str, str]:
