@@ -4,6 +4,7 @@ locale, and the netstat manual's words kept in English beside their translation.
 from __future__ import annotations
 
 import gettext
+import inspect
 import io
 import json
 import os
@@ -15,10 +16,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import i18n_check
 import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import write_po
 from click.testing import CliRunner
 
-from tcpstates import catalog
 from tcpstates.cli.root import cli
 from tcpstates.doctor import render as render_findings
 from tcpstates.doctor.checks import Evidence, Thresholds, diagnose
@@ -51,44 +56,62 @@ def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-un
 
 
 def test_every_message_has_an_indonesian_translation_and_the_mo_is_current() -> None:
-    assert catalog.problems("id") == []
+    po, mo = i18n_check.po_path("id"), i18n_check.mo_path("id")
+    assert i18n_check.problems(po, mo, i18n_check.extract()) == []
 
 
-def test_the_check_fails_on_an_untranslated_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    header, entries = catalog.read_po(catalog.po_path("id"))
-    entries[("Who is in it", None)].strings = [""]
-    entries[("{n} sockets without a known owner", None)].strings = ["{jumlah} soket"]
-    po = tmp_path / "tcpstates.po"
-    catalog.write_po(po, header, entries.values())
-    (tmp_path / "tcpstates.mo").write_bytes(catalog.compile_mo(header, entries.values()))
-    monkeypatch.setattr(catalog, "po_path", lambda language: po)
-    problems = catalog.problems("id")
-    assert any("untranslated: 'Who is in it'" in p for p in problems)
-    assert any("placeholders differ" in p for p in problems)
-    # A message added to the source without a translation fails too.
-    monkeypatch.setattr(catalog, "extract", lambda: {("A new sentence.", None): ["x.py:1"]})
-    assert catalog.problems("id") == ["x.py:1: untranslated: 'A new sentence.'"]
+def test_the_check_fails_on_what_a_translator_can_get_wrong(tmp_path: Path) -> None:
+    catalog = i18n_check.read(i18n_check.po_path("id"))
+    catalog["Who is in it"].string = ""
+    catalog["{n} sockets without a known owner"].string = "{jumlah} soket"
+    catalog["Code"].flags.add("fuzzy")
+    catalog["Phase"].string = "Fase {"
+    catalog.fuzzy = True  # the header: pybabel compile would skip the whole file
+    po, mo = tmp_path / "tcpstates.po", tmp_path / "tcpstates.mo"
+    with open(po, "wb") as f:
+        write_po(f, catalog)
+    shutil.copy(i18n_check.mo_path("id"), mo)  # compiled before the changes above
+    problems = i18n_check.problems(po, mo, i18n_check.extract())
+    assert sorted(p.split(": ", 1)[1] for p in problems) == [
+        "Single '{' encountered in format string: 'Phase'",
+        "does not hold what tcpstates.po says; run pybabel compile",
+        "fuzzy, so not compiled: 'Code'",
+        "placeholders differ: '{n} sockets without a known owner' -> '{jumlah} soket'",
+        "the header is marked fuzzy, so pybabel compile skips the whole file",
+        "untranslated: 'Who is in it'",
+    ]
+    assert problems[-1].startswith(f"{mo}: ")
+    # Compiled again, the .mo is current; a message new in the source and not in the .po fails.
+    with open(mo, "wb") as f:
+        write_mo(f, catalog)
+    source = Catalog()
+    source.add("A new sentence.", locations=[("x.py", 1)])
+    again = i18n_check.problems(po, mo, source)
+    assert "x.py:1: untranslated: 'A new sentence.'" in again
+    assert not any(p.startswith(f"{mo}: ") for p in again)
 
 
 def test_the_shipped_mo_gives_what_the_po_says() -> None:
-    header, entries = catalog.read_po(catalog.po_path("id"))
-    with open(catalog.mo_path("id"), "rb") as f:
+    catalog = i18n_check.read(i18n_check.po_path("id"))
+    with open(i18n_check.mo_path("id"), "rb") as f:
         translation = gettext.GNUTranslations(f)
-    for (msgid, plural), entry in entries.items():
-        if plural is None:
-            assert translation.gettext(msgid) == entry.strings[0]
+    entries = [entry for entry in catalog if entry.id]
+    assert len(entries) > 200
+    for entry in entries:
+        if isinstance(entry.id, str):
+            assert translation.gettext(entry.id) == entry.string
         else:
-            assert translation.ngettext(msgid, plural, 1) == entry.strings[0]
-            assert translation.ngettext(msgid, plural, 5) == entry.strings[0]  # nplurals=1
+            singular, plural = entry.id
+            assert translation.ngettext(singular, plural, 1) == entry.string[0]
+            assert translation.ngettext(singular, plural, 5) == entry.string[0]  # nplurals=1
 
 
-def test_the_po_round_trips_through_our_reader_and_writer(tmp_path: Path) -> None:
-    header, entries = catalog.read_po(catalog.po_path("id"))
-    copy = tmp_path / "copy.po"
-    catalog.write_po(copy, header, entries.values())
-    assert copy.read_text() == catalog.po_path("id").read_text()
+def test_the_po_is_written_as_pybabel_writes_it() -> None:
+    # So that `pybabel update` changes only what changed in the source, not the layout.
+    text = i18n_check.po_path("id").read_bytes()
+    out = io.BytesIO()
+    write_po(out, i18n_check.read(i18n_check.po_path("id")))
+    assert out.getvalue().decode() == text.decode()
 
 
 def test_gnu_msgfmt_agrees_the_po_is_well_formed(tmp_path: Path) -> None:
@@ -96,15 +119,84 @@ def test_gnu_msgfmt_agrees_the_po_is_well_formed(tmp_path: Path) -> None:
     if msgfmt is None:
         pytest.skip("GNU gettext's msgfmt is not installed")
     done = subprocess.run(
-        [msgfmt, "-c", "-o", str(tmp_path / "gnu.mo"), str(catalog.po_path("id"))],
+        [msgfmt, "-c", "-o", str(tmp_path / "gnu.mo"), str(i18n_check.po_path("id"))],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (0, "")
-    with open(tmp_path / "gnu.mo", "rb") as gnu, open(catalog.mo_path("id"), "rb") as ours:
-        assert gettext.GNUTranslations(gnu)._catalog == gettext.GNUTranslations(ours)._catalog  # type: ignore[attr-defined]
+    with open(tmp_path / "gnu.mo", "rb") as gnu, open(i18n_check.mo_path("id"), "rb") as ours:
+        gnu_says, we_ship = gettext.GNUTranslations(gnu), gettext.GNUTranslations(ours)
+    assert i18n_check.contents(gnu_says) == i18n_check.contents(we_ship)
 
 
-def test_the_wheel_holds_the_catalogue_the_man_page_and_the_entry_point(tmp_path: Path) -> None:
+def test_babel_cfg_names_every_function_that_marks_a_message() -> None:
+    with open(i18n_check.CONFIG, encoding="utf-8") as f:
+        _methods, options = parse_mapping_cfg(f)
+    keywords = options["**.py"]["keywords"]
+    markers = {
+        name
+        for name, function in vars(i18n).items()
+        if inspect.isfunction(function)
+        and next(iter(inspect.signature(function).parameters), "") in ("message", "singular")
+    }
+    assert {"_", "N_", "ngettext"} <= markers  # the walk above finds them
+    assert markers <= set(keywords)
+    assert keywords["pgettext"] == ((1, "c"), 2)  # a context function keeps its msgctxt
+
+
+def pybabel(*args: str | Path) -> None:
+    command = [sys.executable, "-m", "babel.messages.frontend", "-q", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_pybabel_workflow_keeps_msgctxt_and_compiles_no_fuzzy_entry(tmp_path: Path) -> None:
+    """The commands of tests/i18n_check.py on a small package: extract, init, update, compile."""
+    package, locale, pot = tmp_path / "pkg", tmp_path / "locale", tmp_path / "m.pot"
+    package.mkdir()
+    (package / "m.py").write_text(
+        'OPEN = N_("Open")\n'
+        '_("{n} new")\n'
+        'pgettext("file", "Open")\n'
+        'npgettext("file", "{n} file", "{n} files", 2)\n'
+    )
+    pybabel("extract", "-F", i18n_check.CONFIG, "-o", pot, package)
+    pybabel("init", "-i", pot, "-d", locale, "-D", "tcpstates", "-l", "id")
+    po = locale / "id" / "LC_MESSAGES" / "tcpstates.po"
+    catalog = i18n_check.read(po)
+    assert {(m.id if isinstance(m.id, str) else m.id[0], m.context) for m in catalog if m.id} == {
+        ("Open", None), ("{n} new", None), ("Open", "file"), ("{n} file", "file"),
+    }  # fmt: skip
+    catalog.get("Open").string = "Buka"
+    catalog.get("Open", "file").string = "Buka berkas"
+    catalog.get("{n} file", "file").string = ("{n} berkas",)
+    catalog.get("{n} new").string = "{n} baru"
+    catalog.get("{n} new").flags.add("fuzzy")  # a guess: not to be shown
+    with open(po, "wb") as f:
+        write_po(f, catalog)
+    # A message added to the source: update keeps every translation and context.
+    with open(package / "m.py", "a") as f:
+        f.write('_("Close")\n')
+    pybabel("extract", "-F", i18n_check.CONFIG, "-o", pot, package)
+    pybabel("update", "-i", pot, "-d", locale, "-D", "tcpstates", "--ignore-obsolete",
+            "--ignore-pot-creation-date")  # fmt: skip
+    updated = i18n_check.read(po)
+    assert updated.get("Open", "file").string == "Buka berkas"
+    assert updated.get("Close") is not None and updated.get("Close").string == ""
+    pybabel("compile", "-d", locale, "-D", "tcpstates")
+    with open(po.with_suffix(".mo"), "rb") as f:
+        translation = gettext.GNUTranslations(f)
+    assert translation.gettext("Open") == "Buka"
+    assert translation.pgettext("file", "Open") == "Buka berkas"
+    assert translation.npgettext("file", "{n} file", "{n} files", 3) == "{n} berkas"
+    assert translation.gettext("{n} new") == "{n} new"  # fuzzy: left out, English shows
+    assert translation.gettext("Close") == "Close"  # untranslated: English
+    problems = i18n_check.problems(po, po.with_suffix(".mo"), i18n_check.extract(package))
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "fuzzy, so not compiled: '{n} new'", "untranslated: 'Close'",
+    ]  # fmt: skip
+
+
+def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(tmp_path: Path) -> None:
     # hatchling is in the test extra, so CI builds the wheel; a bare checkout may skip this.
     pytest.importorskip("hatchling")
     done = subprocess.run(
@@ -113,14 +205,50 @@ def test_the_wheel_holds_the_catalogue_the_man_page_and_the_entry_point(tmp_path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (wheel,) = tmp_path.glob("*.whl")
+    installed = tmp_path / "installed"
     with zipfile.ZipFile(wheel) as built:
         names = built.namelist()
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = built.read(entry_points).decode()
+        built.extractall(installed)
     assert "tcpstates/locale/id/LC_MESSAGES/tcpstates.mo" in names
+    assert [n for n in names if n.endswith((".po", ".pot")) or "catalog" in n] == []
     assert any(n.endswith(".data/data/share/man/man1/tcpstates.1") for n in names)
     # The console script enters where the summary fast path is tried before click loads.
     assert "tcpstates = tcpstates.__main__:main" in scripts
+    # What the wheel installs translates with the .mo alone, as the checkout does.
+    args = ["--lang", "id", "--explain", "-o", "plain"]
+    run = "import runpy, sys, tcpstates; print(tcpstates.__file__, file=sys.stderr); "
+    run += f"sys.argv[1:] = {args!r}; runpy.run_module('tcpstates', run_name='__main__')"
+    env = {**os.environ, "PYTHONPATH": str(installed)}  # before the checkout's editable path
+    done = subprocess.run(
+        [sys.executable, "-c", run], cwd=tmp_path, capture_output=True, text=True, env=env,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.stderr == f"{installed / 'tcpstates' / '__init__.py'}\n"
+    assert done.returncode == 0 and done.stdout == invoke(*args).output
+    assert "Soket memiliki koneksi yang sudah terjalin." in done.stdout
+
+
+def check_script(*args: str | Path) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "i18n_check.py"), *map(str, args)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_the_script_passes_the_shipped_catalogues_and_fails_a_broken_one(tmp_path: Path) -> None:
+    assert check_script() == (0, "", "")
+    shutil.copytree(Path(i18n.LOCALE_DIR), tmp_path, dirs_exist_ok=True)
+    po = tmp_path / "id" / "LC_MESSAGES" / "tcpstates.po"
+    po.write_text(po.read_text().replace('msgstr "Fase"', 'msgstr ""'))
+    status, out, err = check_script(tmp_path)
+    assert (status, err) == (1, "")
+    assert out.splitlines() == [
+        out.splitlines()[0].split(": ")[0] + ": untranslated: 'Phase'",
+        f"{po.with_suffix('.mo')}: does not hold what tcpstates.po says; run pybabel compile",
+    ]
 
 
 # --- every message shown is in the catalogue --------------------------------------------------

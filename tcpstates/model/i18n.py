@@ -7,7 +7,8 @@ argument back and gettext is not even imported, so English costs nothing. State 
 names, commands and JSON keys are never translated.
 
 The catalogues ship inside the package: ``tcpstates/locale/LANG/LC_MESSAGES/tcpstates.mo``,
-compiled from the ``.po`` beside it by ``python -m tcpstates.catalog compile``.
+compiled by Babel's ``pybabel`` from the ``.po`` beside it in the source tree; the ``.po`` is
+not installed. ``tests/i18n_check.py`` gives the commands and checks the result.
 """
 
 from __future__ import annotations
