@@ -85,7 +85,8 @@ def kernel_of(place: Place) -> tuple[KernelState, bool]:
         directories = [path for path in where.paths if os.path.isdir(path)]
         if not directories:
             return KernelState({}, {}), False
-        return read_kernel(directories[0], read=read_small_capture_file), True
+        kernel = read_kernel(directories[0], read=read_small_capture_file)
+        return kernel, bool(kernel.settings or kernel.counters)  # a directory of tables alone
     namespace = chosen_namespace(place)
     if namespace is None:
         return read_kernel("/proc"), True

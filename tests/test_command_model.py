@@ -1,0 +1,131 @@
+"""The answers issue "One command model" found wrong, on real sockets in namespaces made here.
+
+Each command reads the place it was given (never the host instead), options typed before a
+subcommand reach it, and what cannot apply is refused in one line instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from cli_run import run_cli
+
+HOLD = """
+import socket, sys, time
+listener = socket.create_server(("127.0.0.1", 18080))
+clients = [socket.create_connection(("127.0.0.1", 18080)) for _ in range(int(sys.argv[1]))]
+for _ in clients:
+    listener.accept()[0].close()  # the server closes: each client is left in CLOSE_WAIT
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture(scope="module")
+def two_namespaces() -> Iterator[dict[str, int]]:
+    """Two namespaces, each with a listener on 18080 and its own number of CLOSE_WAIT sockets."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: makes network namespaces")
+    piles = {f"tcpstates-model-a-{os.getpid()}": 3, f"tcpstates-model-b-{os.getpid()}": 5}
+    holders = []
+    try:
+        for name, n in piles.items():
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+            holder = subprocess.Popen(
+                ["ip", "netns", "exec", name, sys.executable, "-c", HOLD, str(n)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            holders.append(holder)
+            assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        yield piles
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.communicate(timeout=10)  # closes its pipes too
+        for name in piles:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> object:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_doctor_diagnoses_the_namespace_named_before_or_after_it(two_namespaces) -> None:
+    for name, pile in two_namespaces.items():
+        for args in (("--netns", name, "doctor"), ("doctor", "--netns", name)):
+            report = _json(run_cli(*args, "-o", "json"))
+            titles = [f["title"] for f in report["findings"]]  # type: ignore[index]
+            assert any(t.startswith(f"{pile} CLOSE_WAIT sockets") for t in titles), (args, titles)
+
+
+def test_explain_counts_the_namespace_and_fails_on_one_that_is_not_there(two_namespaces) -> None:
+    for name, pile in two_namespaces.items():
+        explained = _json(run_cli("--netns", name, "--explain", "CLOSE_WAIT", "-o", "json"))
+        assert explained["count"] == pile  # type: ignore[index]
+    missing = run_cli("--netns", "tcpstates-model-nosuch", "--explain", "TIME_WAIT")
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert (
+        missing.stderr
+        == "tcpstates: no network namespace named 'tcpstates-model-nosuch' in /run/netns\n"
+    )
+
+
+def test_export_counts_the_namespace(two_namespaces) -> None:
+    for name, pile in two_namespaces.items():
+        for args in (("--netns", name, "export"), ("export", "--netns", name)):
+            done = run_cli(*args)
+            assert done.returncode == 0, done.stderr
+            assert f'node_tcp_connection_states{{state="close_wait"}} {pile}\n' in done.stdout
+
+
+def test_breakdowns_keep_namespaces_apart(two_namespaces) -> None:
+    # The same port in two "containers" is two groups, never one of 8.
+    done = run_cli("--all-netns", "--by", "local-port", "-s", "listen", "-o", "json")
+    groups = _json(done)
+    mine = {label: g for label, g in groups.items() if any(n in label for n in two_namespaces)}  # type: ignore[union-attr]
+    assert len(mine) == 2
+    for listed in mine.values():
+        assert [(g["local-port"], g["total"]) for g in listed] == [("18080", 1)]
+
+
+def test_a_capture_is_diagnosed_and_explained_from_itself(tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    explained = run_cli("--from", str(empty), "--explain", "TIME_WAIT", "-o", "json")
+    assert explained.returncode == 1 and explained.stdout == ""  # never the live host's count
+    doctor = run_cli("--from", "tests/data/proc-little", "doctor", "-o", "json")
+    assert doctor.returncode == 0, doctor.stderr
+    assert "checks that need the kernel's settings and counters were skipped" in doctor.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--save", "{dir}", "--summary"], "--summary does not apply to --save"),
+        (["--watch", "1", "-o", "openmetrics"], "-o openmetrics does not apply to --watch"),
+        (["--watch", "1", "--by", "process"], "--by does not apply to --watch"),
+        (["--summary", "-o", "csv"], "-o csv does not apply to --summary"),
+        (["--by", "process", "-o", "csv"], "-o csv does not apply to --by"),
+        (["-u", "trace"], "--udp does not apply to trace: the tracepoint sees TCP only"),
+        (["--summary", "doctor"], "--summary does not apply to doctor"),
+        (["-o", "csv", "doctor"], "-o csv does not apply to doctor"),
+        (["--netns", "x", "--from", "y"], "--netns and --from name two places to read"),
+        (["-o", "json", "export", "--by", "process"], "--format does not apply to export"),
+        (["export", "--max-series", "5"], "--max-series caps the --by metrics"),
+        (["--lang", "id", "-s", "listen"], "--lang does not apply to a listing"),
+        (["-o", "json", "doctor", "-o", "plain"], "--format is given before and after doctor"),
+    ],
+)
+def test_what_cannot_apply_is_refused_in_one_line(tmp_path, args, line) -> None:
+    target = tmp_path / "capture"
+    done = run_cli(*[a.format(dir=target) for a in args])
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.startswith(f"tcpstates: {line}") and done.stderr.count("\n") == 1
+    assert not target.exists()  # a refused --save writes nothing
