@@ -78,7 +78,9 @@ Exit status:
   130  interrupted (Ctrl-C), except for --watch, trace and export: 0
   141  the reader of the output went away (tcpstates | head)
 
-See man tcpstates for the full story."""
+Each command takes only the options that change what it does; any other
+option typed is refused (exit 2), before or after a subcommand. The list:
+COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 
 
 @click.group(
