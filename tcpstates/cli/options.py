@@ -50,6 +50,13 @@ def states_option(
         raise click.BadParameter(str(e)) from None
 
 
+def state_option(help: str) -> Callable[[F], F]:
+    """-s/--state, repeatable, parsed into TcpStates (any tool's spelling, or a group)."""
+    return click.option(
+        "-s", "--state", "states", multiple=True, callback=states_option, metavar="STATE", help=help
+    )
+
+
 def network_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Network | None:
     if value is None:
         return None

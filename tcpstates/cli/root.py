@@ -32,7 +32,7 @@ from tcpstates.cli.options import (
     interval_option,
     lang_option,
     place_options,
-    states_option,
+    state_option,
 )
 from tcpstates.cli.requests import Request
 from tcpstates.doctor.command import doctor
@@ -88,15 +88,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.option(
-    "-s",
-    "--state",
-    "states",
-    multiple=True,
-    callback=states_option,
-    metavar="STATE",
-    help="Only sockets in STATE; repeat for several (their union).",
-)
+@state_option("Only sockets in STATE; repeat for several (their union).")
 @click.option(
     "-l", "--listening", is_flag=True, help="Only listening sockets (LISTEN; UNCONN for UDP)."
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tcpstates.cli.options import endpoint_filters, seconds_option, states_option
+from tcpstates.cli.options import endpoint_filters, seconds_option, state_option
 
 
 @click.command(
@@ -30,15 +30,7 @@ Examples:
   tcpstates trace -o jsonl --duration 10
   tcpstates trace --cleanup              remove instances a killed run left""",
 )
-@click.option(
-    "-s",
-    "--state",
-    "states",
-    multiple=True,
-    callback=states_option,
-    metavar="STATE",
-    help="Only transitions into or out of STATE; repeat for several.",
-)
+@state_option("Only transitions into or out of STATE; repeat for several.")
 @endpoint_filters
 @click.option(
     "-o",
