@@ -177,8 +177,8 @@ def test_only_blank_request_sockets_change_and_all_records_stay_in_order() -> No
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))  # held, so no listener can take its port meanwhile
             gone = closed.getsockname()[1]
-            sent = [
-                (TcpState.ESTABLISHED, port, 0, 7, os.geteuid()),
+            sent = [  # (state, local port, uid sent, inode, uid wanted)
+                (TcpState.ESTABLISHED, port, 4321, 7, 4321),
                 (TcpState.SYN_RECV, port, 0, 0, os.geteuid()),
                 (TcpState.SYN_RECV, gone, 0, 0, None),
                 (TcpState.SYN_RECV, port, 1234, 0, 1234),  # a Fast Open child: uid filled in
