@@ -125,9 +125,9 @@ class _Listeners:
         self._uids: dict[tuple[int, bytes, int], int] | None = None
 
     def records(self, packed: bytearray) -> Iterator[tuple[Any, ...]]:
-        """The records of a packed TCP dump, a request socket's uid its listener's (None if
-        that has closed since). Only request sockets are unpacked one by one: a dump without
-        any costs one slice of its state bytes."""
+        """The records of a packed dump, a request socket's uid its listener's (None if that
+        has closed since). Only request sockets are unpacked one by one: a dump without any
+        (every UDP one) costs one slice of its state bytes."""
         states = packed[diag.STATE_OFFSET :: diag.RECORD.size]
         if _SYN_RECV not in states:
             return diag.RECORD.iter_unpack(packed)
