@@ -25,6 +25,14 @@ _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _STATES = [TcpState(code) for code in range(256)]
+_SYN_RECV = TcpState.SYN_RECV.value  # how the kernel reports a request socket (NEW_SYN_RECV)
+_LISTEN_MASK = 1 << TcpState.LISTEN
+# A listener's possible local addresses, as idiag_src holds them (an IPv4 one in 4 bytes).
+_ANY4, _ANY6 = bytes(4), bytes(16)
+_MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96, IPv4 addresses as an IPv6 socket has them
+_MAPPED_ANY = _MAPPED + _ANY4
+# Where a record tuple (inet_diag.RECORD) holds what a listener is matched on.
+_FAMILY, _SPORT, _SRC, _UID, _INODE = 5, 9, 11, 17, 18
 
 
 def state_mask(states: frozenset[TcpState]) -> int:
@@ -61,10 +69,11 @@ class NetlinkSource:
         ]
         wanted = {inode for _, packed in dumps for (inode,) in _INODES.iter_unpack(packed)} - {0}
         scan = scan_owners("/proc", wanted)
+        listeners = _Listeners(query.sport)
         sockets = (
             sock
             for proto, packed in dumps
-            for sock in _decode(diag.RECORD.iter_unpack(packed), proto, scan.by_inode)
+            for sock in _decode(listeners.records(packed), proto, scan.by_inode)
         )
         return Reading(sockets, scan.hidden_processes)
 
@@ -92,8 +101,94 @@ class NetlinkSource:
 
     def _dumps(self, query: Query) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
         mask, program = state_mask(query.states), _program(query)
+        listeners = _Listeners(query.sport)
         for proto, protocol, family in _dumps(query):
-            yield proto, dump(protocol, family, mask, program)
+            if proto == "tcp":  # packed, to find its request sockets at once (no slower)
+                yield proto, listeners.records(dump_packed(protocol, family, mask, program))
+            else:  # UDP has no request sockets
+                yield proto, dump(protocol, family, mask, program)
+
+
+class _Listeners:
+    """The uids of a read's TCP listeners, for its request sockets.
+
+    The kernel sends a request socket (a connection in SYN_RECV that accept() has not taken
+    yet) with uid 0 and inode 0 meaning "not filled in" (inet_req_diag_fill); /proc/net/tcp
+    prints its listener's uid (get_openreq4), which the accepted socket inherits from the
+    listener. The listeners are dumped once, at the first request socket of the read: inside
+    the namespace being read, since a netlink socket answers for the one it was opened in.
+    """
+
+    def __init__(self, sport: int | None) -> None:
+        # A request socket's local port is its listener's: --sport narrows this dump too.
+        self._program = b"" if sport is None else diag.local_port(sport)
+        self._uids: dict[tuple[int, bytes, int], int] | None = None
+
+    def records(self, packed: bytearray) -> Iterator[tuple[Any, ...]]:
+        """The records of a packed dump, a request socket's uid its listener's (None if that
+        has closed since). Only request sockets are unpacked one by one: a dump without any
+        (every UDP one) costs one slice of its state bytes."""
+        states = packed[diag.STATE_OFFSET :: diag.RECORD.size]
+        if _SYN_RECV not in states:
+            return diag.RECORD.iter_unpack(packed)
+        return self._completed(packed, states)
+
+    def _completed(self, packed: bytearray, states: bytearray) -> Iterator[tuple[Any, ...]]:
+        record_at, size, view = diag.RECORD.unpack_from, diag.RECORD.size, memoryview(packed)
+        start, at = 0, states.find(_SYN_RECV)
+        while at >= 0:
+            record = record_at(packed, at * size)
+            # A full socket in SYN_RECV (a Fast Open child not yet accepted) has its uid.
+            if not record[_INODE] and not record[_UID]:
+                yield from diag.RECORD.iter_unpack(view[start * size : at * size])
+                uid = self.uid(record[_FAMILY], record[_SRC], record[_SPORT])
+                yield (*record[:_UID], uid, *record[_UID + 1 :])
+                start = at + 1
+            at = states.find(_SYN_RECV, at + 1)
+        yield from diag.RECORD.iter_unpack(view[start * size :])
+
+    def uid(self, family: int, src: bytes, port: int) -> int | None:
+        """The uid of the listener on ``src`` (a record's idiag_src) and ``port`` (its raw
+        idiag_sport), bound there or to a wildcard that covers it; None when there is none."""
+        if self._uids is None:
+            self._uids = _listener_uids(self._program)
+        for address in _listening_addresses(family, src):
+            uid = self._uids.get((family, address, port))
+            if uid is not None:
+                return uid
+        return None
+
+
+def _listener_uids(program: bytes) -> dict[tuple[int, bytes, int], int]:
+    """(family, local address, raw port) -> uid of every TCP listener, both families."""
+    packed = dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, _LISTEN_MASK, program)
+    uids = {}
+    for record in diag.RECORD.iter_unpack(packed):
+        family, src = record[_FAMILY], record[_SRC]
+        address = src[:4] if family == socket.AF_INET else src
+        uids[family, address, record[_SPORT]] = record[_UID]
+    return uids
+
+
+def _listening_addresses(family: int, src: bytes) -> tuple[bytes, ...]:
+    """Where the listener of a request socket to ``src`` may be bound, most specific first.
+
+    A request socket has its listener's family (inet_reqsk_alloc): an IPv4 client of a
+    dual-stack ``::`` listener makes an AF_INET6 request to ``::ffff:a.b.c.d``, which an
+    IPv6 socket bound to ``::ffff:0.0.0.0`` would also have taken.
+
+    >>> v4 = bytes([127, 0, 0, 1])
+    >>> [socket.inet_ntop(socket.AF_INET, a) for a in _listening_addresses(socket.AF_INET, v4)]
+    ['127.0.0.1', '0.0.0.0']
+    >>> mapped = _listening_addresses(socket.AF_INET6, _MAPPED + v4)
+    >>> [socket.inet_ntop(socket.AF_INET6, a) for a in mapped]
+    ['::ffff:127.0.0.1', '::ffff:0.0.0.0', '::']
+    """
+    if family == socket.AF_INET:
+        return src[:4], _ANY4
+    if src.startswith(_MAPPED):
+        return src, _MAPPED_ANY, _ANY6
+    return src, _ANY6
 
 
 def _program(query: Query) -> bytes:
