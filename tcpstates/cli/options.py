@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from tcpstates.model.place import AllNetns, NamedNetns, NetnsOfPid, ThisHost, Where
 from tcpstates.model.query import Network, parse_network
 from tcpstates.model.states import TcpState, UnknownStateError, parse_states
 
@@ -91,6 +92,50 @@ def endpoint_filters(f: F) -> F:
 def families(options: dict[str, Any]) -> frozenset[int]:
     chosen = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag}
     return frozenset(chosen or {4, 6})
+
+
+def netns_options(verb: str, every: str) -> Callable[[F], F]:
+    """--netns, --netns-pid, --all-netns: which network namespace a command looks at.
+
+    ``verb`` begins the help of the first two ("Read the sockets of"); ``every`` is the whole
+    help of --all-netns, which says how the command keeps namespaces apart.
+    """
+    options = (
+        click.option(
+            "--netns",
+            metavar="NAME",
+            help=f"{verb} network namespace NAME (as ip netns names it, /run/netns).",
+        ),
+        click.option(
+            "--netns-pid",
+            type=click.IntRange(min=1),
+            metavar="PID",
+            help=f"{verb} the network namespace process PID is in (a container's).",
+        ),
+        click.option("--all-netns", is_flag=True, help=every),
+    )
+
+    def decorate(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def where_of(options: dict[str, Any]) -> Where:
+    """The place --netns, --netns-pid or --all-netns names; refused when more than one is given."""
+    chosen = [name for name in ("netns", "netns_pid", "all_netns") if options.get(name)]
+    if len(chosen) > 1:
+        flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
+        raise click.UsageError(f"{flags}: give one of them")
+    if options.get("netns"):
+        return NamedNetns(options["netns"])
+    if options.get("netns_pid") is not None:
+        return NetnsOfPid(options["netns_pid"])
+    if options.get("all_netns"):
+        return AllNetns()
+    return ThisHost()
 
 
 source_option = click.option(

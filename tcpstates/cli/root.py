@@ -16,8 +16,10 @@ from tcpstates.cli.options import (
     families,
     interval_option,
     lang_option,
+    netns_options,
     source_option,
     states_option,
+    where_of,
 )
 from tcpstates.doctor.command import doctor
 from tcpstates.export.command import export
@@ -206,21 +208,9 @@ WATCH_FORMATS = "--watch shows a table on a terminal and JSON Lines otherwise"
     is_flag=True,
     help="With --save: replace the capture DIR holds already, in one step.",
 )
-@click.option(
-    "--netns",
-    metavar="NAME",
-    help="Read the sockets of network namespace NAME (as ip netns names it, /run/netns).",
-)
-@click.option(
-    "--netns-pid",
-    type=click.IntRange(min=1),
-    metavar="PID",
-    help="Read the sockets of the network namespace process PID is in (a container's).",
-)
-@click.option(
-    "--all-netns",
-    is_flag=True,
-    help="Read every network namespace found through /proc/*/ns/net and /run/netns, with a"
+@netns_options(
+    "Read the sockets of",
+    "Read every network namespace found through /proc/*/ns/net and /run/netns, with a"
     " Netns column; one that goes away meanwhile is left out (-v says so).",
 )
 @click.option(
@@ -371,17 +361,11 @@ def _summaries_per_namespace(
 
 def _chosen_namespace(options: dict[str, Any]) -> Namespace | None:
     """The namespace --netns or --netns-pid names; None for this one, or for --all-netns."""
+    from tcpstates.model.place import NamedNetns, NetnsOfPid
     from tcpstates.sources import netns
 
-    chosen = [name for name in ("netns", "netns_pid", "all_netns") if options.get(name)]
-    if len(chosen) > 1:
-        flags = ", ".join("--" + name.replace("_", "-") for name in chosen)
-        raise click.UsageError(f"{flags}: give one of them")
-    if options.get("netns"):
-        return netns.by_name(options["netns"])
-    if options.get("netns_pid") is not None:
-        return netns.of_pid(options["netns_pid"])
-    return None
+    where = where_of(options)
+    return netns.named(where) if isinstance(where, NamedNetns | NetnsOfPid) else None
 
 
 def _namespaced_source(options: dict[str, Any]) -> NamespacedSource | None:
