@@ -378,21 +378,6 @@ class Lookup:
         self._sock.close()
 
 
-def lookup_inode(
-    family: int, local: str, local_port: int, remote: str, remote_port: int
-) -> int | None:
-    """The inode of the one TCP socket with these ends, in the namespace we run in; None when
-    there is none (any more) or no file holds it (inode 0)."""
-    try:
-        lookup = Lookup()
-    except Exception:  # SourceError: no netlink here
-        return None
-    try:
-        return lookup.inode(family, local, local_port, remote, remote_port) or None
-    finally:
-        lookup.close()
-
-
 def _raw_address(af: int, text: str) -> bytes:
     return _socket.inet_pton(af, text).ljust(16, b"\0")
 

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tcpstates.cli.options import endpoint_filters, families, seconds_option, states_option
+from tcpstates.cli.options import (
+    endpoint_filters,
+    families,
+    netns_options,
+    seconds_option,
+    states_option,
+    where_of,
+)
 from tcpstates.cli.signals import terminate_as_interrupt
 from tcpstates.model.errors import ExitStatus
+from tcpstates.model.place import AllNetns, Where
 from tcpstates.model.query import Query
+
+if TYPE_CHECKING:
+    from tcpstates.trace.places import Placer
 
 
 @click.command(
@@ -19,6 +30,15 @@ Needs root (tracefs). The process shown holds the socket, where it still
 exists when the event is read; else the task on the CPU at the transition
 (none in softirq context). TIME_WAIT is never traced: the kernel swaps in a
 timewait socket, and the full socket reports FIN_WAIT2 (or CLOSING) -> CLOSE.
+
+\b
+Only the transitions of one network namespace are shown: the one tcpstates
+runs in (under ip netns exec X, X's), or the one --netns or --netns-pid
+names; --all-netns shows every namespace's, each with its Netns. Each event
+is placed by its task (in process context), its connection's earlier events,
+or a lookup of its socket inside each namespace; one whose socket was gone
+before it could be placed is left out and counted on stderr at the end.
+PIDs are as tcpstates's /proc shows them (on the host: the host's pids).
 
 \b
 Each trace makes its own instance, instances/tcpstates-PID-TOKEN, and holds
@@ -32,6 +52,7 @@ Examples:
   tcpstates trace                        every transition until Ctrl-C
   tcpstates trace -s close-wait --port 8080
   tcpstates trace -o jsonl --duration 10
+  tcpstates trace --netns-pid 4242       a container's transitions
   tcpstates trace --cleanup              remove instances a killed run left""",
 )
 @click.option(
@@ -61,6 +82,11 @@ Examples:
     help="Stop after SECONDS.",
 )
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N transitions.")
+@netns_options(
+    "Trace",
+    "Trace every network namespace, with a Netns column (plain); each event's namespace is"
+    " in its netns field (jsonl, csv) whatever the place.",
+)
 @click.option(
     "--cleanup",
     is_flag=True,
@@ -71,6 +97,7 @@ def trace(**options: Any) -> int:
     from tcpstates.render.safe import safe
     from tcpstates.trace import tracefs
 
+    where = where_of(options)  # two places at once is a usage error, before anything is touched
     root = tracefs.tracefs_root()
     removed = tracefs.remove_stale(root)
     if options["cleanup"]:
@@ -82,20 +109,31 @@ def trace(**options: Any) -> int:
     query = _query(options)
     with terminate_as_interrupt():
         try:
-            return _stream(tracefs.Instance(root, _kernel_filter(query)), query, options)
+            placer = _placer(where)  # first: a namespace that is not there leaves nothing behind
+            try:
+                instance = tracefs.Instance(root, _kernel_filter(query))
+                return _stream(instance, query, where, placer, options)
+            finally:
+                placer.places.close()
         except KeyboardInterrupt:
             return ExitStatus.OK  # Ctrl-C is how a trace normally ends; the instance is gone
 
 
-def _stream(instance: Any, query: Query, options: dict[str, Any]) -> int:
+def _stream(
+    instance: Any, query: Query, where: Where, placer: Placer, options: dict[str, Any]
+) -> int:
     from tcpstates.trace.events import Owners, Skipped, follow
     from tcpstates.trace.render import SkipNotice, TraceWriter
 
     notice = SkipNotice(sys.stderr)
+    labels = placer.places.labels if isinstance(where, AllNetns) else None
+    owners = Owners(inode_of=placer.places.inode_of)
     try:
         with instance:
-            writer = TraceWriter(sys.stdout, options["fmt"])
-            stream = follow(instance, query, options["duration"], options["count"], owners=Owners())
+            writer = TraceWriter(sys.stdout, options["fmt"], labels)
+            stream = follow(
+                instance, query, options["duration"], options["count"], owners=owners, placer=placer
+            )
             for item in stream:
                 if isinstance(item, Skipped):
                     notice.add(item.lines)
@@ -105,9 +143,21 @@ def _stream(instance: Any, query: Query, options: dict[str, Any]) -> int:
             overruns = instance.overruns()
     finally:
         notice.close()  # Ctrl-C too: what was skipped is said before leaving
+        if placer.unplaced:
+            sys.stderr.write(
+                f"tcpstates: left out {placer.unplaced} transitions that could not be placed in a"
+                " network namespace (the socket had gone before it was looked up, or its ends"
+                " were in use in two namespaces)\n"
+            )
     if overruns:
         sys.stderr.write(f"tcpstates: the kernel overwrote {overruns} events we read too late\n")
     return ExitStatus.OK
+
+
+def _placer(where: Where) -> Placer:
+    from tcpstates.trace.places import Placer, open_places
+
+    return Placer(open_places(where))
 
 
 def _kernel_filter(query: Query) -> str:
