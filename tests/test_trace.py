@@ -218,7 +218,7 @@ def test_owners_memory_is_bounded() -> None:
     def scan(proc: str, wanted: set[int]) -> OwnerMap:
         return OwnerMap({inode: Owner(inode, "p") for inode in wanted})
 
-    owners = Owners(inode_of=lambda *ends: ends[2], scan=scan, memory=1000)
+    owners = Owners(inode_of=lambda event: event.local_port, scan=scan, memory=1000)
     events = list(_connections(30_000))
     for start in range(0, len(events), 500):
         owners.resolve_all(events[start : start + 500])
@@ -269,7 +269,7 @@ def test_owners_replace_the_task_with_the_socket_holder_and_remember_it() -> Non
         scans.append(wanted)
         return OwnerMap({7: Owner(42, "server")})
 
-    owners = Owners(inode_of=lambda *ends: 7 if ends[2] == 8080 else None, scan=scan)
+    owners = Owners(inode_of=lambda event: 7 if event.local_port == 8080 else None, scan=scan)
     softirq = parse_line(SOFTIRQ_V6)
     assert softirq is not None
     resolved = owners.resolve(softirq)
@@ -499,8 +499,9 @@ def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Qu
     records = [json.loads(line) for line in out.splitlines()]
     assert list(records[0]) == [
         "time", "local_address", "local_port", "remote_address", "remote_port",
-        "old_state", "new_state", "ms_in_old_state", "pid", "process",
+        "old_state", "new_state", "ms_in_old_state", "pid", "process", "netns",
     ]  # fmt: skip
+    assert {r["netns"] for r in records} == {os.stat("/proc/self/ns/net").st_ino}
     changes = {(r["old_state"], r["new_state"]) for r in records}
     assert {
         ("CLOSE", "LISTEN"),
@@ -674,11 +675,19 @@ def test_traces_in_other_pid_namespaces_never_blind_each_other(tracer: tuple[str
         host.send_signal(signal.SIGTERM)
         out, err = host.communicate(timeout=10)
     for proc, (ns_out, ns_err) in zip((first_ns, second_ns), left, strict=True):
-        assert (proc.returncode, ns_err) == (0, "")
+        # There no task of the host can be seen, so a socket closed before it was read (the
+        # server's ends, the listener) cannot be placed in a network namespace; that is said.
+        assert proc.returncode == 0 and re.fullmatch(f"({LEFT_OUT}\n)?", ns_err), ns_err
         assert {first, second} <= _connected(ns_out)
     assert (host.returncode, err) == (0, "")
     assert {first, second, third} <= _connected(out)
     assert not any(os.path.exists(instance) for instance in instances)
+
+
+LEFT_OUT = (
+    r"tcpstates: left out (\d+) transitions that could not be placed in a network namespace"
+    r" \(the socket had gone before it was looked up, or its ends were in use in two namespaces\)"
+)
 
 
 def _read(instance: str, name: str) -> str:
@@ -860,13 +869,17 @@ def test_a_flood_from_another_user_is_survived_and_accounted_for(
     records = [json.loads(line) for line in output.read_text().splitlines()]
     shown = sum(1 for r in records if "lost_events" not in r)
     lost = sum(r.get("lost_events", 0) for r in records)
-    overwritten = re.fullmatch(
-        r"(?:tcpstates: the kernel overwrote (\d+) events we read too late\n)?", err
+    said = re.fullmatch(
+        f"(?:{LEFT_OUT}\n)?"
+        r"(?:tcpstates: the kernel overwrote (\d+) events we read too late\n)?",
+        err,
     )
-    assert proc.returncode == 0 and overwritten is not None, err
-    # Each event shown or counted as lost: nothing vanished unsaid (the listener's two, and the
+    assert proc.returncode == 0 and said is not None, err
+    left_out, overwritten = (int(n or 0) for n in said.groups())
+    # Each event shown, counted as lost, or counted as left out (a trace that runs behind finds
+    # the flood's sockets and task gone): nothing vanished unsaid (the listener's two, and the
     # ten of the connection after the flood, besides the flood's ten a connection).
-    assert shown + lost + int(overwritten[1] or 0) >= 10 * FLOOD_CONNECTIONS + 2 + 12
+    assert shown + lost + overwritten + left_out >= 10 * FLOOD_CONNECTIONS + 2 + 12
     assert after in _connected(output.read_text())  # not blinded after the flood
     assert peak_kb < 80_000, f"peak RSS {peak_kb} kB"
 
@@ -955,7 +968,10 @@ def test_owners_of_one_read_come_from_one_scan() -> None:
         return OwnerMap({7: Owner(42, "server"), 8: Owner(43, "client")})
 
     inodes = {8080: 7, 34437: 8}
-    owners = Owners(inode_of=lambda *ends: inodes.get(ends[2]) or inodes.get(ends[4]), scan=scan)
+    owners = Owners(
+        inode_of=lambda event: inodes.get(event.local_port) or inodes.get(event.remote_port),
+        scan=scan,
+    )
     events = [parse_line(line) for line in (SOFTIRQ_V6, CONNECTED, SOFTIRQ_V6)]
     assert all(events)
     resolved = owners.resolve_all(events)  # type: ignore[arg-type]

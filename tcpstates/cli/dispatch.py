@@ -289,6 +289,7 @@ def _export(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
 def _trace(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
     return rq.TraceRequest(
         query=query(p),
+        place=place(p, typed),
         fmt=p.get("fmt") or "plain",
         duration=p.get("duration"),
         count=p.get("count"),

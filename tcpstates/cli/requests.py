@@ -292,8 +292,11 @@ class TraceRequest(Request):
         "listening": "a listener makes no transitions to trace; use -s listen",
         "pid": "a transition's owner is looked up after it happened",
         "process": "a transition's owner is looked up after it happened",
+        "captures": "a capture holds no transitions",
+        "source": "it reads the kernel's tracepoint, not a socket table",
     }
     query: Query = Query()
+    place: Place = Place()
     fmt: str = "plain"
     duration: float | None = None
     count: int | None = None
@@ -301,7 +304,7 @@ class TraceRequest(Request):
     def run(self, out: Output) -> int:
         from tcpstates.trace.run import trace
 
-        return trace(self.query, out, self.fmt, self.duration, self.count)
+        return trace(self.query, self.place, out, self.fmt, self.duration, self.count)
 
 
 @dataclass(frozen=True, slots=True)

@@ -315,35 +315,67 @@ def parse_chunk(buffer: bytes | bytearray, size: int) -> tuple[list[int], bool]:
     return offsets, False
 
 
-def lookup_inode(
-    family: int, local: str, local_port: int, remote: str, remote_port: int
-) -> int | None:
-    """The inode of the one TCP socket with these ends, asked of the kernel directly (no dump).
+class Lookup:
+    """A sock_diag socket kept open to look up one TCP socket at a time, by its ends.
 
-    ``family`` is 4 or 6. None when there is no such socket (any more) or it is not held by a
-    file (inode 0).
+    A netlink socket answers for the network namespace it was opened in, wherever it is used
+    from afterwards: open one inside each namespace (``netns.entered``) and keep it. Asking
+    costs two system calls, where opening a socket per question cost two more.
     """
-    af = AF_INET6 if family == 6 else AF_INET
-    request = _LOOKUP.pack(
-        _LOOKUP.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0,
-        af, IPPROTO_TCP, 0, 0, 0xFFFFFFFF,
-        _socket.htons(local_port), _socket.htons(remote_port),
-        _raw_address(af, local), _raw_address(af, remote),
-        0, _NO_COOKIE, _NO_COOKIE,
-    )  # fmt: skip
-    try:
-        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+
+    def __init__(self) -> None:
+        self._sock = _diag_socket()  # SourceError where netlink is refused
+        self._sock.settimeout(1.0)  # the kernel answers at once; never hang on it
+        self._seq = 0
+
+    def inode(
+        self, family: int, local: str, local_port: int, remote: str, remote_port: int
+    ) -> int | None:
+        """The inode of the TCP socket with exactly these ends: 0 for one that no file holds
+        (a timewait or request socket, an orphan), None for no such socket (any more).
+
+        ``family`` is 4 or 6. The kernel's answer is checked against the ends asked for: a
+        listener's lookup may otherwise be answered by a wildcard listener on the same port.
+        """
+        af = AF_INET6 if family == 6 else AF_INET
         try:
-            sock.send(request)
-            reply = sock.recv(8192)
-        finally:
-            sock.close()
-    except OSError:
-        return None
-    if len(reply) < RECORD.size or _LENGTH_AND_TYPE.unpack_from(reply)[1] != SOCK_DIAG_BY_FAMILY:
-        return None  # NLMSG_ERROR: no such socket
-    (inode,) = INODES.unpack_from(reply)
-    return inode or None
+            ends = (
+                _socket.htons(local_port), _socket.htons(remote_port),
+                _raw_address(af, local), _raw_address(af, remote),
+            )  # fmt: skip
+        except (OSError, ValueError, OverflowError):
+            return None  # not an address of this family: nothing can have it
+        self._seq = self._seq % 0xFFFFFFFF + 1
+        request = _LOOKUP.pack(
+            _LOOKUP.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, self._seq, 0,
+            af, IPPROTO_TCP, 0, 0, 0xFFFFFFFF, *ends, 0, _NO_COOKIE, _NO_COOKIE,
+        )  # fmt: skip
+        try:
+            self._sock.send(request)
+            reply = self._reply()
+        except OSError:
+            return None
+        if (
+            len(reply) < RECORD.size
+            or _LENGTH_AND_TYPE.unpack_from(reply)[1] != SOCK_DIAG_BY_FAMILY
+        ):
+            return None  # NLMSG_ERROR: no such socket
+        record = RECORD.unpack_from(reply)
+        if record[9:13] != ends:
+            return None
+        inode: int = record[-1]
+        return inode
+
+    def _reply(self) -> bytes:
+        """The answer to the last question; a late answer to an earlier one is passed over."""
+        for _ in range(8):
+            reply = self._sock.recv(8192)
+            if len(reply) >= HEADER.size and HEADER.unpack_from(reply)[3] == self._seq:
+                return reply
+        return b""
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 def _raw_address(af: int, text: str) -> bytes:

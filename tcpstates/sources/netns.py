@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tcpstates.model.errors import SourceError
+from tcpstates.model.place import NamedNetns, NetnsOfPid
 from tcpstates.sources.owners import process_name
 
 RUN_NETNS = "/run/netns"
@@ -115,6 +116,13 @@ def of_pid(pid: int, proc: str = "/proc") -> Namespace:
         ) from None
     names, _ = _names()
     return Namespace(inode, path, name=names.get(inode), pid=pid, process=process_name(proc, pid))
+
+
+def named(where: NamedNetns | NetnsOfPid) -> Namespace:
+    """The one namespace --netns or --netns-pid names; SourceError when there is none."""
+    if isinstance(where, NamedNetns):
+        return by_name(where.name)
+    return of_pid(where.pid)
 
 
 def all_namespaces(proc: str = "/proc") -> Found:

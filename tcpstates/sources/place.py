@@ -62,10 +62,8 @@ def chosen_namespace(place: Place) -> Namespace | None:
     from tcpstates.sources import netns
 
     where = place.where
-    if isinstance(where, NamedNetns):
-        return netns.by_name(where.name)
-    if isinstance(where, NetnsOfPid):
-        return netns.of_pid(where.pid)
+    if isinstance(where, NamedNetns | NetnsOfPid):
+        return netns.named(where)
     return None
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tcpstates.cli.options import endpoint_filters, seconds_option, state_option
+from tcpstates.cli.options import endpoint_filters, place_options, seconds_option, state_option
 
 
 @click.command(
@@ -15,6 +15,15 @@ Needs root (tracefs). The process shown holds the socket, where it still
 exists when the event is read; else the task on the CPU at the transition
 (none in softirq context). TIME_WAIT is never traced: the kernel swaps in a
 timewait socket, and the full socket reports FIN_WAIT2 (or CLOSING) -> CLOSE.
+
+\b
+Only the transitions of one network namespace are shown: the one tcpstates
+runs in (under ip netns exec X, X's), or the one --netns or --netns-pid
+names; --all-netns shows every namespace's, each with its Netns. Each event
+is placed by its task (in process context), its connection's earlier events,
+or a lookup of its socket inside each namespace; one whose socket was gone
+before it could be placed is left out and counted on stderr at the end.
+PIDs are as tcpstates's /proc shows them (on the host: the host's pids).
 
 \b
 Each trace makes its own instance, instances/tcpstates-PID-TOKEN, and holds
@@ -28,6 +37,7 @@ Examples:
   tcpstates trace                        every transition until Ctrl-C
   tcpstates trace -s close-wait --port 8080
   tcpstates trace -o jsonl --duration 10
+  tcpstates trace --netns-pid 4242       a container's transitions
   tcpstates trace --cleanup              remove instances a killed run left""",
 )
 @state_option("Only transitions into or out of STATE; repeat for several.")
@@ -54,6 +64,7 @@ Examples:
     is_flag=True,
     help="Remove the tracing instances no running trace holds (left by killed runs), then exit.",
 )
+@place_options
 @click.pass_context
 def trace(ctx: click.Context, /, **params: Any) -> int:
     """Stream TCP state transitions as they happen (sock:inet_sock_set_state)."""

@@ -16,6 +16,8 @@ What the tracepoint does not say, and how this module copes:
   context, on behalf of whatever task was running (on loopback, usually the sender); those carry
   no pid or process rather than a wrong one. Where the socket still exists when the event is
   read, ``Owners`` replaces the guess with the process that holds the socket's file.
+* where: the tracepoint is the whole kernel's and names no network namespace; ``places`` finds
+  each event's, and the timeline remembers it for the connection's next events.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.sources.owners import Owner, OwnerMap, process_name
+
+if TYPE_CHECKING:
+    from tcpstates.trace.places import Placer
 
 # "%16s-%-7d [%03d] FLAGS %5lu.%06lu: inet_sock_set_state: ...": the task's name comes first, raw
 # (it may hold spaces, '-', '[', escape bytes, and newlines that split the line), and all after it
@@ -56,6 +61,10 @@ _FAMILIES = {"AF_INET": 4, "AF_INET6": 6}
 # Sockets remembered for "time in the old state"; old ones are forgotten first, so memory
 # stays bounded on a host that opens millions of connections.
 MEMORY = 100_000
+# An event's namespace when it was looked for and could not be told (the socket had gone, or
+# the same ends were in use in two namespaces). A namespace's inode is never 0.
+NOWHERE = 0
+Connection = tuple[int, str, int, str, int]  # family, local address and port, remote ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +81,10 @@ class Event:
     new_state: TcpState
     pid: int | None  # the task on the CPU; None in interrupt context
     process: str | None
+    netns: int | None = None  # the network namespace's inode, once placed (NOWHERE: not found)
 
     @property
-    def connection(self) -> tuple[int, str, int, str, int]:
+    def connection(self) -> Connection:
         return (
             self.family,
             self.local_address,
@@ -82,6 +92,14 @@ class Event:
             self.remote_address,
             self.remote_port,
         )
+
+    def placed(self, netns: int) -> Event:
+        """The event in namespace ``netns`` (dataclasses.replace costs four times as much)."""
+        return Event(
+            self.timestamp, self.family, self.local_address, self.local_port,
+            self.remote_address, self.remote_port, self.old_state, self.new_state,
+            self.pid, self.process, netns,
+        )  # fmt: skip
 
     def as_socket(self) -> Socket:
         """The socket after the transition, so that a Query can judge the event."""
@@ -95,6 +113,7 @@ class Event:
             state=self.new_state,
             pid=self.pid,
             process=self.process,
+            netns=self.netns,
         )
 
 
@@ -215,38 +234,85 @@ def _width(text: str) -> int:
 
 
 class Timeline:
-    """Remembers when each connection entered its state, to say how long it stayed there."""
+    """Remembers when each connection entered its state, to say how long it stayed there, and
+    the network namespace it was placed in, for its next events to inherit.
+
+    Connections are known by their ends, which two namespaces may use at once. So an event
+    takes a time and a namespace from what is remembered only where it is the next step of the
+    same socket (its old state is the state remembered) in the same namespace; ends that break
+    this are placed NOWHERE until they close, for no event to inherit.
+    """
 
     def __init__(self, memory: int = MEMORY) -> None:
-        self._since: OrderedDict[tuple[int, str, int, str, int], float] = OrderedDict()
-        self._unbound: deque[tuple[tuple[int, str, str, int], float]] = deque(maxlen=1024)
+        self._since: OrderedDict[Connection, _Entry] = OrderedDict()
+        self._unbound: deque[tuple[Peer, float, int | None]] = deque(maxlen=1024)
         self._memory = memory
         self._clock_offset = time.time() - time.monotonic()
 
+    def netns_of(self, event: Event) -> int | None:
+        """Where the socket's earlier events were placed (NOWHERE: they could not be); None
+        when none was seen, or the event is no next step of what was (a new socket, or
+        another namespace's with the same ends)."""
+        known = self._since.get(event.connection)
+        if known is not None:
+            return known[1] if known[2] is event.old_state else None
+        if event.old_state is TcpState.SYN_SENT and event.local_port:
+            peer = peer_of(event)
+            places = {netns for candidate, _, netns in self._unbound if candidate == peer}
+            if len(places) == 1:  # two namespaces connecting to the same peer: neither
+                return places.pop()
+        return None
+
+    def unbound_to(self, peer: Peer) -> int:
+        """How many connect()s to ``peer`` are waiting for their port to be known."""
+        return sum(1 for candidate, _, _ in self._unbound if candidate == peer)
+
     def follow(self, event: Event) -> Transition:
         key = event.connection
-        entered = self._since.pop(key, None)
-        if entered is None and event.old_state is TcpState.SYN_SENT:
-            entered = self._claim_unbound(event)
+        known = self._since.pop(key, None)
+        if known is None and event.old_state is TcpState.SYN_SENT:
+            known = self._claim_unbound(event)
+        entered, netns = None, event.netns
+        if known is not None:
+            since, where, state = known
+            if (
+                state is not event.old_state
+                or where == NOWHERE
+                or (where and netns and netns != where)
+            ):
+                # Two sockets with these ends (in two namespaces), or steps missed: from now
+                # on no one's time and no one's place, until they close.
+                netns = NOWHERE
+            else:
+                entered, netns = since, netns or where
         if event.new_state is TcpState.SYN_SENT and event.local_port == 0:
-            peer = (event.family, event.local_address, event.remote_address, event.remote_port)
-            self._unbound.append((peer, event.timestamp))
+            self._unbound.append((peer_of(event), event.timestamp, netns))
         elif event.new_state is not TcpState.CLOSE:
-            self._since[key] = event.timestamp
+            self._since[key] = (event.timestamp, netns, event.new_state)
             if len(self._since) > self._memory:
                 self._since.popitem(last=False)
         ms = None if entered is None else round((event.timestamp - entered) * 1000, 3)
         return Transition(event, ms, event.timestamp + self._clock_offset)
 
-    def _claim_unbound(self, event: Event) -> float | None:
+    def _claim_unbound(self, event: Event) -> _Entry | None:
         # connect() announced SYN_SENT before it had a local port: the oldest such announcement
-        # towards the same peer is this socket's.
-        peer = (event.family, event.local_address, event.remote_address, event.remote_port)
-        for i, (candidate, entered) in enumerate(self._unbound):
-            if candidate == peer:
+        # towards the same peer, from the same namespace, is this socket's.
+        peer = peer_of(event)
+        for i, (candidate, entered, netns) in enumerate(self._unbound):
+            if candidate == peer and (not netns or not event.netns or netns == event.netns):
                 del self._unbound[i]
-                return entered
+                return entered, netns, TcpState.SYN_SENT
         return None
+
+
+# When a socket entered its state, where it was placed, and the state.
+_Entry = tuple[float, int | None, TcpState]
+Peer = tuple[int, str, str, int]
+
+
+def peer_of(event: Event) -> Peer:
+    """What a connect() names before its local port is chosen: its address and the peer's."""
+    return (event.family, event.local_address, event.remote_address, event.remote_port)
 
 
 def kernel_filter(query: Query) -> str:
@@ -278,20 +344,20 @@ class Owners:
     """The process holding an event's socket, from the inode map, where that can still be had.
 
     The task on the CPU is a guess (and none at all in softirq context); the owner of the
-    socket's file is the truth. The socket is looked up by its ends when the event is read, so
-    one that has closed since cannot be found, and the event keeps what the tracepoint said.
+    socket's file is the truth. The socket is looked up by its ends, in the namespace the event
+    was placed in, when the event is read; one that has closed since cannot be found, and the
+    event keeps what the tracepoint said.
     """
 
     def __init__(
         self,
-        inode_of: Callable[[int, str, int, str, int], int | None] | None = None,
+        inode_of: Callable[[Event], int | None] | None = None,
         scan: Callable[[str, set[int]], OwnerMap] | None = None,
         memory: int = 10_000,
     ) -> None:
-        from tcpstates.sources.inet_diag import lookup_inode
         from tcpstates.sources.owners import scan_owners
 
-        self._inode_of = inode_of or lookup_inode
+        self._inode_of = inode_of or _inode_here
         self._scan = scan or scan_owners
         self._known: OrderedDict[int, Owner | None] = OrderedDict()
         self._memory = memory
@@ -319,7 +385,7 @@ class Owners:
     def _inode(self, event: Event) -> int | None:
         if not event.local_port:  # connect() before its port is chosen: nothing to look up
             return None
-        return self._inode_of(*event.connection)
+        return self._inode_of(event)
 
     def _with_owner(self, event: Event, inode: int | None) -> Event:
         owner = None if inode is None else self._known.get(inode)
@@ -328,15 +394,40 @@ class Owners:
         return dataclasses.replace(event, pid=owner.pid, process=owner.process)
 
 
+def _inode_here(event: Event) -> int | None:
+    """The inode of an event's socket in the namespace tcpstates runs in (none without netlink).
+
+    A socket for each question: a trace keeps one per namespace instead (``places``).
+    """
+    from tcpstates.model.errors import SourceError
+    from tcpstates.sources.inet_diag import Lookup
+
+    try:
+        lookup = Lookup()
+    except SourceError:
+        return None
+    try:
+        return lookup.inode(*event.connection) or None
+    finally:
+        lookup.close()
+
+
 def transitions(
-    events: Iterable[Event], query: Query, timeline: Timeline, owners: Owners | None = None
+    events: Iterable[Event],
+    query: Query,
+    timeline: Timeline,
+    owners: Owners | None = None,
+    placer: Placer | None = None,
 ) -> list[Transition]:
-    """The transitions the query wants, each with its time in the old state and its owner."""
-    picked = []
-    for event in events:
-        transition = timeline.follow(event)  # every event, so durations stay right
-        if wanted(query, event):
-            picked.append(transition)
+    """The transitions the query wants, each with its time in the old state and its owner;
+    with a ``placer``, each placed in its namespace, and only those of the namespaces kept."""
+    batch = list(events)
+    wants = [wanted(query, event) for event in batch]
+    if placer is None:  # every event is followed, so that durations stay right
+        picked = [t for t, want in zip(map(timeline.follow, batch), wants, strict=True) if want]
+    else:
+        followed = placer.follow(batch, wants, timeline)
+        picked = [t for t, want in followed if want and placer.keeps(t.event)]
     if owners is not None and picked:
         resolved = owners.resolve_all([transition.event for transition in picked])
         picked = [dataclasses.replace(t, event=e) for t, e in zip(picked, resolved, strict=True)]
@@ -358,6 +449,7 @@ def follow(
     count: int | None = None,
     clock: Callable[[], float] = time.monotonic,
     owners: Owners | None = None,
+    placer: Placer | None = None,
 ) -> Iterator[Transition | Lost | Skipped]:
     """Transitions as they come, until ``duration`` seconds or ``count`` transitions.
 
@@ -367,23 +459,37 @@ def follow(
     """
     timeline, splicer = Timeline(), Splicer()
     deadline = None if duration is None else clock() + duration
-    seen = 0
+    seen, interrupted = 0, False
     while count is None or seen < count:
         remaining = 0.5 if deadline is None else deadline - clock()
-        if remaining <= 0:
-            return
-        batch = pipe.read(min(remaining, 0.5))
-        if batch.lost:
-            yield Lost(batch.lost)
+        done = remaining <= 0  # one last round, with no read: what a placer holds comes out
+        try:
+            lines, lost = ([], 0) if done else _read(pipe, min(remaining, 0.5))
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: that last round, then stop as asked
+            lines, lost, done, interrupted = [], 0, True, True
+        items: list[Transition | Lost | Skipped] = []
+        if lost:  # what waited for this read came before the gap
+            items += transitions([], query, timeline, owners, placer) if placer else []
+            items.append(Lost(lost))
         skipped = splicer.skipped
-        found = transitions(splicer.events(batch.lines), query, timeline, owners)
+        found = transitions(splicer.events(lines), query, timeline, owners, placer)
         if splicer.skipped > skipped:
-            yield Skipped(splicer.skipped - skipped)
-        for transition in found:
-            yield transition
-            seen += 1
-            if count is not None and seen >= count:
-                return
+            items.append(Skipped(splicer.skipped - skipped))
+        for item in items + found:
+            yield item
+            if isinstance(item, Transition):
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+        if interrupted:
+            raise KeyboardInterrupt
+        if done:
+            return
+
+
+def _read(pipe: Pipe, timeout: float) -> tuple[list[str], int]:
+    batch = pipe.read(timeout)
+    return batch.lines, batch.lost
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -29,9 +29,13 @@ FIELDS = (
     "ms_in_old_state",
     "pid",
     "process",
+    "netns",  # the network namespace's inode, as in the socket record
 )
 _PLAIN = "{:<15}  {:<21}  {:<21}  {:<25}  {:>9}  {:>7}  {}\n"
 PLAIN_HEADER = _PLAIN.format("TIME", "LOCAL", "REMOTE", "OLD -> NEW", "MS", "PID", "PROCESS")
+# With several namespaces a Netns column leads, as in a listing: the inode and a name or a
+# process in it. Wide enough for "4026532240 (pid 12345 nginx)"; a longer one pushes its line.
+_NETNS = "{:<28}  "
 
 
 def as_dict(transition: Transition) -> dict[str, Any]:
@@ -47,6 +51,7 @@ def as_dict(transition: Transition) -> dict[str, Any]:
         "ms_in_old_state": transition.ms_in_old_state,
         "pid": event.pid,
         "process": event.process,
+        "netns": event.netns,
     }
 
 
@@ -58,15 +63,21 @@ def _iso(wall_time: float) -> str:
 class TraceWriter:
     """Writes transitions in one format, flushing after each batch so a pipe sees them at once."""
 
-    def __init__(self, out: TextIO, fmt: str) -> None:
-        self.out, self.fmt = out, fmt
+    def __init__(
+        self, out: TextIO, fmt: str, netns_labels: Mapping[int, str] | None = None
+    ) -> None:
+        """``netns_labels`` (inode -> label; the caller's dict, which grows as namespaces are
+        found) makes plain text lead with a Netns column."""
+        self.out, self.fmt, self.labels = out, fmt, netns_labels
         if fmt == "csv":
             import csv
 
             self._csv = csv.writer(out, lineterminator="\n")
             self._csv.writerow(FIELDS)
         elif fmt == "plain":
-            out.write(PLAIN_HEADER)
+            out.write(
+                PLAIN_HEADER if netns_labels is None else _NETNS.format("NETNS") + PLAIN_HEADER
+            )
         out.flush()
 
     def write(self, item: Transition | Lost) -> None:
@@ -80,8 +91,12 @@ class TraceWriter:
             row = as_dict(item)
             self._csv.writerow(["" if v is None else safe(v) if isinstance(v, str) else v
                                 for v in row.values()])  # fmt: skip
-        else:
+        elif self.labels is None:
             self.out.write(plain_line(item))
+        else:
+            netns = item.event.netns or 0
+            label = safe(self.labels.get(netns, str(netns)))  # names are anyone's
+            self.out.write(_NETNS.format(label) + plain_line(item))
 
     def _lost(self, lost: Lost) -> None:
         if self.fmt == "jsonl":
