@@ -126,41 +126,53 @@ verbose_option = click.option(
 )
 
 
-def place_options(f: F) -> F:
-    """--from, --netns, --netns-pid, --all-netns, --source and -v: where a command reads."""
-    options = (
-        click.option(
-            "--from",
-            "captures",
-            multiple=True,
-            metavar="PATH",
-            help="Read captured /proc/net/tcp, tcp6, udp, udp6 text instead of this host: a"
-            " directory (--save writes one), files (tables may be concatenated), or - for"
-            " standard input; repeatable.",
-        ),
-        click.option(
-            "--netns",
-            metavar="NAME",
-            help="Read network namespace NAME (as ip netns names it, /run/netns).",
-        ),
-        click.option(
-            "--netns-pid",
-            type=click.IntRange(min=1),
-            metavar="PID",
-            help="Read the network namespace process PID is in (a container's).",
-        ),
-        click.option(
-            "--all-netns",
-            is_flag=True,
-            help="Read every network namespace found through /proc/*/ns/net and /run/netns,"
-            " with a Netns column; one that goes away meanwhile is left out (-v says so).",
-        ),
-        source_option,
-        verbose_option,
-    )
-    for option in reversed(options):
-        f = option(f)
-    return f
+PLACE_OPTIONS = {
+    "captures": click.option(
+        "--from",
+        "captures",
+        multiple=True,
+        metavar="PATH",
+        help="Read captured /proc/net/tcp, tcp6, udp, udp6 text instead of this host: a"
+        " directory (--save writes one), files (tables may be concatenated), or - for"
+        " standard input; repeatable.",
+    ),
+    "netns": click.option(
+        "--netns",
+        metavar="NAME",
+        help="Read network namespace NAME (as ip netns names it, /run/netns).",
+    ),
+    "netns_pid": click.option(
+        "--netns-pid",
+        type=click.IntRange(min=1),
+        metavar="PID",
+        help="Read the network namespace process PID is in (a container's).",
+    ),
+    "all_netns": click.option(
+        "--all-netns",
+        is_flag=True,
+        help="Read every network namespace found through /proc/*/ns/net and /run/netns,"
+        " with a Netns column; one that goes away meanwhile is left out (-v says so).",
+    ),
+    "source": source_option,
+    "verbose": verbose_option,
+}
+
+
+def place_options(*refused: str) -> Callable[[F], F]:
+    """--from, --netns, --netns-pid, --all-netns, --source and -v: where a command reads.
+
+    A subcommand leaves out those its request refuses (``refused``, parameter names), so its
+    --help offers none it would refuse; typed before the subcommand, they are refused in one
+    line like any other.
+    """
+
+    def decorate(f: F) -> F:
+        for name, option in reversed(PLACE_OPTIONS.items()):
+            if name not in refused:
+                f = option(f)
+        return f
+
+    return decorate
 
 
 lang_option = click.option(

@@ -294,6 +294,7 @@ class TraceRequest(Request):
         "process": "a transition's owner is looked up after it happened",
         "captures": "a capture holds no transitions",
         "source": "it reads the kernel's tracepoint, not a socket table",
+        "verbose": "it reads the kernel's tracepoint, not a socket table",
     }
     query: Query = Query()
     place: Place = Place()

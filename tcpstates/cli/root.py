@@ -124,7 +124,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     " place on a terminal, one JSON object a line otherwise. Ctrl-C or SIGTERM stops (exit 0).",
 )
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
-@place_options
+@place_options()
 @color_option
 @click.option(
     "--explain",

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from tcpstates.cli.options import color_option, lang_option, place_options
+from tcpstates.cli.requests import DoctorRequest
 
 EPILOG = """\b
 Exit status, so that it can gate a script:
@@ -31,7 +32,7 @@ Examples:
     type=click.Choice(["table", "plain", "json"]),
     help="Output format. Default: table on a terminal, plain otherwise.",
 )
-@place_options
+@place_options(*DoctorRequest.REFUSED)  # its --help offers none it would refuse
 @color_option
 @lang_option
 @click.pass_context

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from tcpstates.cli.options import interval_option, place_options
+from tcpstates.cli.requests import ExportRequest
 from tcpstates.export.run import BY_CHOICES
 
 EPILOG = """\b
@@ -64,7 +65,7 @@ Examples:
     " summed into one (other) group and counted in tcpstates_series_dropped.",
 )
 @click.option("-u", "--udp", is_flag=True, help="Count UDP sockets too (tcpstates_sockets).")
-@place_options
+@place_options(*ExportRequest.REFUSED)  # its --help offers none it would refuse
 @click.pass_context
 def export(ctx: click.Context, /, **params: Any) -> int:
     """Export socket counts per state for Prometheus (OpenMetrics text)."""

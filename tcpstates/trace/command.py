@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from tcpstates.cli.options import endpoint_filters, place_options, seconds_option, state_option
+from tcpstates.cli.requests import TraceRequest
 
 
 @click.command(
@@ -64,7 +65,7 @@ Examples:
     is_flag=True,
     help="Remove the tracing instances no running trace holds (left by killed runs), then exit.",
 )
-@place_options
+@place_options(*TraceRequest.REFUSED)  # its --help offers none it would refuse
 @click.pass_context
 def trace(ctx: click.Context, /, **params: Any) -> int:
     """Stream TCP state transitions as they happen (sock:inet_sock_set_state)."""
