@@ -4,6 +4,7 @@ import pytest
 from conftest import DATA
 
 from tcpstates.model.states import (
+    BY_CODE,
     GROUPS,
     TcpState,
     UnknownStateError,
@@ -45,6 +46,11 @@ def test_linux_only_states_say_so_and_point_at_syn_recv():
 )  # fmt: skip
 def test_kernel_codes_never_fail(code, name):
     assert TcpState(code).name == name
+    assert BY_CODE[code].name == name  # the table both sources decode with
+
+
+def test_the_sources_table_covers_every_byte():
+    assert len(BY_CODE) == 256 and all(BY_CODE[code] is TcpState(code) for code in range(256))
 
 
 def test_codes_match_tcp_states_h():

@@ -15,7 +15,7 @@ from typing import Any
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Network, Query
 from tcpstates.model.sockets import Socket, new_socket
-from tcpstates.model.states import TcpState
+from tcpstates.model.states import BY_CODE, TcpState
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.inet_diag import dump, dump_packed
@@ -24,7 +24,6 @@ from tcpstates.sources.owners import Owner, scan_owners
 _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
-_STATES = [TcpState(code) for code in range(256)]
 _SYN_RECV = TcpState.SYN_RECV.value  # how the kernel reports a request socket (NEW_SYN_RECV)
 _LISTEN_MASK = 1 << TcpState.LISTEN
 # A listener's possible local addresses, as idiag_src holds them (an IPv4 one in 4 bytes).
@@ -92,7 +91,7 @@ class NetlinkSource:
         for proto, protocol, family in _dumps(query):
             tcp_queues = queues if proto == "tcp" else None
             for code, n in diag.count_states(protocol, family, mask, tcp_queues).items():
-                counts[proto, _STATES[code]] += n
+                counts[proto, BY_CODE[code]] += n
         return counts
 
     def _sockets(self, query: Query, owners: dict[int, Owner] | None) -> Iterator[Socket]:
@@ -229,7 +228,7 @@ def _decode(
 ) -> Iterator[Socket]:
     # 100,000 records: everything looked up once, and new_socket's arguments given by position
     # (sockets.FIELDS order), which costs a fifth less than by keyword.
-    ntohs, inet6, states, timers, make = socket.ntohs, socket.AF_INET6, _STATES, TIMERS, new_socket
+    ntohs, inet6, states, timers, make = socket.ntohs, socket.AF_INET6, BY_CODE, TIMERS, new_socket
     owners = owners or {}
     # Address text by raw bytes, per family: IPv4's 0.0.0.0 and IPv6's :: are the same 16 bytes.
     by_family: dict[int, dict[bytes, str]] = {socket.AF_INET: {}, inet6: {}}

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from tcpstates.model.errors import CaptureFormatError, SourceError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket, new_socket
-from tcpstates.model.states import TcpState
+from tcpstates.model.states import BY_CODE, TcpState
 from tcpstates.sources.base import TIMERS, Reading, unique
 from tcpstates.sources.owners import Owner, scan_owners
 
@@ -31,7 +31,6 @@ TABLES: tuple[tuple[str, str, int], ...] = (
 )
 
 
-_STATES = [TcpState(code) for code in range(256)]
 _USER_HZ_MS = 10  # tm->when is in clock ticks (USER_HZ = 100 on Linux)
 
 
@@ -99,7 +98,7 @@ class ProcfsSource:
             for code, n in codes.items():
                 if code in ("", "st"):  # a blank line; a header ("sl local_address ... st")
                     continue
-                state = _STATES[_hex([code], 0, 0xFF, path, 0, code)]
+                state = BY_CODE[_hex([code], 0, 0xFF, path, 0, code)]
                 if query.wants_state(state):
                     counts[proto, state] += n
         return counts
@@ -187,7 +186,7 @@ def parse_table(
             if _is_header_or_blank(line):
                 continue  # concatenated captures have several headers
             raise CaptureFormatError(source, lineno, line.rstrip("\n"), _what_is_wrong(line))
-        state = _STATES[int(fields.group(_STATE_GROUP), 16)]
+        state = BY_CODE[int(fields.group(_STATE_GROUP), 16)]
         if wanted and state not in wanted:
             continue
         try:
