@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpstates.model.sockets import FIELDS, Socket, endpoint, new_socket
+from tcpstates.model.sockets import FIELDS, Socket, endpoint, new_socket, owner_of
 from tcpstates.model.states import TcpState
 
 records = st.fixed_dictionaries(
@@ -125,3 +125,45 @@ def test_endpoint_brackets_ipv6_and_shows_no_port_as_a_star() -> None:
     assert endpoint("::ffff:127.0.0.1", 80) == "[::ffff:127.0.0.1]:80"
     assert endpoint("::1", 22) == "[::1]:22"
     assert endpoint("0.0.0.0", 0) == "0.0.0.0:*"
+
+
+# --- owners: one classification, one table of spellings, used by every place that shows one --
+
+ALONE = "the kernel alone (no process holds it)"
+OWNERS = [  # (pid, process, inode) -> listing cells, --by process, metric label, prose
+    ((812, "nginx", 5), ("812", "nginx"), "nginx (812)", "nginx", "nginx (pid 812)"),
+    ((812, None, 5), ("812", "?"), "? (812)", "(unknown)", "? (pid 812)"),
+    ((None, None, 0), ("-", "(kernel)"), "(kernel)", "(kernel)", ALONE),
+    ((None, None, 5), ("-", "-"), "-", "(unknown)", "an unknown process"),
+    ((None, None, None), ("-", "-"), "-", "(unknown)", "an unknown process"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("held", "cells", "text", "label", "prose"), OWNERS)
+def test_an_owner_is_spelled_the_same_in_every_place(
+    held: tuple[int | None, str | None, int | None],
+    cells: tuple[str, str],
+    text: str,
+    label: str,
+    prose: str,
+) -> None:
+    from tcpstates.explain.sockets import account
+    from tcpstates.export.metrics import BREAKDOWNS
+    from tcpstates.render.columns import Layout, owner_cells
+    from tcpstates.summary.groups import group_sockets
+    from tcpstates.trace.events import Event, Transition
+    from tcpstates.trace.render import plain_line
+
+    pid, process, inode = held
+    sock = Socket("tcp", 4, "10.0.0.1", 80, "10.0.0.2", 5000, TcpState.CLOSE_WAIT,
+                  inode=inode, pid=pid, process=process)  # fmt: skip
+    holder = owner_of(sock)
+    assert (holder.text, holder.label, holder.prose()) == (text, label, prose)
+    assert owner_cells(holder) == cells == Layout().cells(sock)[-2:]  # the listing
+    assert group_sockets([sock], "process")[0].key == text  # --summary --by process
+    assert BREAKDOWNS["process"].key(sock) == label  # export --by process
+    assert account(sock).next_step.startswith(f"{prose}: close()")  # --explain ADDR:PORT
+    if inode is None:  # a traced event: no inode, so never the kernel's
+        event = Event(0.0, 4, "10.0.0.1", 80, "10.0.0.2", 5000, TcpState.ESTABLISHED,
+                      TcpState.CLOSE_WAIT, pid, process)  # fmt: skip
+        assert plain_line(Transition(event, None, 0.0)).split()[-2:] == list(cells)

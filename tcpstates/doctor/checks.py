@@ -17,7 +17,7 @@ from typing import Any
 from tcpstates.explain.states import ADVICE
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.i18n import _, ngettext
-from tcpstates.model.sockets import Socket, endpoint
+from tcpstates.model.sockets import Socket, endpoint, owner, owner_of
 from tcpstates.model.states import TcpState
 from tcpstates.sources.kernel import KernelState
 
@@ -104,7 +104,7 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             if n >= th.close_wait_warning
             else Severity.INFO
         )
-        who = f"{process} (pid {pid})" if pid is not None else _("an unknown process")
+        who = owner(pid, process).prose()  # sockets of unseen owners are one group, inode or not
         peers = Counter(s.remote_address for s in socks)  # hosts: ports differ per connection
         yield Finding(
             severity,
@@ -184,7 +184,7 @@ def listen_overflow(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         if sock.state is not S.LISTEN or not sock.send_q or sock.recv_q is None:
             continue
         if sock.recv_q >= sock.send_q:
-            who = f"{sock.process} (pid {sock.pid})" if sock.pid is not None else _("its process")
+            who = owner_of(sock).prose()
             yield Finding(
                 Severity.CRITICAL,
                 _("Accept queue full on {endpoint}").format(

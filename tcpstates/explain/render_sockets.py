@@ -11,7 +11,7 @@ from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import Account
 from tcpstates.explain.states import Explanation
 from tcpstates.model.i18n import _
-from tcpstates.model.sockets import endpoint
+from tcpstates.model.sockets import endpoint, owner_of
 from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 
@@ -34,7 +34,7 @@ def _generals(accounts: Sequence[Account]) -> list[Explanation]:
 
 def _account_text(a: Account) -> str:
     sock = a.socket
-    pid, process = owner_cells(sock)
+    pid, process = owner_cells(owner_of(sock))
     queues = f"Recv-Q {_q(sock.recv_q)}, Send-Q {_q(sock.send_q)}"
     timer = ""
     if sock.timer:

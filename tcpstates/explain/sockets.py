@@ -14,7 +14,7 @@ from typing import Any
 
 from tcpstates.explain.states import Explanation, explain
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.sockets import Socket, endpoint
+from tcpstates.model.sockets import Socket, endpoint, owner_of
 from tcpstates.model.states import TcpState
 
 S = TcpState
@@ -139,7 +139,7 @@ def account(sock: Socket) -> Account:
     names = {
         "local": endpoint(sock.local_address, sock.local_port),
         "remote": endpoint(sock.remote_address, sock.remote_port),
-        "owner": _owner(sock),
+        "owner": owner_of(sock).prose(),
     }
     general = _general(sock.state)
     return Account(sock, _(happened).format(**names), _(next_step).format(**names), general)
@@ -150,14 +150,6 @@ def _general(state: TcpState) -> Explanation:
     # A port can have thousands of sockets in a few states; the explanation is a frozen value
     # of the state alone (English until rendered), so it is built once per state.
     return explain(state)
-
-
-def _owner(sock: Socket) -> str:
-    if sock.pid is not None:
-        return f"{sock.process} (pid {sock.pid})"
-    if sock.kernel_owned:
-        return _("the kernel alone (no process holds it)")
-    return _("its application")
 
 
 def accounts(sockets: Iterable[Socket], target: Target) -> list[Account]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import KERNEL_OWNER, UNSEEN_OWNER, Socket, owner_of
 from tcpstates.model.states import TcpState, state_name
 from tcpstates.sources.base import Source, select
 from tcpstates.summary.counts import TCP_STATES, UDP_STATES
@@ -69,13 +69,6 @@ class Breakdown:
     needs_owners: bool = False
 
 
-def _process(sock: Socket) -> str:
-    # The name alone, not "name (pid)": a pid in a label makes a new series at every restart.
-    if sock.pid is not None and sock.process is not None:
-        return sock.process
-    return "(kernel)" if sock.kernel_owned else "(unknown)"
-
-
 BREAKDOWNS: dict[str, Breakdown] = {
     "local-port": Breakdown(
         "tcpstates_sockets_by_local_port",
@@ -86,9 +79,10 @@ BREAKDOWNS: dict[str, Breakdown] = {
     "process": Breakdown(
         "tcpstates_sockets_by_process",
         "process",
-        "Sockets per owning process name and state; (kernel): no process holds the socket"
-        " (TIME_WAIT, not yet accepted), (unknown): its owner could not be seen.",
-        _process,
+        f"Sockets per owning process name and state; {KERNEL_OWNER.label}: no process holds"
+        f" the socket (TIME_WAIT, not yet accepted), {UNSEEN_OWNER.label}: its owner could not"
+        " be seen.",
+        lambda sock: owner_of(sock).label,
         needs_owners=True,
     ),
 }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
+from tcpstates.model.i18n import N_, _
 from tcpstates.model.states import TcpState, state_name
 
 # JSON, JSON Lines and CSV use these names in this order; they are a contract (DESIGN.md).
@@ -126,3 +129,84 @@ def endpoint(address: str, port: int) -> str:
 def address_prefix(address: str) -> str:
     """What comes before the port: ``address:``, or ``[address]:`` for IPv6."""
     return f"[{address}]:" if ":" in address else f"{address}:"
+
+
+class OwnerKind(enum.Enum):
+    """Who holds a socket, as far as can be seen."""
+
+    PROCESS = "process"  # a process we could see: its pid, and its name where it could be read
+    KERNEL = "kernel"  # no process: no file refers to it (TIME_WAIT, orphans, not yet accepted)
+    UNSEEN = "unseen"  # maybe a process we may not look into, or the source cannot tell
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerSpelling:
+    """How an owner that is no seen process is written, in each place an owner is written."""
+
+    cell: str  # the Process column of a listing or a trace, and a --by process group
+    label: str  # the process label of a metric
+    prose: str  # in a sentence; a message id, translated where it is shown
+
+
+OWNER_SPELLINGS: dict[OwnerKind, OwnerSpelling] = {
+    OwnerKind.KERNEL: OwnerSpelling(
+        "(kernel)", "(kernel)", N_("the kernel alone (no process holds it)")
+    ),
+    OwnerKind.UNSEEN: OwnerSpelling("-", "(unknown)", N_("an unknown process")),
+}
+NAMELESS = "?"  # a process whose name could not be read (it exited while we looked)
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A socket's owner as data: what ``--by process`` groups by, and what each spelling of an
+    owner is made from."""
+
+    kind: OwnerKind
+    pid: int | None = None
+    process: str | None = None
+    # Its spellings that need no language, made once: an Owner stands for many sockets.
+    text: str = field(init=False, repr=False, compare=False)  # ``nginx (812)``, ``(kernel)``
+    label: str = field(init=False, repr=False, compare=False)  # as a metric label: ``nginx``
+
+    def __post_init__(self) -> None:
+        if self.kind is OwnerKind.PROCESS:
+            text = f"{self.process or NAMELESS} ({self.pid})"
+            # The name alone: a pid in a label would make a new series at each restart.
+            unnamed = OWNER_SPELLINGS[OwnerKind.UNSEEN].label
+            label = self.process if self.process is not None else unnamed
+        else:
+            text, label = OWNER_SPELLINGS[self.kind].cell, OWNER_SPELLINGS[self.kind].label
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "label", label)
+
+    def prose(self) -> str:
+        """In a sentence, in the language in use: ``nginx (pid 812)``, ``an unknown process``."""
+        if self.kind is OwnerKind.PROCESS:
+            return f"{self.process or NAMELESS} (pid {self.pid})"
+        return _(OWNER_SPELLINGS[self.kind].prose)
+
+
+def owner(pid: int | None, process: str | None, inode: int | None = None) -> Owner:
+    """The owner of a socket held by ``pid`` (None: not seen) whose inode is ``inode`` (0: no
+    file refers to it; None: not known)."""
+    if pid is not None:
+        return _seen(pid, process)
+    return KERNEL_OWNER if inode == 0 else UNSEEN_OWNER
+
+
+@functools.lru_cache(maxsize=4096)
+def _seen(pid: int, process: str | None) -> Owner:
+    # 100,000 sockets have a few hundred owners: one Owner each, not one per socket (grouping
+    # or counting by process would otherwise spend most of its time making them).
+    return Owner(OwnerKind.PROCESS, pid, process)
+
+
+def owner_of(sock: Socket) -> Owner:
+    if sock.pid is not None:  # owner()'s rule, spelled out: this runs per socket
+        return _seen(sock.pid, sock.process)
+    return KERNEL_OWNER if sock.inode == 0 else UNSEEN_OWNER
+
+
+KERNEL_OWNER = Owner(OwnerKind.KERNEL)
+UNSEEN_OWNER = Owner(OwnerKind.UNSEEN)

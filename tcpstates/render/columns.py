@@ -6,12 +6,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from tcpstates.model.sockets import Socket, address_prefix
+from tcpstates.model.sockets import (
+    KERNEL_OWNER,
+    NAMELESS,
+    OWNER_SPELLINGS,
+    UNSEEN_OWNER,
+    Owner,
+    OwnerKind,
+    Socket,
+    address_prefix,
+    owner,
+)
 from tcpstates.model.states import TcpState, state_name
 from tcpstates.render.safe import safe
 
-KERNEL = "(kernel)"  # no process holds the socket: TIME_WAIT, orphans, not yet accepted
-UNSEEN = "-"  # a process holds it, but we may not see which (or the source cannot tell)
+KERNEL = OWNER_SPELLINGS[OwnerKind.KERNEL].cell  # the Process cell of a socket no process holds
+UNSEEN = "-"  # a value the source could not give: a queue, or the pid of an owner not seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,22 +115,23 @@ class Layout:
             if sock.pid is None:
                 return cells + (_KERNEL_OWNED if sock.inode == 0 else _UNSEEN_OWNER)
             key = (sock.pid, sock.process)
-            return cells + (owners.get(key) or owners.setdefault(key, owner_cells(sock)))
+            return cells + (owners.get(key) or owners.setdefault(key, owner_cells(owner(*key))))
 
         return row
 
 
-_KERNEL_OWNED = (UNSEEN, KERNEL)
-_UNSEEN_OWNER = (UNSEEN, UNSEEN)
 # proto -> state -> the name a listing shows (UDP's CLOSE is UNCONN); a socket's own state_name.
 _STATE_NAMES: dict[str, dict[TcpState, str]] = {
     proto: {state: state_name(state, proto) for state in TcpState} for proto in ("tcp", "udp")
 }
 
 
-def owner_cells(sock: Socket) -> tuple[str, str]:
-    if sock.pid is not None:
-        return str(sock.pid), safe(sock.process or "?")
-    if sock.kernel_owned:
-        return UNSEEN, KERNEL
-    return UNSEEN, UNSEEN
+def owner_cells(holder: Owner) -> tuple[str, str]:
+    """The PID and Process cells: ``812``, ``nginx``; ``-``, ``(kernel)``; ``-``, ``-``."""
+    if holder.kind is OwnerKind.PROCESS:
+        return str(holder.pid), safe(holder.process or NAMELESS)
+    return UNSEEN, OWNER_SPELLINGS[holder.kind].cell
+
+
+_KERNEL_OWNED = owner_cells(KERNEL_OWNER)
+_UNSEEN_OWNER = owner_cells(UNSEEN_OWNER)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Socket, owner_of
 from tcpstates.model.states import TcpState
 
 S = TcpState
@@ -42,14 +42,8 @@ def state_group(state: TcpState) -> str:
     return _GROUP_OF.get(state, "other")
 
 
-def _process(sock: Socket) -> str:
-    if sock.pid is not None:
-        return f"{sock.process or '?'} ({sock.pid})"
-    return "(kernel)" if sock.kernel_owned else "-"
-
-
 KEYS: dict[str, Callable[[Socket], str]] = {
-    "process": _process,
+    "process": lambda sock: owner_of(sock).text,
     "local-port": lambda sock: str(sock.local_port),
     "remote": lambda sock: sock.remote_address if sock.remote_port else "*",
     "state-group": lambda sock: state_group(sock.state),

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from tcpstates.model.sockets import endpoint
+from tcpstates.model.sockets import endpoint, owner
 from tcpstates.model.states import TcpState
+from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 from tcpstates.trace.events import Lost, Transition
 
@@ -112,14 +113,15 @@ def plain_line(transition: Transition) -> str:
     event = transition.event
     moment = datetime.fromtimestamp(transition.wall_time).strftime("%H:%M:%S.%f")
     ms = "-" if transition.ms_in_old_state is None else f"{transition.ms_in_old_state:.3f}"
+    pid, process = owner_cells(owner(event.pid, event.process))
     line = _PLAIN.format(
         moment,
         endpoint(event.local_address, event.local_port),
         endpoint(event.remote_address, event.remote_port),
         f"{event.old_state.name} -> {event.new_state.name}",
         ms,
-        "-" if event.pid is None else event.pid,
-        safe(event.process) if event.process is not None else "-",
+        pid,
+        process,
     )
     if event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT:
         line = line[:-1] + f"  {TIMEWAIT_NOTE}\n"
