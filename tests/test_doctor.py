@@ -27,9 +27,9 @@ from tcpstates.explain.sockets import account
 from tcpstates.explain.states import explain
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.sockets import Socket
-from tcpstates.model.states import TcpState
+from tcpstates.model.states import Phase, TcpState
 from tcpstates.sources.kernel import KernelState, read_kernel
-from tcpstates.summary.groups import group_sockets, state_group
+from tcpstates.summary.groups import group_sockets
 
 S = TcpState
 with open("/proc/self/comm") as _f:
@@ -68,16 +68,17 @@ def test_groups_are_largest_first_with_their_states() -> None:
     assert group_sockets(socks, "state-group")[0].key == "peer closed first"
 
 
-def test_every_state_has_a_group() -> None:
-    assert {state_group(s) for s in TcpState} <= {
-        "listening",
-        "handshake",
-        "open",
-        "we closed first",
-        "peer closed first",
-        "other",
-    }
-    assert state_group(S.FIN_WAIT2) == "we closed first"
+def test_state_groups_are_the_phases_in_a_connections_order() -> None:
+    assert [(phase.value, {s.name for s in TcpState if s.phase is phase}) for phase in Phase] == [
+        ("listening", {"LISTEN"}),
+        ("handshake", {"SYN_SENT", "SYN_RECV", "NEW_SYN_RECV"}),
+        ("open", {"ESTABLISHED"}),
+        ("we closed first", {"FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT"}),
+        ("peer closed first", {"CLOSE_WAIT", "LAST_ACK"}),
+        ("inactive", {"CLOSE", "BOUND_INACTIVE", "UNKNOWN"}),
+    ]
+    (group,) = group_sockets([sock(S.FIN_WAIT2, 80, 5000)], "state-group")
+    assert group.as_dict("state-group")["meaning"] == Phase.WE_CLOSED.meaning
 
 
 @pytest.fixture

@@ -15,14 +15,31 @@ from tcpstates.model.i18n import N_
 
 
 class Phase(enum.Enum):
-    """Where a state sits in a connection's life; the table colours rows by it."""
+    """The parts of a connection's life, in the order a connection passes them, each with its
+    name (the value) and what it means. The table colours rows by them and ``--by
+    state-group`` counts by them; every state belongs to one (``TcpState.phase``)."""
 
-    HANDSHAKE = N_("handshake")
-    OPEN = N_("open")
-    WE_CLOSED = N_("we closed first")
-    PEER_CLOSED = N_("peer closed first")
-    LISTENING = N_("listening")
-    INACTIVE = N_("inactive")
+    _value_: str
+    meaning: str
+
+    LISTENING = N_("listening"), N_("servers waiting for connections")
+    HANDSHAKE = N_("handshake"), N_("connections being opened")
+    OPEN = N_("open"), N_("connections carrying data")
+    WE_CLOSED = (
+        N_("we closed first"),
+        N_("this end closed first and waits for the peer, then lingers in TIME_WAIT"),
+    )
+    PEER_CLOSED = (
+        N_("peer closed first"),
+        N_("the peer closed; this end's application must close (CLOSE_WAIT) or has (LAST_ACK)"),
+    )
+    INACTIVE = N_("inactive"), N_("not connected: bound, closed, or unknown")
+
+    def __new__(cls, name: str, meaning: str) -> Phase:
+        phase = object.__new__(cls)
+        phase._value_ = name
+        phase.meaning = meaning
+        return phase
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from tcpstates.model.i18n import N_, _
 from tcpstates.render.columns import Column
 from tcpstates.render.safe import safe
 from tcpstates.render.text import write_rows
-from tcpstates.summary.groups import STATE_GROUPS, Group
+from tcpstates.summary.groups import Group
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -30,7 +30,7 @@ def _header(by: str) -> str:
 
 def _key(group: Group, by: str) -> str:
     """The group as shown in text: a part of a connection's life in the language in use."""
-    return _(group.key) if by == "state-group" and group.key in STATE_GROUPS else safe(group.key)
+    return _(group.key) if by == "state-group" else safe(group.key)
 
 
 def _states(group: Group) -> str:
