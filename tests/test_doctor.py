@@ -61,9 +61,9 @@ def test_groups_are_largest_first_with_their_states() -> None:
         sock(S.TIME_WAIT, 5003, 80, inode=0),
     ]
     groups = group_sockets(socks, "process")
-    assert [(g.key, g.total, g.counts) for g in groups] == [
-        ("app (7)", 3, {"CLOSE_WAIT": 2, "ESTABLISHED": 1}),
-        ("(kernel)", 1, {"TIME_WAIT": 1}),
+    assert [g.as_dict("process") for g in groups] == [
+        {"process": "app (7)", "total": 3, "states": {"CLOSE_WAIT": 2, "ESTABLISHED": 1}},
+        {"process": "(kernel)", "total": 1, "states": {"TIME_WAIT": 1}},
     ]
     assert group_sockets(socks, "state-group")[0].key == "peer closed first"
 

@@ -320,7 +320,7 @@ def everything_in_the_language_in_use() -> str:
     parts.append(render_findings.findings_text(findings))
     parts.append(render_findings.findings_text([]))
     parts.append(json.dumps([f.as_dict() for f in findings]))
-    summary = Summary({"tcp": {"ESTABLISHED": 1}, "udp": {"UNCONN": 2}})
+    summary = Summary({"tcp": {S.ESTABLISHED: 1}, "udp": {S.CLOSE: 2}})
     out = io.StringIO()
     render_summary.render_summary_plain(summary, out)
     for by in ("process", "local-port", "remote", "state-group"):

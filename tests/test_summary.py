@@ -6,14 +6,24 @@ paths, its record path and ss must agree exactly, with no other process's socket
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
+from tcpstates.model.states import TcpState
+from tcpstates.render.table import state_style
+from tcpstates.sources.base import Reading
+from tcpstates.summary.counts import summarize
+from tcpstates.summary.groups import group_sockets
 
 TESTS = Path(__file__).parent
 
@@ -79,3 +89,62 @@ def test_state_filter_and_protocols(counts):
     }
     assert counts["both"]["tcp"] == counts["netlink"]
     assert counts["both"]["udp"]["UNCONN"] >= 2 and counts["both"]["udp"]["ESTABLISHED"] >= 1
+
+
+# --- counts stay states until they are written -----------------------------------------------
+
+
+def _sock(proto: str, state: TcpState, port: int) -> Socket:
+    return Socket(proto, 4, "127.0.0.1", port, "127.0.0.1", 9, state, inode=1, pid=7, process="app")
+
+
+class Listed:
+    """A source of the sockets it is given, with no count(): the record path."""
+
+    name, why = "listed", "a test"
+
+    def __init__(self, sockets: list[Socket]) -> None:
+        self.sockets = sockets
+
+    def read(self, query: Query, owners: bool = False) -> Reading:
+        return Reading(iter(self.sockets))
+
+
+MIXED = [
+    _sock("tcp", TcpState.ESTABLISHED, 1),
+    _sock("udp", TcpState.ESTABLISHED, 2),
+    _sock("udp", TcpState.ESTABLISHED, 3),
+    _sock("udp", TcpState.CLOSE, 4),
+    _sock("tcp", TcpState.CLOSE, 5),
+]
+
+
+def test_a_summary_is_keyed_by_state_and_named_per_protocol_when_written() -> None:
+    from tcpstates.summary.render import render_summary_plain, summary_table
+
+    summary = summarize(Listed(MIXED), Query(protos=frozenset({"tcp", "udp"})))
+    assert summary.counts["udp"] == {TcpState.ESTABLISHED: 2, TcpState.CLOSE: 1}
+    assert summary.as_dict()["udp"] == {"ESTABLISHED": 2, "UNCONN": 1}
+    assert summary.as_dict()["tcp"]["CLOSE"] == 1
+    out = io.StringIO()
+    render_summary_plain(summary, out)
+    assert "\nudp    UNCONN           1\n" in out.getvalue()
+    rows = _text_rows(summary_table(summary))
+    styles = {cells[1].plain: cells[1].spans[0].style for cells in rows if cells[1].spans}
+    assert styles["UNCONN"] == state_style(TcpState.CLOSE)  # coloured from the state, not the name
+
+
+def test_a_group_counts_one_name_once_and_colours_it_by_its_state() -> None:
+    from tcpstates.summary.render_groups import groups_table
+
+    (group,) = group_sockets(MIXED, "process")
+    assert group.as_dict("process")["states"] == {"ESTABLISHED": 3, "UNCONN": 1, "CLOSE": 1}
+    (row,) = _text_rows(groups_table([group], "process"))
+    named = {row[3].plain[span.start : span.end]: span.style for span in row[3].spans}
+    assert named["UNCONN"] == named["CLOSE"] == state_style(TcpState.CLOSE)
+    assert named["ESTABLISHED"] == state_style(TcpState.ESTABLISHED)
+
+
+def _text_rows(table: Any) -> list[list[Any]]:
+    cells = [column._cells for column in table.columns]
+    return [list(row) for row in zip(*cells, strict=True)]

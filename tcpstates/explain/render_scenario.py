@@ -36,38 +36,41 @@ ALL_AGREE = N_("The kernel showed the expected states at every checkpoint.")
 SOME_DIFFER = N_("The kernel differed from the scenario at {n} of {total} checkpoints.")
 
 
+Piece = tuple[str, str, TcpState | None]  # text, role, and the state a "state" piece names
+
+
 def timeline_lines(
     scenario: Scenario, width: int = 100, ascii_only: bool = False
-) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The ladder as lines of (text, role) pieces: roles "state", "changed", "event",
-    "segment", "" (so that Rich can colour them and plain text can ignore them)."""
+) -> list[tuple[str, list[Piece]]]:
+    """The ladder as lines of (text, role, state) pieces: roles "state", "changed" (these two
+    with their state), "event", "segment", "" (so that Rich can colour them and plain text can
+    ignore them)."""
     a_events = [_(step.transition.event) for step in scenario.steps if step.end == "a"]
     side = min(max([len(s.name) for s in TcpState] + [len(e) for e in a_events]) + 2, 42)
     b_width = width - STEP_WIDTH - side - SEGMENT_WIDTH
     h, right, left = ("-", ">", "<") if ascii_only else ("─", "▶", "◀")
-    lines: list[tuple[str, list[tuple[str, str]]]] = []
+    lines: list[tuple[str, list[Piece]]] = []
 
-    def states_row(
-        a: TcpState, b: TcpState, changed: str | None, segment: str
-    ) -> list[tuple[str, str]]:
+    def states_row(a: TcpState, b: TcpState, changed: str | None, segment: str) -> list[Piece]:
         return [
-            (" " * STEP_WIDTH, ""),
-            (f"{a.name:<{side}}", "changed" if changed == "a" else "state"),
-            (f"{segment:^{SEGMENT_WIDTH}}", "segment"),
-            (b.name, "changed" if changed == "b" else "state"),
+            (" " * STEP_WIDTH, "", None),
+            (f"{a.name:<{side}}", "changed" if changed == "a" else "state", a),
+            (f"{segment:^{SEGMENT_WIDTH}}", "segment", None),
+            (b.name, "changed" if changed == "b" else "state", b),
         ]
 
-    lines.append(("heading", [(" " * STEP_WIDTH, ""), (f"{'a':<{side + SEGMENT_WIDTH}}b", "")]))
+    heading = f"{'a':<{side + SEGMENT_WIDTH}}b"
+    lines.append(("heading", [(" " * STEP_WIDTH, "", None), (heading, "", None)]))
     lines.append(("states", states_row(scenario.a_start, scenario.b_start, None, "")))
     for number, (step, a, b) in enumerate(scenario.timeline(), start=1):
         wrap_at = side - 2 if step.end == "a" else b_width
         event = textwrap.wrap(_(step.transition.event), wrap_at) or [""]
         for i, piece in enumerate(event):
             label = f"{number:>3}  " if i == 0 else " " * STEP_WIDTH
-            if step.end == "a":
-                row = [(label, ""), (piece, "event")]
-            else:
-                row = [(label, ""), (" " * (side + SEGMENT_WIDTH), ""), (piece, "event")]
+            row: list[Piece] = [(label, "", None)]
+            if step.end == "b":
+                row.append((" " * (side + SEGMENT_WIDTH), "", None))
+            row.append((piece, "event", None))
             lines.append(("event", row))
         sends = step.transition.sends or ""
         segment = ""
@@ -96,7 +99,7 @@ def scenario_text(
             )
         )
     ladder = [
-        "".join(text for text, _role in row).rstrip()
+        "".join(text for text, _role, _state in row).rstrip()
         for _kind, row in timeline_lines(scenario, width, ascii_only)
     ]
     parts.append("\n".join(ladder))
@@ -159,7 +162,6 @@ def scenario_renderable(
     from rich.console import Group
     from rich.text import Text
 
-    from tcpstates.model.states import parse_state
     from tcpstates.render.table import state_style
 
     parts: list[RenderableType] = []
@@ -179,9 +181,9 @@ def scenario_renderable(
         )
     ladder = Text(no_wrap=True)
     for kind, row in timeline_lines(scenario, width):
-        for piece, role in row:
-            if role in ("state", "changed") and piece.strip():
-                style = state_style(parse_state(piece.strip()))
+        for piece, role, state in row:
+            if state is not None:
+                style = state_style(state)
                 style = f"bold {style}" if role == "changed" else f"dim {style}"
             else:
                 style = {"event": "italic", "segment": "bold yellow"}.get(role, "")

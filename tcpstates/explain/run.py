@@ -140,7 +140,7 @@ def counts(place: Place) -> dict[TcpState, int] | None:
         if place.named:
             raise
         return None
-    return {parse_state(name): n for name, n in summary.counts.get("tcp", {}).items()}
+    return dict(summary.counts.get("tcp", {}))
 
 
 def _ascii_only(out: Output) -> bool:

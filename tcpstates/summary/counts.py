@@ -24,17 +24,19 @@ UDP_STATES = tuple(TcpState(code) for code, _ in UDP_SUMMARY)
 class Summary:
     """Sockets per state, per protocol, in a stable order."""
 
-    counts: dict[str, dict[str, int]]  # proto -> state name -> count
+    counts: dict[str, dict[TcpState, int]]  # proto -> state -> count, in the order shown
 
     @property
     def total(self) -> int:
         return sum(sum(states.values()) for states in self.counts.values())
 
     def as_dict(self) -> dict[str, Any]:
-        """One protocol: state -> count. Several: protocol -> (state -> count)."""
-        if len(self.counts) == 1:
-            return dict(next(iter(self.counts.values())))
-        return {proto: dict(states) for proto, states in self.counts.items()}
+        """One protocol: state name -> count. Several: protocol -> (state name -> count)."""
+        named = {
+            proto: {state_name(state, proto): n for state, n in states.items()}
+            for proto, states in self.counts.items()
+        }
+        return next(iter(named.values())) if len(named) == 1 else named
 
 
 def summarize(source: Source, query: Query) -> Summary:
@@ -51,7 +53,9 @@ def _protos(query: Query) -> list[str]:
     return [proto for proto in ("tcp", "udp") if proto in query.protos]
 
 
-def _ordered(proto: str, query: Query, counts: Counter[tuple[str, TcpState]]) -> dict[str, int]:
+def _ordered(
+    proto: str, query: Query, counts: Counter[tuple[str, TcpState]]
+) -> dict[TcpState, int]:
     shown = [s for s in (TCP_STATES if proto == "tcp" else UDP_STATES) if query.wants_state(s)]
     extra = sorted(s for p, s in counts if p == proto and s not in shown)
-    return {state_name(s, proto): counts[proto, s] for s in [*shown, *extra]}
+    return {s: counts[proto, s] for s in [*shown, *extra]}

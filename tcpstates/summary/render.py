@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.states import parse_state
+from tcpstates.model.states import TcpState, state_name
 from tcpstates.render.columns import Column
 from tcpstates.render.text import write_rows
 from tcpstates.summary.counts import Summary
@@ -23,19 +23,20 @@ def _columns(summary: Summary) -> tuple[Column, ...]:
     return (*proto, Column(_(STATE), "left"), Column(_(COUNT), "right"))
 
 
-def _rows(summary: Summary) -> list[tuple[str, ...]]:
+def _rows(summary: Summary) -> list[tuple[TcpState | None, tuple[str, ...]]]:
+    """Each row's state (None: the total, last) and its cells."""
     several = len(summary.counts) > 1
-    rows = [
-        ((proto,) if several else ()) + (state, str(count))
+    rows: list[tuple[TcpState | None, tuple[str, ...]]] = [
+        (state, ((proto,) if several else ()) + (state_name(state, proto), str(count)))
         for proto, states in summary.counts.items()
         for state, count in states.items()
     ]
-    rows.append((("",) if several else ()) + (_(TOTAL), str(summary.total)))
+    rows.append((None, (("",) if several else ()) + (_(TOTAL), str(summary.total))))
     return rows
 
 
 def render_summary_plain(summary: Summary, out: TextIO) -> None:
-    write_rows(_rows(summary), _columns(summary), out)
+    write_rows([cells for _state, cells in _rows(summary)], _columns(summary), out)
 
 
 def render_summary_json(summary: Summary, out: TextIO) -> None:
@@ -52,10 +53,11 @@ def summary_table(summary: Summary) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_footer=False)
     for column in _columns(summary):
         table.add_column(column.header, justify=column.align)
-    *rows, total = _rows(summary)
-    for row in rows:
+    *rows, (_total, total) = _rows(summary)
+    for state, row in rows:
         cells = [Text(cell) for cell in row]
-        cells[-2].stylize(state_style(parse_state(row[-2])))
+        if state is not None:
+            cells[-2].stylize(state_style(state))
         table.add_row(*cells)
     table.add_section()
     table.add_row(*(Text(cell, style="bold") for cell in total))

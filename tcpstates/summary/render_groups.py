@@ -34,7 +34,7 @@ def _key(group: Group, by: str) -> str:
 
 
 def _states(group: Group) -> str:
-    return ", ".join(f"{state} {n}" for state, n in group.counts.items())
+    return ", ".join(f"{name} {n}" for name, _state, n in group.states())
 
 
 def groups_data(groups: list[Group], by: str) -> list[dict[str, object]]:
@@ -64,7 +64,6 @@ def groups_table(groups: list[Group], by: str) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from tcpstates.model.states import parse_state
     from tcpstates.render.table import state_style
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -75,10 +74,10 @@ def groups_table(groups: list[Group], by: str) -> Table:
     largest = max((g.total for g in groups), default=0)
     for group in groups:
         states = Text()
-        for i, (state, n) in enumerate(group.counts.items()):
+        for i, (name, state, n) in enumerate(group.states()):
             if i:
                 states.append(", ")
-            states.append(state, style=state_style(parse_state(state)))
+            states.append(name, style=state_style(state))
             states.append(f" {n}")
         table.add_row(Text(_key(group, by)), str(group.total), bar(group.total, largest), states)
     return table

@@ -81,9 +81,22 @@ class Frame:
     @property
     def summary(self) -> Summary:
         """The counts alone, as ``--summary`` gives them (and as JSON nests them)."""
-        nested: dict[str, dict[str, int]] = {proto: {} for proto in self.protos}
+        return self._per_state(lambda row: row.count)
+
+    @property
+    def since_last(self) -> Summary:
+        """How each count moved since the previous frame, keyed like ``summary``."""
+        return self._per_state(lambda row: row.since_last)
+
+    @property
+    def since_start(self) -> Summary:
+        """How each count moved since the first frame, keyed like ``summary``."""
+        return self._per_state(lambda row: row.since_start)
+
+    def _per_state(self, value: Callable[[Count], int]) -> Summary:
+        nested: dict[str, dict[TcpState, int]] = {proto: {} for proto in self.protos}
         for row in self.counts:
-            nested.setdefault(row.proto, {})[row.state_name] = row.count
+            nested.setdefault(row.proto, {})[row.state] = value(row)
         return Summary(nested)
 
 

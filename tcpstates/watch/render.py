@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import KERNEL, Layout
-from tcpstates.summary.counts import Summary
 from tcpstates.watch.frames import Change, ChangeKind, Frame, sort_key
 
 if TYPE_CHECKING:
@@ -53,19 +52,12 @@ def frame_record(frame: Frame, *, changes: bool = True) -> dict[str, Any]:
     record: dict[str, Any] = {
         "time": iso_time(frame.time),
         "counts": frame.summary.as_dict(),
-        "since_last": _moves(frame, "since_last"),
-        "since_start": _moves(frame, "since_start"),
+        "since_last": frame.since_last.as_dict(),
+        "since_start": frame.since_start.as_dict(),
     }
     if changes:
         record["changes"] = [change_record(change) for change in frame.changes]
     return record
-
-
-def _moves(frame: Frame, attribute: str) -> dict[str, Any]:
-    nested: dict[str, dict[str, int]] = {proto: {} for proto in frame.protos}
-    for row in frame.counts:
-        nested.setdefault(row.proto, {})[row.state_name] = getattr(row, attribute)
-    return Summary(nested).as_dict()
 
 
 def frame_line(frame: Frame, *, changes: bool = True) -> str:
