@@ -65,7 +65,7 @@ def test_groups_are_largest_first_with_their_states() -> None:
         {"process": "app (7)", "total": 3, "states": {"CLOSE_WAIT": 2, "ESTABLISHED": 1}},
         {"process": "(kernel)", "total": 1, "states": {"TIME_WAIT": 1}},
     ]
-    assert group_sockets(socks, "state-group")[0].key == "peer closed first"
+    assert group_sockets(socks, "state-group")[0].key is Phase.PEER_CLOSED
 
 
 def test_state_groups_are_the_phases_in_a_connections_order() -> None:

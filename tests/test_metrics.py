@@ -32,8 +32,8 @@ from tcpstates.export import metrics
 from tcpstates.export import render as openmetrics
 from tcpstates.export import run as export_command
 from tcpstates.export import server as metrics_server
-from tcpstates.export.command import BY_CHOICES
 from tcpstates.export.metrics import (
+    BREAKDOWNS,
     BY,
     NODE_STATES,
     OVERFLOW,
@@ -203,8 +203,23 @@ def test_node_exporter_label_values() -> None:
     assert [state.value for state in NODE_STATES] == list(range(1, 12))
 
 
-def test_the_command_offers_what_the_library_knows() -> None:
-    assert BY_CHOICES == BY
+def test_both_by_options_offer_the_one_engines_keys() -> None:
+    import click
+
+    from tcpstates.cli.root import cli
+    from tcpstates.export.command import export
+    from tcpstates.summary.groups import BY as GROUP_BY
+    from tcpstates.summary.groups import KEYS
+
+    def choices(command: click.Command) -> tuple[str, ...]:
+        (by,) = [p for p in command.params if p.name == "by"]
+        assert isinstance(by.type, click.Choice)
+        return tuple(by.type.choices)
+
+    assert choices(cli) == GROUP_BY == tuple(KEYS)  # --summary --by, -o openmetrics --by
+    assert choices(export) == BY == tuple(BREAKDOWNS)  # export --by
+    assert set(BY) < set(GROUP_BY)
+    assert all(BREAKDOWNS[name].by is KEYS[name] for name in BY)  # one engine
 
 
 def test_label_values_and_help_are_escaped() -> None:

@@ -160,7 +160,8 @@ def test_an_owner_is_spelled_the_same_in_every_place(
     holder = owner_of(sock)
     assert (holder.text, holder.label, holder.prose()) == (text, label, prose)
     assert owner_cells(holder) == cells == Layout().cells(sock)[-2:]  # the listing
-    assert group_sockets([sock], "process")[0].key == text  # --summary --by process
+    (group,) = group_sockets([sock], "process")  # --summary --by process
+    assert (group.key, group.text) == (holder, text)
     assert BREAKDOWNS["process"].key(sock) == label  # export --by process
     assert account(sock).next_step.startswith(f"{prose}: close()")  # --explain ADDR:PORT
     if inode is None:  # a traced event: no inode, so never the kernel's

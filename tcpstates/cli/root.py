@@ -41,6 +41,7 @@ from tcpstates.model import i18n
 from tcpstates.model.errors import ExitStatus, TcpstatesError, output_failed, silence_stdout
 from tcpstates.model.states import valid_names
 from tcpstates.render.safe import safe
+from tcpstates.summary.groups import BY
 from tcpstates.trace.command import trace
 
 EPILOG = f"""\b
@@ -109,7 +110,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 @click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")
 @click.option(
     "--by",
-    type=click.Choice(["process", "local-port", "remote", "state-group"]),
+    type=click.Choice(BY),
     help="With --summary (implied): counts per state for each process, local port, remote"
     " host or part of a connection's life, largest first.",
 )

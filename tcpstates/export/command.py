@@ -8,7 +8,7 @@ import click
 
 from tcpstates.cli.options import interval_option, place_options
 from tcpstates.cli.requests import ExportRequest
-from tcpstates.export.run import BY_CHOICES
+from tcpstates.summary.groups import METRIC_BY
 
 EPILOG = """\b
 Metrics: node_tcp_connection_states{state} as node_exporter's tcpstat
@@ -52,7 +52,7 @@ Examples:
 @click.option(
     "--by",
     multiple=True,
-    type=click.Choice(BY_CHOICES),
+    type=click.Choice(METRIC_BY),  # the --by engine's, as metrics' BREAKDOWNS
     help="Also count sockets per local port or per process name; repeat for both.",
 )
 @click.option(

@@ -17,12 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import KERNEL_OWNER, UNSEEN_OWNER, Socket, owner_of
+from tcpstates.model.sockets import KERNEL_OWNER, UNSEEN_OWNER, Socket
 from tcpstates.model.states import TcpState, state_name
 from tcpstates.sources.base import Source, select
 from tcpstates.summary.counts import TCP_STATES, UDP_STATES
+from tcpstates.summary.groups import KEYS, METRIC_BY, GroupKey
 
 # node_exporter's tcpstat collector (collector/tcpstat_linux.go): one gauge, IPv4 and IPv6 TCP
 # summed, the kernel's states 1-11 in lower case, and only the states that have sockets (its
@@ -60,33 +62,39 @@ class MetricFamily:
 
 @dataclass(frozen=True, slots=True)
 class Breakdown:
-    """An opt-in family: sockets per state per group, a group being one value of ``label``."""
+    """An opt-in family: sockets per state per group of ``by`` (summary/groups.py's engine), a
+    group being one value of ``label``."""
 
-    name: str
-    label: str
+    by: GroupKey[Any]
     help: str
-    key: Callable[[Socket], str]  # the socket's group, as the label value
-    needs_owners: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"tcpstates_sockets_by_{self.label}"
+
+    @property
+    def label(self) -> str:
+        return self.by.name.replace("-", "_")  # local-port -> local_port
+
+    @property
+    def value(self) -> Callable[[Any], str]:
+        """A group (``by.of`` of a socket) as the label value."""
+        assert self.by.label is not None  # METRIC_BY holds only keys with a label
+        return self.by.label
+
+    def key(self, sock: Socket) -> str:
+        """The socket's group, as the label value."""
+        return self.value(self.by.of(sock))
 
 
-BREAKDOWNS: dict[str, Breakdown] = {
-    "local-port": Breakdown(
-        "tcpstates_sockets_by_local_port",
-        "local_port",
-        "Sockets per local port and state; the largest ports first, the rest in (other).",
-        lambda sock: str(sock.local_port),
-    ),
-    "process": Breakdown(
-        "tcpstates_sockets_by_process",
-        "process",
-        f"Sockets per owning process name and state; {KERNEL_OWNER.label}: no process holds"
-        f" the socket (TIME_WAIT, not yet accepted), {UNSEEN_OWNER.label}: its owner could not"
-        " be seen.",
-        lambda sock: owner_of(sock).label,
-        needs_owners=True,
-    ),
+_HELP = {
+    "local-port": "Sockets per local port and state; the largest ports first, the rest in (other).",
+    "process": f"Sockets per owning process name and state; {KERNEL_OWNER.label}: no process"
+    f" holds the socket (TIME_WAIT, not yet accepted), {UNSEEN_OWNER.label}: its owner could"
+    " not be seen.",
 }
-BY = tuple(BREAKDOWNS)
+BREAKDOWNS: dict[str, Breakdown] = {name: Breakdown(KEYS[name], _HELP[name]) for name in METRIC_BY}
+BY = METRIC_BY
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,18 +215,18 @@ def _count_fast(source: Source, query: Query, queues: list[int] | None) -> Tally
 def _count_records(
     source: Source, query: Query, breakdowns: list[Breakdown], queues: list[int] | None
 ) -> tuple[Tally, dict[str, Groups]]:
-    owners = query.needs_owners or any(b.needs_owners for b in breakdowns)
+    owners = query.needs_owners or any(b.by.needs_owners for b in breakdowns)
     reading = source.read(query, owners=owners)
     tally: Tally = Counter()
     groups: dict[str, Groups] = {b.name: Counter() for b in breakdowns}
-    keyed = [(b.key, groups[b.name]) for b in breakdowns]
+    keyed = [(b.by.of, b.value, groups[b.name]) for b in breakdowns]  # looked up once
     for sock in select(reading, query):
         tally[sock.proto, sock.family, sock.state] += 1
         if queues is not None and sock.proto == "tcp":
             queues[0] += sock.recv_q or 0
             queues[1] += sock.send_q or 0
-        for key, counts in keyed:
-            counts[sock.proto, key(sock), sock.state] += 1
+        for group_of, value, counts in keyed:
+            counts[sock.proto, value(group_of(sock)), sock.state] += 1
     return tally, groups
 
 

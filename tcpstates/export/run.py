@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from tcpstates.model.query import Query
     from tcpstates.sources.base import Source
 
-# The same as metrics.BY, spelled out so that `tcpstates --help` need not import metrics (and
-# with it the sources); a test keeps the two equal.
-BY_CHOICES = ("local-port", "process")
 LOOPBACK = "127.0.0.1"
 
 

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.i18n import N_, _
+from tcpstates.model.states import Phase
 from tcpstates.render.columns import Column
 from tcpstates.render.safe import safe
 from tcpstates.render.text import write_rows
@@ -28,9 +29,9 @@ def _header(by: str) -> str:
     return _(BY_HEADERS[by]) if by in BY_HEADERS else by.capitalize()
 
 
-def _key(group: Group, by: str) -> str:
+def _key(group: Group) -> str:
     """The group as shown in text: a part of a connection's life in the language in use."""
-    return _(group.key) if by == "state-group" else safe(group.key)
+    return _(group.text) if isinstance(group.key, Phase) else safe(group.text)
 
 
 def _states(group: Group) -> str:
@@ -47,7 +48,7 @@ def render_groups_json(groups: list[Group], by: str, out: TextIO) -> None:
 
 def render_groups_plain(groups: list[Group], by: str, out: TextIO) -> None:
     header = (Column(_header(by), "left"), Column(_(TOTAL), "right"), Column(_(STATES), "left"))
-    write_rows([(_key(g, by), str(g.total), _states(g)) for g in groups], header, out)
+    write_rows([(_key(g), str(g.total), _states(g)) for g in groups], header, out)
 
 
 def bar(total: int, largest: int, width: int = BAR_WIDTH) -> str:
@@ -79,5 +80,5 @@ def groups_table(groups: list[Group], by: str) -> Table:
                 states.append(", ")
             states.append(name, style=state_style(state))
             states.append(f" {n}")
-        table.add_row(Text(_key(group, by)), str(group.total), bar(group.total, largest), states)
+        table.add_row(Text(_key(group)), str(group.total), bar(group.total, largest), states)
     return table
