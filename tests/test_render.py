@@ -98,3 +98,21 @@ def test_csv_header_and_escaping():
     assert tuple(rows[0]) == FIELDS
     assert rows[3][FIELDS.index("pid")] == ""
     no_raw_control(out.getvalue())
+
+
+def test_json_and_csv_values_follow_fields() -> None:
+    # record_values is spelled out for speed; this holds it to FIELDS, field by field.
+    import dataclasses
+
+    from tcpstates.render.formats import record_values
+
+    full = dataclasses.replace(SOCKETS[0], timer="keepalive", timer_ms=7000, retransmits=3)
+    for sock in (full, SOCKETS[2], dataclasses.replace(full, netns=4026531840)):
+        expected = tuple(
+            "N" if value is None else f"<{value}>" if isinstance(value, str) else value
+            for value in (getattr(sock, "state_name" if f == "state" else f) for f in FIELDS)
+        )
+        assert record_values(lambda text: f"<{text}>", none="N")(sock) == expected
+        out = io.StringIO()
+        render_json([sock], out)
+        assert json.loads(out.getvalue()) == [sock.as_dict()]

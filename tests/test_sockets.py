@@ -168,3 +168,54 @@ def test_an_owner_is_spelled_the_same_in_every_place(
         event = Event(0.0, 4, "10.0.0.1", 80, "10.0.0.2", 5000, TcpState.ESTABLISHED,
                       TcpState.CLOSE_WAIT, pid, process)  # fmt: skip
         assert plain_line(Transition(event, None, 0.0)).split()[-2:] == list(cells)
+
+
+# --- the record's fields, written once (FIELDS), and every place that must follow its order --
+
+# One record, each field a value no other field has, so a swap anywhere shows.
+RECORD = {
+    "proto": "tcp", "family": 4, "local_address": "10.0.0.1", "local_port": 8080,
+    "remote_address": "10.0.0.2", "remote_port": 40000, "state": TcpState.CLOSE_WAIT,
+    "recv_q": 11, "send_q": 12, "uid": 1001, "inode": 4242, "pid": 77, "process": "app",
+    "timer": "keepalive", "timer_ms": 7000, "retransmits": 3,
+}  # fmt: skip
+
+
+def test_fields_are_the_records_in_its_order() -> None:
+    assert list(RECORD) == list(FIELDS)
+    assert FIELDS + ("netns",) == tuple(f.name for f in dataclasses.fields(Socket))
+    assert new_socket(*RECORD.values()) == Socket(**RECORD)  # sources pass them by position
+
+
+def test_as_dict_follows_fields() -> None:
+    sock = dataclasses.replace(Socket(**RECORD), netns=4026531840)
+    assert sock.as_dict() == {**RECORD, "state": "CLOSE_WAIT", "netns": 4026531840}
+    assert list(sock.as_dict()) == [*FIELDS, "netns"]
+
+
+def test_netlink_builds_the_record_in_fields_order() -> None:
+    import socket
+
+    from tcpstates.sources import inet_diag as diag
+    from tcpstates.sources.netlink import _decode
+    from tcpstates.sources.owners import Owner
+
+    packed = diag.RECORD.pack(
+        0, 0, 0, 0, 0,  # the netlink header
+        socket.AF_INET, TcpState.CLOSE_WAIT, 2, 3,  # family, state, timer (keepalive), retrans
+        socket.htons(8080), socket.htons(40000),
+        socket.inet_aton("10.0.0.1") + bytes(12), socket.inet_aton("10.0.0.2") + bytes(12),
+        0, 7000, 11, 12, 1001, 4242,  # interface, expires, rqueue, wqueue, uid, inode
+    )  # fmt: skip
+    (sock,) = _decode(diag.RECORD.iter_unpack(packed), "tcp", {4242: Owner(77, "app")})
+    assert sock == Socket(**RECORD)
+
+
+def test_procfs_builds_the_record_in_fields_order() -> None:
+    from tcpstates.sources.owners import Owner
+    from tcpstates.sources.procfs import parse_table
+
+    line = "0: 0100000A:1F90 0200000A:9C40 08 0000000C:0000000B 02:000002BC 00000003 1001 0 4242"
+    owners = {4242: Owner(77, "app")}
+    (sock,) = parse_table([line], "tcp", owners=owners, byteorder="little")
+    assert sock == Socket(**RECORD)

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import NETNS, Socket
 from tcpstates.model.states import TcpState
 from tcpstates.sources.base import Reading, Source
 from tcpstates.sources.netns import (
@@ -172,7 +172,7 @@ def _read_through_proc(namespace: Namespace, query: Query) -> list[Socket]:
 
 def _tagged(sockets: Iterable[Socket], inode: int) -> Iterator[Socket]:
     for sock in sockets:
-        _fill(sock, "netns", inode)
+        _fill(sock, NETNS, inode)
         yield sock
 
 
