@@ -32,8 +32,6 @@ class Source(Protocol):
 # (misc/ss.c, tmr_name).
 TIMERS: dict[int, str] = {1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
 
-SOURCE_NAMES = ("auto", "netlink", "procfs", "psutil")
-
 
 def select(reading: Reading, query: Query) -> Iterator[Socket]:
     """The sockets of ``reading`` that also pass the rest of ``query``."""

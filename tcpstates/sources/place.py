@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.place import (
+    READERS,
     AllNetns,
     Capture,
     NamedNetns,
@@ -19,7 +20,7 @@ from tcpstates.model.place import (
     Place,
     ThisNamespace,
 )
-from tcpstates.sources.base import SOURCE_NAMES, Source
+from tcpstates.sources.base import Source
 
 if TYPE_CHECKING:
     from tcpstates.model.states import TcpState
@@ -110,7 +111,7 @@ def open_source(name: str = "auto") -> Source:
         from tcpstates.sources.netlink import NetlinkSource
 
         return NetlinkSource()
-    raise SourceError(f"unknown source {name!r}; valid: {', '.join(SOURCE_NAMES)}")
+    raise SourceError(f"unknown source {name!r}; valid: {', '.join(READERS)}")
 
 
 def _auto() -> Source:
