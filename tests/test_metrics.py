@@ -35,7 +35,6 @@ from tcpstates.export import server as metrics_server
 from tcpstates.export.metrics import (
     BREAKDOWNS,
     BY,
-    NODE_STATES,
     OVERFLOW,
     MetricFamily,
     MetricType,
@@ -51,6 +50,7 @@ from tcpstates.model.errors import SourceError, UsageError
 from tcpstates.model.query import Query
 from tcpstates.model.states import TcpState
 from tcpstates.sources.netlink import NetlinkSource
+from tcpstates.summary.counts import TCP_STATES
 
 TESTS = Path(__file__).parent
 # Runs the CLI as the console script does (so a test can swap a module out first).
@@ -199,8 +199,9 @@ def test_docstring_examples(module: Any) -> None:
 
 
 def test_node_exporter_label_values() -> None:
-    assert [state_label(state, "tcp") for state in NODE_STATES] == NODE_VALUES
-    assert [state.value for state in NODE_STATES] == list(range(1, 12))
+    # node_exporter's states are the summary's: ESTABLISHED (1) ... CLOSING (11)
+    assert [state_label(state, "tcp") for state in TCP_STATES] == NODE_VALUES
+    assert [state.value for state in TCP_STATES] == list(range(1, 12))
 
 
 def test_both_by_options_offer_the_one_engines_keys() -> None:

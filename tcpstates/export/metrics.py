@@ -27,12 +27,11 @@ from tcpstates.summary.counts import TCP_STATES, UDP_STATES
 from tcpstates.summary.groups import KEYS, METRIC_BY, GroupKey
 
 # node_exporter's tcpstat collector (collector/tcpstat_linux.go): one gauge, IPv4 and IPv6 TCP
-# summed, the kernel's states 1-11 in lower case, and only the states that have sockets (its
-# counts live in a Go map, so a state with none has no series). Same name, help and values here,
-# so dashboards and alerts written for node_exporter work unchanged.
+# summed, the kernel's states 1-11 in lower case (TCP_STATES, the summary's), and only the states
+# that have sockets (its counts live in a Go map, so a state with none has no series). Same name,
+# help and values here, so dashboards and alerts written for node_exporter work unchanged.
 NODE_METRIC = "node_tcp_connection_states"
 NODE_HELP = "Number of connection states."
-NODE_STATES: tuple[TcpState, ...] = TCP_STATES  # ESTABLISHED (1) ... CLOSING (11)
 
 DEFAULT_MAX_SERIES = 1000
 OVERFLOW = "(other)"  # the label value that stands for every folded group; no port or comm name
@@ -248,7 +247,7 @@ def _node_family(query: Query, tally: Tally, queues: list[int] | None) -> Iterab
             counts[state] += n
     samples = tuple(
         Sample((("state", state_label(state, "tcp")),), counts[state])
-        for state in NODE_STATES
+        for state in TCP_STATES
         if counts[state]
     )
     if queues is not None:  # node_exporter's two byte sums, in the same metric as it has them
