@@ -113,9 +113,9 @@ def grouped(
 
 def _groups(source: Source, query: Query, by: str) -> list[Group]:
     from tcpstates.sources.base import select
-    from tcpstates.summary.groups import group_sockets
+    from tcpstates.summary.groups import KEYS, group_sockets
 
-    reading = source.read(query, owners=by == "process" or query.needs_owners)
+    reading = source.read(query, owners=KEYS[by].needs_owners or query.needs_owners)
     return group_sockets(select(reading, query), by)
 
 
