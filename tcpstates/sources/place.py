@@ -85,7 +85,8 @@ def kernel_of(place: Place) -> tuple[KernelState, bool]:
         if not directories:
             return KernelState({}, {}), False
         kernel = read_kernel(directories[0], read=read_small_capture_file)
-        return kernel, bool(kernel.settings or kernel.counters)  # a directory of tables alone
+        # A directory of tables alone brings none; one whose files were refused said so already.
+        return kernel, bool(kernel.settings or kernel.counters or kernel.problems)
     namespace = chosen_namespace(place)
     if namespace is None:
         return read_kernel("/proc"), True
