@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
-from tcpstates.cli.root import cli
+from tcpstates.cli import root
 from tcpstates.model.states import GROUPS, TcpState
 
 ROOT = Path(__file__).parent.parent
@@ -22,7 +21,7 @@ def man_text() -> str:
     return MAN.read_text().replace("\\-", "-")
 
 
-def option_names(command: click.Command = cli) -> list[str]:
+def option_names(command: click.Command = root.cli) -> list[str]:
     names = []
     for param in command.params:
         if isinstance(param, click.Option):
@@ -30,16 +29,16 @@ def option_names(command: click.Command = cli) -> list[str]:
     return names
 
 
-SUBCOMMANDS = sorted(cli.commands.items())  # type: ignore[attr-defined]
+SUBCOMMANDS = sorted(root.cli.commands.items())  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("name", "command"), SUBCOMMANDS)
-def test_every_subcommand_and_its_options_are_documented(name, command):
+def test_every_subcommand_and_its_options_are_documented(cli, name, command):
     man = man_text()
     readme = (ROOT / "README.md").read_text()
-    help_text = CliRunner().invoke(cli, [name, "--help"]).output
+    help_text = cli(name, "--help").stdout
     assert f"tcpstates {name}" in man and f"tcpstates {name}" in readme
-    assert name in CliRunner().invoke(cli, ["--help"]).output
+    assert name in cli("--help").stdout
     for option in option_names(command):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", man), f"{option} not in man"
         assert option in help_text, f"{option} not in {name} --help"
@@ -47,9 +46,9 @@ def test_every_subcommand_and_its_options_are_documented(name, command):
             assert option in readme, f"{option} not in README"
 
 
-def test_every_option_is_in_the_man_page_and_help():
+def test_every_option_is_in_the_man_page_and_help(cli):
     man = man_text()
-    help_text = CliRunner().invoke(cli, ["--help"]).output
+    help_text = cli("--help").stdout
     for name in option_names():
         assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", man), f"{name} not in man page"
         assert name in help_text, f"{name} not in --help"
