@@ -1,11 +1,13 @@
 """What every test module may use, and the markers.
 
-Fixtures: ``cli`` (tcpstates run as a user runs it), ``sockets`` (loopback sockets closed after
-the test), ``zoo`` (a socket in every state, for one module), ``netns`` (network namespaces of
-the test's own), ``golden`` (``--update-golden`` rewrites files under tests/golden/).
+Fixtures: ``cli`` (tcpstates run as a user runs it), ``nobody`` (run as the user nobody, by
+root), ``sockets`` (loopback sockets closed after the test), ``zoo`` (a socket in every state,
+for one module), ``netns`` (network namespaces of the test's own), ``golden``
+(``--update-golden`` rewrites files under tests/golden/).
 
 Markers (registered in pyproject.toml; ``--strict-markers`` refuses any other):
-``root``  needs root: skipped with the reason "needs root" otherwise.
+``root``  needs root: skipped with the reason "needs root" otherwise. Given to every test that
+          uses the ``nobody`` or ``netns`` fixture.
 ``netns`` makes network namespaces: root and a working ``ip netns``, or skipped saying which is
           missing. Given to every test that uses the ``netns`` fixture.
 ``slow``  takes seconds, not milliseconds: ``pytest -m "not slow"`` for a quick pass.
@@ -14,6 +16,7 @@ Markers (registered in pyproject.toml; ``--strict-markers`` refuses any other):
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import secrets
 import shutil
@@ -34,6 +37,7 @@ DATA = Path(__file__).parent / "data"
 # A separate process as the console script starts it (its fast path included).
 TCPSTATES = (sys.executable, "-m", "tcpstates")
 NEEDS_ROOT = "needs root"
+SYSTEM_PYTHON = "/usr/bin/python3.11"  # one nobody may run: root's own may live under /root
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,8 +57,11 @@ def pytest_configure() -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "netns" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "netns" in fixtures:
             item.add_marker(pytest.mark.netns)
+        if item.get_closest_marker("netns") or "nobody" in fixtures:
+            item.add_marker(pytest.mark.root)
         if item.get_closest_marker("root") and os.geteuid() != 0:
             item.add_marker(pytest.mark.skip(reason=NEEDS_ROOT))
         elif item.get_closest_marker("netns") and (why := netns_unavailable()):
@@ -138,6 +145,40 @@ class Cli:
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
+
+
+@pytest.fixture(scope="session")
+def nobody(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``nobody(ARGS, wrap=SHELL)`` runs tcpstates as the user nobody (root drops to it with
+    runuser), on a copy of the package nobody may read. ``wrap``, if given, runs first as root
+    in a private mount namespace: to mount a /proc with hidepid there, say."""
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    if not shutil.which("runuser") or not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip(f"needs runuser and {SYSTEM_PYTHON}")
+    site = tmp_path_factory.mktemp("nobody-site")
+    shutil.copytree(Path(__file__).parent.parent / "tcpstates", site / "tcpstates")
+    for name in ("click", "rich", "psutil", "markdown_it", "mdurl", "pygments"):
+        module = importlib.import_module(name)
+        shutil.copytree(Path(module.__file__).parent, site / name)  # type: ignore[arg-type]
+    for path in [site, *site.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    for parent in site.parents:  # pytest's temporary root is private to root
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o005)
+    prefix = ["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={site}", SYSTEM_PYTHON, "-m"]
+
+    def run(*args: str, wrap: str = "") -> subprocess.CompletedProcess[str]:
+        argv = [*prefix, "tcpstates", *args]
+        if wrap:
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    wrap + ' && exec "$@"', "sh", *argv]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    return run
 
 
 # --- sockets ---------------------------------------------------------------------------------
