@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import TCPSTATES
 
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
@@ -434,7 +435,7 @@ def test_a_full_disk_under_stdout_is_one_line(args: list[str]) -> None:
     before = set(os.listdir(instances)) if os.path.isdir(instances) else set()
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [sys.executable, "-m", "tcpstates", *args],
+            [*TCPSTATES, *args],
             stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
         )  # fmt: skip
     assert (done.returncode, done.stderr) == (
