@@ -58,6 +58,7 @@ def test_every_format_runs(cli, fmt):
         assert isinstance(json.loads(result.stdout), list)
 
 
+@pytest.mark.slow
 def test_source_choices_all_work(cli):
     for source in ("auto", "netlink", "procfs", "psutil"):
         result = cli("--source", source, "-o", "json", "-l")

@@ -290,6 +290,7 @@ def test_a_flood_of_half_requests_under_a_descriptor_limit(
     assert said.count("\n") <= 2  # "serving ...", and that at most once
 
 
+@pytest.mark.slow
 def test_a_slowloris_is_closed_at_the_timeout(tmp_path: Path) -> None:
     with exporter(tmp_path) as (_, url):
         port = int(url.split(":")[2].split("/")[0])

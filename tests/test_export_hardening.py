@@ -152,6 +152,7 @@ def port_of(url: str) -> int:
 # -- item 4: idle connections do not take the exporter down ----------------------------------
 
 
+@pytest.mark.slow
 def test_800_idle_connections_hold_one_thread_and_are_closed_by_the_timeout(
     tmp_path: Path,
 ) -> None:

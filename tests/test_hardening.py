@@ -267,6 +267,7 @@ while time.monotonic() < end:
 """
 
 
+@pytest.mark.slow
 def test_churn_every_format_fifty_times(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     churn = subprocess.Popen(
         [sys.executable, "-c", CHURN, "120"], stdout=subprocess.PIPE, text=True
@@ -380,6 +381,7 @@ def _repeats(sockets: list[Socket]) -> int:
     return sum(n - 1 for n in (*tuples.values(), *inodes.values()))
 
 
+@pytest.mark.slow
 def test_no_listing_holds_a_socket_twice_under_churn(netns) -> None:
     from tcpstates.model.query import Query
     from tcpstates.sources import netns as namespaces

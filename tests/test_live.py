@@ -261,6 +261,7 @@ def test_explain_counts_live_sockets(cli, zoo):
     assert data["count"] >= len(zoo.of_state("CLOSING")) >= 1
 
 
+@pytest.mark.slow
 def test_soak_twenty_rounds_against_ss_without_a_mismatch(zoo):
     # The whole state matrix (TCP's eleven states, UDP, IPv6, v4-mapped), read again and again:
     # a race or a misread record shows up as one mismatch in twenty.

@@ -508,6 +508,7 @@ def read_while_rewritten(
     return reads, seen, broken
 
 
+@pytest.mark.slow
 def test_the_textfile_is_never_seen_half_written(tmp_path: Path) -> None:
     target = tmp_path / "tcpstates.prom"
     # Every version differs (tcpstates_scrape_duration_seconds), so versions can be told apart.

@@ -285,6 +285,7 @@ def test_stale_run_netns_entries_are_left_out_not_fatal(private) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_listing_while_namespaces_come_and_go(private, tmp_path) -> None:
     live = private.named_listener("survivor", 7102)
     inode = private.inode("survivor")
@@ -307,6 +308,7 @@ def test_listing_while_namespaces_come_and_go(private, tmp_path) -> None:
         churn.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_watch_follows_namespaces_created_and_deleted(private, tmp_path) -> None:
     doomed = private.named_listener("doomed", 7103)
     doomed_inode = private.inode("doomed")

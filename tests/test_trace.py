@@ -189,6 +189,7 @@ def _connections(count: int, start: int = 0) -> Iterator[Event]:
         yield dataclasses.replace(template, local_address=address, local_port=i % 65536)
 
 
+@pytest.mark.slow
 def test_timeline_memory_is_bounded_as_measured() -> None:
     memory = 5000
     timeline = Timeline(memory=memory)
@@ -591,6 +592,7 @@ def _names_by_pid(fmt: str, out: str) -> set[tuple[int, str]]:
     return {(int(p), name) for p, name, old, new in rows if (old, new) == ("CLOSE", "SYN_SENT")}
 
 
+@pytest.mark.slow
 @pytest.mark.root
 def test_hostile_names_end_no_trace_and_are_shown_escaped(tracer: tuple[str, Query]) -> None:
     root, query = tracer
@@ -842,6 +844,7 @@ def _peak_rss_kb(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
+@pytest.mark.slow
 @pytest.mark.root
 def test_a_flood_from_another_user_is_survived_and_accounted_for(
     tracer: tuple[str, Query], tmp_path: Path

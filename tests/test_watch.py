@@ -189,6 +189,7 @@ def test_frames_count_the_query_states_and_every_protocol_asked_for():
     assert (unknown.state_name, unknown.since_last, unknown.since_start) == ("UNKNOWN", -1, 0)
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_over_many_frames():
     # Churn: every read replaces a fifth of 500 connections; nothing may pile up across frames.
     def read(n: int) -> list[Socket]:
@@ -675,6 +676,7 @@ def test_watch_into_a_closed_pipe_exits_quietly():
     assert (status, result.stderr) == (str(ExitStatus.BROKEN_PIPE), "")
 
 
+@pytest.mark.slow
 def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it(sockets):
     listener = sockets.listener(LOOP4)
     port = listener.getsockname()[1]
