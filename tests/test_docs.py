@@ -90,10 +90,13 @@ def test_readme_has_the_two_setup_commands_and_every_option():
             assert name in readme, f"{name} not in README"
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_as_root_and_as_nobody():
     readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "pytest -q" in readme and ".venv/bin/pytest -q" in ci
+    ci = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ")  # continued lines joined
+    assert "pytest -q" in readme
+    runs = [" ".join(line.split()) for line in ci.splitlines() if ".venv/bin/pytest -q" in line]
+    assert len(runs) == 2 and runs[0] == ".venv/bin/pytest -q", runs  # as root, as written
+    assert "runuser -u nobody -- " in runs[1]  # then unprivileged
 
 
 def test_man_page_is_installed_with_the_package():
