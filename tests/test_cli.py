@@ -111,7 +111,10 @@ def test_closed_pipe_is_quiet():
              "echo ${{PIPESTATUS[0]}}"  # fmt: skip
     result = subprocess.run(["bash", "-c", script.replace("{{", "{").replace("}}", "}")],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert result.stderr == ""
+    # Unprivileged, when every row fit in the pipe, the run ends with its one hint about owners
+    # it could not see; that is no word about the pipe.
+    said = [line for line in result.stderr.splitlines() if "cannot be attributed" not in line]
+    assert said == []
     assert result.stdout.strip() in {"0", str(ExitStatus.BROKEN_PIPE)}
 
 
