@@ -144,6 +144,7 @@ class Cli:
 
 @pytest.fixture
 def cli() -> Cli:
+    """tcpstates run as a user runs it: see Cli."""
     return Cli()
 
 
