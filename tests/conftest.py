@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,35 +152,48 @@ def cli() -> Cli:
 @pytest.fixture(scope="session")
 def nobody(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[..., subprocess.CompletedProcess[str]]:
+) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     """``nobody(ARGS, wrap=SHELL)`` runs tcpstates as the user nobody (root drops to it with
     runuser), on a copy of the package nobody may read. ``wrap``, if given, runs first as root
-    in a private mount namespace: to mount a /proc with hidepid there, say."""
+    in a private mount namespace: to mount a /proc with hidepid there, say. Tests' temporary
+    directories are on a path nobody may walk (what it may read in them is the test's say)."""
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
     if not shutil.which("runuser") or not os.path.exists(SYSTEM_PYTHON):
         pytest.skip(f"needs runuser and {SYSTEM_PYTHON}")
-    site = tmp_path_factory.mktemp("nobody-site")
+    # Not under pytest's temporary root: any pytest session of root's that starts meanwhile
+    # makes that private again, and nobody could no longer read the copy.
+    site = Path(tempfile.mkdtemp(prefix="tcpstates-nobody-"))
     shutil.copytree(Path(__file__).parent.parent / "tcpstates", site / "tcpstates")
     for name in ("click", "rich", "psutil", "markdown_it", "mdurl", "pygments"):
         module = importlib.import_module(name)
         shutil.copytree(Path(module.__file__).parent, site / name)  # type: ignore[arg-type]
     for path in [site, *site.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    for parent in site.parents:  # pytest's temporary root is private to root
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o005)
     prefix = ["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={site}", SYSTEM_PYTHON, "-m"]
 
     def run(*args: str, wrap: str = "") -> subprocess.CompletedProcess[str]:
+        # pytest's temporary root is private to root, and each pytest session of root's that
+        # starts makes it so again: opened up each time.
+        base = tmp_path_factory.getbasetemp()
+        for parent in (base, *base.parents):
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o005)
         argv = [*prefix, "tcpstates", *args]
         if wrap:
             argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                     wrap + ' && exec "$@"', "sh", *argv]  # fmt: skip
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        # In the copy: `python -m` looks in its working directory first, and that must not
+        # be a checkout that nobody happens to be able to read.
+        return subprocess.run(
+            argv, cwd=site, capture_output=True, text=True, timeout=60, check=False
+        )
 
-    return run
+    try:
+        yield run
+    finally:
+        shutil.rmtree(site)
 
 
 # --- sockets ---------------------------------------------------------------------------------
