@@ -19,17 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_run import run_cli
-from test_hardening import SYSTEM_PYTHON, as_nobody, nobody  # noqa: F401 - nobody is a fixture
+from conftest import DATA, SYSTEM_PYTHON, TCPSTATES, Cli
 from zoo import Zoo
 
-DATA = Path(__file__).parent / "data"
 LITTLE = DATA / "proc-little"
 TABLES = ("tcp", "tcp6", "udp", "udp6")
 
 
-def listing(*args: str, stdin: str = "") -> list[dict[str, object]]:
-    done = run_cli(*args, "-t", "-u", "-o", "json", stdin=stdin)
+def listing(cli: Cli, *args: str, stdin: str = "") -> list[dict[str, object]]:
+    done = cli.process(*args, "-t", "-u", "-o", "json", stdin=stdin)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
@@ -38,41 +36,41 @@ def concatenated() -> str:
     return "".join((LITTLE / name).read_text() for name in TABLES)
 
 
-def test_directory_files_concatenation_and_stdin_agree(tmp_path: Path) -> None:
-    from_dir = listing("--from", str(LITTLE))
+def test_directory_files_concatenation_and_stdin_agree(cli, tmp_path: Path) -> None:
+    from_dir = listing(cli, "--from", str(LITTLE))
     assert len(from_dir) > 5 and {r["proto"] for r in from_dir} == {"tcp", "udp"}
     joined = tmp_path / "all.txt"
     joined.write_text(concatenated())
-    assert listing("--from", str(joined)) == from_dir
-    assert listing("--from", "-", stdin=concatenated()) == from_dir
+    assert listing(cli, "--from", str(joined)) == from_dir
+    assert listing(cli, "--from", "-", stdin=concatenated()) == from_dir
     files = [arg for name in TABLES for arg in ("--from", str(LITTLE / name))]
-    assert listing(*files) == from_dir
+    assert listing(cli, *files) == from_dir
 
 
-def test_captures_have_no_owners_but_kernel_held_sockets_say_so() -> None:
-    rows = listing("--from", str(LITTLE))
+def test_captures_have_no_owners_but_kernel_held_sockets_say_so(cli) -> None:
+    rows = listing(cli, "--from", str(LITTLE))
     assert all(r["pid"] is None and r["process"] is None for r in rows)
-    plain = run_cli("--from", str(LITTLE), "-o", "plain").stdout
+    plain = cli.process("--from", str(LITTLE), "-o", "plain").stdout
     assert "(kernel)" in plain or all(r["inode"] for r in rows)
 
 
-def test_filters_and_summary_work_on_a_capture() -> None:
-    everything = listing("--from", str(LITTLE))
-    listeners = listing("--from", str(LITTLE), "-l")
+def test_filters_and_summary_work_on_a_capture(cli) -> None:
+    everything = listing(cli, "--from", str(LITTLE))
+    listeners = listing(cli, "--from", str(LITTLE), "-l")
     assert listeners and all(r["state"] in ("LISTEN", "UNCONN") for r in listeners)
-    done = run_cli("--from", "-", "--summary", "-o", "json", stdin=concatenated())
+    done = cli.process("--from", "-", "--summary", "-o", "json", stdin=concatenated())
     counts = json.loads(done.stdout)
     tcp = [r for r in everything if r["proto"] == "tcp"]
     assert sum(counts.values()) == len(tcp)
 
 
-def test_save_then_from_gives_what_the_live_host_gave(tmp_path: Path) -> None:
+def test_save_then_from_gives_what_the_live_host_gave(cli, tmp_path: Path) -> None:
     with Zoo(only=["LISTEN", "ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT2"]) as zoo:
         ports = zoo.ports
-        live = listing("--source", "procfs", "--no-owners")
-        saved = run_cli("--save", str(tmp_path / "cap"))
+        live = listing(cli, "--source", "procfs", "--no-owners")
+        saved = cli.process("--save", str(tmp_path / "cap"))
         assert saved.returncode == 0 and "saved" in saved.stderr
-    captured = listing("--from", str(tmp_path / "cap"))
+    captured = listing(cli, "--from", str(tmp_path / "cap"))
 
     def ours(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
         # Both ends on the zoo's ports (another test's TIME_WAIT may reuse one port number),
@@ -88,21 +86,20 @@ def test_save_then_from_gives_what_the_live_host_gave(tmp_path: Path) -> None:
     assert (tmp_path / "cap" / "sys" / "net" / "ipv4" / "ip_local_port_range").exists()
 
 
-def test_malformed_text_names_the_source_and_line(tmp_path: Path) -> None:
+def test_malformed_text_names_the_source_and_line(cli, tmp_path: Path) -> None:
     bad = concatenated().replace(" 0A ", " ZZ ", 1)
     lineno = bad[: bad.index(" ZZ ")].count("\n") + 1
     path = tmp_path / "bad.txt"
     path.write_text(bad)
-    done = run_cli("--from", str(path))
+    done = cli.process("--from", str(path))
     assert done.returncode == 1
     assert done.stderr.startswith(f"tcpstates: {path}:{lineno}: st 'ZZ' is not 2 hex digits")
-    piped = run_cli("--from", "-", stdin="hello\n")
+    piped = cli.process("--from", "-", stdin="hello\n")
     assert piped.stderr == "tcpstates: standard input:1: not a /proc/net header: 'hello'\n"
 
 
 BURST = """
 import socket, subprocess, sys
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
     f.write("40000 40019")
 server = socket.create_server(("127.0.0.1", 9000), backlog=64)
@@ -115,17 +112,10 @@ subprocess.run([sys.executable, "-m", "tcpstates", "--save", sys.argv[1]], check
 """
 
 
-def test_doctor_reads_a_saved_capture_with_its_settings(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("network namespaces need root and unshare (CI runs as root)")
+def test_doctor_reads_a_saved_capture_with_its_settings(cli, netns, tmp_path: Path) -> None:
     target = tmp_path / "cap"
-    subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", textwrap.dedent(BURST), str(target)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    done = run_cli("doctor", "--from", str(target), "-o", "json")
+    netns("capture").run(sys.executable, "-c", textwrap.dedent(BURST), str(target), timeout=60)
+    done = cli.process("doctor", "--from", str(target), "-o", "json")
     findings = json.loads(done.stdout)["findings"]
     titles = [f["title"] for f in findings]
     assert "Ephemeral ports towards 127.0.0.1:9000: 15 of 20 used (75%)" in titles
@@ -164,7 +154,7 @@ PLACES = {"file": "tcp", "in a directory": "cap/tcp", "as --save lays it out": "
     ],
 )
 def test_what_is_not_a_capture_file_is_one_line_wherever_it_is(
-    tmp_path: Path, kind: str, place: str
+    cli, tmp_path: Path, kind: str, place: str
 ) -> None:
     make, reason = NOT_CAPTURES[kind]
     path = tmp_path / PLACES[place]
@@ -172,7 +162,7 @@ def test_what_is_not_a_capture_file_is_one_line_wherever_it_is(
     make(path)
     given = path if place == "file" else tmp_path / "cap"
     started = time.monotonic()
-    done = run_cli("--from", str(given), "-o", "json", timeout=20)  # a hang fails here
+    done = cli.process("--from", str(given), "-o", "json", timeout=20)  # a hang fails here
     assert time.monotonic() - started < 15
     assert (done.returncode, done.stdout) == (1, "")
     if kind.startswith("symlink") and place != "file":  # inside a directory no link is followed
@@ -180,8 +170,9 @@ def test_what_is_not_a_capture_file_is_one_line_wherever_it_is(
     assert done.stderr.startswith(f"tcpstates: {path}: {reason}") and done.stderr.count("\n") == 1
 
 
+@pytest.mark.root
 def test_a_link_planted_in_a_capture_directory_is_not_followed(
-    tmp_path: Path, shared: Path
+    cli, tmp_path: Path, shared: Path
 ) -> None:
     # Another user's capture directory whose net/tcp points at a file only root may read:
     # following it, root would quote that file's first line in its error (/etc/shadow's).
@@ -191,13 +182,14 @@ def test_a_link_planted_in_a_capture_directory_is_not_followed(
     cap = shared / "cap"
     as_user("nobody", 'mkdir -p "$1/net"; ln -s "$2" "$1/net/tcp"', str(cap), str(secret))
     for args in (["--from", str(cap)], ["doctor", "--from", str(cap)]):
-        done = run_cli(*args)
+        done = cli.process(*args)
         assert done.returncode == 1
         assert "hash-of-roots-password" not in done.stdout + done.stderr
         assert "a symbolic link (a capture directory holds none)" in done.stderr
 
 
-def test_a_lease_on_a_capture_file_is_one_line_not_a_wait(shared: Path) -> None:
+@pytest.mark.root
+def test_a_lease_on_a_capture_file_is_one_line_not_a_wait(cli, shared: Path) -> None:
     # The owner of a file may hold a write lease on it: an open for reading by anyone else
     # then waits fs.lease-break-time (45 s) unless it asks not to wait.
     table = shared / "tcp"
@@ -220,7 +212,7 @@ def test_a_lease_on_a_capture_file_is_one_line_not_a_wait(shared: Path) -> None:
         try:
             assert holder.stdout.readline() == b"held\n"
             started = time.monotonic()
-            done = run_cli("--from", str(table), timeout=30)
+            done = cli.process("--from", str(table), timeout=30)
             assert time.monotonic() - started < 10
             assert (done.returncode, done.stderr) == (
                 1,
@@ -230,13 +222,13 @@ def test_a_lease_on_a_capture_file_is_one_line_not_a_wait(shared: Path) -> None:
             holder.kill()
 
 
-def test_a_fifo_with_a_writer_is_refused_without_taking_its_data(tmp_path: Path) -> None:
+def test_a_fifo_with_a_writer_is_refused_without_taking_its_data(cli, tmp_path: Path) -> None:
     fifo = tmp_path / "tcp"
     os.mkfifo(fifo)
     table = (LITTLE / "tcp").read_bytes()
     writer = subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", str(LITTLE / "tcp"), fifo])
     try:
-        done = run_cli("--from", str(fifo), timeout=20)
+        done = cli.process("--from", str(fifo), timeout=20)
         assert (done.returncode, done.stderr) == (
             1,
             f"tcpstates: {fifo}: a FIFO, not a capture file\n",
@@ -248,22 +240,22 @@ def test_a_fifo_with_a_writer_is_refused_without_taking_its_data(tmp_path: Path)
         writer.wait()
 
 
-def test_a_directory_without_tables_is_one_line(tmp_path: Path) -> None:
-    done = run_cli("--from", str(tmp_path))
+def test_a_directory_without_tables_is_one_line(cli, tmp_path: Path) -> None:
+    done = cli.process("--from", str(tmp_path))
     assert (done.returncode, done.stderr) == (
         1,
         f"tcpstates: no /proc/net tables under {tmp_path}\n",
     )
 
 
-def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
-    done = run_cli("--from", str(tmp_path / "missing"))
+def test_a_missing_file_is_one_line(cli, tmp_path: Path) -> None:
+    done = cli.process("--from", str(tmp_path / "missing"))
     assert (done.returncode, done.stderr) == (1, f"tcpstates: {tmp_path}/missing: no such file\n")
 
 
 @pytest.mark.parametrize("place", PLACES)
 def test_an_unreadable_capture_file_is_one_line_for_another_user(
-    nobody: list[str],  # noqa: F811 - the fixture imported from test_hardening
+    nobody,
     tmp_path: Path,
     place: str,
 ) -> None:
@@ -276,7 +268,7 @@ def test_an_unreadable_capture_file_is_one_line_for_another_user(
             break
         directory.chmod(0o755)
     given = path if place == "file" else tmp_path / "cap"
-    done = as_nobody(nobody, "--from", str(given))
+    done = nobody("--from", str(given))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"tcpstates: {path}: permission denied\n"
 
@@ -287,17 +279,17 @@ def test_an_unreadable_capture_file_is_one_line_for_another_user(
 def test_standard_input_must_be_a_pipe_or_a_file(device: str, kind: str) -> None:
     with open(device, "rb") as stdin:
         done = subprocess.run(
-            [sys.executable, "-m", "tcpstates", "--from", "-"],
+            [*TCPSTATES, "--from", "-"],
             stdin=stdin, capture_output=True, text=True, timeout=20, check=False,
         )  # fmt: skip
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"tcpstates: --from -: standard input is {kind}; pipe a capture into it\n"
 
 
-def test_an_empty_pipe_is_no_host_rather_than_an_empty_one() -> None:
+def test_an_empty_pipe_is_no_host_rather_than_an_empty_one(cli) -> None:
     # `ssh host cat /proc/net/tcp | tcpstates --from -` with ssh failing must not read as a
     # host without sockets.
-    done = run_cli("--from", "-", "-o", "json", stdin="")
+    done = cli.process("--from", "-", "-o", "json", stdin="")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "tcpstates: standard input: empty; no /proc/net table in it\n"
 
@@ -329,7 +321,7 @@ def test_standard_input_is_bounded_like_a_file(monkeypatch: pytest.MonkeyPatch) 
 # --- a capture cut short ----------------------------------------------------------------------
 
 
-def test_a_table_cut_mid_line_is_refused_wherever_it_is(tmp_path: Path) -> None:
+def test_a_table_cut_mid_line_is_refused_wherever_it_is(cli, tmp_path: Path) -> None:
     text = (LITTLE / "tcp").read_text()
     cut = text[: text.rindex("\n", 0, len(text) - 1) + 20]  # 20 bytes into the last line
     lineno = cut.count("\n") + 1
@@ -342,11 +334,11 @@ def test_a_table_cut_mid_line_is_refused_wherever_it_is(tmp_path: Path) -> None:
         (str(tmp_path / "cap"), tmp_path / "cap" / "net" / "tcp"),
         ("-", "standard input"),
     ):
-        done = run_cli("--from", given, stdin=cut)
+        done = cli.process("--from", given, stdin=cut)
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.startswith(f"tcpstates: {shown}:{lineno}: {reason}: ")
         assert done.stderr.count("\n") == 1
-    whole = run_cli("--from", "-", "-o", "json", stdin=text)  # the same table, whole: it reads
+    whole = cli.process("--from", "-", "-o", "json", stdin=text)  # the same table, whole: it reads
     assert whole.returncode == 0 and json.loads(whole.stdout)
 
 
@@ -358,12 +350,12 @@ def test_a_table_cut_mid_line_is_refused_wherever_it_is(tmp_path: Path) -> None:
     ],
 )
 def test_a_line_no_table_has_is_refused_at_its_number(
-    tmp_path: Path, tail: str, reason: str
+    cli, tmp_path: Path, tail: str, reason: str
 ) -> None:
     text = (LITTLE / "tcp").read_text()
     path = tmp_path / "tcp"
     path.write_text(text + tail)
-    done = run_cli("--from", str(path))
+    done = cli.process("--from", str(path))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"tcpstates: {path}:{text.count(chr(10)) + 1}: {reason}")
     assert len(done.stderr) < 300
@@ -428,9 +420,9 @@ def test_a_large_capture_costs_memory_for_the_sockets_kept_not_the_file(tmp_path
 # --- --save: private, all or nothing, never through another user's symlink ------------------
 
 
-def needs_root() -> None:
-    if os.geteuid() != 0 or not shutil.which("runuser") or not shutil.which("mount"):
-        pytest.skip("needs root, runuser and mount (CI runs as root)")
+def needs_tools() -> None:
+    if not shutil.which("runuser") or not shutil.which("mount"):
+        pytest.skip("needs runuser and mount (util-linux)")
 
 
 def snapshot(root: Path) -> dict[str, bytes | str]:
@@ -450,7 +442,7 @@ def snapshot(root: Path) -> dict[str, bytes | str]:
 @pytest.fixture
 def shared(tmp_path: Path) -> Path:
     """A sticky world-writable directory, like /tmp, that nobody can reach."""
-    needs_root()
+    needs_tools()
     directory = tmp_path / "shared"
     directory.mkdir()
     directory.chmod(0o1777)
@@ -465,8 +457,9 @@ def as_user(user: str, script: str, *args: str) -> None:
     subprocess.run(["runuser", "-u", user, "--", "sh", "-euc", script, "sh", *args], check=True)
 
 
+@pytest.mark.root
 def test_save_never_writes_through_a_symlink_another_user_planted(
-    tmp_path: Path, shared: Path
+    cli, tmp_path: Path, shared: Path
 ) -> None:
     victim = tmp_path / "victim"  # a file of root's that nobody cannot write
     victim.write_bytes(b"precious\n")
@@ -478,11 +471,11 @@ def test_save_never_writes_through_a_symlink_another_user_planted(
         ' ln -s "$2" "$1/net/netstat"; ln -s "$2" "$1/sys/net/core/somaxconn"',
         str(cap), str(victim),
     )  # fmt: skip
-    refused = run_cli("--save", str(cap))
+    refused = cli.process("--save", str(cap))
     assert (refused.returncode, refused.stderr) == (
         1, f"tcpstates: --save {cap}: not empty; --replace replaces a capture\n"
     )  # fmt: skip
-    replaced = run_cli("--save", str(cap), "--replace")
+    replaced = cli.process("--save", str(cap), "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert (victim.read_bytes(), victim.stat().st_mtime_ns) == before
     assert os.listdir(shared) == ["cap"]  # nobody's tree swapped out and removed, no temp left
@@ -490,23 +483,25 @@ def test_save_never_writes_through_a_symlink_another_user_planted(
     assert stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o700
     tcp = cap / "net" / "tcp"
     assert not tcp.is_symlink() and tcp.read_text().split()[:2] == ["sl", "local_address"]
-    assert listing("--from", str(cap))  # and it reads back
+    assert listing(cli, "--from", str(cap))  # and it reads back
 
 
-def test_save_refuses_a_symlink_as_its_directory(tmp_path: Path, shared: Path) -> None:
+@pytest.mark.root
+def test_save_refuses_a_symlink_as_its_directory(cli, tmp_path: Path, shared: Path) -> None:
     target = tmp_path / "roots"  # root's own directory, empty: --save may not put files there
     target.mkdir()
     as_user("nobody", 'ln -s "$2" "$1"', str(shared / "cap"), str(target))
     for extra in ((), ("--replace",)):
-        done = run_cli("--save", str(shared / "cap"), *extra)
+        done = cli.process("--save", str(shared / "cap"), *extra)
         assert (done.returncode, done.stderr) == (
             1, f"tcpstates: --save {shared}/cap: a symbolic link; give the directory itself\n"
         )  # fmt: skip
     assert os.listdir(target) == [] and sorted(os.listdir(shared)) == ["cap"]
 
 
+@pytest.mark.root
 def test_replace_removes_the_old_capture_without_following_its_symlinks(
-    tmp_path: Path, shared: Path
+    cli, tmp_path: Path, shared: Path
 ) -> None:
     precious = tmp_path / "precious"  # a directory of root's with a file in it
     precious.mkdir()
@@ -515,7 +510,7 @@ def test_replace_removes_the_old_capture_without_following_its_symlinks(
     as_user(
         "nobody", 'mkdir "$1"; ln -s "$2" "$1/net"; ln -s "$2" "$1/sys"', str(cap), str(precious)
     )
-    done = run_cli("--save", str(cap), "--replace")
+    done = cli.process("--save", str(cap), "--replace")
     assert done.returncode == 0, done.stderr
     assert snapshot(precious) == {"keep": b"keep me\n"}
     assert not (cap / "net").is_symlink() and (cap / "net" / "tcp").is_file()
@@ -529,29 +524,29 @@ def test_replace_removes_the_old_capture_without_following_its_symlinks(
         (lambda p: (p / "net").mkdir(), (), "not empty; --replace replaces a capture"),
     ],
 )
-def test_save_leaves_what_is_not_a_capture_alone(tmp_path: Path, make, args, reason) -> None:
+def test_save_leaves_what_is_not_a_capture_alone(cli, tmp_path: Path, make, args, reason) -> None:
     target = tmp_path / "cap"
     if "not a directory" not in reason:
         target.mkdir()
     make(target)
     before = snapshot(tmp_path)
-    done = run_cli("--save", str(target), *args)
+    done = cli.process("--save", str(target), *args)
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"tcpstates: --save {target}: {reason}")
     assert snapshot(tmp_path) == before
 
 
-def test_save_into_an_empty_directory_or_a_new_one(tmp_path: Path) -> None:
+def test_save_into_an_empty_directory_or_a_new_one(cli, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     for name in ("empty", "new"):
-        done = run_cli("--save", str(tmp_path / name))
+        done = cli.process("--save", str(tmp_path / name))
         assert done.returncode == 0, done.stderr
         assert (tmp_path / name / "net" / "tcp").is_file()
     assert sorted(os.listdir(tmp_path)) == ["empty", "new"]
 
 
-def test_replace_goes_with_save() -> None:
-    done = run_cli("--replace")
+def test_replace_goes_with_save(cli) -> None:
+    done = cli.process("--replace")
     assert (done.returncode, done.stderr) == (
         2,
         "tcpstates: --replace does not apply to a listing: it goes with --save DIR\n",
@@ -561,7 +556,7 @@ def test_replace_goes_with_save() -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 16 KiB tmpfs: four pages, fewer than a capture's files."""
-    needs_root()
+    needs_tools()
     mount = tmp_path / "small"
     mount.mkdir()
     subprocess.run(
@@ -573,28 +568,31 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_a_save_on_a_full_disk_leaves_nothing_behind(small_disk: Path) -> None:
-    done = run_cli("--save", str(small_disk / "cap"))
+@pytest.mark.root
+def test_a_save_on_a_full_disk_leaves_nothing_behind(cli, small_disk: Path) -> None:
+    done = cli.process("--save", str(small_disk / "cap"))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == f"tcpstates: cannot save to {small_disk}/cap: No space left on device\n"
     assert os.listdir(small_disk) == []  # no capture, no half of one, no temporary directory
 
 
-def test_a_replace_on_a_full_disk_keeps_the_previous_capture(small_disk: Path) -> None:
+@pytest.mark.root
+def test_a_replace_on_a_full_disk_keeps_the_previous_capture(cli, small_disk: Path) -> None:
     cap = small_disk / "cap"
     (cap / "net").mkdir(parents=True)
     shutil.copy(LITTLE / "tcp", cap / "net" / "tcp")  # one page of the four
-    before, rows = snapshot(cap), listing("--from", str(cap))
-    done = run_cli("--save", str(cap), "--replace")
+    before, rows = snapshot(cap), listing(cli, "--from", str(cap))
+    done = cli.process("--save", str(cap), "--replace")
     assert (done.returncode, done.stderr) == (
         1, f"tcpstates: cannot save to {cap}: No space left on device\n"
     )  # fmt: skip
     assert os.listdir(small_disk) == ["cap"] and snapshot(cap) == before
-    assert listing("--from", str(cap)) == rows
+    assert listing(cli, "--from", str(cap)) == rows
 
 
-def test_a_save_with_room_enough_is_the_capture_alone(tmp_path: Path) -> None:
-    needs_root()  # the control for the two above: the same tmpfs, larger, and the save succeeds
+@pytest.mark.root
+def test_a_save_with_room_enough_is_the_capture_alone(cli, tmp_path: Path) -> None:
+    needs_tools()  # the control for the two above: the same tmpfs, larger, and the save succeeds
     mount = tmp_path / "roomy"
     mount.mkdir()
     subprocess.run(
@@ -602,7 +600,7 @@ def test_a_save_with_room_enough_is_the_capture_alone(tmp_path: Path) -> None:
     )
     try:
         for _ in range(2):
-            done = run_cli("--save", str(mount / "cap"), "--replace")
+            done = cli.process("--save", str(mount / "cap"), "--replace")
             assert done.returncode == 0, done.stderr
             assert os.listdir(mount) == ["cap"]
     finally:

@@ -7,13 +7,12 @@ subcommand reach it, and what cannot apply is refused in one line instead of bei
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
-from cli_run import run_cli
+from conftest import Netns
 
 HOLD = """
 import socket, sys, time
@@ -27,29 +26,18 @@ sys.stdin.read()
 
 
 @pytest.fixture(scope="module")
-def two_namespaces() -> Iterator[dict[str, int]]:
-    """Two namespaces, each with a listener on 18080 and its own number of CLOSE_WAIT sockets."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: makes network namespaces")
-    piles = {f"tcpstates-model-a-{os.getpid()}": 3, f"tcpstates-model-b-{os.getpid()}": 5}
-    holders = []
-    try:
-        for name, n in piles.items():
-            subprocess.run(["ip", "netns", "add", name], check=True)
-            subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-            holder = subprocess.Popen(
-                ["ip", "netns", "exec", name, sys.executable, "-c", HOLD, str(n)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            holders.append(holder)
-            assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
-        yield piles
-    finally:
-        for holder in holders:
-            holder.kill()
-            holder.communicate(timeout=10)  # closes its pipes too
-        for name in piles:
-            subprocess.run(["ip", "netns", "del", name], check=False)
+def two_namespaces(netns: Callable[[str], Netns]) -> dict[str, int]:
+    """Two namespaces, each with a listener on 18080 and its own number of CLOSE_WAIT sockets.
+    The holders are killed with their namespaces by the netns fixture."""
+    piles = {}
+    for label, n in (("model-a", 3), ("model-b", 5)):
+        space = netns(label)
+        holder = space.popen(
+            sys.executable, "-c", HOLD, str(n), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+        piles[space.name] = n
+    return piles
 
 
 def _json(done: subprocess.CompletedProcess[str]) -> object:
@@ -57,19 +45,21 @@ def _json(done: subprocess.CompletedProcess[str]) -> object:
     return json.loads(done.stdout)
 
 
-def test_doctor_diagnoses_the_namespace_named_before_or_after_it(two_namespaces) -> None:
+def test_doctor_diagnoses_the_namespace_named_before_or_after_it(cli, two_namespaces) -> None:
     for name, pile in two_namespaces.items():
         for args in (("--netns", name, "doctor"), ("doctor", "--netns", name)):
-            report = _json(run_cli(*args, "-o", "json"))
+            report = _json(cli.process(*args, "-o", "json"))
             titles = [f["title"] for f in report["findings"]]  # type: ignore[index]
             assert any(t.startswith(f"{pile} CLOSE_WAIT sockets") for t in titles), (args, titles)
 
 
-def test_explain_counts_the_namespace_and_fails_on_one_that_is_not_there(two_namespaces) -> None:
+def test_explain_counts_the_namespace_and_fails_on_one_that_is_not_there(
+    cli, two_namespaces
+) -> None:
     for name, pile in two_namespaces.items():
-        explained = _json(run_cli("--netns", name, "--explain", "CLOSE_WAIT", "-o", "json"))
+        explained = _json(cli.process("--netns", name, "--explain", "CLOSE_WAIT", "-o", "json"))
         assert explained["count"] == pile  # type: ignore[index]
-    missing = run_cli("--netns", "tcpstates-model-nosuch", "--explain", "TIME_WAIT")
+    missing = cli.process("--netns", "tcpstates-model-nosuch", "--explain", "TIME_WAIT")
     assert (missing.returncode, missing.stdout) == (1, "")
     assert (
         missing.stderr
@@ -77,17 +67,17 @@ def test_explain_counts_the_namespace_and_fails_on_one_that_is_not_there(two_nam
     )
 
 
-def test_export_counts_the_namespace(two_namespaces) -> None:
+def test_export_counts_the_namespace(cli, two_namespaces) -> None:
     for name, pile in two_namespaces.items():
         for args in (("--netns", name, "export"), ("export", "--netns", name)):
-            done = run_cli(*args)
+            done = cli.process(*args)
             assert done.returncode == 0, done.stderr
             assert f'node_tcp_connection_states{{state="close_wait"}} {pile}\n' in done.stdout
 
 
-def test_breakdowns_keep_namespaces_apart(two_namespaces) -> None:
+def test_breakdowns_keep_namespaces_apart(cli, two_namespaces) -> None:
     # The same port in two "containers" is two groups, never one of 8.
-    done = run_cli("--all-netns", "--by", "local-port", "-s", "listen", "-o", "json")
+    done = cli.process("--all-netns", "--by", "local-port", "-s", "listen", "-o", "json")
     groups = _json(done)
     mine = {label: g for label, g in groups.items() if any(n in label for n in two_namespaces)}  # type: ignore[union-attr]
     assert len(mine) == 2
@@ -95,12 +85,12 @@ def test_breakdowns_keep_namespaces_apart(two_namespaces) -> None:
         assert [(g["local-port"], g["total"]) for g in listed] == [("18080", 1)]
 
 
-def test_a_capture_is_diagnosed_and_explained_from_itself(tmp_path) -> None:
+def test_a_capture_is_diagnosed_and_explained_from_itself(cli, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    explained = run_cli("--from", str(empty), "--explain", "TIME_WAIT", "-o", "json")
+    explained = cli.process("--from", str(empty), "--explain", "TIME_WAIT", "-o", "json")
     assert explained.returncode == 1 and explained.stdout == ""  # never the live host's count
-    doctor = run_cli("--from", "tests/data/proc-little", "doctor", "-o", "json")
+    doctor = cli.process("--from", "tests/data/proc-little", "doctor", "-o", "json")
     assert doctor.returncode == 0, doctor.stderr
     assert "checks that need the kernel's settings and counters were skipped" in doctor.stderr
 
@@ -123,9 +113,9 @@ def test_a_capture_is_diagnosed_and_explained_from_itself(tmp_path) -> None:
         (["-o", "json", "doctor", "-o", "plain"], "--format is given before and after doctor"),
     ],
 )
-def test_what_cannot_apply_is_refused_in_one_line(tmp_path, args, line) -> None:
+def test_what_cannot_apply_is_refused_in_one_line(cli, tmp_path, args, line) -> None:
     target = tmp_path / "capture"
-    done = run_cli(*[a.format(dir=target) for a in args])
+    done = cli.process(*[a.format(dir=target) for a in args])
     assert (done.returncode, done.stdout) == (2, ""), done.stderr
     assert done.stderr.startswith(f"tcpstates: {line}") and done.stderr.count("\n") == 1
     assert not target.exists()  # a refused --save writes nothing

@@ -6,10 +6,8 @@ import io
 import json
 
 import pytest
-from click.testing import CliRunner
 from rich.console import Console
 
-from tcpstates.cli.root import cli
 from tcpstates.explain import diagram
 from tcpstates.explain.render_diagram import (
     diagram_lines,
@@ -25,10 +23,6 @@ S = TcpState
 # Fixed counts for the golden files: every state a different number, one of each width.
 COUNTS = {state: count for count, state in zip(
     (0, 12, 3, 7, 1, 5, 2041, 0, 3, 1, 9, 0, 0, 0), TcpState, strict=True)}  # fmt: skip
-
-
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_golden_diagram_at_100_columns(golden) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +118,7 @@ def test_rich_on_a_terminal_matches_the_plain_picture() -> None:
     assert "\x1b[1;7;36m" in coloured.file.getvalue()  # type: ignore[attr-defined]
 
 
-def test_the_cli_counts_every_state_with_one_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_counts_every_state_with_one_summary(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     import tcpstates.summary.counts
 
     calls = []
@@ -135,19 +129,19 @@ def test_the_cli_counts_every_state_with_one_summary(monkeypatch: pytest.MonkeyP
         return real(source, query)
 
     monkeypatch.setattr(tcpstates.summary.counts, "summarize", counting)
-    result = invoke("--explain", "--diagram", "-o", "plain")
-    assert result.exit_code == 0 and len(calls) == 1
-    assert "Boxes show how many TCP sockets are in each state on this host now." in result.output
+    result = cli("--explain", "--diagram", "-o", "plain")
+    assert result.returncode == 0 and len(calls) == 1
+    assert "Boxes show how many TCP sockets are in each state on this host now." in result.stdout
 
 
-def test_diagram_alone_implies_explain_and_a_state_highlights() -> None:
-    plain = invoke("--diagram", "--explain", "06", "-o", "plain").output
+def test_diagram_alone_implies_explain_and_a_state_highlights(cli) -> None:
+    plain = cli("--diagram", "--explain", "06", "-o", "plain").stdout
     assert "║ TIME_WAIT" in plain and "Into TIME_WAIT and out of it:" in plain
-    assert invoke("--diagram", "-o", "plain").output.startswith("┌")
+    assert cli("--diagram", "-o", "plain").stdout.startswith("┌")
 
 
-def test_diagram_json_is_the_same_data() -> None:
-    data = json.loads(invoke("--explain", "CLOSING", "--diagram", "-o", "json").output)
+def test_diagram_json_is_the_same_data(cli) -> None:
+    data = json.loads(cli("--explain", "CLOSING", "--diagram", "-o", "json").stdout)
     assert data["focus"] == "CLOSING"
     assert [t["number"] for t in data["transitions"]] == list(
         range(1, len(lifecycle.TRANSITIONS) + 1)
@@ -166,8 +160,6 @@ def test_diagram_json_is_the_same_data() -> None:
         (["--diagram", "--scenario", "close"], "--diagram does not apply to --scenario"),
     ],
 )
-def test_bad_combinations_are_usage_errors(args: list[str], needle: str) -> None:
-    from cli_run import run_cli
-
-    done = run_cli(*args)
+def test_bad_combinations_are_usage_errors(cli, args: list[str], needle: str) -> None:
+    done = cli.process(*args)
     assert done.returncode == 2 and needle in done.stderr and done.stderr.count("\n") == 1

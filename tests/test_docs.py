@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
-from tcpstates.cli.root import cli
+from tcpstates.cli import root
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.states import GROUPS, TcpState
 
@@ -23,7 +22,7 @@ def man_text() -> str:
     return MAN.read_text().replace("\\-", "-")
 
 
-def option_names(command: click.Command = cli) -> list[str]:
+def option_names(command: click.Command = root.cli) -> list[str]:
     names = []
     for param in command.params:
         if isinstance(param, click.Option):
@@ -31,16 +30,16 @@ def option_names(command: click.Command = cli) -> list[str]:
     return names
 
 
-SUBCOMMANDS = sorted(cli.commands.items())  # type: ignore[attr-defined]
+SUBCOMMANDS = sorted(root.cli.commands.items())  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("name", "command"), SUBCOMMANDS)
-def test_every_subcommand_and_its_options_are_documented(name, command):
+def test_every_subcommand_and_its_options_are_documented(cli, name, command):
     man = man_text()
     readme = (ROOT / "README.md").read_text()
-    help_text = CliRunner().invoke(cli, [name, "--help"]).output
+    help_text = cli(name, "--help").stdout
     assert f"tcpstates {name}" in man and f"tcpstates {name}" in readme
-    assert name in CliRunner().invoke(cli, ["--help"]).output
+    assert name in cli("--help").stdout
     for option in option_names(command):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", man), f"{option} not in man"
         assert option in help_text, f"{option} not in {name} --help"
@@ -48,9 +47,9 @@ def test_every_subcommand_and_its_options_are_documented(name, command):
             assert option in readme, f"{option} not in README"
 
 
-def test_every_option_is_in_the_man_page_and_help():
+def test_every_option_is_in_the_man_page_and_help(cli):
     man = man_text()
-    help_text = CliRunner().invoke(cli, ["--help"]).output
+    help_text = cli("--help").stdout
     for name in option_names():
         assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", man), f"{name} not in man page"
         assert name in help_text, f"{name} not in --help"
@@ -69,19 +68,19 @@ def _statuses_listed(block: str) -> list[int]:
     return [int(line.split()[0]) for line in block.strip().splitlines()]
 
 
-def test_every_exit_status_is_in_the_man_page_and_help():
+def test_every_exit_status_is_in_the_man_page_and_help(cli):
     man = man_text()
     section = man.split(".SH EXIT STATUS\n")[1].split(".SH ")[0]
     assert [int(n) for n in re.findall(r"^\.B (\d+)$", section, flags=re.M)] == sorted(ExitStatus)
-    help_text = CliRunner().invoke(cli, ["--help"]).output
+    help_text = cli("--help").stdout
     assert _statuses_listed(help_text.split("Exit status:\n")[1].split("\n\n")[0]) == sorted(
         ExitStatus
     )
 
 
-def test_doctors_exit_statuses_are_in_its_help_and_man_section():
+def test_doctors_exit_statuses_are_in_its_help_and_man_section(cli):
     doctor = {ExitStatus.OK, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.FINDINGS}
-    help_text = CliRunner().invoke(cli, ["doctor", "--help"]).output
+    help_text = cli("doctor", "--help").stdout
     block = help_text.split("Exit status, so that it can gate a script:\n")[1].split("\n\n")[0]
     assert _statuses_listed(block) == sorted(doctor)
     section = " ".join(man_text().split(".SH DOCTOR\n")[1].split(".SH ")[0].split())
@@ -116,10 +115,13 @@ def test_readme_has_the_two_setup_commands_and_every_option():
             assert name in readme, f"{name} not in README"
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command_as_root_and_as_nobody():
     readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "pytest -q" in readme and ".venv/bin/pytest -q" in ci
+    ci = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ")  # continued lines joined
+    assert "pytest -q" in readme
+    runs = [" ".join(line.split()) for line in ci.splitlines() if ".venv/bin/pytest -q" in line]
+    assert len(runs) == 2 and runs[0] == ".venv/bin/pytest -q", runs  # as root, as written
+    assert "runuser -u nobody -- " in runs[1]  # then unprivileged
 
 
 def test_man_page_is_installed_with_the_package():
@@ -136,7 +138,7 @@ def test_the_man_page_lists_what_each_command_takes(golden_update: bool) -> None
     kinds = [k for k in vars(requests).values() if isinstance(k, type)]
     kinds = [k for k in kinds if issubclass(k, requests.Request) and k is not requests.Request]
     flags = {}
-    for command in [cli, *cli.commands.values()]:  # type: ignore[attr-defined]
+    for command in [root.cli, *root.cli.commands.values()]:  # type: ignore[attr-defined]
         with command.make_context("tcpstates", [], resilient_parsing=True) as ctx:
             flags.update({k: v for k, v in option_flags(ctx).items() if k != "version"})
     section = reference(kinds, flags)

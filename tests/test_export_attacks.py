@@ -14,16 +14,17 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import TCPSTATES, Cli
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
 from test_hardening import RAW, hostile  # noqa: F401 - hostile is a fixture
+from zoo import free_port
 
 from tcpstates.export import server as metrics_server
 from tcpstates.export.metrics import MetricFamily, MetricType, Sample
@@ -31,18 +32,8 @@ from tcpstates.export.render import escape
 from tcpstates.export.server import MAX_CONNECTIONS, TIMEOUT, MetricsServer
 from tcpstates.render.safe import safe
 
-CLI = "import sys\nfrom tcpstates.cli.root import run\nsys.exit(run(sys.argv[1:]))\n"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 HALF_A_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # and never the blank line
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CI runs as root)")
-
-
-def tcpstates(*args: str) -> list[str]:
-    return [sys.executable, "-c", CLI, *args]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(tcpstates(*args), capture_output=True, text=True, timeout=60)
 
 
 def scrape(url: str, accept: str = "", timeout: float = 5) -> str:
@@ -189,14 +180,12 @@ def test_a_malformed_request_is_answered_and_the_server_goes_on(fake, head: byte
 @contextlib.contextmanager
 def exporter(tmp_path: Path, *args: str, nofile: int | None = None) -> Iterator[tuple[int, str]]:
     """``export --listen 127.0.0.1:PORT ARGS`` running: (pid, url); stderr in tmp_path/err."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     limit = None if nofile is None else (nofile, nofile)
     err = tmp_path / "err"
     with err.open("w") as f:
         process = subprocess.Popen(
-            tcpstates("export", "--listen", f"127.0.0.1:{port}", *args),
+            (*TCPSTATES, "export", "--listen", f"127.0.0.1:{port}", *args),
             stderr=f,
             stdout=subprocess.DEVNULL,
             preexec_fn=None if limit is None else lambda: resource.setrlimit(7, limit),  # NOFILE
@@ -223,6 +212,7 @@ def proc_status(pid: int) -> tuple[int, int, float]:
 
 
 def test_a_hostile_name_is_one_escaped_label_in_all_four_expositions(
+    cli,
     tmp_path: Path,
     hostile: dict[int, str],  # noqa: F811 - the fixture imported from test_hardening
 ) -> None:
@@ -230,8 +220,8 @@ def test_a_hostile_name_is_one_escaped_label_in_all_four_expositions(
     comms = [name.encode()[:15].decode("utf-8", "backslashreplace") for name in hostile.values()]
     by_process = ("--by", "process", "--max-series", "65536")
     textfile = tmp_path / "m.prom"
-    printed = run("-o", "openmetrics", "--by", "process")
-    written = run("export", "--textfile", str(textfile), *by_process)
+    printed = cli.process("-o", "openmetrics", "--by", "process")
+    written = cli.process("export", "--textfile", str(textfile), *by_process)
     with exporter(tmp_path, *by_process) as (_, url):
         served_text = scrape(url, "text/plain")
         served_om = scrape(url, OPENMETRICS)
@@ -300,6 +290,7 @@ def test_a_flood_of_half_requests_under_a_descriptor_limit(
     assert said.count("\n") <= 2  # "serving ...", and that at most once
 
 
+@pytest.mark.slow
 def test_a_slowloris_is_closed_at_the_timeout(tmp_path: Path) -> None:
     with exporter(tmp_path) as (_, url):
         port = int(url.split(":")[2].split("/")[0])
@@ -337,8 +328,8 @@ def test_name_filter(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value", ["1e10", "nan", "inf", "0"])
-def test_an_interval_out_of_bounds_is_one_line_and_exit_2(tmp_path: Path, value: str) -> None:
-    done = run("export", "--interval", value, "--textfile", str(tmp_path / "m.prom"))
+def test_an_interval_out_of_bounds_is_one_line_and_exit_2(cli, tmp_path: Path, value: str) -> None:
+    done = cli.process("export", "--interval", value, "--textfile", str(tmp_path / "m.prom"))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.count("\n") == 1 and "at most 86400" in done.stderr
     assert not (tmp_path / "m.prom").exists()
@@ -347,19 +338,19 @@ def test_an_interval_out_of_bounds_is_one_line_and_exit_2(tmp_path: Path, value:
 # -- item 5: what --textfile refuses ---------------------------------------------------------
 
 
-def refused(target: Path, kind: str) -> None:
-    done = run("export", "--textfile", str(target))
+def refused(cli: Cli, target: Path, kind: str) -> None:
+    done = cli.process("export", "--textfile", str(target))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (
         f"tcpstates: cannot write {target}: {kind}, not a regular file; it is left as it is\n"
     )
 
 
-@ROOT_ONLY
-def test_dev_full_stays_a_device() -> None:
+@pytest.mark.root
+def test_dev_full_stays_a_device(cli) -> None:
     before = os.stat("/dev/full")
     assert stat.S_ISCHR(before.st_mode)
-    refused(Path("/dev/full"), "a character device")
+    refused(cli, Path("/dev/full"), "a character device")
     after = os.stat("/dev/full")
     assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (
         before.st_ino,
@@ -368,12 +359,12 @@ def test_dev_full_stays_a_device() -> None:
     assert not [n for n in os.listdir("/dev") if n.startswith(".full.")]
 
 
-def test_a_fifo_and_a_directory_are_refused(tmp_path: Path) -> None:
+def test_a_fifo_and_a_directory_are_refused(cli, tmp_path: Path) -> None:
     fifo, directory = tmp_path / "fifo.prom", tmp_path / "dir.prom"
     os.mkfifo(fifo)
     directory.mkdir()
-    refused(fifo, "a FIFO")  # run() has a timeout: had it opened the FIFO, it would hang
-    refused(directory, "a directory")
+    refused(cli, fifo, "a FIFO")  # cli.process has a timeout: had it opened the FIFO, it would hang
+    refused(cli, directory, "a directory")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(directory) == []
     assert sorted(os.listdir(tmp_path)) == ["dir.prom", "fifo.prom"]
 
@@ -381,8 +372,8 @@ def test_a_fifo_and_a_directory_are_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def sticky(tmp_path: Path) -> Path:
     """A /tmp-like directory (1777) that nobody can reach, and a way to act as nobody."""
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs root and runuser (CI has them)")
+    if shutil.which("runuser") is None:
+        pytest.skip("needs runuser (util-linux)")
     for parent in [tmp_path, *tmp_path.parents]:
         if parent != Path("/"):
             parent.chmod(parent.stat().st_mode | 0o001)  # pytest's temporary root is 0700
@@ -396,35 +387,39 @@ def as_nobody(*argv: str) -> None:
     subprocess.run(["runuser", "-u", "nobody", "--", *argv], check=True, timeout=10)
 
 
-def test_a_symlink_planted_by_nobody_is_refused(tmp_path: Path, sticky: Path) -> None:
+@pytest.mark.root
+def test_a_symlink_planted_by_nobody_is_refused(cli, tmp_path: Path, sticky: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("root's own\n")
     victim.chmod(0o600)
     target = sticky / "m.prom"
     as_nobody("ln", "-s", str(victim), str(target))
-    refused(target, "a symbolic link (give the path it points to)")
+    refused(cli, target, "a symbolic link (give the path it points to)")
     assert victim.read_text() == "root's own\n" and victim.stat().st_mode & 0o777 == 0o600
     assert os.readlink(target) == str(victim)
 
 
-def test_a_directory_symlink_of_nobody_on_the_way_is_refused(tmp_path: Path, sticky: Path) -> None:
+@pytest.mark.root
+def test_a_directory_symlink_of_nobody_on_the_way_is_refused(
+    cli, tmp_path: Path, sticky: Path
+) -> None:
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     as_nobody("ln", "-s", str(private), str(sticky / "d"))
-    done = run("export", "--textfile", str(sticky / "d" / "m.prom"))
+    done = cli.process("export", "--textfile", str(sticky / "d" / "m.prom"))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.count("\n") == 1
     assert f"{sticky}/d is a symbolic link owned by uid 65534" in done.stderr
     assert os.listdir(private) == []
 
 
-def test_a_regular_file_is_replaced_whole_never_written_into(tmp_path: Path) -> None:
+def test_a_regular_file_is_replaced_whole_never_written_into(cli, tmp_path: Path) -> None:
     target = tmp_path / "m.prom"
     target.write_text("old\n")
     target.chmod(0o600)
     os.link(target, tmp_path / "other-name")  # a second name: it must keep the old text
     before = target.stat().st_ino
-    done = run("export", "--textfile", str(target))
+    done = cli.process("export", "--textfile", str(target))
     assert (done.returncode, done.stderr) == (0, "")
     assert target.stat().st_ino != before and target.stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "other-name").read_text() == "old\n"
@@ -435,7 +430,7 @@ def test_a_regular_file_is_replaced_whole_never_written_into(tmp_path: Path) -> 
 # -- item 15: a full disk under the textfile loop --------------------------------------------
 
 
-@ROOT_ONLY
+@pytest.mark.root
 def test_the_loop_outlives_a_full_tmpfs(tmp_path: Path) -> None:
     mount = tmp_path / "tmpfs"
     mount.mkdir()
@@ -444,7 +439,7 @@ def test_the_loop_outlives_a_full_tmpfs(tmp_path: Path) -> None:
     try:
         with err.open("w") as f:
             loop = subprocess.Popen(
-                tcpstates("export", "--textfile", str(target), "--interval", "0.2"), stderr=f
+                (*TCPSTATES, "export", "--textfile", str(target), "--interval", "0.2"), stderr=f
             )
         try:
             wait_for(target.exists, 10)

@@ -19,7 +19,6 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,28 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import TCPSTATES
+from zoo import free_port
 
 from tcpstates.export.server import MAX_CONNECTIONS, TIMEOUT
 
-CLI = "import sys\nfrom tcpstates.cli.root import run\nsys.exit(run(sys.argv[1:]))\n"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 NOBODY = 65534
 HALF_A_REQUEST = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # and then nothing more
-
-
-def tcpstates(*args: str) -> list[str]:
-    return [sys.executable, "-c", CLI, *args]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(tcpstates(*args), capture_output=True, text=True, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- the exporter as a process ---------------------------------------------------------------
@@ -93,7 +78,7 @@ def exporter(tmp_path: Path, *args: str, nofile: int | None = None) -> Iterator[
     stderr = tmp_path / f"exporter-{port}.err"
     with stderr.open("w") as err:
         process = subprocess.Popen(
-            [*prefix, *tcpstates("export", "--listen", f"127.0.0.1:{port}", *args)],
+            [*prefix, *TCPSTATES, "export", "--listen", f"127.0.0.1:{port}", *args],
             stdout=subprocess.DEVNULL,
             stderr=err,
             text=True,
@@ -167,6 +152,7 @@ def port_of(url: str) -> int:
 # -- item 4: idle connections do not take the exporter down ----------------------------------
 
 
+@pytest.mark.slow
 def test_800_idle_connections_hold_one_thread_and_are_closed_by_the_timeout(
     tmp_path: Path,
 ) -> None:
@@ -236,9 +222,8 @@ def test_what_is_not_a_scrape_gets_one_short_answer(
 # -- item 5: --textfile refuses what is not a regular file -----------------------------------
 
 
-def test_a_symlink_another_user_planted_on_the_way_is_not_followed(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("a symlink owned by another user needs root to make (CI runs as root)")
+@pytest.mark.root  # to make a symlink owned by another user
+def test_a_symlink_another_user_planted_on_the_way_is_not_followed(cli, tmp_path: Path) -> None:
     protected = tmp_path / "root-only"
     protected.mkdir(mode=0o700)
     shared = tmp_path / "shared"
@@ -247,7 +232,7 @@ def test_a_symlink_another_user_planted_on_the_way_is_not_followed(tmp_path: Pat
     planted = shared / "metrics"
     planted.symlink_to(protected)
     os.lchown(planted, NOBODY, NOBODY)
-    done = run("export", "--textfile", str(planted / "tcpstates.prom"))
+    done = cli.process("export", "--textfile", str(planted / "tcpstates.prom"))
     assert done.returncode == 1
     assert done.stderr == (
         f"tcpstates: cannot write {planted}/tcpstates.prom: {planted} is a symbolic link owned"
@@ -257,7 +242,7 @@ def test_a_symlink_another_user_planted_on_the_way_is_not_followed(tmp_path: Pat
     assert os.listdir(protected) == []
     # The same link made by root is followed: the rule is about who made it.
     os.lchown(planted, 0, 0)
-    done = run("export", "--textfile", str(planted / "tcpstates.prom"))
+    done = cli.process("export", "--textfile", str(planted / "tcpstates.prom"))
     assert (done.returncode, done.stderr) == (0, "")
     assert os.listdir(protected) == ["tcpstates.prom"]
 
@@ -291,7 +276,7 @@ def textfile_loop(target: Path, interval: float) -> Iterator[tuple[subprocess.Po
     stderr = target.parent.parent / f"{target.name}.err"
     with stderr.open("w") as err:
         process = subprocess.Popen(
-            tcpstates("export", "--textfile", str(target), "--interval", str(interval)),
+            (*TCPSTATES, "export", "--textfile", str(target), "--interval", str(interval)),
             stderr=err,
             text=True,
         )
@@ -313,8 +298,8 @@ def wait_for(condition, seconds: float) -> None:  # type: ignore[no-untyped-def]
 # -- --interval is bounded -------------------------------------------------------------------
 
 
-def test_a_day_is_a_valid_interval() -> None:
+def test_a_day_is_a_valid_interval(cli) -> None:
     # Past the bound's check, the command refuses --interval without --textfile: the value
     # itself was accepted.
-    done = run("export", "--interval", "86400")
+    done = cli.process("export", "--interval", "86400")
     assert done.returncode == 2 and "--interval goes with --textfile" in done.stderr

@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
+from conftest import TCPSTATES
 
 from tcpstates._fastpath import summary as fastpath
 from tcpstates.cli.root import run
 from tcpstates.model.state_codes import TCP_SUMMARY, UDP_SUMMARY
 from tcpstates.model.states import TcpState, state_name
-from tcpstates.sources import inet_diag, netns
-
-needs_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="making a network namespace needs root and ip (iproute2); CI runs as root",
-)
+from tcpstates.sources import inet_diag
+from tcpstates.sources import netns as namespaces
 
 HOLDER = """
 import socket, sys, time
@@ -94,24 +89,15 @@ NOT_FAST = [
 
 
 @pytest.fixture(scope="module")
-def namespace() -> Iterator[netns.Namespace]:
-    name = f"tcpstates-fast-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    holder = None
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        holder = subprocess.Popen(
-            ["ip", "netns", "exec", name, sys.executable, "-c", HOLDER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        yield netns.by_name(name)
-    finally:
-        if holder is not None:
-            holder.communicate(input="", timeout=10)
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+def namespace(netns) -> Iterator[namespaces.Namespace]:  # type: ignore[no-untyped-def]
+    """A namespace of our own holding a known set of sockets, as the sources open it."""
+    space = netns("fast")
+    holder = space.popen(
+        sys.executable, "-c", HOLDER, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    yield namespaces.by_name(space.name)
+    holder.communicate(input="", timeout=10)
 
 
 def _capture(monkeypatch: pytest.MonkeyPatch, call: object, argv: list[str]) -> tuple[object, str]:
@@ -121,12 +107,11 @@ def _capture(monkeypatch: pytest.MonkeyPatch, call: object, argv: list[str]) -> 
     return status, out.getvalue()
 
 
-@needs_netns
 @pytest.mark.parametrize("argv", FAST, ids=" ".join)
 def test_same_bytes_as_the_click_command(
-    namespace: netns.Namespace, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+    namespace: namespaces.Namespace, monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
-    with netns.entered(namespace):
+    with namespaces.entered(namespace):
         fast = _capture(monkeypatch, fastpath.run_fast, argv)
         full = _capture(monkeypatch, run, argv)
     assert fast == full
@@ -136,11 +121,10 @@ def test_same_bytes_as_the_click_command(
     assert sum(flat.values()) > 0  # the namespace's sockets were seen, not an empty table
 
 
-@needs_netns
 def test_the_namespace_has_what_the_summary_must_count(
-    namespace: netns.Namespace, monkeypatch: pytest.MonkeyPatch
+    namespace: namespaces.Namespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with netns.entered(namespace):
+    with namespaces.entered(namespace):
         _, text = _capture(monkeypatch, fastpath.run_fast, ["--summary", "-o", "json", "-t", "-u"])
     counts = json.loads(text)
     for state in ("LISTEN", "ESTABLISHED", "FIN_WAIT2", "CLOSE_WAIT", "TIME_WAIT"):
@@ -178,7 +162,7 @@ def test_summary_names_are_the_states_names() -> None:
 
 def test_a_closed_pipe_is_quiet() -> None:
     done = subprocess.run(
-        f"{sys.executable} -m tcpstates --summary -o json -t -u | head -1 >/dev/null;"
+        f"{' '.join(TCPSTATES)} --summary -o json -t -u | head -1 >/dev/null;"
         " echo ${PIPESTATUS[0]}",
         shell=True,
         executable="/bin/bash",

@@ -75,6 +75,7 @@ def _outcome(run) -> list[Socket] | None:  # type: ignore[no-untyped-def]
         return None
 
 
+@pytest.mark.slow
 @DECODER
 @given(st.lists(mutated_lines() | st.text(max_size=200), max_size=5), st.booleans())
 def test_procfs_decoder_gives_records_or_one_error(lines: list[str], header: bool) -> None:
@@ -83,6 +84,7 @@ def test_procfs_decoder_gives_records_or_one_error(lines: list[str], header: boo
     assert result is None or all(isinstance(s, Socket) for s in result)
 
 
+@pytest.mark.slow
 @DECODER
 @given(st.binary(max_size=600))
 def test_capture_reader_gives_records_or_one_error(data: bytes) -> None:
@@ -118,6 +120,7 @@ def netlink_chunks(draw: st.DrawFn) -> bytes:
     return b"".join(parts) + draw(st.binary(max_size=20))
 
 
+@pytest.mark.slow
 @DECODER
 @given(netlink_chunks())
 def test_netlink_decoder_gives_records_or_one_error(chunk: bytes) -> None:
@@ -250,6 +253,7 @@ def socket_lines(draw: st.DrawFn, tricks: bool) -> str:
     return "".join(f + g for f, g in zip(fields, [*gaps, "\n"], strict=True))
 
 
+@pytest.mark.slow
 @LINES
 @given(socket_lines(tricks=True))
 def test_the_parser_accepts_only_what_the_kernel_could_print(line: str) -> None:
@@ -261,6 +265,7 @@ def test_the_parser_accepts_only_what_the_kernel_could_print(line: str) -> None:
     assert len(parsed) == 1 and kernel_could_print(line), line
 
 
+@pytest.mark.slow
 @LINES
 @given(socket_lines(tricks=False))
 def test_the_parser_accepts_every_line_the_kernel_could_print(line: str) -> None:
@@ -268,6 +273,7 @@ def test_the_parser_accepts_every_line_the_kernel_could_print(line: str) -> None
     assert len(list(parse_table([line], "tcp", Query(), None, "fuzz"))) == 1
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(socket_lines(tricks=False), min_size=1, max_size=4), st.booleans())
 def test_every_renderer_takes_whatever_the_parser_accepts(lines: list[str], udp: bool) -> None:

@@ -7,7 +7,6 @@ hostile, and a background process opening and closing a thousand connections a s
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -21,16 +20,12 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from cli_run import run_cli
-from click.testing import CliRunner
+from conftest import TCPSTATES
 
-from tcpstates.cli.root import cli
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.sources.base import unique
 
-ROOT = Path(__file__).parent.parent
-SYSTEM_PYTHON = "/usr/bin/python3.11"
 HOSTILE_NAMES = [
     "[bold red]x[/]",
     "\x1b[2Jwipe",
@@ -47,55 +42,26 @@ RAW = ["\x1b", "\x07", "\u009b", "\u202e", "\x00"]
 # --- without privileges ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def nobody(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A command prefix running tcpstates as nobody, on a copy of the package nobody may read."""
-    if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists(SYSTEM_PYTHON):
-        pytest.skip("needs root, runuser and /usr/bin/python3.11 (CI has them)")
-    site = tmp_path_factory.mktemp("nobody-site")
-    shutil.copytree(ROOT / "tcpstates", site / "tcpstates")
-    for name in ("click", "rich", "psutil", "markdown_it", "mdurl", "pygments"):
-        module = importlib.import_module(name)
-        shutil.copytree(Path(module.__file__).parent, site / name)  # type: ignore[arg-type]
-    for path in [site, *site.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    for parent in site.parents:  # pytest's temporary root is private to root
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o005)
-    return ["runuser", "-u", "nobody", "--", "env", f"PYTHONPATH={site}", SYSTEM_PYTHON, "-m"]
-
-
-def as_nobody(prefix: list[str], *args: str, wrap: str = "") -> subprocess.CompletedProcess[str]:
-    argv = [*prefix, "tcpstates", *args]
-    if wrap:
-        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", wrap + ' && exec "$@"',
-                "sh", *argv]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-
-
 @pytest.fixture
-def root_listener() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-    yield server.getsockname()[1]
-    server.close()
+def root_listener(sockets) -> int:  # type: ignore[no-untyped-def]
+    return sockets.listener().getsockname()[1]  # type: ignore[no-any-return]
 
 
 def test_unprivileged_full_list_with_one_hint_and_no_sudo(nobody, root_listener) -> None:
-    done = as_nobody(nobody, "-o", "json")
+    done = nobody("-o", "json")
     assert done.returncode == 0, done.stderr
     mine = [r for r in json.loads(done.stdout) if r["local_port"] == root_listener]
     assert len(mine) == 1 and mine[0]["pid"] is None  # root's socket: listed, owner unseen
     hints = done.stderr.splitlines()
     assert len(hints) == 1 and "cannot be attributed" in hints[0] and "sudo" not in done.stderr
-    plain = as_nobody(nobody, "-o", "plain", "--port", str(root_listener))
+    plain = nobody("-o", "plain", "--port", str(root_listener))
     assert plain.returncode == 0 and plain.stdout.splitlines()[1].endswith("-  -")
 
 
 def test_hidepid_proc_behaves_the_same(nobody, root_listener) -> None:
     if not shutil.which("unshare"):
         pytest.skip("unshare (util-linux) is not installed")
-    done = as_nobody(nobody, "-o", "json", wrap="mount -t proc -o hidepid=2 proc /proc")
+    done = nobody("-o", "json", wrap="mount -t proc -o hidepid=2 proc /proc")
     assert done.returncode == 0, done.stderr
     mine = [r for r in json.loads(done.stdout) if r["local_port"] == root_listener]
     assert len(mine) == 1 and mine[0]["pid"] is None and "sudo" not in done.stderr
@@ -110,7 +76,7 @@ def test_hidepid_proc_behaves_the_same(nobody, root_listener) -> None:
     ],
 )
 def test_what_needs_root_says_so_in_one_line(nobody, args, needle) -> None:
-    done = as_nobody(nobody, *args)
+    done = nobody(*args)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
@@ -121,14 +87,14 @@ def test_all_netns_without_root_leaves_out_what_it_may_not_enter_and_says_so(nob
     # see its name but not enter it. The listing goes on with what it can read, and one line
     # says how many namespaces it could not.
     made = "mount -t tmpfs tmpfs /run/netns && ip netns add secret-a && ip netns add secret-b"
-    done = as_nobody(nobody, "--all-netns", "-o", "json", "--no-owners", wrap=made)
+    done = nobody("--all-netns", "-o", "json", "--no-owners", wrap=made)
     assert done.returncode == 0, done.stderr
     assert {r["netns"] for r in json.loads(done.stdout)} == {os.stat("/proc/self/ns/net").st_ino}
     assert done.stderr == (
         "tcpstates: 2 network namespaces cannot be entered without root (CAP_SYS_ADMIN);"
         " their sockets are not listed\n"
     )
-    verbose = as_nobody(nobody, "--all-netns", "-v", "-o", "json", "--no-owners", wrap=made)
+    verbose = nobody("--all-netns", "-v", "-o", "json", "--no-owners", wrap=made)
     lines = verbose.stderr.splitlines()
     assert lines[0].startswith("tcpstates: reading sockets with netns")
     assert sorted(re.sub(r"out \d+ ", "out INODE ", line) for line in lines[1:]) == [
@@ -142,7 +108,7 @@ def test_an_unreadable_capture_is_one_line(nobody, tmp_path: Path) -> None:
     secret.write_text("  sl  local_address rem_address   st\n")
     secret.chmod(0o600)
     tmp_path.chmod(0o755)
-    done = as_nobody(nobody, "--from", str(secret))
+    done = nobody("--from", str(secret))
     assert (done.returncode, done.stderr) == (1, f"tcpstates: {secret}: permission denied\n")
 
 
@@ -195,8 +161,8 @@ def _ports_args(ports: dict[int, str]) -> list[str]:
         ("-o", "openmetrics", "--by", "process"),
     ],
 )
-def test_hostile_names_reach_no_terminal_raw(hostile, args) -> None:
-    done = run_cli(*args, *_ports_args(hostile))
+def test_hostile_names_reach_no_terminal_raw(cli, hostile, args) -> None:
+    done = cli.process(*args, *_ports_args(hostile))
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for raw in RAW[1:]:
@@ -208,8 +174,8 @@ def test_hostile_names_reach_no_terminal_raw(hostile, args) -> None:
     assert "[bold red]x" in out  # shown as the text it is, never taken as markup
 
 
-def test_json_escapes_hostile_names(hostile) -> None:
-    done = run_cli("-o", "json", *_ports_args(hostile))
+def test_json_escapes_hostile_names(cli, hostile) -> None:
+    done = cli.process("-o", "json", *_ports_args(hostile))
     assert all(ord(c) < 128 and (c >= " " or c == "\n") for c in done.stdout)
     names = {r["process"] for r in json.loads(done.stdout) if r["local_port"] in hostile}
     assert names == {
@@ -217,16 +183,10 @@ def test_json_escapes_hostile_names(hostile) -> None:
     }
 
 
-def test_a_non_ascii_name_under_the_c_locale(hostile) -> None:
+def test_a_non_ascii_name_under_the_c_locale(cli, hostile) -> None:
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tcpstates", "-o", "plain", "-l"],
-        capture_output=True,
-        env=env,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0 and b"Traceback" not in done.stderr
+    done = cli.process("-o", "plain", "-l", env=env)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
 
 
 # --- the output contract ---------------------------------------------------------------------
@@ -269,21 +229,14 @@ def test_head_closing_the_pipe_is_quiet_in_every_format(tmp_path: Path, fmt: str
         ({}, ("--color", "always"), True),
     ],
 )
-def test_colour_switches(env: dict[str, str], args: tuple[str, ...], coloured: bool) -> None:
+def test_colour_switches(cli, env: dict[str, str], args: tuple[str, ...], coloured: bool) -> None:
     clean = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
-    done = subprocess.run(
-        [sys.executable, "-m", "tcpstates", "--explain", "-o", "table", *args],
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        timeout=30,
-        check=False,
-    )
+    done = cli.process("--explain", "-o", "table", *args, env={**clean, **env})
     assert done.returncode == 0
     assert ("\x1b[" in done.stdout) is coloured
 
 
-def test_narrow_columns_never_cut_an_address_when_piped(tmp_path: Path) -> None:
+def test_narrow_columns_never_cut_an_address_when_piped(cli, tmp_path: Path) -> None:
     capture = tmp_path / "tcp6"
     capture.write_text(
         "  sl  local_address                         remote_address                        st"
@@ -291,14 +244,7 @@ def test_narrow_columns_never_cut_an_address_when_piped(tmp_path: Path) -> None:
         "   0: 000080FE00000000FF005452120000FE:1F90 000080FE00000000FF005452130000FE:C350 01"
         " 00000000:00000000 00:00000000 00000000     0        0 77 1 0 20 4 30 10 -1\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "tcpstates", "--from", str(capture)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "40"},
-        timeout=30,
-        check=False,
-    )
+    done = cli.process("--from", str(capture), env={**os.environ, "COLUMNS": "40"})
     assert "[fe80::5254:ff:fe00:12]:8080" in done.stdout
     assert "[fe80::5254:ff:fe00:13]:50000" in done.stdout
 
@@ -321,18 +267,18 @@ while time.monotonic() < end:
 """
 
 
-def test_churn_every_format_fifty_times(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.slow
+def test_churn_every_format_fifty_times(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     churn = subprocess.Popen(
         [sys.executable, "-c", CHURN, "120"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert churn.stdout is not None and churn.stdout.readline()
-        runner = CliRunner()
         for args in (["-o", "json"], ["-o", "jsonl"], ["-o", "csv"], ["-o", "plain"],
                      ["--summary", "-o", "json"]):  # fmt: skip
             for _ in range(50):
-                result = runner.invoke(cli, args, catch_exceptions=False)
-                assert result.exit_code == 0, result.output
+                result = cli(*args)
+                assert result.returncode == 0, result.stderr
                 if args == ["-o", "json"]:
                     rows = json.loads(result.stdout)
                     keys = Counter(
@@ -385,28 +331,19 @@ def test_unique_keeps_one_record_per_socket(records: list[Socket], kept: int) ->
     assert list(unique(records)) == records[:kept] if kept == 1 else records
 
 
-def test_sockets_sharing_their_ends_are_all_listed() -> None:
+def test_sockets_sharing_their_ends_are_all_listed(cli, sockets) -> None:
     # Real SO_REUSEPORT listeners and UDP sockets on one port: distinct sockets, each listed.
-    made = []
-    for kind in (socket.SOCK_STREAM, socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_DGRAM):
-        sock = socket.socket(socket.AF_INET, kind)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", made[0].getsockname()[1] if made else 0))
-        if kind == socket.SOCK_STREAM:
-            sock.listen()
-        made.append(sock)
-    port = made[0].getsockname()[1]
-    try:
-        for source in ("procfs", "netlink"):
-            rows = json.loads(run_cli("--source", source, "-t", "-u", "--sport", str(port),
+    first = sockets.listener(reuseport=True)
+    port = first.getsockname()[1]
+    made = [first, sockets.listener(port=port, reuseport=True)]
+    made += [sockets.udp(port=port, reuseport=True) for _ in range(2)]
+    for source in ("procfs", "netlink"):
+        rows = json.loads(cli.process("--source", source, "-t", "-u", "--sport", str(port),
                                       "-o", "json").stdout)  # fmt: skip
-            assert sorted((r["proto"], r["inode"]) for r in rows) == sorted(
-                ("tcp" if s.type == socket.SOCK_STREAM else "udp", os.fstat(s.fileno()).st_ino)
-                for s in made
-            )
-    finally:
-        for sock in made:
-            sock.close()
+        assert sorted((r["proto"], r["inode"]) for r in rows) == sorted(
+            ("tcp" if s.type == socket.SOCK_STREAM else "udp", os.fstat(s.fileno()).st_ino)
+            for s in made
+        )
 
 
 POOL_CHURN = """
@@ -444,31 +381,25 @@ def _repeats(sockets: list[Socket]) -> int:
     return sum(n - 1 for n in (*tuples.values(), *inodes.values()))
 
 
-def test_no_listing_holds_a_socket_twice_under_churn() -> None:
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("a network namespace of its own needs root and ip (CI runs as root)")
+@pytest.mark.slow
+def test_no_listing_holds_a_socket_twice_under_churn(netns) -> None:
     from tcpstates.model.query import Query
-    from tcpstates.sources import netns
+    from tcpstates.sources import netns as namespaces
     from tcpstates.sources.namespaced import NamespacedSource
     from tcpstates.sources.place import open_source
     from tcpstates.sources.procfs import parse_table
 
-    name = f"tcpstates-dup-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    churn = None
+    made = netns("dup")
+    churn = made.popen(sys.executable, "-c", POOL_CHURN, "60", "3000",
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        churn = subprocess.Popen(
-            ["ip", "netns", "exec", name, sys.executable, "-c", POOL_CHURN, "60", "3000"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
         assert churn.stdout is not None and churn.stdout.readline() == "ready\n"
-        space = netns.by_name(name)
-        found = netns.Found((space,))
+        space = namespaces.by_name(made.name)
+        found = namespaces.Found((space,))
         repeats: Counter[str] = Counter()
         raw = 0  # repeats in the kernel's own text, read as it comes: the attack is real
         for _ in range(15):
-            with netns.entered(space):
+            with namespaces.entered(space):
                 for source in ("procfs", "netlink"):
                     rows = list(open_source(source).read(Query(), owners=False).sockets)
                     assert len(rows) > 6000
@@ -482,10 +413,8 @@ def test_no_listing_holds_a_socket_twice_under_churn() -> None:
                 repeats[f"netns+{inner}"] += _repeats(list(source.read(Query()).sockets))
         assert churn.poll() is None  # still churning at the last listing
     finally:
-        if churn is not None:
-            churn.kill()
-            churn.communicate(timeout=10)
-        subprocess.run(["ip", "netns", "del", name], check=False)
+        churn.kill()
+        churn.communicate(timeout=10)
     assert repeats == Counter(), repeats
     if raw == 0:
         pytest.skip("this kernel repeated no row of /proc/net/tcp under churn: nothing to prove")
@@ -499,18 +428,16 @@ def test_no_listing_holds_a_socket_twice_under_churn() -> None:
         ["--summary", "-o", "json"],  # the fast path
         ["doctor"],
         ["--watch", "0.2", "-o", "jsonl"],
-        ["trace", "-o", "csv", "--duration", "1"],
+        pytest.param(["trace", "-o", "csv", "--duration", "1"], marks=pytest.mark.root),
     ],
 )
 def test_a_full_disk_under_stdout_is_one_line(args: list[str]) -> None:
     # /dev/full answers every write with ENOSPC, as a /tmp another user filled would.
-    if args[0] == "trace" and os.geteuid() != 0:
-        pytest.skip("trace needs root")
     instances = "/sys/kernel/tracing/instances"
     before = set(os.listdir(instances)) if os.path.isdir(instances) else set()
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [sys.executable, "-m", "tcpstates", *args],
+            [*TCPSTATES, *args],
             stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
         )  # fmt: skip
     assert (done.returncode, done.stderr) == (

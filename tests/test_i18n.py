@@ -22,9 +22,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import write_po
-from click.testing import CliRunner
 
-from tcpstates.cli.root import cli
 from tcpstates.doctor import render as render_findings
 from tcpstates.doctor.checks import Evidence, Thresholds, diagnose
 from tcpstates.explain import diagram
@@ -46,10 +44,6 @@ from tcpstates.summary.groups import group_sockets
 
 S = TcpState
 ROOT = Path(__file__).parent.parent
-
-
-def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -196,7 +190,9 @@ def test_the_pybabel_workflow_keeps_msgctxt_and_compiles_no_fuzzy_entry(tmp_path
     ]  # fmt: skip
 
 
-def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(tmp_path: Path) -> None:
+def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(
+    cli: Any, tmp_path: Path
+) -> None:
     # hatchling is in the test extra, so CI builds the wheel; a bare checkout may skip this.
     pytest.importorskip("hatchling")
     done = subprocess.run(
@@ -226,7 +222,7 @@ def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(tmp_path:
         timeout=60, check=False,
     )  # fmt: skip
     assert done.stderr == f"{installed / 'tcpstates' / '__init__.py'}\n"
-    assert done.returncode == 0 and done.stdout == invoke(*args).output
+    assert done.returncode == 0 and done.stdout == cli(*args).stdout
     assert "Soket memiliki koneksi yang sudah terjalin." in done.stdout
 
 
@@ -380,13 +376,13 @@ def test_the_language_from_the_locale(env: dict[str, str], language: str) -> Non
     assert i18n.from_environment(env) == language
 
 
-def test_english_is_the_default_and_loads_no_catalogue() -> None:
+def test_english_is_the_default_and_loads_no_catalogue(cli) -> None:
     assert i18n.use(None, {}) == "en" and i18n._state["translation"] is None
-    assert invoke("--explain", "CLOSE_WAIT").output.startswith("CLOSE_WAIT (ss: CLOSE-WAIT")
+    assert cli("--explain", "CLOSE_WAIT").stdout.startswith("CLOSE_WAIT (ss: CLOSE-WAIT")
 
 
-def test_lang_id_keeps_the_manuals_english_beside_the_translation() -> None:
-    text = invoke("--lang", "id", "--explain", "TIME_WAIT", "-o", "plain").output
+def test_lang_id_keeps_the_manuals_english_beside_the_translation(cli) -> None:
+    text = cli("--lang", "id", "--explain", "TIME_WAIT", "-o", "plain").stdout
     assert (
         "  netstat(8): The socket is waiting after close to handle packets still in the\n"
         "  network.\n"
@@ -397,36 +393,31 @@ def test_lang_id_keeps_the_manuals_english_beside_the_translation() -> None:
     assert "TIME_WAIT" in text and "WAKTU_TUNGGU" not in text  # state names stay as they are
 
 
-def test_the_locale_picks_indonesian_for_a_whole_run() -> None:
+def test_the_locale_picks_indonesian_for_a_whole_run(cli) -> None:
     env = {**os.environ, "LANGUAGE": "", "LC_ALL": "", "LANG": "id_ID.UTF-8"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tcpstates", "--explain", "-o", "plain"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
+    done = cli.process("--explain", "-o", "plain", env=env)
     header = done.stdout.splitlines()[0].split()
     assert header == ["Status", "ss", "Kode", "Fase", "Deskripsi", "Terjemahan"]
     assert "Soket memiliki koneksi yang sudah terjalin." in done.stdout
 
 
-def test_lang_id_json_translates_sentences_not_keys_or_names() -> None:
-    data = json.loads(invoke("--lang", "id", "--explain", "FIN_WAIT2", "-o", "json").output)
+def test_lang_id_json_translates_sentences_not_keys_or_names(cli) -> None:
+    data = json.loads(cli("--lang", "id", "--explain", "FIN_WAIT2", "-o", "json").stdout)
     assert data["state"] == "FIN_WAIT2" and data["phase"] == "we closed first"
     assert data["description"].startswith("Connection is closed")
     assert data["description_translated"].startswith("Koneksi sudah ditutup")
     assert data["from"][0]["event"] == "terima ACK untuk FIN"
 
 
-def test_doctor_and_summaries_in_indonesian() -> None:
-    text = invoke("doctor", "--lang", "id", "-o", "plain").output
+def test_doctor_and_summaries_in_indonesian(cli) -> None:
+    text = cli("doctor", "--lang", "id", "-o", "plain").stdout
     assert "next:" not in text
-    summary = invoke("--lang", "id", "--summary", "-o", "plain").output
+    summary = cli("--lang", "id", "--summary", "-o", "plain").stdout
     assert summary.splitlines()[0].split() == ["Status", "Jumlah"]
     assert summary.splitlines()[-1].split()[0] == "Total"
 
 
-def test_an_unknown_language_is_one_line_exit_2() -> None:
-    from cli_run import run_cli
-
-    done = run_cli("--lang", "fr", "--explain")
+def test_an_unknown_language_is_one_line_exit_2(cli) -> None:
+    done = cli.process("--lang", "fr", "--explain")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == "tcpstates: Invalid value for '--lang': 'fr' is not one of 'en', 'id'.\n"

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+from conftest import SYSTEM_PYTHON
 from ss_reader import parse_line, ss_path
-from test_hardening import SYSTEM_PYTHON
 
 from tcpstates.model.place import NamedNetns, Place
 from tcpstates.model.query import Query

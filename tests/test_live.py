@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from ss_reader import ss_path, ss_rows
+from ss_reader import ss_rows
 from zoo import Zoo
 
 from tcpstates.model.query import Query
@@ -21,13 +19,6 @@ EXPECTED_STATES = {
     "LISTEN", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
     "CLOSE_WAIT", "LAST_ACK", "CLOSING", "UNCONN",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def zoo():
-    ss_path()  # a clear failure when iproute2 is missing
-    with Zoo() as zoo:
-        yield zoo
 
 
 def ours(zoo: Zoo, sockets) -> list[Socket]:
@@ -215,13 +206,8 @@ def test_a_program_the_kernel_refuses_means_every_record(zoo):
         assert sorted(_zoo_records(zoo, refused)) == sorted(_zoo_records(zoo, plain))
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "tcpstates", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
-
-
-def test_cli_json_states_and_owner(zoo):
-    result = run("-s", "close-wait", "-s", "FIN-WAIT-2", "-o", "json")
+def test_cli_json_states_and_owner(cli, zoo):
+    result = cli.process("-s", "close-wait", "-s", "FIN-WAIT-2", "-o", "json")
     assert result.returncode == 0, result.stderr
     rows = [r for r in json.loads(result.stdout) if r["local_port"] in zoo.ports]
     assert {r["state"] for r in rows} == {"CLOSE_WAIT", "FIN_WAIT2"}
@@ -232,10 +218,10 @@ def test_cli_json_states_and_owner(zoo):
     }
 
 
-def test_cli_plain_time_wait_is_kernel_owned(zoo):
+def test_cli_plain_time_wait_is_kernel_owned(cli, zoo):
     (tw,) = zoo.of_state("TIME_WAIT")
     # Both ends: the ephemeral port may also be in a TIME_WAIT towards another peer (churn).
-    result = run(
+    result = cli.process(
         "--state", "time_wait", "--sport", str(tw.local_port), "--dport", str(tw.remote_port)
     )
     assert result.returncode == 0, result.stderr
@@ -244,35 +230,38 @@ def test_cli_plain_time_wait_is_kernel_owned(zoo):
     assert len(lines) == 2 and "TIME_WAIT" in lines[1] and lines[1].endswith("(kernel)")
 
 
-def test_cli_udp_and_listening(zoo):
-    result = run("-u", "-o", "jsonl")
+def test_cli_udp_and_listening(cli, zoo):
+    result = cli.process("-u", "-o", "jsonl")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     mine = {(r["local_port"], r["state"]) for r in rows if r["local_port"] in zoo.ports}
     assert {state for _, state in mine} == {"UNCONN", "ESTABLISHED"}
     assert all(r["proto"] == "udp" for r in rows)
-    listening = run("-l", "-o", "jsonl")
+    listening = cli.process("-l", "-o", "jsonl")
     states = {json.loads(line)["state"] for line in listening.stdout.splitlines()}
     assert states == {"LISTEN"}
 
 
-def test_cli_filters(zoo):
+def test_cli_filters(cli, zoo):
     mapped = next(e for e in zoo.expected if e.local_address.startswith("::ffff:"))
-    result = run("--local", "127.0.0.0/8", "-6", "--port", str(mapped.local_port), "-o", "jsonl")
+    result = cli.process(
+        "--local", "127.0.0.0/8", "-6", "--port", str(mapped.local_port), "-o", "jsonl"
+    )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows and all(r["family"] == 6 and r["local_address"].startswith("::ffff:") for r in rows)
-    by_process = run("--process", "nomatch-*", "-o", "json")
+    by_process = cli.process("--process", "nomatch-*", "-o", "json")
     assert json.loads(by_process.stdout) == []
-    by_pid = run("--pid", str(os.getpid()), "-s", "closing", "-o", "jsonl")
+    by_pid = cli.process("--pid", str(os.getpid()), "-s", "closing", "-o", "jsonl")
     rows = [json.loads(line) for line in by_pid.stdout.splitlines()]
     assert rows and {r["state"] for r in rows} == {"CLOSING"}
 
 
-def test_explain_counts_live_sockets(zoo):
-    result = run("--explain", "CLOSING", "-o", "json")
+def test_explain_counts_live_sockets(cli, zoo):
+    result = cli.process("--explain", "CLOSING", "-o", "json")
     data = json.loads(result.stdout)
     assert data["count"] >= len(zoo.of_state("CLOSING")) >= 1
 
 
+@pytest.mark.slow
 def test_soak_twenty_rounds_against_ss_without_a_mismatch(zoo):
     # The whole state matrix (TCP's eleven states, UDP, IPv6, v4-mapped), read again and again:
     # a race or a misread record shows up as one mismatch in twenty.

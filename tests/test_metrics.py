@@ -1,6 +1,6 @@
 """Metrics for Prometheus: the exposition, the exporter over HTTP, the textfile, the series cap.
 
-Counts are compared with `ss` inside a fresh network namespace (`unshare -n`, root), where no
+Counts are compared with `ss` inside a network namespace of their own (root), where no
 other process's sockets can make a number inexact; the HTTP and textfile exporters run as real
 processes on the host's loopback.
 """
@@ -12,7 +12,6 @@ import doctest
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TCPSTATES, Cli, Netns
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_format_families
+from zoo import Sockets, free_port
 
 from tcpstates.export import metrics
 from tcpstates.export import render as openmetrics
@@ -53,14 +54,15 @@ from tcpstates.sources.netlink import NetlinkSource
 from tcpstates.summary.counts import TCP_STATES
 
 TESTS = Path(__file__).parent
-# Runs the CLI as the console script does (so a test can swap a module out first).
-CLI = """
-import sys
-from tcpstates.cli.root import run
-sys.exit(run(sys.argv[1:]))
-"""
-# The same, on an interpreter where `import prometheus_client` fails as if it were not installed.
-CLI_WITHOUT_CLIENT = 'import sys; sys.modules["prometheus_client"] = None\n' + CLI
+# The CLI as the console script runs it, on an interpreter where `import prometheus_client`
+# fails as if it were not installed.
+WITHOUT_CLIENT = (
+    sys.executable,
+    "-c",
+    'import sys; sys.modules["prometheus_client"] = None\n'
+    "from tcpstates.cli.root import run\n"
+    "sys.exit(run(sys.argv[1:]))\n",
+)
 # node_exporter's label values: collector/tcpstat_linux.go, tcpConnectionState.String, states 1-11.
 NODE_VALUES = [
     "established",
@@ -77,14 +79,6 @@ NODE_VALUES = [
 ]
 
 
-def command(*args: str, client: bool = True) -> list[str]:
-    return [sys.executable, "-c", CLI if client else CLI_WITHOUT_CLIENT, *args]
-
-
-def run_tcpstates(*args: str, client: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(*args, client=client), capture_output=True, text=True, timeout=60)
-
-
 def parse(text: str) -> dict[str, Any]:
     """Family name -> the family, as prometheus_client's OpenMetrics parser reads the text."""
     return {family.name: family for family in text_string_to_metric_families(text)}
@@ -94,21 +88,12 @@ def values(family: Any, label: str) -> dict[str, float]:
     return {sample.labels[label]: sample.value for sample in family.samples}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 # -- running a function of this module inside a new network namespace ------------------------
 
 
-def in_new_netns(name: str, *args: Any) -> Any:
-    """Call ``name(*args)`` in a fresh interpreter in a fresh network namespace; its result,
-    which must be JSON, comes back here, where the assertions are made."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("network namespaces need root and unshare (CI runs as root)")
+def in_new_netns(space: Netns, name: str, *args: Any) -> Any:
+    """Call ``name(*args)`` in a fresh interpreter in the network namespace ``space``; its
+    result, which must be JSON, comes back here, where the assertions are made."""
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(TESTS)!r})\n"
@@ -116,18 +101,9 @@ def in_new_netns(name: str, *args: Any) -> Any:
         "result = getattr(test_metrics, sys.argv[1])(*json.loads(sys.argv[2]))\n"
         "print(json.dumps(result))\n"
     )
-    done = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", code, name, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = space.run(sys.executable, "-c", code, name, json.dumps(args), check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
-
-
-def _loopback_up() -> None:
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
 
 
 def _zoo_and_exposition() -> dict[str, Any]:
@@ -138,7 +114,6 @@ def _zoo_and_exposition() -> dict[str, Any]:
     from tcpstates.export.run import gather
     from tcpstates.sources.place import open_source
 
-    _loopback_up()
     query = Query(protos=frozenset({"tcp", "udp"}))
     with Zoo():
         texts = {
@@ -155,20 +130,17 @@ def _zoo_and_exposition() -> dict[str, Any]:
 
 
 def _listeners_capped(count: int, max_series: int) -> dict[str, Any]:
-    _loopback_up()
-    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    ports = sorted(s.getsockname()[1] for s in listeners)
-    done = run_tcpstates("export", "--by", "local-port", "--max-series", str(max_series))
-    for s in listeners:
-        s.close()
+    sockets = Sockets()
+    ports = sorted(sockets.listener().getsockname()[1] for _ in range(count))
+    done = Cli().process("export", "--by", "local-port", "--max-series", str(max_series))
+    sockets.close()
     return {"ports": ports, "status": done.returncode, "out": done.stdout, "err": done.stderr}
 
 
 def _bound_address(listen: str) -> dict[str, Any]:
     """Start ``export --listen LISTEN``, and report where the kernel says it listens."""
-    _loopback_up()
     exporter = subprocess.Popen(
-        command("export", "--listen", listen), stderr=subprocess.PIPE, text=True
+        (*TCPSTATES, "export", "--listen", listen), stderr=subprocess.PIPE, text=True
     )
     port = parse_listen(listen)[1]
     try:
@@ -303,12 +275,10 @@ def test_listen_addresses() -> None:
             parse_listen(bad)
 
 
-def test_what_dash_o_openmetrics_prints() -> None:
+def test_what_dash_o_openmetrics_prints(sockets) -> None:
     out = io.StringIO()
-    listener = socket.create_server(("127.0.0.1", 0))
-    with listener:
-        port = str(listener.getsockname()[1])
-        write_openmetrics(NetlinkSource(), Query(), out, by=["local-port"], max_series=65536)
+    port = str(sockets.listener().getsockname()[1])
+    write_openmetrics(NetlinkSource(), Query(), out, by=["local-port"], max_series=65536)
     families = parse(out.getvalue())
     assert values(families["tcpstates_sockets_by_local_port"], "local_port")[port] == 1
     with pytest.raises(UsageError, match="cannot break down by 'remote'"):
@@ -342,8 +312,8 @@ def test_a_source_failing_mid_run_answers_500_in_one_line(
 # -- counts against ss, in a namespace of our own --------------------------------------------
 
 
-def test_the_exposition_parses_and_counts_what_ss_counts() -> None:
-    result = in_new_netns("_zoo_and_exposition")
+def test_the_exposition_parses_and_counts_what_ss_counts(netns) -> None:
+    result = in_new_netns(netns("metrics"), "_zoo_and_exposition")
     ss = Counter((proto, family, state) for proto, family, state in result["ss"])
     for source, text in result["texts"].items():
         assert text.endswith("\n# EOF\n"), source
@@ -372,8 +342,8 @@ def test_the_exposition_parses_and_counts_what_ss_counts() -> None:
         assert families["tcpstates_scrape_duration_seconds"].unit == "seconds"
 
 
-def test_the_series_cap_is_honoured() -> None:
-    result = in_new_netns("_listeners_capped", 30, 10)
+def test_the_series_cap_is_honoured(netns) -> None:
+    result = in_new_netns(netns("metrics"), "_listeners_capped", 30, 10)
     assert result["status"] == 0 and result["err"] == ""
     families = parse(result["out"])
     ports = values(families["tcpstates_sockets_by_local_port"], "local_port")
@@ -391,7 +361,7 @@ def exporter(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``export --listen 127.0.0.1:PORT ARGS`` running, answering at the URL it yields."""
     port = free_port()
     process = subprocess.Popen(
-        command("export", "--listen", f"127.0.0.1:{port}", *args),
+        (*TCPSTATES, "export", "--listen", f"127.0.0.1:{port}", *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -420,10 +390,10 @@ def scrape(url: str, accept: str | None = None) -> tuple[str, str]:
         return response.read().decode(), response.headers["Content-Type"]
 
 
-def test_a_real_scrape_over_http_then_sigterm_exits_0() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
+def test_a_real_scrape_over_http_then_sigterm_exits_0(sockets) -> None:
+    listener = sockets.listener()
     port = listener.getsockname()[1]
-    with listener, exporter("--by", "local-port", "--max-series", "65536") as (process, url):
+    with exporter("--by", "local-port", "--max-series", "65536") as (process, url):
         text, kind = scrape(url, "application/openmetrics-text; version=1.0.0")
         assert kind.startswith("application/openmetrics-text")
         families = parse(text)
@@ -449,10 +419,9 @@ def test_a_real_scrape_over_http_then_sigterm_exits_0() -> None:
     assert err == f"tcpstates: serving {url}\n" and out == ""
 
 
-def test_a_busy_port_is_one_line_and_status_1() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as busy:
-        port = busy.getsockname()[1]
-        done = run_tcpstates("export", "--listen", f":{port}")
+def test_a_busy_port_is_one_line_and_status_1(cli, sockets) -> None:
+    port = sockets.listener().getsockname()[1]
+    done = cli.process("export", "--listen", f":{port}")
     assert done.returncode == 1
     assert done.stderr == f"tcpstates: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
@@ -468,24 +437,25 @@ def test_a_busy_port_is_one_line_and_status_1() -> None:
         (("--max-series", "0"), "0 is not in the range"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:
-    done = run_tcpstates("export", *args)
+def test_usage_errors_exit_2_with_one_line(cli, args: tuple[str, ...], message: str) -> None:
+    done = cli.process("export", *args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_non_loopback_only_when_asked_for() -> None:
+def test_non_loopback_only_when_asked_for(netns) -> None:
     port = 9977  # a namespace of our own: any port is free
-    assert in_new_netns("_bound_address", f":{port}") == {"local": f"127.0.0.1:{port}"}
-    assert in_new_netns("_bound_address", f"0.0.0.0:{port}") == {"local": f"0.0.0.0:{port}"}
-    assert in_new_netns("_bound_address", f"[::]:{port}")["local"] in (f"*:{port}", f"[::]:{port}")
+    for listen, local in ((f":{port}", {f"127.0.0.1:{port}"}),
+                          (f"0.0.0.0:{port}", {f"0.0.0.0:{port}"}),
+                          (f"[::]:{port}", {f"*:{port}", f"[::]:{port}"})):  # fmt: skip
+        assert in_new_netns(netns("metrics"), "_bound_address", listen)["local"] in local
 
 
 def test_without_prometheus_client_every_export_works(tmp_path: Path) -> None:
     """prometheus_client is for the tests' parsers only: the exporter is standard library."""
     port = free_port()
     process = subprocess.Popen(
-        command("export", "--listen", f"127.0.0.1:{port}", client=False),
+        (*WITHOUT_CLIENT, "export", "--listen", f"127.0.0.1:{port}"),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -497,11 +467,12 @@ def test_without_prometheus_client_every_export_works(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.communicate()
-    done = run_tcpstates("export", client=False)
+    done = subprocess.run([*WITHOUT_CLIENT, "export"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "node_tcp_connection_states" in parse(done.stdout)
     target = tmp_path / "tcpstates.prom"
-    done = run_tcpstates("export", "--textfile", str(target), client=False)
+    done = subprocess.run([*WITHOUT_CLIENT, "export", "--textfile", str(target)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "tcpstates_sockets" in parse(target.read_text())
 
@@ -509,9 +480,9 @@ def test_without_prometheus_client_every_export_works(tmp_path: Path) -> None:
 # -- the textfile ----------------------------------------------------------------------------
 
 
-def test_the_textfile_is_written_once_readable_by_others(tmp_path: Path) -> None:
+def test_the_textfile_is_written_once_readable_by_others(cli, tmp_path: Path) -> None:
     target = tmp_path / "tcpstates.prom"
-    done = run_tcpstates("export", "--textfile", str(target))
+    done = cli.process("export", "--textfile", str(target))
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert target.stat().st_mode & 0o777 == 0o644  # node_exporter runs as another user
     text = target.read_text()
@@ -522,9 +493,9 @@ def test_the_textfile_is_written_once_readable_by_others(tmp_path: Path) -> None
     assert os.listdir(tmp_path) == ["tcpstates.prom"]  # no temporary file left behind
 
 
-def test_an_unwritable_directory_is_one_line_and_status_1(tmp_path: Path) -> None:
+def test_an_unwritable_directory_is_one_line_and_status_1(cli, tmp_path: Path) -> None:
     target = tmp_path / "missing" / "tcpstates.prom"
-    done = run_tcpstates("export", "--textfile", str(target))
+    done = cli.process("export", "--textfile", str(target))
     assert done.returncode == 1
     assert done.stderr == f"tcpstates: cannot write {target}: No such file or directory\n"
 
@@ -553,11 +524,21 @@ def read_while_rewritten(
     return reads, seen, broken
 
 
+@pytest.mark.slow
 def test_the_textfile_is_never_seen_half_written(tmp_path: Path) -> None:
     target = tmp_path / "tcpstates.prom"
     # Every version differs (tcpstates_scrape_duration_seconds), so versions can be told apart.
     process = subprocess.Popen(
-        command("export", "--textfile", str(target), "--interval", "0.001", "--by", "local-port"),
+        (
+            *TCPSTATES,
+            "export",
+            "--textfile",
+            str(target),
+            "--interval",
+            "0.001",
+            "--by",
+            "local-port",
+        ),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -596,7 +577,7 @@ def test_the_reader_does_catch_a_file_written_in_place(tmp_path: Path) -> None:
 # -- a process name that needs escaping, end to end ------------------------------------------
 
 
-def test_an_awkward_process_name_survives_the_round_trip() -> None:
+def test_an_awkward_process_name_survives_the_round_trip(cli) -> None:
     name = 'we"ird\\na\nme'  # 13 bytes: comm keeps 15
     code = (
         "import ctypes, socket, sys\n"
@@ -611,7 +592,7 @@ def test_an_awkward_process_name_survives_the_round_trip() -> None:
     try:
         assert holder.stdout is not None
         holder.stdout.readline()
-        done = run_tcpstates("export", "--by", "process", "--max-series", "65536")
+        done = cli.process("export", "--by", "process", "--max-series", "65536")
     finally:
         holder.communicate("")
     assert done.returncode == 0, done.stderr

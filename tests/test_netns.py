@@ -2,7 +2,7 @@
 
 Two namespaces are made for the test, each with the same listener address and port and its own
 connections, so nothing can pass by assuming an address is unique across namespaces.
-Needs root and `ip` (CI runs as root).
+Needs root and `ip netns` (CI runs as root): every test here is marked netns.
 """
 
 from __future__ import annotations
@@ -21,18 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cli_run import run_cli
-from click.testing import CliRunner
+from conftest import TCPSTATES, Cli, Netns
 from ss_reader import row_key, ss_rows
 
-from tcpstates.cli.root import cli
-from tcpstates.model.errors import SourceError
-from tcpstates.sources import netns
+from tcpstates.sources import netns as namespaces
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="making network namespaces needs root and ip (iproute2); CI runs as root",
-)
+pytestmark = pytest.mark.netns
 
 PORT = 7000
 HOLDER = """
@@ -59,35 +53,25 @@ class Space:
         return os.stat(f"/run/netns/{self.name}").st_ino
 
 
-def _make(name: str, pairs: int) -> Space:
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-    holder = subprocess.Popen(
-        ["ip", "netns", "exec", name, sys.executable, "-c", HOLDER.format(port=PORT, pairs=pairs)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def _make(space: Netns, pairs: int) -> Space:
+    holder = space.popen(
+        sys.executable, "-c", HOLDER.format(port=PORT, pairs=pairs),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    return Space(name, holder)
+    return Space(space.name, holder)
 
 
 @pytest.fixture(scope="module")
-def spaces() -> Iterator[tuple[Space, Space]]:
-    names = (f"tcpstates-t{os.getpid()}-a", f"tcpstates-t{os.getpid()}-b")
-    made: list[Space] = []
-    try:
-        made = [_make(names[0], 2), _make(names[1], 3)]
-        yield made[0], made[1]
-    finally:
-        for space in made:
-            space.holder.communicate(input="", timeout=10)
-        for name in names:
-            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+def spaces(netns) -> Iterator[tuple[Space, Space]]:  # type: ignore[no-untyped-def]
+    made = (_make(netns("a"), 2), _make(netns("b"), 3))
+    yield made
+    for space in made:
+        space.holder.communicate(input="", timeout=10)
 
 
-def records(*args: str) -> list[dict[str, object]]:
-    done = run_cli(*args, "-o", "json")
+def records(cli: Cli, *args: str) -> list[dict[str, object]]:
+    done = cli.process(*args, "-o", "json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
@@ -100,33 +84,35 @@ def keys(rows: list[dict[str, object]]) -> list[tuple[object, ...]]:
     )  # fmt: skip
 
 
-def test_netns_by_name_is_what_ss_sees_inside(spaces) -> None:
+def test_netns_by_name_is_what_ss_sees_inside(cli, spaces) -> None:
     for space in spaces:
-        ours = records("--netns", space.name)
+        ours = records(cli, "--netns", space.name)
         assert keys(ours) == sorted(row_key(r) for r in ss_rows("tcp", netns=space.name))
         assert {r["netns"] for r in ours} == {space.inode}
         assert {r["pid"] for r in ours if r["state"] != "TIME_WAIT"} == {space.holder.pid}
 
 
-def test_netns_of_a_process_is_the_same_namespace(spaces) -> None:
+def test_netns_of_a_process_is_the_same_namespace(cli, spaces) -> None:
     a, _ = spaces
-    assert keys(records("--netns-pid", str(a.holder.pid))) == keys(records("--netns", a.name))
+    assert keys(records(cli, "--netns-pid", str(a.holder.pid))) == keys(
+        records(cli, "--netns", a.name)
+    )
 
 
-def test_all_netns_lists_each_namespace_once_with_its_own_sockets(spaces) -> None:
-    ours = records("--all-netns")
+def test_all_netns_lists_each_namespace_once_with_its_own_sockets(cli, spaces) -> None:
+    ours = records(cli, "--all-netns")
     for space in spaces:
         inside = [r for r in ours if r["netns"] == space.inode]
         assert keys(inside) == sorted(row_key(r) for r in ss_rows("tcp", netns=space.name))
     # The same listener address and port in both namespaces, told apart by the namespace.
     listeners = [r["netns"] for r in ours if r["local_port"] == PORT and r["state"] == "LISTEN"]
     assert {spaces[0].inode, spaces[1].inode} <= set(listeners)
-    table = run_cli("--all-netns", "-o", "plain", "--port", str(PORT)).stdout
+    table = cli.process("--all-netns", "-o", "plain", "--port", str(PORT)).stdout
     assert table.startswith("Netns") and f"{spaces[0].inode} ({spaces[0].name})" in table
 
 
-def test_all_netns_summary_is_per_namespace(spaces) -> None:
-    done = run_cli("--all-netns", "--summary", "-o", "json")
+def test_all_netns_summary_is_per_namespace(cli, spaces) -> None:
+    done = cli.process("--all-netns", "--summary", "-o", "json")
     data = json.loads(done.stdout)
     for space, established in zip(spaces, (4, 6), strict=True):
         label = f"{space.inode} ({space.name})"
@@ -135,30 +121,32 @@ def test_all_netns_summary_is_per_namespace(spaces) -> None:
         assert counts["FIN_WAIT2"] == 1 and counts["CLOSE_WAIT"] == 1
 
 
-def test_without_permission_netns_pid_falls_back_to_proc(spaces, monkeypatch) -> None:
+def test_without_permission_netns_pid_falls_back_to_proc(cli, spaces, monkeypatch) -> None:
     # setns needs CAP_SYS_ADMIN; root has it, so its refusal is simulated here.
     def refuse(fd: int, what: str) -> None:
-        raise netns.Unavailable(f"entering {what} needs root (CAP_SYS_ADMIN)", netns.Why.REFUSED)
+        raise namespaces.Unavailable(
+            f"entering {what} needs root (CAP_SYS_ADMIN)", namespaces.Why.REFUSED
+        )
 
-    monkeypatch.setattr(netns, "_setns", refuse)
+    monkeypatch.setattr(namespaces, "_setns", refuse)
     a, _ = spaces
-    result = CliRunner().invoke(cli, ["--netns-pid", str(a.holder.pid), "-o", "json"])
-    assert result.exit_code == 0, result.output
+    result = cli("--netns-pid", str(a.holder.pid), "-o", "json")
+    assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert keys(rows) == sorted(row_key(r) for r in ss_rows("tcp", netns=a.name))
-    named = CliRunner().invoke(cli, ["--netns", a.name])
-    assert named.exit_code != 0 and isinstance(named.exception, SourceError)
-    assert "needs root" in str(named.exception)
+    named = cli("--netns", a.name)  # a SourceError: one line, status 1
+    assert (named.returncode, named.stdout, named.stderr.count("\n")) == (1, "", 1)
+    assert "needs root" in named.stderr
 
 
-def test_bad_names_and_conflicting_options_are_one_line_errors() -> None:
-    missing = run_cli("--netns", "no-such-namespace-here")
+def test_bad_names_and_conflicting_options_are_one_line_errors(cli) -> None:
+    missing = cli.process("--netns", "no-such-namespace-here")
     assert missing.returncode == 1
     assert (
         missing.stderr == "tcpstates: no network namespace named 'no-such-namespace-here'"
         " in /run/netns\n"
     )
-    both = run_cli("--netns", "x", "--all-netns")
+    both = cli.process("--netns", "x", "--all-netns")
     assert both.returncode == 2 and both.stderr.count("\n") == 1
 
 
@@ -223,7 +211,7 @@ class PrivateNetns:
         )
 
     def tcpstates(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run(sys.executable, "-m", "tcpstates", *args, check=False)
+        return self.run(*TCPSTATES, *args, check=False)
 
     def popen(self, *argv: str, **kwargs: Any) -> subprocess.Popen[str]:
         proc = subprocess.Popen(self.argv(*argv), text=True, **kwargs)
@@ -297,6 +285,7 @@ def test_stale_run_netns_entries_are_left_out_not_fatal(private) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_listing_while_namespaces_come_and_go(private, tmp_path) -> None:
     live = private.named_listener("survivor", 7102)
     inode = private.inode("survivor")
@@ -319,6 +308,7 @@ def test_listing_while_namespaces_come_and_go(private, tmp_path) -> None:
         churn.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_watch_follows_namespaces_created_and_deleted(private, tmp_path) -> None:
     doomed = private.named_listener("doomed", 7103)
     doomed_inode = private.inode("doomed")
@@ -326,7 +316,7 @@ def test_watch_follows_namespaces_created_and_deleted(private, tmp_path) -> None
     stop = tmp_path / "stop"
     churn = private.popen("bash", "-c", CHURN, "churn", "60", "4", str(stop))
     watch = private.popen(
-        sys.executable, "-m", "tcpstates", "--watch", "0.3", "--all-netns", "-v",
+        *TCPSTATES, "--watch", "0.3", "--all-netns", "-v",
         "-o", "jsonl", "--no-owners", "-l",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -461,7 +451,7 @@ def test_hostile_labels_on_a_real_terminal(hostile, watch) -> None:
     space, named, unnamed = hostile
     space.run("touch", "/run/netns/s\x1b[2Jx")  # -v says it is left out: on the screen too
     tmux = ["tmux", "-L", f"tcpstates-{os.getpid()}", "-f", "/dev/null"]
-    listing = space.argv(sys.executable, "-m", "tcpstates", "--all-netns", "--port", "7105",
+    listing = space.argv(*TCPSTATES, "--all-netns", "--port", "7105",
                          "--no-owners", "-v", *watch)  # fmt: skip
     script = " ".join(f"'{arg}'" for arg in listing) + "; exec sleep 60"
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}

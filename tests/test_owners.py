@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 
-from click.testing import CliRunner
-
-from tcpstates.cli.root import cli
 from tcpstates.sources import owners
 from tcpstates.sources.owners import scan_owners
 
@@ -61,10 +58,10 @@ def test_forbidden_processes_are_counted_not_fatal(tmp_path, monkeypatch):
     assert set(scan.by_inode) == {11} and scan.hidden_processes == 1
 
 
-def test_hidden_owners_give_one_hint_and_exit_0(monkeypatch):
+def test_hidden_owners_give_one_hint_and_exit_0(cli, monkeypatch):
     forbid_fd_tables(monkeypatch, "/fd")
-    result = CliRunner().invoke(cli, ["--source", "procfs"], catch_exceptions=False)
-    assert result.exit_code == 0
+    result = cli("--source", "procfs")
+    assert result.returncode == 0
     hints = [line for line in result.stderr.splitlines() if line]
     assert len(hints) == 1 and "cannot be attributed; their owner shows as -" in hints[0]
     assert "sudo" not in result.stderr
@@ -84,18 +81,12 @@ def test_split_scan_matches_the_serial_one_and_keeps_the_lowest_pid(tmp_path, mo
     assert split.by_inode[12].pid == 100 and split.by_inode[40].process == "other"
 
 
-def test_split_scan_on_the_live_host_finds_what_the_serial_scan_finds(monkeypatch):
-    import socket
-
-    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(20)]
-    try:
-        wanted = {os.fstat(s.fileno()).st_ino for s in listeners}
-        serial = scan_owners("/proc", wanted)
-        monkeypatch.setattr(owners, "SPLIT_AT", 1)
-        split = scan_owners("/proc", wanted)
-    finally:
-        for s in listeners:
-            s.close()
+def test_split_scan_on_the_live_host_finds_what_the_serial_scan_finds(sockets, monkeypatch):
+    listeners = [sockets.listener() for _ in range(20)]
+    wanted = {os.fstat(s.fileno()).st_ino for s in listeners}
+    serial = scan_owners("/proc", wanted)
+    monkeypatch.setattr(owners, "SPLIT_AT", 1)
+    split = scan_owners("/proc", wanted)
     assert {i: split.by_inode[i] for i in wanted} == {i: serial.by_inode[i] for i in wanted}
     assert {split.by_inode[i].pid for i in wanted} == {os.getpid()}
 

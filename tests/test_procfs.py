@@ -199,31 +199,24 @@ def test_the_live_tables_parse_under_the_strict_format():
     assert listed and all(s.proto in ("tcp", "udp") for s in listed)
 
 
-def test_counting_takes_each_socket_once_as_listing_does(tmp_path):
+def test_counting_takes_each_socket_once_as_listing_does(sockets, tmp_path):
     # Real lines of real sockets (a listener, both ends of a connection, a TIME_WAIT), then the
     # same table as a page-at-a-time read under churn gives it: rows repeated. Counting must
     # agree with the listing, and both with the table read once.
-    import socket
     import time
     from collections import Counter
 
-    server = socket.create_server(("127.0.0.1", 0))
+    server = sockets.listener()
     port = server.getsockname()[1]
-    client = socket.create_connection(("127.0.0.1", port))
-    accepted, _ = server.accept()
-    closer = socket.create_connection(("127.0.0.1", port))
-    closer_peer, _ = server.accept()
+    sockets.connect(server)
+    closer, closer_peer = sockets.connect(server)
     closer.close()  # closes first: TIME_WAIT once the peer closes too
     closer_peer.close()
     time.sleep(0.2)
-    try:
-        with open("/proc/net/tcp") as f:
-            header, *rows = f.read().splitlines()
-        mine = [row for row in rows if f":{port:04X}" in row]
-        assert len(mine) == 4  # LISTEN, two ESTABLISHED, TIME_WAIT
-    finally:
-        for sock in (client, accepted, server):
-            sock.close()
+    with open("/proc/net/tcp") as f:
+        header, *rows = f.read().splitlines()
+    mine = [row for row in rows if f":{port:04X}" in row]
+    assert len(mine) == 4  # LISTEN, two ESTABLISHED, TIME_WAIT
     once, repeated = tmp_path / "once", tmp_path / "repeated"
     for root, table in ((once, mine), (repeated, mine + mine[1:] + mine[::-1])):
         root.mkdir()

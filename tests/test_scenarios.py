@@ -8,16 +8,12 @@ they run on this host's loopback, as a user's would.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
+from collections.abc import Callable
+from subprocess import CompletedProcess
 
 import pytest
-from click.testing import CliRunner
+from conftest import TCPSTATES, netns_unavailable
 
-from tcpstates.cli.root import cli
-from tcpstates.cli.root import run as main_run
 from tcpstates.explain import scenario_live
 from tcpstates.explain.render_scenario import live_lines, scenario_text
 from tcpstates.model.errors import ExitStatus
@@ -27,23 +23,20 @@ from tcpstates.model.states import TcpState
 S = TcpState
 
 
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def isolated(*args: str) -> subprocess.CompletedProcess[str]:
-    """``tcpstates ARGS`` in a network namespace of its own where we may make one."""
-    command = [sys.executable, "-m", "tcpstates", *args]
-    if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("ip"):
-        script = 'ip link set lo up && exec "$@"'
-        command = ["unshare", "-n", "sh", "-c", script, "sh", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+@pytest.fixture
+def isolated(request: pytest.FixtureRequest, cli) -> Callable[..., CompletedProcess[str]]:  # type: ignore[no-untyped-def]
+    """``isolated(ARGS)`` runs ``tcpstates ARGS`` in a network namespace of its own where we
+    may make one; elsewhere on this host, as a user's would run."""
+    if netns_unavailable():
+        return cli.process  # type: ignore[no-any-return]
+    space = request.getfixturevalue("netns")("scenario")
+    return lambda *args: space.run(*TCPSTATES, *args, timeout=60, check=False)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_the_timeline_is_lifecycles(name: str) -> None:
+def test_the_timeline_is_lifecycles(cli, name: str) -> None:
     scenario = SCENARIOS[name]
-    data = json.loads(invoke("--scenario", name, "-o", "json").output)
+    data = json.loads(cli("--scenario", name, "-o", "json").stdout)
     assert data["start"] == {"a": scenario.a_start.name, "b": scenario.b_start.name}
     expected = [
         {"end": step.end, "from": step.transition.source.name, "to": step.transition.target.name,
@@ -55,12 +48,12 @@ def test_the_timeline_is_lifecycles(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_golden_timelines(name: str, golden) -> None:  # type: ignore[no-untyped-def]
-    golden(f"scenario-{name}.txt", invoke("--scenario", name, "-o", "plain").output)
+def test_golden_timelines(cli, name: str, golden) -> None:  # type: ignore[no-untyped-def]
+    golden(f"scenario-{name}.txt", cli("--scenario", name, "-o", "plain").stdout)
 
 
-def test_the_close_timeline_reads_like_the_seed() -> None:
-    lines = invoke("--scenario", "close", "-o", "plain").output.splitlines()
+def test_the_close_timeline_reads_like_the_seed(cli) -> None:
+    lines = cli("--scenario", "close", "-o", "plain").stdout.splitlines()
     ladder = lines[[line.split() for line in lines].index(["a", "b"]) :]
     assert ladder[2].split() == ["1", "close()", "or", "shutdown()", "/", "snd", "FIN"]
     assert ladder[3].split() == ["FIN_WAIT1", "─────", "FIN", "──────▶", "ESTABLISHED"]
@@ -75,7 +68,7 @@ def test_every_checkpoint_is_a_step_of_its_scenario() -> None:
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_live_the_kernel_agrees_at_every_checkpoint(name: str) -> None:
+def test_live_the_kernel_agrees_at_every_checkpoint(isolated, name: str) -> None:
     done = isolated("--scenario", name, "--live", "-o", "json")
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(done.stdout)
@@ -97,7 +90,7 @@ def test_live_the_kernel_agrees_at_every_checkpoint(name: str) -> None:
     assert interesting[name] <= seen  # fmt: skip
 
 
-def test_live_through_procfs_too() -> None:
+def test_live_through_procfs_too(isolated) -> None:
     done = isolated("--scenario", "simultaneous-close", "--live", "--source", "procfs")
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout
@@ -109,7 +102,7 @@ def test_live_through_procfs_too() -> None:
 
 
 def test_a_kernel_that_disagrees_is_reported_and_exits_4(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(scenario_live, "SETTLE", 0.05)
     run = scenario_live.rehearse("close", lambda query: [])  # a table that shows nothing
@@ -119,8 +112,8 @@ def test_a_kernel_that_disagrees_is_reported_and_exits_4(
     assert lines[-1] == "The kernel differed from the scenario at 5 of 5 checkpoints."
     assert any(line.endswith("differs") for line in lines)
     monkeypatch.setattr("tcpstates.explain.run._rehearse", lambda name, source: run)
-    assert main_run(["--scenario", "close", "--live", "-o", "plain"]) == ExitStatus.MISMATCH == 4
-    assert "differs" in capsys.readouterr().out
+    done = cli("--scenario", "close", "--live", "-o", "plain")
+    assert done.returncode == ExitStatus.MISMATCH == 4 and "differs" in done.stdout
 
 
 def test_the_text_names_the_steps_too_fast_to_see() -> None:
@@ -144,9 +137,7 @@ def test_the_text_names_the_steps_too_fast_to_see() -> None:
         (["--scenario", "close", "--watch"], "--watch does not apply to --scenario"),
     ],
 )
-def test_bad_values_are_one_line_exit_2(args: list[str], needle: str) -> None:
-    from cli_run import run_cli
-
-    done = run_cli(*args)
+def test_bad_values_are_one_line_exit_2(cli, args: list[str], needle: str) -> None:
+    done = cli.process(*args)
     assert done.returncode == 2, done.stderr
     assert needle in done.stderr and done.stderr.count("\n") == 1 and done.stdout == ""

@@ -1,16 +1,14 @@
 """--summary against ss's own counts, on a zoo in a network namespace of its own.
 
-A private namespace (unshare -n) holds nothing but the zoo, so the counts of tcpstates' fast
-paths, its record path and ss must agree exactly, with no other process's sockets racing them.
+A namespace of its own (the netns fixture) holds nothing but the zoo, so the counts of
+tcpstates' fast paths, its record path and ss must agree exactly, with no other process's
+sockets racing them.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,15 +53,11 @@ SS_NAMES = {"ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_REC
 
 
 @pytest.fixture(scope="module")
-def counts() -> dict:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare(1) for a private network namespace")
+def counts(netns) -> dict:  # type: ignore[no-untyped-def]
     script = SCRIPT.format(tests=str(TESTS))
-    command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1"',
-               sys.executable, script]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    result = netns("summary").run(sys.executable, "-c", script, check=False)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def test_fast_counts_equal_ss(counts):

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import run_cli
-from click.testing import CliRunner
+from conftest import SYSTEM_PYTHON, TCPSTATES
+from zoo import free_port
 
 from tcpstates.explain.scenario_live import drain, fill
 from tcpstates.model.query import Query
@@ -34,7 +34,6 @@ from tcpstates.model.states import TcpState
 from tcpstates.render.safe import safe
 from tcpstates.sources.owners import Owner, OwnerMap
 from tcpstates.trace import tracefs
-from tcpstates.trace.command import trace
 from tcpstates.trace.events import (
     MEMORY,
     Event,
@@ -190,6 +189,7 @@ def _connections(count: int, start: int = 0) -> Iterator[Event]:
         yield dataclasses.replace(template, local_address=address, local_port=i % 65536)
 
 
+@pytest.mark.slow
 def test_timeline_memory_is_bounded_as_measured() -> None:
     memory = 5000
     timeline = Timeline(memory=memory)
@@ -301,8 +301,6 @@ def _comm() -> str:
 
 
 def _tracing_or_skip() -> str:
-    if os.geteuid() != 0:
-        pytest.skip("tracing needs root (CI runs as root)")
     try:
         return tracefs.tracefs_root()
     except tracefs.TracingError as e:
@@ -311,11 +309,10 @@ def _tracing_or_skip() -> str:
 
 @pytest.fixture
 def tracer() -> Iterator[tuple[str, Query]]:
+    """tracefs, and a port of the test's own; its tests are marked root (tracing needs it)."""
     root = _tracing_or_skip()
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()  # the port for the test, free again; the filter keeps others' traffic out
-    yield root, Query(port=port)
+    # The port for the test, free a moment ago; the filter keeps others' traffic out.
+    yield root, Query(port=free_port())
 
 
 def _sequences(items: list[Transition | Lost], port: int) -> dict[str, list[tuple[str, str]]]:
@@ -330,6 +327,7 @@ def _sequences(items: list[Transition | Lost], port: int) -> dict[str, list[tupl
     return ends
 
 
+@pytest.mark.root
 def test_seed_scenario_close_traced_on_both_ends(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     port = query.port
@@ -376,6 +374,7 @@ def _small_buffer_pair(port: int) -> tuple[socket.socket, socket.socket]:
     return a, b
 
 
+@pytest.mark.root
 def test_simultaneous_close_reaches_closing(tracer: tuple[str, Query]) -> None:
     # Both send queues hold data the peer's full window refuses, so each FIN waits behind data;
     # both shut down first, then a drains: b's FIN reaches a while a is still in FIN_WAIT1.
@@ -403,7 +402,7 @@ def _cli(
     *args: str, prefix: tuple[str, ...] = (), stdout: Any = subprocess.PIPE
 ) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [*prefix, sys.executable, "-m", "tcpstates", "trace", *args],
+        [*prefix, *TCPSTATES, "trace", *args],
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=subprocess.PIPE,
@@ -478,6 +477,7 @@ def _instances(root: str) -> list[str]:
     return [n for n in os.listdir(f"{root}/instances") if n.startswith(tracefs.PREFIX)]
 
 
+@pytest.mark.root
 def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     port = query.port
@@ -514,6 +514,7 @@ def test_cli_jsonl_stream_and_sigterm_removes_the_instance(tracer: tuple[str, Qu
     assert not os.path.exists(instance)
 
 
+@pytest.mark.root
 def test_sigkill_leaves_an_instance_that_cleanup_removes(tracer: tuple[str, Query]) -> None:
     # The cleanup runs in another PID namespace, where the killed trace's pid means nothing.
     root, _ = tracer
@@ -530,6 +531,7 @@ def test_sigkill_leaves_an_instance_that_cleanup_removes(tracer: tuple[str, Quer
     assert not os.path.exists(instance)
 
 
+@pytest.mark.root
 def test_cleanup_prints_an_instance_name_escaped(tracer: tuple[str, Query]) -> None:
     root, _ = tracer
     hostile = f"{root}/instances/{tracefs.PREFIX}\x1b[2J\u202ex"
@@ -544,6 +546,7 @@ def test_cleanup_prints_an_instance_name_escaped(tracer: tuple[str, Query]) -> N
     assert "\x1b" not in out and "\u202e" not in out
 
 
+@pytest.mark.root
 def test_a_trace_removes_what_a_killed_one_left_when_it_starts(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     with _cli("--duration", "30") as killed:
@@ -590,6 +593,8 @@ def _names_by_pid(fmt: str, out: str) -> set[tuple[int, str]]:
     return {(int(p), name) for p, name, old, new in rows if (old, new) == ("CLOSE", "SYN_SENT")}
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_hostile_names_end_no_trace_and_are_shown_escaped(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     port = query.port
@@ -640,6 +645,7 @@ def _connected(jsonl: str) -> set[int]:
     }
 
 
+@pytest.mark.root
 def test_traces_in_other_pid_namespaces_never_blind_each_other(tracer: tuple[str, Query]) -> None:
     # Two of the three are pid 1, each in its own namespace; a cleanup runs in a fourth.
     root, query = tracer
@@ -656,7 +662,7 @@ def test_traces_in_other_pid_namespaces_never_blind_each_other(tracer: tuple[str
         assert all(os.path.basename(i).startswith(f"{tracefs.PREFIX}1-") for i in instances[1:])
         first = _connect_once(port)
         cleanup = subprocess.run(
-            [*PID_NAMESPACE, sys.executable, "-m", "tcpstates", "trace", "--cleanup"],
+            [*PID_NAMESPACE, *TCPSTATES, "trace", "--cleanup"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -695,6 +701,7 @@ def _read(instance: str, name: str) -> str:
         return f.read()
 
 
+@pytest.mark.root
 def test_cleanup_leaves_a_held_instance_alone_and_writes_nothing_into_it(
     tracer: tuple[str, Query],
 ) -> None:
@@ -708,6 +715,7 @@ def test_cleanup_leaves_a_held_instance_alone_and_writes_nothing_into_it(
     assert changes == [(TcpState.CLOSE, TcpState.LISTEN), (TcpState.LISTEN, TcpState.CLOSE)]
 
 
+@pytest.mark.root
 def test_an_existing_instance_is_never_adopted(
     tracer: tuple[str, Query], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -736,6 +744,7 @@ def test_an_existing_instance_is_never_adopted(
         os.rmdir(taken)
 
 
+@pytest.mark.root
 def test_a_cleanup_between_mkdir_and_open_costs_only_a_new_name(
     tracer: tuple[str, Query], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -755,6 +764,7 @@ def test_a_cleanup_between_mkdir_and_open_costs_only_a_new_name(
         assert _enabled(instance.path)
 
 
+@pytest.mark.root
 def test_a_pipe_someone_else_opened_first_is_one_line(
     tracer: tuple[str, Query], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -781,6 +791,7 @@ def test_a_pipe_someone_else_opened_first_is_one_line(
     assert not os.path.exists(made[0])
 
 
+@pytest.mark.root
 def test_a_trace_pipe_that_fails_to_read_is_one_line(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     with tracefs.Instance(root, kernel_filter(query)) as instance:
@@ -827,7 +838,6 @@ with socket.create_server(("127.0.0.1", port), backlog=128) as server:
         accepted.close()
 """
 FLOOD_CONNECTIONS = 3000
-SYSTEM_PYTHON = "/usr/bin/python3.11"
 
 
 def _settled(path: Path) -> None:
@@ -843,6 +853,8 @@ def _peak_rss_kb(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
 
+@pytest.mark.slow
+@pytest.mark.root
 def test_a_flood_from_another_user_is_survived_and_accounted_for(
     tracer: tuple[str, Query], tmp_path: Path
 ) -> None:
@@ -884,6 +896,7 @@ def test_a_flood_from_another_user_is_survived_and_accounted_for(
     assert peak_kb < 80_000, f"peak RSS {peak_kb} kB"
 
 
+@pytest.mark.root
 def test_lines_it_cannot_parse_are_counted_on_stderr_and_the_trace_goes_on(
     tracer: tuple[str, Query],
 ) -> None:
@@ -913,6 +926,7 @@ def test_lines_it_cannot_parse_are_counted_on_stderr_and_the_trace_goes_on(
     assert after in _connected(out)
 
 
+@pytest.mark.root
 def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> None:
     root, query = tracer
     started = time.monotonic()
@@ -929,16 +943,17 @@ def test_duration_and_count_stop_by_themselves(tracer: tuple[str, Query]) -> Non
     assert [json.loads(line)["new_state"] for line in out.splitlines()] == ["LISTEN"]
 
 
-def test_without_root_one_line_naming_the_alternative(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_root_one_line_naming_the_alternative(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     # A permission cannot be taken away from root for real here, so it is simulated.
     monkeypatch.setattr(tracefs.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(tracefs, "MOUNT_POINTS", ("/nonexistent/tracing",))
-    result = CliRunner().invoke(trace, [], standalone_mode=False, catch_exceptions=True)
-    assert isinstance(result.exception, tracefs.TracingError)
-    message = str(result.exception)
-    assert "root" in message and "--watch" in message and "\n" not in message
+    result = cli("trace")  # a TracingError: one line on stderr, status 1
+    assert (result.returncode, result.stdout) == (1, "")
+    message = result.stderr
+    assert "root" in message and "--watch" in message and message.count("\n") == 1
 
 
+@pytest.mark.root
 def test_trace_mounts_tracefs_when_it_is_not_mounted(tracer: tuple[str, Query]) -> None:
     # In a private mount namespace, so the host's mount is left as it was.
     if shutil.which("unshare") is None:
@@ -984,10 +999,10 @@ def test_owners_of_one_read_come_from_one_scan() -> None:
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1"])
-def test_a_duration_that_is_no_number_of_seconds_is_one_line(value: str) -> None:
+def test_a_duration_that_is_no_number_of_seconds_is_one_line(cli, value: str) -> None:
     # click's FloatRange lets nan through, and select(nan) was a ValueError traceback; this is
     # refused before tracefs is touched, so it needs no root.
-    done = run_cli("trace", "--duration", value)
+    done = cli.process("trace", "--duration", value)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
     assert f"{value} is not a number of seconds greater than 0" in done.stderr

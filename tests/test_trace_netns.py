@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
-from cli_run import run_cli
 
 from tcpstates.model.query import Query
 from tcpstates.model.states import TcpState
@@ -227,8 +226,8 @@ def test_a_lookup_answers_for_the_exact_ends_only() -> None:
             lookup.close()
 
 
-def test_two_places_at_once_is_one_line_and_exit_2() -> None:
-    done = run_cli("trace", "--netns", "x", "--all-netns")
+def test_two_places_at_once_is_one_line_and_exit_2(cli) -> None:
+    done = cli.process("trace", "--netns", "x", "--all-netns")
     assert done.returncode == 2
     assert (
         done.stderr.count("\n") == 1
@@ -526,8 +525,8 @@ def test_what_is_gone_before_it_is_read_is_counted_never_guessed(
 
 
 @live
-def test_a_namespace_that_is_not_there_is_one_line_and_exit_1(port: int) -> None:
-    done = run_cli("trace", "--netns", "tcpstates-no-such-namespace", "--duration", "1")
+def test_a_namespace_that_is_not_there_is_one_line_and_exit_1(cli, port: int) -> None:
+    done = cli.process("trace", "--netns", "tcpstates-no-such-namespace", "--duration", "1")
     assert done.returncode == 1
     assert done.stderr == (
         "tcpstates: no network namespace named 'tcpstates-no-such-namespace' in /run/netns\n"

@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from tcpstates.cli.root import cli
 from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.states import explain
 from tcpstates.model import tunables
@@ -78,9 +76,9 @@ def test_close_wait_says_no_setting_ends_it() -> None:
 
 
 @pytest.mark.parametrize("state", [S.TIME_WAIT, S.FIN_WAIT2, S.SYN_RECV, S.LISTEN, S.ESTABLISHED])
-def test_explain_shows_this_hosts_values(state: TcpState) -> None:
-    result = CliRunner().invoke(cli, ["--explain", state.name, "-o", "json"])
-    data = json.loads(result.output)
+def test_explain_shows_this_hosts_values(cli, state: TcpState) -> None:
+    result = cli("--explain", state.name, "-o", "json")
+    data = json.loads(result.stdout)
     assert [s["name"] for s in data["settings"]] == list(tunables.GOVERNING[state])
     for setting in data["settings"]:
         if setting["constant"]:
@@ -88,7 +86,7 @@ def test_explain_shows_this_hosts_values(state: TcpState) -> None:
         else:
             assert setting["value"] == read_sysctl(setting["name"])
         assert setting["does"] and setting["does_not"]
-    text = CliRunner().invoke(cli, ["--explain", state.name, "-o", "plain"]).output
+    text = cli("--explain", state.name, "-o", "plain").stdout
     for setting in data["settings"]:
         value = setting["value"] or "n/a"
         assert f"  {setting['name']} = {value}" in text

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_run import run_cli
-from click.testing import CliRunner
 
-from tcpstates.cli.root import cli
 from tcpstates.explain.sockets import Target, parse_target
 from tcpstates.explain.states import name_clashes, names_dict
 from tcpstates.model.states import TcpState, is_state_code, names, parse_state, windows_state
@@ -18,10 +15,6 @@ VOCABULARIES = (
     "netstat", "ss", "kernel", "proc_hex", "psutil", "node_exporter", "rfc9293", "windows",
     "windows_mib",
 )  # fmt: skip
-
-
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.mark.parametrize("state", list(TcpState), ids=lambda s: s.name)
@@ -93,10 +86,10 @@ def test_numbers_that_are_ports(text: str, target: Target) -> None:
     assert parse_target(text) == target
 
 
-def test_explain_06_is_time_wait_and_shows_every_name() -> None:
-    result = invoke("--explain", "06", "-o", "plain")
-    assert result.exit_code == 0
-    text = result.output
+def test_explain_06_is_time_wait_and_shows_every_name(cli) -> None:
+    result = cli("--explain", "06", "-o", "plain")
+    assert result.returncode == 0
+    text = result.stdout
     assert text.startswith("TIME_WAIT (ss: TIME-WAIT, kernel: TCP_TIME_WAIT = 6")
     names_section = text.split("Every name for it\n", 1)[1]
     for line in (
@@ -114,35 +107,35 @@ def test_explain_06_is_time_wait_and_shows_every_name() -> None:
 
 @pytest.mark.parametrize("spelling", ["CONN_CLOSE_WAIT", "close_wait", "CloseWait", "08",
                                       "MIB_TCP_STATE_CLOSE_WAIT", "TCP_CLOSE_WAIT"])  # fmt: skip
-def test_explain_accepts_every_vocabulary(spelling: str) -> None:
-    data = json.loads(invoke("--explain", spelling, "-o", "json").output)
+def test_explain_accepts_every_vocabulary(cli, spelling: str) -> None:
+    data = json.loads(cli("--explain", spelling, "-o", "json").stdout)
     assert data["state"] == "CLOSE_WAIT"
     assert data["names"] == names_dict(S.CLOSE_WAIT)
     assert data["names"]["windows_code"] == 8 and data["names"]["proc_net_tcp"] == "08"
 
 
-def test_explain_12_warning_in_json_and_text() -> None:
-    data = json.loads(invoke("--explain", "0C", "-o", "json").output)
+def test_explain_12_warning_in_json_and_text(cli) -> None:
+    data = json.loads(cli("--explain", "0C", "-o", "json").stdout)
     assert data["state"] == "NEW_SYN_RECV" and "DeleteTcb" in data["names_note"]
-    text = " ".join(invoke("--explain", "NEW_SYN_RECV").output.split())
+    text = " ".join(cli("--explain", "NEW_SYN_RECV").stdout.split())
     assert "Linux's 12 is DeleteTcb on Windows, a connection being deleted" in text
 
 
 @pytest.mark.parametrize("text", ["00", "0E", "0xff"])
-def test_a_code_no_state_has_is_one_line_exit_2(text: str) -> None:
-    done = run_cli("--explain", text)
+def test_a_code_no_state_has_is_one_line_exit_2(cli, text: str) -> None:
+    done = cli.process("--explain", text)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1
     assert "is not a TCP state code" in done.stderr and ":PORT" in done.stderr
 
 
-def test_colon_port_is_a_port_not_a_code() -> None:
-    done = run_cli("--explain", ":6")
+def test_colon_port_is_a_port_not_a_code(cli) -> None:
+    done = cli.process("--explain", ":6")
     assert (done.returncode, done.stderr) == (1, "tcpstates: no TCP socket has the end :6\n")
 
 
-def test_unknown_text_names_every_form() -> None:
-    done = run_cli("--explain", "nope")
+def test_unknown_text_names_every_form(cli) -> None:
+    done = cli.process("--explain", "nope")
     assert done.returncode == 2
     assert "unknown state 'nope'" in done.stderr
     assert "a state code such as 06, an ADDRESS:PORT or a local PORT" in done.stderr

@@ -31,6 +31,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
+from conftest import TCPSTATES
 from rich.console import Console
 
 from tcpstates.model.errors import ExitStatus
@@ -188,6 +189,7 @@ def test_frames_count_the_query_states_and_every_protocol_asked_for():
     assert (unknown.state_name, unknown.since_last, unknown.since_start) == ("UNKNOWN", -1, 0)
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_over_many_frames():
     # Churn: every read replaces a fifth of 500 connections; nothing may pile up across frames.
     def read(n: int) -> list[Socket]:
@@ -261,109 +263,91 @@ def nonzero(frame: Frame) -> dict[str, tuple[int, int, int]]:
     }
 
 
-def test_frames_over_real_sockets():
+def test_frames_over_real_sockets(sockets):
     fake = FakeTime()
-    listener = socket.create_server((LOOP4, 0))
+    listener = sockets.listener(LOOP4)
     port = listener.getsockname()[1]
     read = reader(port)
     stream = frames(read, 2, sleep=fake.sleep, clock=fake.clock)
-    client = server = None
-    try:
-        first = next(stream)
-        assert [summary(c) for c in first.changes] == [("appeared", port, 0, "LISTEN", None, True)]
-        assert nonzero(first) == {"LISTEN": (1, 1, 0)}
-        assert [row.state_name for row in first.counts] == [s.name for s in TCP_STATES]
+    first = next(stream)
+    assert [summary(c) for c in first.changes] == [("appeared", port, 0, "LISTEN", None, True)]
+    assert nonzero(first) == {"LISTEN": (1, 1, 0)}
+    assert [row.state_name for row in first.counts] == [s.name for s in TCP_STATES]
 
-        client = socket.create_connection((LOOP4, port))
-        server, _ = listener.accept()
-        cport = client.getsockname()[1]
-        settle(read, Counter(LISTEN=1, ESTABLISHED=2))
-        second = next(stream)
-        assert [summary(c) for c in second.changes] == in_key_order(
-            ("appeared", port, cport, "ESTABLISHED", None, True),
-            ("appeared", cport, port, "ESTABLISHED", None, True),
-        )
-        assert nonzero(second) == {"ESTABLISHED": (2, 2, 2), "LISTEN": (1, 0, 0)}
+    client, server = sockets.connect(listener)
+    cport = client.getsockname()[1]
+    settle(read, Counter(LISTEN=1, ESTABLISHED=2))
+    second = next(stream)
+    assert [summary(c) for c in second.changes] == in_key_order(
+        ("appeared", port, cport, "ESTABLISHED", None, True),
+        ("appeared", cport, port, "ESTABLISHED", None, True),
+    )
+    assert nonzero(second) == {"ESTABLISHED": (2, 2, 2), "LISTEN": (1, 0, 0)}
 
-        client.close()  # the client's FIN: client FIN_WAIT2 (now the kernel's), server CLOSE_WAIT
-        settle(read, Counter(LISTEN=1, FIN_WAIT2=1, CLOSE_WAIT=1))
-        third = next(stream)
-        assert [summary(c) for c in third.changes] == in_key_order(
-            ("changed", port, cport, "CLOSE_WAIT", "ESTABLISHED", True),
-            ("changed", cport, port, "FIN_WAIT2", "ESTABLISHED", False),
-        )
-        assert nonzero(third) == {
-            "ESTABLISHED": (0, -2, 0), "FIN_WAIT2": (1, 1, 1), "CLOSE_WAIT": (1, 1, 1),
-            "LISTEN": (1, 0, 0),
-        }  # fmt: skip
+    client.close()  # the client's FIN: client FIN_WAIT2 (now the kernel's), server CLOSE_WAIT
+    settle(read, Counter(LISTEN=1, FIN_WAIT2=1, CLOSE_WAIT=1))
+    third = next(stream)
+    assert [summary(c) for c in third.changes] == in_key_order(
+        ("changed", port, cport, "CLOSE_WAIT", "ESTABLISHED", True),
+        ("changed", cport, port, "FIN_WAIT2", "ESTABLISHED", False),
+    )
+    assert nonzero(third) == {
+        "ESTABLISHED": (0, -2, 0), "FIN_WAIT2": (1, 1, 1), "CLOSE_WAIT": (1, 1, 1),
+        "LISTEN": (1, 0, 0),
+    }  # fmt: skip
 
-        server.close()  # the server's FIN: it goes; the client waits in TIME_WAIT
-        settle(read, Counter(LISTEN=1, TIME_WAIT=1))
-        fourth = next(stream)
-        assert [summary(c) for c in fourth.changes] == in_key_order(
-            ("vanished", port, cport, "CLOSE_WAIT", None, True),
-            ("changed", cport, port, "TIME_WAIT", "FIN_WAIT2", False),
-        )
-        assert nonzero(fourth) == {
-            "FIN_WAIT2": (0, -1, 0), "TIME_WAIT": (1, 1, 1), "CLOSE_WAIT": (0, -1, 0),
-            "LISTEN": (1, 0, 0),
-        }  # fmt: skip
+    server.close()  # the server's FIN: it goes; the client waits in TIME_WAIT
+    settle(read, Counter(LISTEN=1, TIME_WAIT=1))
+    fourth = next(stream)
+    assert [summary(c) for c in fourth.changes] == in_key_order(
+        ("vanished", port, cport, "CLOSE_WAIT", None, True),
+        ("changed", cport, port, "TIME_WAIT", "FIN_WAIT2", False),
+    )
+    assert nonzero(fourth) == {
+        "FIN_WAIT2": (0, -1, 0), "TIME_WAIT": (1, 1, 1), "CLOSE_WAIT": (0, -1, 0),
+        "LISTEN": (1, 0, 0),
+    }  # fmt: skip
 
-        listener.close()
-        settle(read, Counter(TIME_WAIT=1))
-        fifth = next(stream)
-        assert [summary(c) for c in fifth.changes] == [("vanished", port, 0, "LISTEN", None, True)]
-        assert nonzero(fifth) == {"TIME_WAIT": (1, 0, 1), "LISTEN": (0, -1, -1)}
-        assert [f.time.timestamp() for f in (first, fifth)] == [START, START + 8]
-        assert fake.slept == [2.0] * 4
-    finally:
-        for sock in (client, server, listener):
-            if sock is not None:
-                sock.close()
+    listener.close()
+    settle(read, Counter(TIME_WAIT=1))
+    fifth = next(stream)
+    assert [summary(c) for c in fifth.changes] == [("vanished", port, 0, "LISTEN", None, True)]
+    assert nonzero(fifth) == {"TIME_WAIT": (1, 0, 1), "LISTEN": (0, -1, -1)}
+    assert [f.time.timestamp() for f in (first, fifth)] == [START, START + 8]
+    assert fake.slept == [2.0] * 4
 
 
-def reuseport(kind: int, port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, kind)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((LOOP4, port))
-    if kind == socket.SOCK_STREAM:
-        sock.listen()
-    return sock
-
-
-def test_real_listeners_sharing_a_port():
-    a = reuseport(socket.SOCK_STREAM)
+def test_real_listeners_sharing_a_port(sockets):
+    a = sockets.listener(LOOP4, reuseport=True)
     port = a.getsockname()[1]
-    b = reuseport(socket.SOCK_STREAM, port)
+    sockets.listener(LOOP4, port=port, reuseport=True)
     read = reader(port)
-    with a, b:
-        before = read()
-        assert len(before) == 2 and len({(s.local_address, s.local_port) for s in before}) == 1
-        gone = inode(a)
-        a.close()
-        with reuseport(socket.SOCK_STREAM, port) as c:
-            changes = diff(before, read())
-            assert {(ch.kind, ch.socket.inode) for ch in changes} == {
-                (VANISHED, gone),
-                (APPEARED, inode(c)),
-            }
-            assert len(changes) == 2
+    before = read()
+    assert len(before) == 2 and len({(s.local_address, s.local_port) for s in before}) == 1
+    gone = inode(a)
+    a.close()
+    c = sockets.listener(LOOP4, port=port, reuseport=True)
+    changes = diff(before, read())
+    assert {(ch.kind, ch.socket.inode) for ch in changes} == {
+        (VANISHED, gone),
+        (APPEARED, inode(c)),
+    }
+    assert len(changes) == 2
 
 
-def test_real_udp_sockets_sharing_a_port():
-    u1 = reuseport(socket.SOCK_DGRAM)
+def test_real_udp_sockets_sharing_a_port(sockets):
+    u1 = sockets.udp(LOOP4, reuseport=True)
     port = u1.getsockname()[1]
-    u2 = reuseport(socket.SOCK_DGRAM, port)
+    u2 = sockets.udp(LOOP4, port=port, reuseport=True)
     read = reader(port, frozenset({"udp"}))
-    with u1, u2:
-        before = read()
-        assert [s.state_name for s in before] == ["UNCONN", "UNCONN"]
-        u2.connect((LOOP4, 9))  # u2 gets a peer, hence a new key; u1 is untouched
-        changes = diff(before, read())
-        assert [(c.kind, c.socket.state_name, c.socket.inode) for c in changes] == [
-            (VANISHED, "UNCONN", inode(u2)),
-            (APPEARED, "ESTABLISHED", inode(u2)),
-        ]
+    before = read()
+    assert [s.state_name for s in before] == ["UNCONN", "UNCONN"]
+    u2.connect((LOOP4, 9))  # u2 gets a peer, hence a new key; u1 is untouched
+    changes = diff(before, read())
+    assert [(c.kind, c.socket.state_name, c.socket.inode) for c in changes] == [
+        (VANISHED, "UNCONN", inode(u2)),
+        (APPEARED, "ESTABLISHED", inode(u2)),
+    ]
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -517,10 +501,6 @@ def test_process_names_are_escaped_in_the_view(utc):
 # -- the command line ----------------------------------------------------------------------
 
 
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "tcpstates", *args]
-
-
 def lines_of(proc: subprocess.Popen[bytes]) -> queue.Queue[bytes]:
     """Lines of the child's stdout as they come, read by a thread so a test can time out."""
     lines: queue.Queue[bytes] = queue.Queue()
@@ -573,21 +553,19 @@ class Stream:
             self.step()
 
 
-def test_cli_jsonl_stream_shows_sockets_appear_change_and_vanish():
-    listener = socket.create_server((LOOP4, 0))
+def test_cli_jsonl_stream_shows_sockets_appear_change_and_vanish(sockets):
+    listener = sockets.listener(LOOP4)
     port = listener.getsockname()[1]
     proc = subprocess.Popen(
-        command("--watch", "0.3", "-o", "jsonl", "--port", str(port)),
+        (*TCPSTATES, "--watch", "0.3", "-o", "jsonl", "--port", str(port)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    client = server = None
     try:
         stream = Stream(lines_of(proc))
         first = stream.step()
         assert stream.seen == [("appeared", port, 0, "LISTEN", None)]
         assert len(first["time"]) == len("2026-01-05T14:03:22.125Z") and first["time"][-1] == "Z"
-        client = socket.create_connection((LOOP4, port))
-        server, _ = listener.accept()
+        client, server = sockets.connect(listener)
         cport = client.getsockname()[1]
         listening = {(port, 0): "LISTEN"}
         stream.until(listening | {(port, cport): "ESTABLISHED", (cport, port): "ESTABLISHED"})
@@ -598,9 +576,6 @@ def test_cli_jsonl_stream_shows_sockets_appear_change_and_vanish():
         listener.close()
         stream.until({(cport, port): "TIME_WAIT"})
     finally:
-        for sock in (client, server, listener):
-            if sock is not None:
-                sock.close()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert (proc.returncode, err) == (0, b"")
@@ -615,35 +590,34 @@ def test_cli_jsonl_stream_shows_sockets_appear_change_and_vanish():
     assert b"\x1b" not in stream.raw  # --color always, but not a terminal: no escape codes
 
 
-def test_each_frame_is_flushed_at_once():
+def test_each_frame_is_flushed_at_once(sockets):
     # A minute between reads: the first frame must not wait in a buffer for the next ones
     # (with the buffering Python gives a pipe, whatever the environment running the tests says).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    with socket.create_server((LOOP4, 0)) as listener:
-        port = str(listener.getsockname()[1])
-        watch = command("--watch", "60", "--port", port)
-        proc = subprocess.Popen(watch, stdout=subprocess.PIPE, env=env)
-        try:
-            line = json.loads(lines_of(proc).get(timeout=10))
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=10)
+    port = str(sockets.listener(LOOP4).getsockname()[1])
+    proc = subprocess.Popen(
+        (*TCPSTATES, "--watch", "60", "--port", port), stdout=subprocess.PIPE, env=env
+    )
+    try:
+        line = json.loads(lines_of(proc).get(timeout=10))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
     assert line["counts"]["LISTEN"] == 1 and proc.returncode == 0
 
 
-def test_ctrl_c_while_the_reader_stalls_exits_0_quietly():
+def test_ctrl_c_while_the_reader_stalls_exits_0_quietly(sockets):
     # Forty UDP sockets make a first frame longer than a one-page pipe nobody reads: tcpstates
     # is blocked in the middle of a line when Ctrl-C comes, and must neither hang on the rest
     # of it at exit nor print a traceback.
-    udp = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(40)]
+    for _ in range(40):
+        sockets.udp(LOOP4)
     read, write = os.pipe()
     fcntl.fcntl(write, 1031, 4096)  # F_SETPIPE_SZ
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     try:
-        for sock in udp:
-            sock.bind((LOOP4, 0))
         proc = subprocess.Popen(
-            command("--watch", "0.2", "-u", "--local", LOOP4),
+            (*TCPSTATES, "--watch", "0.2", "-u", "--local", LOOP4),
             stdout=write, stderr=subprocess.PIPE, env=env,
         )  # fmt: skip
         os.close(write)
@@ -652,15 +626,13 @@ def test_ctrl_c_while_the_reader_stalls_exits_0_quietly():
         _, err = proc.communicate(timeout=10)
     finally:
         os.close(read)
-        for sock in udp:
-            sock.close()
     assert (proc.returncode, err) == (0, b"")
 
 
 def test_cli_summary_watch_gives_counts_only():
     proc = subprocess.Popen(
         # -o table, but not on a terminal: JSON Lines all the same
-        command("--watch", "0.2", "--summary", "-t", "-u", "-l", "-o", "jsonl"),
+        (*TCPSTATES, "--watch", "0.2", "--summary", "-t", "-u", "-l", "-o", "jsonl"),
         stdout=subprocess.PIPE,
     )
     try:
@@ -691,8 +663,8 @@ def test_cli_summary_watch_gives_counts_only():
         (["--watch", "86400.5", "-o", "jsonl"], "86400.5 is not a number of seconds"),
     ],
 )
-def test_watch_usage_errors_are_one_line_exit_2(args, needle):
-    result = subprocess.run(command(*args), capture_output=True, text=True, timeout=60)
+def test_watch_usage_errors_are_one_line_exit_2(cli, args, needle):
+    result = cli.process(*args)
     assert (result.returncode, result.stdout) == (ExitStatus.USAGE, "")
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("tcpstates: ")
     assert needle in result.stderr
@@ -707,14 +679,15 @@ def test_watch_into_a_closed_pipe_exits_quietly():
     assert (status, result.stderr) == (str(ExitStatus.BROKEN_PIPE), "")
 
 
-def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it():
-    listener = socket.create_server((LOOP4, 0))
+@pytest.mark.slow
+def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it(sockets):
+    listener = sockets.listener(LOOP4)
     port = listener.getsockname()[1]
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
     proc = subprocess.Popen(
-        command("--watch", "0.2", "--port", str(port), "--no-owners"),
+        (*TCPSTATES, "--watch", "0.2", "--port", str(port), "--no-owners"),
         stdin=slave, stdout=slave, stderr=slave, env=env | {"TERM": "xterm-256color"},
     )  # fmt: skip
     os.close(slave)
@@ -732,8 +705,10 @@ def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it():
 
     try:
         read_for(1)
-        with socket.create_connection((LOOP4, port)), listener.accept()[0]:
-            read_for(1)
+        client, server = sockets.connect(listener)
+        read_for(1)
+        client.close()
+        server.close()
         read_for(1)
     finally:
         listener.close()
@@ -753,7 +728,7 @@ def test_sigterm_on_a_terminal_ends_a_watch_like_ctrl_c(tmp_path, stop):
     # A real terminal (tmux): Live hides the cursor while it draws; SIGTERM from a service
     # manager or `kill` must give it back as Ctrl-C does, and end with the same status, 0.
     tmux = ["tmux", "-L", f"tcpstates-{os.getpid()}", "-f", "/dev/null"]
-    watch = " ".join(command("--watch", "0.2", "-l", "--no-owners"))
+    watch = " ".join((*TCPSTATES, "--watch", "0.2", "-l", "--no-owners"))
     script = f"{watch}; echo EXIT=$?; exec sleep 60"
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
     subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", "-s", "w", script],
@@ -813,12 +788,9 @@ def test_jsonl_watch_does_not_import_rich():
     ],
 )
 def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
-    monkeypatch, args, looked_up
+    cli, monkeypatch, args, looked_up
 ):
     # A summary shows counts alone: on a 50k-socket host each frame would scan /proc for nothing.
-    from click.testing import CliRunner
-
-    from tcpstates.cli import root as cli
     from tcpstates.sources.base import Reading
 
     asked: list[bool] = []
@@ -833,6 +805,6 @@ def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
             return Reading(iter([]))
 
     monkeypatch.setattr("tcpstates.sources.place.open_place", lambda place: Source())
-    result = CliRunner().invoke(cli.cli, ["--watch", "0.01", "-o", "jsonl", *args])
-    assert result.exit_code == 0, result.output
+    result = cli("--watch", "0.01", "-o", "jsonl", *args)
+    assert result.returncode == 0, result.stderr
     assert asked == [looked_up, looked_up]

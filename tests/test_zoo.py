@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from ss_reader import RowKey, parse_line, ss_path, ss_rows
@@ -30,36 +29,30 @@ def _missing(zoo: Zoo, rows: list[Expected]) -> list[str]:
     return [e.describe() for e in rows if e.key() not in seen]
 
 
-@pytest.fixture(scope="module")
-def full_zoo() -> Iterator[Zoo]:
-    with Zoo() as zoo:
-        yield zoo
-
-
 # -- the whole zoo ------------------------------------------------------------------------
 
 
-def test_every_expected_row_is_in_ss(full_zoo: Zoo) -> None:
-    assert _missing(full_zoo, full_zoo.expected) == []
+def test_every_expected_row_is_in_ss(zoo: Zoo) -> None:
+    assert _missing(zoo, zoo.expected) == []
 
 
-def test_full_zoo_has_every_state(full_zoo: Zoo) -> None:
-    tcp_states = {e.state for e in full_zoo.expected if e.proto == "tcp"}
-    udp_states = {e.state for e in full_zoo.expected if e.proto == "udp"}
+def test_full_zoo_has_every_state(zoo: Zoo) -> None:
+    tcp_states = {e.state for e in zoo.expected if e.proto == "tcp"}
+    udp_states = {e.state for e in zoo.expected if e.proto == "udp"}
     assert tcp_states == TCP_ONLY_STATES
     assert udp_states == {"UNCONN", "ESTABLISHED"}
 
 
-def test_ports_cover_both_ends(full_zoo: Zoo) -> None:
-    for e in full_zoo.expected:
-        assert e.local_port in full_zoo.ports
-        assert e.remote_port == 0 or e.remote_port in full_zoo.ports
+def test_ports_cover_both_ends(zoo: Zoo) -> None:
+    for e in zoo.expected:
+        assert e.local_port in zoo.ports
+        assert e.remote_port == 0 or e.remote_port in zoo.ports
 
 
-def test_addresses_and_families(full_zoo: Zoo) -> None:
-    listeners = {(e.family, e.local_address) for e in full_zoo.of_state("LISTEN")}
+def test_addresses_and_families(zoo: Zoo) -> None:
+    listeners = {(e.family, e.local_address) for e in zoo.of_state("LISTEN")}
     assert {(4, "127.0.0.1"), (6, "::1"), (6, "::")} <= listeners
-    mapped = [e for e in full_zoo.expected if e.local_address == "::ffff:127.0.0.1"]
+    mapped = [e for e in zoo.expected if e.local_address == "::ffff:127.0.0.1"]
     assert len(mapped) == 1
     assert mapped[0].family == 6
     assert mapped[0].remote_address == "::ffff:127.0.0.1"
@@ -67,7 +60,7 @@ def test_addresses_and_families(full_zoo: Zoo) -> None:
     client = (4, "127.0.0.1", mapped[0].remote_port, "127.0.0.1", mapped[0].local_port)
     assert client in {
         (e.family, e.local_address, e.local_port, e.remote_address, e.remote_port)
-        for e in full_zoo.of_state("ESTABLISHED")
+        for e in zoo.of_state("ESTABLISHED")
     }
 
 
@@ -96,16 +89,16 @@ def _my_socket_inodes() -> set[int]:
     return inodes
 
 
-def test_owned_means_an_inode_held_by_this_process(full_zoo: Zoo) -> None:
-    inodes = _ss_inodes(full_zoo)
+def test_owned_means_an_inode_held_by_this_process(zoo: Zoo) -> None:
+    inodes = _ss_inodes(zoo)
     mine = _my_socket_inodes()
-    for e in full_zoo.expected:
+    for e in zoo.expected:
         inode = inodes[e.key()]
         if e.owned:
             assert inode in mine, e.describe()
         else:
             assert inode == 0, e.describe()
-    assert full_zoo.pid == os.getpid()
+    assert zoo.pid == os.getpid()
 
 
 # -- one recipe at a time -----------------------------------------------------------------

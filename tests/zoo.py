@@ -4,6 +4,10 @@
         for e in zoo.expected: ...          # one Expected per socket the kernel should report
         zoo.ports                           # every local port the zoo uses, to filter on
 
+A Zoo is a `Sockets` factory (listeners, connections, UDP sockets, held until closed) with
+recipes on top; tests that need only a few plain sockets use the factory alone (the
+`sockets` fixture).
+
 Everything runs in this process, on 127.0.0.1 / ::1, with ephemeral ports, no root and no
 firewall. The trick behind most recipes: a peer that never reads lets the writer fill the
 receive window; once the window is zero, a FIN queued by shutdown(SHUT_WR) sits *behind*
@@ -11,7 +15,8 @@ unsent data and is never transmitted, which freezes the connection in a closing 
 long as we like. shutdown() (not close()) keeps the sockets owned by this process.
 
 `__enter__` returns only once `ss` shows every expected row (it raises, naming the missing
-rows, after `timeout` seconds). This module deliberately does not import `tcpstates`.
+rows, after `timeout` seconds). Of `tcpstates` it imports only the window-filling recipe it
+shares with `--scenario --live`.
 """
 
 from __future__ import annotations
@@ -74,10 +79,131 @@ class ZooError(RuntimeError):
     """The kernel did not end up showing what a recipe promised."""
 
 
-class Zoo:
+class Sockets:
+    """Loopback sockets made for a test, all held until ``close()`` (the ``sockets`` fixture
+    closes them after the test). The building blocks of the zoo, and of any test that needs a
+    listener, a connection or a free port.
+
+        listener = sockets.listener(LOOP4)           # LISTEN on 127.0.0.1:ephemeral
+        client, server = sockets.connect(listener)   # one connection to it, accepted
+        client, server = sockets.pair(LOOP6)         # the same, with a listener of its own
+    """
+
+    def __init__(self) -> None:
+        self._socks: list[socket.socket] = []
+
+    def close(self) -> None:
+        """Close every socket still held. TCP ones are reset (SO_LINGER 0) rather than closed
+        gracefully, so nothing leaves TIME_WAIT or orphaned FIN_WAIT debris behind; only the
+        sockets a test closed itself (a deliberate TIME_WAIT) outlive it, as the kernel decides."""
+        for sock in reversed(self._socks):
+            try:
+                if sock.type == socket.SOCK_STREAM:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:  # closed already by the test
+                pass
+            sock.close()
+        self._socks.clear()
+
+    def sock(self, family: int, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A new socket, kept referenced (and later closed) by the factory."""
+        s = socket.socket(family, kind)
+        self._socks.append(s)
+        return s
+
+    def drop(self, sock: socket.socket) -> None:
+        """Close one socket now, gracefully (no SO_LINGER 0)."""
+        self._socks.remove(sock)
+        sock.close()
+
+    def listener(
+        self,
+        host: str = LOOP4,
+        *,
+        port: int = 0,
+        backlog: int = 16,
+        v6only: bool | None = None,
+        rcvbuf: int | None = None,
+        sndbuf: int | None = None,
+        reuseport: bool = False,
+    ) -> socket.socket:
+        """A listening socket on host:port (ephemeral by default). Buffer sizes are set before
+        listen() so the accepted sockets inherit them and the window scale in the handshake
+        matches them. On "::", v6only defaults to False (dual-stack) whatever
+        net.ipv6.bindv6only says."""
+        s = self.sock(_family_of(host))
+        if v6only is None and host == ANY6:
+            v6only = False
+        if v6only is not None:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        _set_bufs(s, rcvbuf, sndbuf)
+        if reuseport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((host, port))
+        s.listen(backlog)
+        return s
+
+    def udp(self, host: str = LOOP4, *, port: int = 0, reuseport: bool = False) -> socket.socket:
+        """A UDP socket bound to host:port (ephemeral by default): UNCONN until connected."""
+        s = self.sock(_family_of(host), socket.SOCK_DGRAM)
+        if reuseport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((host, port))
+        return s
+
+    def connect(
+        self,
+        listener: socket.socket,
+        host: str | None = None,
+        *,
+        rcvbuf: int | None = None,
+        sndbuf: int | None = None,
+    ) -> tuple[socket.socket, socket.socket]:
+        """An ESTABLISHED (client, server) pair: a client connects to `listener` (at `host`,
+        default the listener's own address) and the listener accepts it."""
+        host = host or listener.getsockname()[0]
+        client = self.sock(_family_of(host))
+        _set_bufs(client, rcvbuf, sndbuf)
+        client.settimeout(2)
+        client.connect((host, listener.getsockname()[1]))
+        listener.settimeout(2)
+        server, _ = listener.accept()
+        self._socks.append(server)
+        for s in (client, server, listener):
+            s.settimeout(None)
+        return client, server
+
+    def pair(
+        self,
+        host: str = LOOP4,
+        *,
+        listen_host: str | None = None,
+        client_rcvbuf: int | None = None,
+        client_sndbuf: int | None = None,
+        server_rcvbuf: int | None = None,
+        server_sndbuf: int | None = None,
+    ) -> tuple[socket.socket, socket.socket]:
+        """An ESTABLISHED (client, server) pair: the client connects to `host`, a listener of
+        its own (on `listen_host`, default `host`) accepts once and is closed again."""
+        lst = self.listener(listen_host or host, rcvbuf=server_rcvbuf, sndbuf=server_sndbuf)
+        pair = self.connect(lst, host, rcvbuf=client_rcvbuf, sndbuf=client_sndbuf)
+        self.drop(lst)
+        return pair
+
+
+def free_port(host: str = LOOP4) -> int:
+    """A TCP port free on `host` a moment ago, for a command that must bind it itself."""
+    with socket.socket(_family_of(host)) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Zoo(Sockets):
     """Context manager building real sockets in known states; see the module docstring."""
 
     def __init__(self, only: Iterable[str] | None = None, timeout: float = 5.0) -> None:
+        super().__init__()
         wanted = set(STATES) if only is None else set(only)
         unknown = wanted - set(STATES)
         if unknown:
@@ -86,7 +212,6 @@ class Zoo:
         self.expected: list[Expected] = []
         self._recipes = [r for r in RECIPES if r.shows & wanted]
         self._timeout = timeout
-        self._socks: list[socket.socket] = []
 
     @property
     def ports(self) -> set[int]:
@@ -116,78 +241,7 @@ class Zoo:
     ) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Close every socket still held. TCP ones are reset (SO_LINGER 0) rather than closed
-        gracefully, so the zoo leaves no TIME_WAIT or orphaned FIN_WAIT debris behind; only the
-        deliberate TIME_WAIT sockets outlive it (for 60 s, as the kernel decides)."""
-        for sock in reversed(self._socks):
-            try:
-                if sock.type == socket.SOCK_STREAM:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-            sock.close()
-        self._socks.clear()
-
-    # -- building blocks used by the recipes ---------------------------------------------
-
-    def sock(self, family: int, kind: int = socket.SOCK_STREAM) -> socket.socket:
-        """A new socket, kept referenced (and later closed) by the zoo."""
-        s = socket.socket(family, kind)
-        self._socks.append(s)
-        return s
-
-    def drop(self, sock: socket.socket) -> None:
-        """Close one socket now, gracefully (no SO_LINGER 0)."""
-        self._socks.remove(sock)
-        sock.close()
-
-    def listener(
-        self,
-        host: str,
-        *,
-        backlog: int = 16,
-        v6only: bool | None = None,
-        rcvbuf: int | None = None,
-        sndbuf: int | None = None,
-    ) -> socket.socket:
-        """A listening socket on host:ephemeral. Buffer sizes are set before listen() so the
-        accepted sockets inherit them and the window scale in the handshake matches them.
-        On "::", v6only defaults to False (dual-stack) whatever net.ipv6.bindv6only says."""
-        s = self.sock(_family_of(host))
-        if v6only is None and host == ANY6:
-            v6only = False
-        if v6only is not None:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
-        _set_bufs(s, rcvbuf, sndbuf)
-        s.bind((host, 0))
-        s.listen(backlog)
-        return s
-
-    def pair(
-        self,
-        host: str,
-        *,
-        listen_host: str | None = None,
-        client_rcvbuf: int | None = None,
-        client_sndbuf: int | None = None,
-        server_rcvbuf: int | None = None,
-        server_sndbuf: int | None = None,
-    ) -> tuple[socket.socket, socket.socket]:
-        """An ESTABLISHED (client, server) pair: the client connects to `host`, the listener
-        (on `listen_host`, default `host`) accepts once and is closed again."""
-        lst = self.listener(listen_host or host, rcvbuf=server_rcvbuf, sndbuf=server_sndbuf)
-        client = self.sock(_family_of(host))
-        _set_bufs(client, client_rcvbuf, client_sndbuf)
-        client.settimeout(2)
-        client.connect((host, lst.getsockname()[1]))
-        lst.settimeout(2)
-        server, _ = lst.accept()
-        self._socks.append(server)
-        self.drop(lst)
-        for s in (client, server):
-            s.settimeout(None)
-        return client, server
+    # -- what the kernel should show -----------------------------------------------------
 
     def record(self, sock: socket.socket, state: str, *, remote: Address | None = None) -> Expected:
         """Record what `sock` (owned by us) should look like in `state`."""
@@ -429,10 +483,8 @@ def _time_wait(zoo: Zoo) -> None:
 
 
 def _udp(zoo: Zoo) -> None:
-    u4 = zoo.sock(socket.AF_INET, socket.SOCK_DGRAM)
-    u4.bind((LOOP4, 0))
-    u6 = zoo.sock(socket.AF_INET6, socket.SOCK_DGRAM)
-    u6.bind((LOOP6, 0))
+    u4 = zoo.udp(LOOP4)
+    u6 = zoo.udp(LOOP6)
     # connect() on UDP only fixes the peer (no packets); the kernel then calls it established.
     connected = zoo.sock(socket.AF_INET, socket.SOCK_DGRAM)
     connected.connect(u4.getsockname())
