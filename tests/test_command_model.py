@@ -51,6 +51,8 @@ def test_doctor_diagnoses_the_namespace_named_before_or_after_it(cli, two_namesp
             report = _json(cli.process(*args, "-o", "json"))
             titles = [f["title"] for f in report["findings"]]  # type: ignore[index]
             assert any(t.startswith(f"{pile} CLOSE_WAIT sockets") for t in titles), (args, titles)
+            nexts = [f["next"] for f in report["findings"]]  # type: ignore[index]
+            assert all(n.startswith(f"tcpstates --netns {name} ") for n in nexts), nexts
 
 
 def test_explain_counts_the_namespace_and_fails_on_one_that_is_not_there(

@@ -36,10 +36,24 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool) -> int:
     if not known:
         out.say(NO_KERNEL)
     evidence = Evidence(sockets, kernel, reading.hidden_processes, owners_known=place.live)
-    findings = diagnose(evidence)
+    findings = [_here(finding, place) for finding in diagnose(evidence)]
     status = exit_status(findings)
     _show(findings, status, out, fmt or ("table" if out.rich else "plain"))
     return status
+
+
+def _here(finding: Finding, place: Place) -> Finding:
+    """The finding with its next command reading the same place: in a namespace, a suggestion
+    to run ``tcpstates -s close-wait`` on the host would show the wrong sockets."""
+    import dataclasses
+    import shlex
+
+    words = finding.next_command.split(" ")
+    if not place.arguments or "tcpstates" not in words:
+        return finding
+    at = words.index("tcpstates") + 1
+    words[at:at] = [shlex.quote(arg) for arg in place.arguments]
+    return dataclasses.replace(finding, next_command=" ".join(words))
 
 
 def _show(findings: Sequence[Finding], status: int, out: Output, fmt: str) -> None:

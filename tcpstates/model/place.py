@@ -51,6 +51,20 @@ class Place:
         return isinstance(self.where, AllNetns)
 
     @property
+    def arguments(self) -> tuple[str, ...]:
+        """The options that name this place again, for a command line to suggest."""
+        where = self.where
+        if isinstance(where, NamedNetns):
+            return ("--netns", where.name)
+        if isinstance(where, NetnsOfPid):
+            return ("--netns-pid", str(where.pid))
+        if isinstance(where, AllNetns):
+            return ("--all-netns",)
+        if isinstance(where, Capture):
+            return tuple(arg for path in where.paths for arg in ("--from", path))
+        return ()
+
+    @property
     def named(self) -> bool:
         """Whether the user named this place; a failure to read it is then an error, never a
         fall-back to somewhere else."""
