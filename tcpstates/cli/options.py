@@ -57,6 +57,21 @@ def state_option(help: str) -> Callable[[F], F]:
     )
 
 
+def format_option(
+    formats: Sequence[str], default: str | None = None, help: str | None = None
+) -> Callable[[F], F]:
+    """-o/--format with a command's own list of formats (its request's FORMATS)."""
+    return click.option(
+        "-o",
+        "--format",
+        "fmt",
+        type=click.Choice(formats),
+        default=default,
+        show_default=default is not None,
+        help=help or "Output format. Default: table on a terminal, plain otherwise.",
+    )
+
+
 def network_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Network | None:
     if value is None:
         return None

@@ -29,6 +29,7 @@ from tcpstates.cli.options import (
     SCENARIO_NAMES,
     color_option,
     endpoint_filters,
+    format_option,
     interval_option,
     lang_option,
     place_options,
@@ -100,13 +101,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 @click.option(
     "--process", metavar="NAME", help="Only sockets owned by a process named NAME (glob)."
 )
-@click.option(
-    "-o",
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    help="Output format. Default: table on a terminal, plain otherwise.",
-)
+@format_option(FORMATS)
 @click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")
 @click.option(
     "--by",

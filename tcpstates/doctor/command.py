@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tcpstates.cli.options import color_option, lang_option, place_options
+from tcpstates.cli.options import color_option, format_option, lang_option, place_options
 from tcpstates.cli.requests import DoctorRequest
 
 EPILOG = """\b
@@ -25,13 +25,7 @@ Examples:
 
 
 @click.command(epilog=EPILOG)
-@click.option(
-    "-o",
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "plain", "json"]),
-    help="Output format. Default: table on a terminal, plain otherwise.",
-)
+@format_option(DoctorRequest.FORMATS)
 @place_options(*DoctorRequest.REFUSED)  # its --help offers none it would refuse
 @color_option
 @lang_option

@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from tcpstates.cli.options import endpoint_filters, place_options, seconds_option, state_option
+from tcpstates.cli.options import (
+    endpoint_filters,
+    format_option,
+    place_options,
+    seconds_option,
+    state_option,
+)
 from tcpstates.cli.requests import TraceRequest
 
 
@@ -43,15 +49,7 @@ Examples:
 )
 @state_option("Only transitions into or out of STATE; repeat for several.")
 @endpoint_filters
-@click.option(
-    "-o",
-    "--format",
-    "fmt",
-    type=click.Choice(["plain", "jsonl", "csv"]),
-    default="plain",
-    show_default=True,
-    help="Output format.",
-)
+@format_option(TraceRequest.FORMATS, default="plain", help="Output format.")
 @click.option(
     "--duration",
     type=float,
