@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import TCPSTATES
 
+import tcpstates
 from tcpstates._fastpath import summary as fastpath
 from tcpstates.cli.root import run
 from tcpstates.model.state_codes import TCP_SUMMARY, UDP_SUMMARY
@@ -187,3 +188,18 @@ def test_the_entry_point_takes_the_fast_path_without_click() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
     )
     assert done.stderr.strip() == "0 []"
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_the_version_is_clicks_words_without_click(cli, flag: str) -> None:
+    # --version is answered before the commands load (they cost 60 ms); click says the same.
+    code = (
+        f"import sys; from tcpstates.__main__ import main; sys.argv[1:] = [{flag!r}]\n"
+        "try: main()\n"
+        "except SystemExit as e: print(e.code, 'click' in sys.modules, file=sys.stderr)"
+    )
+    fast = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert fast.stderr == "0 False\n"
+    assert fast.stdout == cli(flag).stdout == f"tcpstates, version {tcpstates.__version__}\n"

@@ -29,6 +29,7 @@ _FLAGS = {
     "--ipv6": "ipv6",
 }  # fmt: skip  (--no-owners is not here: it does not apply to --summary, and click says so)
 _FORMAT_OPTIONS = ("-o", "--format")
+VERSION = (["-V"], ["--version"])
 _JSON_FORMATS = ("json", "jsonl")  # a summary is one JSON object in both
 
 Plan = tuple[tuple[str, ...], tuple[int, ...]]  # protocols, address families to count
@@ -57,6 +58,10 @@ def parse(argv: Sequence[str]) -> Plan | None:
 
 def run_fast(argv: Sequence[str]) -> int | None:
     """The exit status, or None when the click command must answer ``argv`` instead."""
+    if list(argv) in VERSION:  # click's own words, without loading click and the commands
+        from tcpstates import __version__
+
+        return _write(f"tcpstates, version {__version__}\n")
     plan = parse(argv)
     if plan is None:
         return None
@@ -66,6 +71,10 @@ def run_fast(argv: Sequence[str]) -> int | None:
         return None
     except KeyboardInterrupt:
         return _quiet_exit("INTERRUPTED")
+    return _write(text)
+
+
+def _write(text: str) -> int:
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
