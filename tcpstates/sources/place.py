@@ -8,7 +8,8 @@ namespace or a capture was asked for.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.place import (
@@ -22,10 +23,12 @@ from tcpstates.model.place import (
 )
 from tcpstates.sources.base import Source
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from tcpstates.model.states import TcpState
     from tcpstates.model.tunables import Setting
-    from tcpstates.sources.kernel import KernelState
+    from tcpstates.sources.kernel import KernelState, Reader
     from tcpstates.sources.netns import Namespace
 
 
@@ -69,13 +72,30 @@ def chosen_namespace(place: Place) -> Namespace | None:
 
 
 def kernel_of(place: Place) -> tuple[KernelState, bool]:
-    """The settings and counters of ``place``'s kernel, and whether they could be known at all.
+    """The settings and counters of ``place``'s kernel, and whether they could be known at all
+    (a capture of tables alone brings none; one whose files were refused said so already).
+    For several namespaces, this one's."""
+    from tcpstates.sources.kernel import read_kernel
 
-    A namespace's are read inside it (/proc/self/net is the namespace's once there, and the
-    net.* settings are per namespace); a capture's come from the directory --save wrote, and a
-    plain table brings none. For several namespaces, this one's.
+    kernel = _where_the_kernel_is(place, lambda proc, read: read_kernel(proc, read))
+    return kernel, bool(kernel.settings or kernel.counters or kernel.problems)
+
+
+def settings_of(place: Place, state: TcpState) -> list[Setting]:
+    """The settings that govern ``state``, with ``place``'s values (None where unknown)."""
+    from tcpstates.sources.kernel import read_settings
+
+    return _where_the_kernel_is(place, lambda proc, read: read_settings(state, proc, read))
+
+
+def _where_the_kernel_is(place: Place, read: Callable[[str, Reader], T]) -> T:
+    """``read(proc, reader)`` where ``place``'s kernel files are.
+
+    A namespace's are read inside it (/proc/net and /proc/sys/net are the namespace's once
+    there); a capture's from the directory --save wrote, through the capture opener; a capture
+    of tables alone has none, so every file reads as missing.
     """
-    from tcpstates.sources.kernel import KernelState, read_kernel
+    from tcpstates.sources.kernel import read_proc_file
 
     where = place.where
     if isinstance(where, Capture):
@@ -83,17 +103,15 @@ def kernel_of(place: Place) -> tuple[KernelState, bool]:
 
         directories = [path for path in where.paths if os.path.isdir(path)]
         if not directories:
-            return KernelState({}, {}), False
-        kernel = read_kernel(directories[0], read=read_small_capture_file)
-        # A directory of tables alone brings none; one whose files were refused said so already.
-        return kernel, bool(kernel.settings or kernel.counters or kernel.problems)
+            return read("", lambda path: None)
+        return read(directories[0], read_small_capture_file)
     namespace = chosen_namespace(place)
     if namespace is None:
-        return read_kernel("/proc"), True
+        return read("/proc", read_proc_file)
     from tcpstates.sources.netns import entered
 
-    with entered(namespace):  # /proc/net and /proc/sys/net are the namespace's once inside
-        return read_kernel("/proc"), True
+    with entered(namespace):
+        return read("/proc", read_proc_file)
 
 
 def open_source(name: str = "auto") -> Source:
@@ -134,28 +152,6 @@ def _auto() -> Source:
     from tcpstates.sources.psutil_source import PsutilSource
 
     return PsutilSource()
-
-
-def settings_of(place: Place, state: TcpState) -> list[Setting]:
-    """The settings that govern ``state``, with ``place``'s values: read inside a namespace,
-    from a --save directory, and unknown (None) for a capture of tables alone."""
-    from tcpstates.sources.kernel import read_settings
-
-    where = place.where
-    if isinstance(where, Capture):
-        from tcpstates.sources.capture import read_small_capture_file
-
-        directories = [path for path in where.paths if os.path.isdir(path)]
-        if not directories:
-            return read_settings(state, read=lambda path: None)
-        return read_settings(state, directories[0], read=read_small_capture_file)
-    namespace = chosen_namespace(place)
-    if namespace is None:
-        return read_settings(state)
-    from tcpstates.sources.netns import entered
-
-    with entered(namespace):
-        return read_settings(state)
 
 
 def save_place(place: Place, directory: str, replace: bool = False) -> int:
