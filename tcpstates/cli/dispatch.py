@@ -118,7 +118,7 @@ def execute(ctx: click.Context, request_type: type[rq.Request], params: dict[str
     else:
         typed = typed_options(ctx, params)
     flags = option_flags(ctx)
-    typed = _implied(request_type, typed, params)
+    _check_implied(request_type, typed)
     check_fields(request_type, typed, flags)
     request = BUILDERS[request_type](params, typed)
     check_request(request, typed, flags)
@@ -128,15 +128,12 @@ def execute(ctx: click.Context, request_type: type[rq.Request], params: dict[str
     return run_request(request)
 
 
-def _implied(
-    request_type: type[rq.Request], typed: dict[str, Any], params: Mapping[str, Any]
-) -> dict[str, Any]:
+def _check_implied(request_type: type[rq.Request], typed: Mapping[str, Any]) -> None:
     """``--scenario`` implies ``--explain``, but tells its own story: it takes no STATE."""
     if request_type is rq.ScenarioRequest and typed.get("explain"):
         raise UsageError(
             f"--explain {typed['explain']} does not apply to --scenario: it tells its own story"
         )
-    return typed
 
 
 def run_request(request: rq.Request) -> int:

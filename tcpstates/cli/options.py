@@ -112,11 +112,6 @@ def endpoint_filters(f: F) -> F:
     return f
 
 
-def families(options: dict[str, Any]) -> frozenset[int]:
-    chosen = {f for f, flag in ((4, options["ipv4"]), (6, options["ipv6"])) if flag}
-    return frozenset(chosen or {4, 6})
-
-
 source_option = click.option(
     "--source",
     type=click.Choice(READERS),

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from tcpstates.model.query import Query
 from tcpstates.render.output import Output, Skips, say_source
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from tcpstates.summary.groups import Group
 
 FORMATS = ("table", "plain", "json", "jsonl")
+T = TypeVar("T")
 
 
 def summary(query: Query, place: Place, out: Output, fmt: str | None, verbose: bool) -> None:
@@ -49,15 +51,7 @@ def _per_namespace(
     from tcpstates.summary import render as render_summary
     from tcpstates.summary.counts import summarize
 
-    summaries = {}
-    skips = Skips(verbose, out.stderr.write)
-    each = source.one_by_one()
-    skips.report(source)  # what the search passed over
-    for one in each:
-        counted = summarize(one, query)
-        skips.report(one)
-        if one.namespaces:  # not left out: it was there to be read
-            summaries[one.namespaces[0].label] = counted
+    summaries = each_namespace(source, lambda one: summarize(one, query), verbose, out)
     if fmt in ("json", "jsonl"):
         data = {label: counted.as_dict() for label, counted in summaries.items()}
         out.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -83,23 +77,15 @@ def grouped(
     source = open_place(place)
     say_source(out, source, verbose)
     fmt = fmt or ("table" if out.rich else "json")
-    skips = Skips(verbose, out.stderr.write)
     if not place.several:
         groups = _groups(source, query, by)
-        skips.report(source)
+        Skips(verbose, out.stderr.write).report(source)
         _show_groups(groups, by, fmt, out)
         return
     from tcpstates.sources.namespaced import NamespacedSource
 
     assert isinstance(source, NamespacedSource)
-    each = source.one_by_one()
-    skips.report(source)  # what the search passed over
-    per_namespace = {}
-    for one in each:
-        groups = _groups(one, query, by)
-        skips.report(one)
-        if one.namespaces:  # not left out: it was there to be read
-            per_namespace[one.namespaces[0].label] = groups
+    per_namespace = each_namespace(source, lambda one: _groups(one, query, by), verbose, out)
     if fmt in ("json", "jsonl"):
         from tcpstates.summary.render_groups import groups_data
 
@@ -109,6 +95,23 @@ def grouped(
     for i, (label, groups) in enumerate(per_namespace.items()):
         _netns_heading(label, i, fmt, out)
         _show_groups(groups, by, fmt, out)
+
+
+def each_namespace(
+    source: NamespacedSource, count: Callable[[Source], T], verbose: bool, out: Output
+) -> dict[str, T]:
+    """``count`` for each namespace ``source`` finds now, one at a time, keyed by its label:
+    several namespaces are never added up. What is left out is said as a read says it."""
+    results = {}
+    skips = Skips(verbose, out.stderr.write)
+    each = source.one_by_one()
+    skips.report(source)  # what the search passed over
+    for one in each:
+        result = count(one)
+        skips.report(one)
+        if one.namespaces:  # not left out: it was there to be read
+            results[one.namespaces[0].label] = result
+    return results
 
 
 def _groups(source: Source, query: Query, by: str) -> list[Group]:
