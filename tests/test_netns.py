@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from conftest import TCPSTATES, Cli, Netns
 from ss_reader import row_key, ss_rows
+from terminal import needs_tmux, terminal
 
 from tcpstates.sources import netns as namespaces
 
@@ -443,31 +444,17 @@ def test_hostile_names_on_stderr_are_escaped(hostile) -> None:
         assert not any(raw in text for raw in RAW), text
 
 
-@pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux, a real terminal")
+@needs_tmux
 @pytest.mark.parametrize("watch", [(), ("--watch", "0.3")])
 def test_hostile_labels_on_a_real_terminal(hostile, watch) -> None:
     # What the terminal shows (tmux's screen, not our bytes): the names' escapes as text. Had
     # the bytes gone out raw, the terminal would have acted on them and shown no backslash.
     space, named, unnamed = hostile
     space.run("touch", "/run/netns/s\x1b[2Jx")  # -v says it is left out: on the screen too
-    tmux = ["tmux", "-L", f"tcpstates-{os.getpid()}", "-f", "/dev/null"]
     listing = space.argv(*TCPSTATES, "--all-netns", "--port", "7105",
                          "--no-owners", "-v", *watch)  # fmt: skip
-    script = " ".join(f"'{arg}'" for arg in listing) + "; exec sleep 60"
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    subprocess.run([*tmux, "new-session", "-d", "-x", "160", "-y", "40", script],
-                   check=True, env=env | {"TERM": "xterm-256color"})  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            screen = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True,
-                                    text=True, check=True).stdout  # fmt: skip
-            if screen.count("LISTEN") >= 2 and "left out" in screen:
-                break
-            assert time.monotonic() < deadline, screen
-            time.sleep(0.2)
-    finally:
-        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
+    with terminal(listing, 160, 40) as term:
+        screen = term.wait_until(lambda shown: shown.count("LISTEN") >= 2 and "left out" in shown)
     assert f"{named} (a\\x1b[31mb\\x07c\\u202ed)" in screen
     assert f"{unnamed} (pid " in screen and "\\x1b]8;;http://e\\x07p)" in screen
     assert "left out /run/netns/s\\x1b[2Jx: not a network namespace" in screen

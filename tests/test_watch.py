@@ -15,7 +15,6 @@ import os
 import pty
 import queue
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -33,6 +32,7 @@ from datetime import datetime, timezone
 import pytest
 from conftest import TCPSTATES
 from rich.console import Console
+from terminal import needs_tmux, terminal
 
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.query import Query
@@ -722,44 +722,22 @@ def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it(sockets):
     assert b"Traceback" not in screen
 
 
-@pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux, a real terminal to watch in")
+@needs_tmux
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_on_a_terminal_ends_a_watch_like_ctrl_c(tmp_path, stop):
+def test_sigterm_on_a_terminal_ends_a_watch_like_ctrl_c(stop):
     # A real terminal (tmux): Live hides the cursor while it draws; SIGTERM from a service
     # manager or `kill` must give it back as Ctrl-C does, and end with the same status, 0.
-    tmux = ["tmux", "-L", f"tcpstates-{os.getpid()}", "-f", "/dev/null"]
-    watch = " ".join((*TCPSTATES, "--watch", "0.2", "-l", "--no-owners"))
-    script = f"{watch}; echo EXIT=$?; exec sleep 60"
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    subprocess.run([*tmux, "new-session", "-d", "-x", "120", "-y", "40", "-s", "w", script],
-                   check=True, env=env | {"TERM": "xterm-256color"})  # fmt: skip
-
-    def pane(fmt: str) -> str:
-        return subprocess.run([*tmux, "display", "-p", "-t", "w", fmt], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
-
-    def screen() -> str:
-        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "w"], capture_output=True,
-                              text=True, check=True).stdout  # fmt: skip
-
-    try:
-        deadline = time.monotonic() + 20
-        while "Since start" not in screen():  # the first frame is drawn
-            assert time.monotonic() < deadline, screen()
-            time.sleep(0.1)
+    with terminal([*TCPSTATES, "--watch", "0.2", "-l", "--no-owners"], 120, 40) as term:
+        term.wait_for("Since start")  # the first frame is drawn
         time.sleep(0.5)
-        assert pane("#{cursor_flag}") == "0"  # hidden while the view is live
-        children = subprocess.run(["pgrep", "-P", pane("#{pane_pid}")], capture_output=True,
-                                  text=True, check=True).stdout.split()  # fmt: skip
-        (child,) = children  # the shell's one child: tcpstates
+        assert term.display("#{cursor_flag}") == "0"  # hidden while the view is live
+        shell = term.display("#{pane_pid}")
+        pgrep = subprocess.run(["pgrep", "-P", shell], capture_output=True, text=True, check=True)
+        (child,) = pgrep.stdout.split()  # the shell's one child: tcpstates
         os.kill(int(child), stop)
-        while "EXIT=" not in screen():
-            assert time.monotonic() < deadline, screen()
-            time.sleep(0.1)
-        assert "EXIT=0" in screen() and "Traceback" not in screen()
-        assert pane("#{cursor_flag}") == "1"  # the cursor is back
-    finally:
-        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
+        shown = term.wait_for("EXIT=")
+        assert "EXIT=0" in shown and "Traceback" not in shown
+        assert term.display("#{cursor_flag}") == "1"  # the cursor is back
 
 
 def test_jsonl_watch_does_not_import_rich():
