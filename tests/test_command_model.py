@@ -121,3 +121,19 @@ def test_what_cannot_apply_is_refused_in_one_line(cli, tmp_path, args, line) -> 
     assert (done.returncode, done.stdout) == (2, ""), done.stderr
     assert done.stderr.startswith(f"tcpstates: {line}") and done.stderr.count("\n") == 1
     assert not target.exists()  # a refused --save writes nothing
+
+
+def test_export_counts_udp_with_u_and_honours_a_filter_typed_before_it(cli, sockets) -> None:
+    # export's -u once filled a field the table did not know, and was refused: a real run.
+    bound = sockets.udp()
+    listener = sockets.listener()
+    port, udp_port = listener.getsockname()[1], bound.getsockname()[1]
+    counted = cli("export", "-u")
+    assert counted.returncode == 0, counted.stderr
+    unconn = 'tcpstates_sockets{proto="udp",family="ipv4",state="unconn"} '
+    assert int(counted.stdout.split(unconn)[1].split()[0]) >= 1
+    one = cli("--port", str(port), "export")
+    assert one.returncode == 0, one.stderr
+    assert 'node_tcp_connection_states{state="listen"} 1\n' in one.stdout
+    udp_only = cli("--port", str(udp_port), "-u", "export")
+    assert 'tcpstates_sockets{proto="udp",family="ipv4",state="unconn"} 1\n' in udp_only.stdout

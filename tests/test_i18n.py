@@ -33,6 +33,7 @@ from tcpstates.explain.render_states import explanation_text, state_columns, sta
 from tcpstates.explain.scenario_live import Checkpoint, LiveRun
 from tcpstates.explain.sockets import account
 from tcpstates.explain.states import explain
+from tcpstates.manual.pages import PAGES
 from tcpstates.model import i18n, lifecycle
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
@@ -209,7 +210,8 @@ def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(
         built.extractall(installed)
     assert "tcpstates/locale/id/LC_MESSAGES/tcpstates.mo" in names
     assert [n for n in names if n.endswith((".po", ".pot")) or "catalog" in n] == []
-    assert any(n.endswith(".data/data/share/man/man1/tcpstates.1") for n in names)
+    for page in PAGES.values():  # every manual page, where man looks in the environment
+        assert any(n.endswith(f".data/data/share/man/man{page[-1]}/{page}") for n in names), page
     # The console script enters where the summary fast path is tried before click loads.
     assert "tcpstates = tcpstates.__main__:main" in scripts
     # What the wheel installs translates with the .mo alone, as the checkout does.

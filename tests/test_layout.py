@@ -22,7 +22,9 @@ PACKAGE = Path(tcpstates.__file__).parent
 ROOT = "tcpstates"
 
 SHARED = frozenset({"model", "sources", "render"})
-FEATURES = frozenset({"listing", "summary", "explain", "watch", "trace", "doctor", "export"})
+FEATURES = frozenset(
+    {"listing", "summary", "explain", "watch", "trace", "doctor", "export", "manual"}
+)
 # The other packages and top-level modules -> what each may import besides itself. cli/ may import
 # anything; a feature's rule needs more than a set of packages (see broken_rule).
 MAY_IMPORT = {

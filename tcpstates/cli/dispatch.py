@@ -9,6 +9,7 @@ no mode silently overrides another: ``--save DIR --summary`` is refused, not a s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -271,9 +272,12 @@ def _export(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
             listen = parse_listen(p["listen"])
         except ValueError as e:
             raise UsageError(f"--listen: {e}") from None
+    selected = query(p)
+    if p.get("udp"):  # export's -u counts UDP too, where a listing's -u alone is UDP only
+        selected = dataclasses.replace(selected, protos=frozenset({"tcp", "udp"}))
     return rq.ExportRequest(
+        query=selected,
         place=place(p, typed),
-        udp=bool(p.get("udp")),
         by=tuple(dict.fromkeys(p.get("by") or ())),
         max_series=p.get("max_series") or 1000,
         listen=listen,
@@ -316,4 +320,5 @@ BUILDERS: dict[type[rq.Request], Builder] = {
     rq.TraceRequest: _trace,
     rq.CleanupRequest: lambda p, t: rq.CleanupRequest(),
     rq.ExportRequest: _export,
+    rq.HelpRequest: lambda p, t: rq.HelpRequest(topic=p["topic"]),
 }

@@ -323,9 +323,12 @@ class CleanupRequest(Request):
 class ExportRequest(Request):
     NAME = "export"
     RUNS_UNTIL_STOPPED = True
-    REFUSED = {"all_netns": "its counts would add up several namespaces; give --netns"}
+    REFUSED = {
+        "all_netns": "its counts would add up several namespaces; give --netns",
+        "tcp": "it always counts TCP; -u adds UDP",
+    }
+    query: Query = Query()
     place: Place = Place()
-    udp: bool = False
     by: tuple[str, ...] = ()
     max_series: int = 1000
     listen: tuple[str, int] | None = None
@@ -337,6 +340,16 @@ class ExportRequest(Request):
         from tcpstates.export.metrics import Selection
         from tcpstates.export.run import export
 
-        protos = frozenset({"tcp", "udp"} if self.udp else {"tcp"})
-        selection = Selection(Query(protos=protos), self.by, self.max_series)
+        selection = Selection(self.query, self.by, self.max_series)
         return export(self.place, selection, out, self.listen, self.textfile, self.interval)
+
+
+@dataclass(frozen=True, slots=True)
+class HelpRequest(Request):
+    NAME = "help"
+    topic: str = "tcpstates"
+
+    def run(self, out: Output) -> int:
+        from tcpstates.manual.pages import show
+
+        return show(self.topic, out.stdout)

@@ -1,0 +1,1 @@
+"""``tcpstates help [TOPIC]``: the installed manual pages, wherever MANPATH looks."""
