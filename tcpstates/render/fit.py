@@ -118,6 +118,18 @@ class Fitted:
     def index(self, column: Column) -> int | None:
         return self.columns.index(column) if column in self.columns else None
 
+    def pad(self, k: int, cell: str) -> str:
+        """``cell`` padded to column ``k``'s width, as render/text.py's template pads it: the
+        last column's left-aligned cells are not (no trailing blanks)."""
+        room = self.widths[k] - display_width(cell)
+        if self.columns[k].align == "right":
+            return " " * room + cell
+        return cell if k == len(self.columns) - 1 else cell + " " * room
+
+    def line(self, cells: Sequence[str]) -> str:
+        """A row's cells (or the headers) as one line."""
+        return (" " * GAP).join(self.pad(k, cell) for k, cell in enumerate(cells))
+
     def footer(self, width: int | None) -> list[str]:
         """The notes and the -W hint in one line; at a width too narrow for one, several,
         each ending at a note's end, so that no line is wider than ``width``."""
