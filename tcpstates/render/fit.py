@@ -55,29 +55,35 @@ class Step:
     # What the footer says; {} stands for the headers of the columns it changed. The columns
     # hiding steps hid are said together, in one note ending in "hidden".
     note: str
-    compact: Callable[[Sequence[str]], list[str]] | None = None  # COMPACT: the shorter cells
+    # COMPACT: a column's cells written shorter. The step compacts all its columns or, when
+    # that leaves the table as wide as it was, none: two ends of a row are spelled alike.
+    compact: Callable[[Column, Sequence[str]], list[str]] | None = None
 
 
-def compact_endpoints(cells: Sequence[str]) -> list[str]:
-    """``[::ffff:127.0.0.1]:42`` as ``[127.0.0.1]:42``: the brackets still say IPv6.
+def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
+    """An address column's cells written shorter, nothing lost: a v4-mapped end
+    ``[::ffff:127.0.0.1]:42`` as ``[127.0.0.1]:42`` (the brackets still say IPv6), and in the
+    Peer column the peer of a listener (``0.0.0.0:*``, ``[::]:*``) as ``*:*``, as ss writes
+    it: the local end, on the same row, says the family. A local any-address keeps it.
 
-    >>> compact_endpoints(["[::ffff:10.0.0.1]:80", "[::1]:22", "10.0.0.1:80"])
-    ['[10.0.0.1]:80', '[::1]:22', '10.0.0.1:80']
+    >>> compact_ends(PEER, ["[::ffff:10.0.0.1]:80", "[::1]:22", "10.0.0.1:80", "[::]:*"])
+    ['[10.0.0.1]:80', '[::1]:22', '10.0.0.1:80', '*:*']
+    >>> compact_ends(LOCAL, ["0.0.0.0:*", "[::]:22"])
+    ['0.0.0.0:*', '[::]:22']
     """
     # inet_ntop writes a mapped address dotted (::ffff:1.2.3.4); an IPv6 one is never dotted.
-    return ["[" + cell[8:] if cell.startswith(MAPPED) and "." in cell else cell for cell in cells]
-
-
-def compact_peers(cells: Sequence[str]) -> list[str]:
-    """As ``compact_endpoints``, and the peer of a listener (``0.0.0.0:*``, ``[::]:*``) as
-    ``*:*``, as ss writes it: the local end on the same row says the family."""
-    return ["*:*" if cell in ANY_PEERS else cell for cell in compact_endpoints(cells)]
+    shorter = [
+        "[" + cell[len(MAPPED) :] if cell.startswith(MAPPED) and "." in cell else cell
+        for cell in cells
+    ]
+    if column != PEER:
+        return shorter
+    return ["*:*" if cell in ANY_PEERS else cell for cell in shorter]
 
 
 # The listing's order: what gives way first. A column named nowhere never gives way.
 GIVE_WAY: tuple[Step, ...] = (
-    Step(Give.COMPACT, (LOCAL,), MAPPED_NOTE, compact_endpoints),
-    Step(Give.COMPACT, (PEER,), MAPPED_NOTE, compact_peers),
+    Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
     Step(Give.CUT, (PROCESS,), "process names cut"),
     Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
@@ -226,12 +232,13 @@ class _Draft:
 
     def take(self, step: Step) -> None:
         self.taken.append(step)
+        if step.give is Give.COMPACT and step.compact is not None:
+            self._compact(step, step.compact)
+            return
         for i in self.where(step):
             if i in self.hidden:
                 continue
-            if step.give is Give.COMPACT and step.compact is not None:
-                self._compact(i, step, step.compact)
-            elif step.give is Give.HIDE_ZEROS and set(self.cells[i]) <= {"0"}:
+            if step.give is Give.HIDE_ZEROS and set(self.cells[i]) <= {"0"}:
                 self.hidden[i] = step
             elif step.give is Give.CUT:
                 self.cut[i] = step
@@ -239,16 +246,18 @@ class _Draft:
                 self.hidden[i] = step
                 self.cut.pop(i, None)
 
-    def _compact(self, i: int, step: Step, compact: Callable[[Sequence[str]], list[str]]) -> None:
-        cells = compact(self.cells[i])
-        header = self.columns[i].short or self.headers[i]
-        width = _column_width(header, cells)
-        if width >= self.widths[i]:
+    def _compact(self, step: Step, compact: Callable[[Column, Sequence[str]], list[str]]) -> None:
+        where = [i for i in self.where(step) if i not in self.hidden]
+        cells = {i: compact(self.columns[i], self.cells[i]) for i in where}
+        headers = {i: self.columns[i].short or self.headers[i] for i in where}
+        widths = {i: _column_width(headers[i], cells[i]) for i in where}
+        if sum(widths.values()) >= sum(self.widths[i] for i in where):
             return  # as wide as it was: the kernel's own spelling stays
-        mapped = ("\n" + MAPPED) in ("\n" + "\n".join(self.cells[i]))  # a search in C
-        self.cells[i], self.headers[i], self.widths[i] = cells, header, width
-        if mapped:  # the only new spelling that needs saying
-            self.compacted[i] = step
+        for i in where:
+            # The only new spelling that needs saying is a v4-mapped address's.
+            if ("\n" + MAPPED) in ("\n" + "\n".join(self.cells[i])):  # a search in C
+                self.compacted[i] = step
+            self.cells[i], self.headers[i], self.widths[i] = cells[i], headers[i], widths[i]
 
     def result(self, width: int | None, ellipsis: str) -> Fitted:
         shown = [i for i in range(len(self.columns)) if i not in self.hidden]
