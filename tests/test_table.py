@@ -8,10 +8,16 @@ Golden screens (tests/golden/screens/) show what a person sees at each width, fo
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
 import re
+import struct
+import termios
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -259,3 +265,36 @@ def test_golden_watch_screens(golden, utc, width):
     text = "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())  # type: ignore[attr-defined]
     assert max(map(len, text.splitlines())) <= width
     golden(f"screens/watch-{width}.txt", text + "\n")
+
+
+# -- the width to fit ------------------------------------------------------------------------
+
+
+def test_the_width_to_fit(monkeypatch):
+    def out(**facts: Any) -> Output:
+        return Output(io.StringIO(), io.StringIO(), **facts)
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert out(is_terminal=False).fit_width() is None  # a pipe: every column, whole
+    assert out(is_terminal=True, width=70).fit_width() == 70  # pinned (a test, a pager)
+    assert out(is_terminal=True, width=70, wide=True).fit_width() is None  # -W
+    assert out(is_terminal=False, color="always").fit_width() is None  # no width to fit
+    monkeypatch.setenv("COLUMNS", "99")
+    assert out(is_terminal=False).fit_width() is None  # plain text: COLUMNS changes nothing
+    assert out(is_terminal=False, color="always").fit_width() == 99  # a table asked for
+    assert out(is_terminal=True).fit_width() == 99  # COLUMNS before the terminal, as Rich
+
+
+def test_the_terminals_width_is_read_afresh(monkeypatch):
+    # --watch asks at each frame: a resized terminal is fitted from the next one on.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    master, slave = pty.openpty()
+    try:
+        with open(slave, "w", closefd=False) as terminal:
+            out = Output(terminal, io.StringIO(), is_terminal=True)
+            for columns in (100, 61):
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, columns, 0, 0))
+                assert out.fit_width() == columns
+    finally:
+        os.close(slave)
+        os.close(master)
