@@ -48,7 +48,7 @@ def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | No
     if fmt == "table":
         from tcpstates.render.table import write_table
 
-        write_table(list(sockets), layout, out)
+        write_table(sockets, layout, out)
         return
     if fmt == "plain":
         from tcpstates.render.text import render_plain
