@@ -157,6 +157,18 @@ def test_too_narrow_for_the_identities_lines_are_as_wide_as_they_must_be():
     assert text.splitlines()[-1].endswith("-W shows all")
 
 
+def test_a_column_hidden_early_comes_back_when_a_later_step_left_room():
+    # --watch's order hides Process, then Was; with Was gone, Process cut to what is left fits.
+    from tcpstates.watch.render import WAS, WATCH_GIVE_WAY
+
+    columns = [STATE, WAS, LOCAL, PID, PROCESS]
+    cells = [["CLOSE_WAIT"], ["ESTABLISHED"], ["127.0.0.1:40000"], ["1234567"], ["a-long-name"]]
+    fitted = fit(columns, cells, 47, WATCH_GIVE_WAY)
+    assert fitted.columns == (STATE, LOCAL, PID, PROCESS) and fitted.width == 47
+    assert fitted.cells[-1] == ["a-long-n…"]
+    assert fitted.notes == ("process names cut", "Was hidden")
+
+
 def test_fit_never_names_an_identity_in_a_step():
     # The promise, as data: no step gives way a state, an address, a port or a PID.
     named = {column for step in GIVE_WAY for column in step.columns}

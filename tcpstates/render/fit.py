@@ -10,6 +10,7 @@ One engine for every socket table a person reads, the listing (render/table.py) 
   v4-mapped ``[::ffff:10.0.0.1]`` as ``[10.0.0.1]``, the peer of a listener as ``*:*``, the
   address headers as Local and Peer); then the queues hidden where every one is 0; then
   process names cut, ending in ``…`` as ps does; then the other optional columns hidden.
+  A column hidden early comes back when a later step left room for it.
 * A column no step names is never cut or hidden: a state, an address, a port, a PID. When
   those alone are wider than the terminal, lines are as wide as they must be (the terminal
   wraps them): a wrapped line is better than an address or a PID that lies.
@@ -203,6 +204,7 @@ def fit(
             if draft.total() <= width:
                 break
             draft.take(step)
+        draft.restore(width)
     return draft.result(width, ellipsis)
 
 
@@ -244,7 +246,14 @@ class _Draft:
                 self.cut[i] = step
             elif step.give is Give.HIDE:
                 self.hidden[i] = step
-                self.cut.pop(i, None)
+
+    def restore(self, width: int) -> None:
+        """Show again, last hidden first, each column that fits now: a later step can leave
+        room for what an earlier one hid (Was hidden, a cut Process fits again)."""
+        for i in reversed(list(self.hidden)):
+            step = self.hidden.pop(i)
+            if self.total() > width:
+                self.hidden[i] = step
 
     def _compact(self, step: Step, compact: Callable[[Column, Sequence[str]], list[str]]) -> None:
         where = [i for i in self.where(step) if i not in self.hidden]
@@ -262,7 +271,7 @@ class _Draft:
     def result(self, width: int | None, ellipsis: str) -> Fitted:
         shown = [i for i in range(len(self.columns)) if i not in self.hidden]
         widths = {i: self.widths[i] for i in shown}
-        cut = [i for i in shown if i in self.cut]
+        cut = [i for i in shown if i in self.cut]  # taken, and shown still
         if cut and width is not None:
             room = width - self.total()  # with every cut column at its floor
             for i in cut:
@@ -284,7 +293,7 @@ class _Draft:
         hidden: list[str] = []
         for step in self.taken:
             done = self.hidden if step.give in HIDING else {**self.compacted, **cut}
-            changed = [self.columns[i].header for i, by in done.items() if by is step]
+            changed = [self.columns[i].header for i, by in sorted(done.items()) if by is step]
             if not changed:
                 continue
             note = step.note.format(", ".join(changed))

@@ -287,14 +287,11 @@ def _nonzero(value: int) -> str:
 
 
 # The sockets' table: the listing's columns, the state led by the change's mark, and Was (the
-# state a changed socket left) after it. Was gives way after process names are cut and before
-# the queues are hidden: in a watch, where a socket came from is the news.
+# state a changed socket left) after it. Was gives way last, after the Process column: in a
+# watch, where a socket came from is the news.
 MARKED_STATE = Column("  State", "left")
 WAS = Column("Was", "left")
-WATCH_GIVE_WAY = tuple(
-    step for listed in GIVE_WAY
-    for step in ((listed, Step(Give.HIDE, (WAS,), "{}")) if listed.give is Give.CUT else (listed,))
-)  # fmt: skip
+WATCH_GIVE_WAY = (*GIVE_WAY, Step(Give.HIDE, (WAS,), "{}"))
 
 
 def sockets_lines(
