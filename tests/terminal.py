@@ -52,6 +52,12 @@ class Terminal:
     def lines(self) -> list[str]:
         return self.screen().rstrip("\n").split("\n")
 
+    def joined_lines(self) -> list[str]:
+        """The screen's lines as the program wrote them: a line the terminal wrapped is joined
+        again (``capture-pane -J``), so one wider than the pane shows as wider."""
+        screen = self._run("capture-pane", "-p", "-J", "-t", "w")
+        return [line.rstrip() for line in screen.rstrip("\n").split("\n")]
+
     def display(self, fmt: str) -> str:
         return self._run("display", "-p", "-t", "w", fmt).strip()
 

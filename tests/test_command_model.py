@@ -113,6 +113,10 @@ def test_a_capture_is_diagnosed_and_explained_from_itself(cli, tmp_path) -> None
         (["export", "--max-series", "5"], "--max-series caps the --by metrics"),
         (["--lang", "id", "-s", "listen"], "--lang does not apply to a listing"),
         (["-o", "json", "doctor", "-o", "plain"], "--format is given before and after doctor"),
+        (["-W", "--summary"], "--wide does not apply to --summary"),
+        (["-W", "doctor"], "--wide does not apply to doctor"),
+        (["-W", "-o", "json"], "--wide does not apply to -o json: only a table is fitted"),
+        (["--watch", "1", "--summary", "-W"], "--wide does not apply to --watch: counts have"),
     ],
 )
 def test_what_cannot_apply_is_refused_in_one_line(cli, tmp_path, args, line) -> None:

@@ -424,60 +424,67 @@ def utc(monkeypatch):
 
 VIEW = """\
 Every 2 s  2026-01-05 14:03:26  3 sockets  ~2 changed
+ESTABLISHED 0 -2  FIN_WAIT2 1 +1  CLOSE_WAIT 1 +1  LISTEN 1  +2 since start
 
-State        Count  Since last  Since start
-───────────────────────────────────────────
-ESTABLISHED      0          -2            0
-SYN_SENT         0           0            0
-SYN_RECV         0           0            0
-FIN_WAIT1        0           0            0
-FIN_WAIT2        1          +1           +1
-TIME_WAIT        0           0            0
-CLOSE            0           0            0
-CLOSE_WAIT       1          +1           +1
-LAST_ACK         0           0            0
-LISTEN           1           0            0
-CLOSING          0           0            0
-
-Total            3           0           +2
-
-  State                      Recv-Q  Send-Q  Local Address:Port  Peer Address:Port  PID  Process
-─────────────────────────────────────────────────────────────────────────────────────────────────
-  LISTEN                          0       0  127.0.0.1:8080      0.0.0.0:*            -  -
-~ ESTABLISHED -> CLOSE_WAIT       1       0  127.0.0.1:8080      127.0.0.1:40000      -  -
-~ ESTABLISHED -> FIN_WAIT2        0       0  127.0.0.1:40000     127.0.0.1:8080       -  (kernel)"""  # noqa: E501
+  State       Was          Recv-Q  Send-Q  Local Address:Port  Peer Address:Port  PID  Process
+───────────────────────────────────────────────────────────────────────────────────────────────
+  LISTEN                        0       0  127.0.0.1:8080      0.0.0.0:*            -  -
+~ CLOSE_WAIT  ESTABLISHED       1       0  127.0.0.1:8080      127.0.0.1:40000      -  -
+~ FIN_WAIT2   ESTABLISHED       0       0  127.0.0.1:40000     127.0.0.1:8080       -  (kernel)"""
 
 
 def test_view_at_a_pinned_width(utc):
-    assert render(frame_view(STORY[2], Layout(), interval=2)) == VIEW
+    assert render(frame_view(STORY[2], Layout(), interval=2, width=100)) == VIEW
+
+
+def test_the_counts_are_one_line_of_the_states_that_hold_or_moved(utc):
+    # The first frame has nothing to compare with: counts only, no change, no total's move.
+    assert render(frame_view(STORY[0], Layout(), interval=2)).splitlines()[1] == "LISTEN 1"
+    # At 60 columns the line breaks between states, never inside one.
+    lines = render(frame_view(STORY[2], Layout(), interval=2, width=60), width=60).splitlines()
+    assert lines[1:3] == ["ESTABLISHED 0 -2  FIN_WAIT2 1 +1  CLOSE_WAIT 1 +1  LISTEN 1",
+                          "+2 since start"]  # fmt: skip
 
 
 def test_view_marks_vanished_and_appeared_rows(utc):
     vanished = render(frame_view(STORY[3], Layout(owners=False), interval=2))
     assert "  -1 vanished  ~1 changed\n" in vanished
-    assert "\n- CLOSE_WAIT  " in vanished and "\n~ FIN_WAIT2 -> TIME_WAIT  " in vanished
+    assert "\n- CLOSE_WAIT  " in vanished and "\n~ TIME_WAIT   FIN_WAIT2  " in vanished
     appeared = render(frame_view(STORY[1], Layout(owners=False), interval=2))
     assert "  +2 appeared\n" in appeared and appeared.count("\n+ ESTABLISHED  ") == 2
+    assert "Was" not in appeared  # no socket changed state: nothing to say there
 
 
-def test_a_narrow_terminal_wraps_the_state_but_keeps_marks_and_addresses(utc):
-    text = render(frame_view(STORY[3], Layout(), interval=2), width=80)
-    assert "\n- CLOSE_WAIT  " in text and "\n~ FIN_WAIT2  " in text
-    assert "\n-> TIME_WAIT" in text  # the rest of the transition, on a line of its own
-    assert "127.0.0.1:8080      127.0.0.1:40000" in text
-    assert max(map(len, text.splitlines())) <= 80
+@pytest.mark.parametrize("width", [60, 72, 80])
+def test_a_narrow_terminal_keeps_marks_states_addresses_and_pids(utc, width):
+    owned = [replace(s, pid=1234567, process="a-long-process-name") for s in STORY[3].sockets]
+    _, frame = scripted_frames([*STORY[2].sockets], owned)
+    text = render(frame_view(frame, Layout(), interval=2, width=width), width=width)
+    assert max(map(len, text.splitlines())) <= width, text
+    rows = [line.split() for line in text.split("─\n", 1)[1].splitlines()[:3]]
+    # What identifies each socket, whole, whatever else gave way: the mark, the state, both
+    # ends (the listener's peer written *:*, as ss does) and the PID.
+    expected = [
+        ["LISTEN", "127.0.0.1:8080", "*:*", "1234567"],
+        ["-", "CLOSE_WAIT", "127.0.0.1:8080", "127.0.0.1:40000", "-"],
+        ["~", "TIME_WAIT", "127.0.0.1:40000", "127.0.0.1:8080", "1234567"],
+    ]
+    for row, whole in zip(rows, expected, strict=True):
+        cells = iter(row)
+        assert all(cell in cells for cell in whole), row  # in this order, each a whole word
+    assert text.splitlines()[-1].endswith("; -W shows all")
 
 
 def test_first_frame_has_no_marks_and_no_changes_to_show(utc):
     text = render(frame_view(STORY[0], Layout(), interval=2))
     assert text.splitlines()[0] == "Every 2 s  2026-01-05 14:03:22  1 socket"
-    assert "\nLISTEN           1\n" in text  # no change columns: nothing to compare with
+    assert "since start" not in text  # nothing to compare with
     assert "\n  LISTEN       0" in text  # no mark either
 
 
 def test_summary_view_has_no_socket_table(utc):
     text = render(frame_view(STORY[1], Layout(), interval=2, listing=False))
-    assert "Recv-Q" not in text and "Total" in text
+    assert "Recv-Q" not in text and "Total" in text and "Since start" in text
 
 
 def test_view_is_cut_to_the_terminal_keeping_marked_rows(utc):
@@ -485,10 +492,11 @@ def test_view_is_cut_to_the_terminal_keeping_marked_rows(utc):
     new = tcp(30000, 8080, TcpState.SYN_SENT, 500)
     _, frame = scripted_frames(many, [*many, new])
     console = Console(file=io.StringIO(), width=100, height=30, color_system=None)
-    text = render(fitted_view(frame, console, Layout(), 2, True), height=30)
+    text = render(fitted_view(frame, console, Layout(), 2, True, 100), height=30)
     lines = text.splitlines()
     assert len(lines) == 29  # the height less one line for the cursor
-    assert lines[-1].strip() == "... 53 more"
+    assert lines[-1] == "… 38 more rows do not fit the screen"  # 61 rows, 23 shown
+    assert sum(line.startswith(("+ ", "  ")) for line in lines[5:]) == 23
     assert any(line.startswith("+ SYN_SENT") for line in lines)
 
 
@@ -718,7 +726,7 @@ def test_live_view_on_a_terminal_redraws_and_ctrl_c_restores_it(sockets):
         os.close(master)
     assert proc.returncode == 0
     assert b"\x1b[?25l" in screen and screen.rstrip().endswith(b"\x1b[?25h")  # cursor back
-    assert b"+2 appeared" in screen and b"Since start" in screen
+    assert b"+2 appeared" in screen and b"since start" in screen
     assert b"Traceback" not in screen
 
 
@@ -728,7 +736,7 @@ def test_sigterm_on_a_terminal_ends_a_watch_like_ctrl_c(stop):
     # A real terminal (tmux): Live hides the cursor while it draws; SIGTERM from a service
     # manager or `kill` must give it back as Ctrl-C does, and end with the same status, 0.
     with terminal([*TCPSTATES, "--watch", "0.2", "-l", "--no-owners"], 120, 40) as term:
-        term.wait_for("Since start")  # the first frame is drawn
+        term.wait_for("Every 0.2 s")  # the first frame is drawn
         time.sleep(0.5)
         assert term.display("#{cursor_flag}") == "0"  # hidden while the view is live
         shell = term.display("#{pane_pid}")

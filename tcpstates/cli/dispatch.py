@@ -145,7 +145,9 @@ def run_request(request: rq.Request) -> int:
     lang = getattr(request, "lang", None)
     if lang is not None:
         i18n.use(lang)
-    out = Output.from_environment(getattr(request, "color", "auto"))
+    out = Output.from_environment(
+        getattr(request, "color", "auto"), getattr(request, "wide", False)
+    )
     if not request.RUNS_UNTIL_STOPPED:
         return request.run(out)
     from tcpstates.cli.signals import terminate_as_interrupt
@@ -215,6 +217,7 @@ def _common(
         "place": place(p, typed),
         "fmt": p.get("fmt"),
         "color": p.get("color") or "auto",
+        "wide": bool(p.get("wide")),
         "lang": p.get("lang"),
         "verbose": bool(p.get("verbose")),
         "no_owners": bool(p.get("no_owners")),

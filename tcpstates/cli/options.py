@@ -128,6 +128,13 @@ color_option = click.option(
     show_default=True,
     help="Colour a table; NO_COLOR in the environment means never.",
 )
+wide_option = click.option(
+    "-W",
+    "--wide",
+    is_flag=True,
+    help="On a terminal, show every column and whole process names: the table as wide as"
+    " its content, even where lines wrap. Without it the table fits the terminal.",
+)
 verbose_option = click.option(
     "-v",
     "--verbose",

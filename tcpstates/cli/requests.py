@@ -52,6 +52,7 @@ class ListRequest(Request):
     place: Place = Place()
     fmt: str | None = None
     color: str = "auto"
+    wide: bool = False
     verbose: bool = False
     no_owners: bool = False
 
@@ -112,6 +113,7 @@ class WatchRequest(Request):
     place: Place = Place()
     fmt: str | None = None
     color: str = "auto"
+    wide: bool = False
     verbose: bool = False
     no_owners: bool = False
 
@@ -119,6 +121,7 @@ class WatchRequest(Request):
         if self.summary:
             return {
                 "no_owners": "counts show no owners",
+                "wide": "counts have no socket table to fit",
                 "all_netns": "its counts would add up several namespaces; give --netns",
             }
         return {}

@@ -34,6 +34,7 @@ from tcpstates.cli.options import (
     lang_option,
     place_options,
     state_option,
+    wide_option,
 )
 from tcpstates.cli.requests import Request
 from tcpstates.doctor.command import doctor
@@ -123,6 +124,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
 @place_options()
 @color_option
+@wide_option
 @click.option(
     "--explain",
     metavar="[STATE]",

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from tcpstates.sources.base import Source
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv")
-TABLE_ROW_LIMIT = 2000  # past this a Rich table costs seconds; plain text stays instant
 
 
 def list_sockets(
@@ -47,16 +46,10 @@ def layout(query: Query, owners: bool, source: Source) -> Layout:
 def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | None) -> None:
     fmt = out.resolve_format(fmt)
     if fmt == "table":
-        rows = list(sockets)
-        if len(rows) <= TABLE_ROW_LIMIT:
-            from tcpstates.render.table import build_table, fit_width
+        from tcpstates.render.table import write_table
 
-            console = out.console()
-            table = build_table(rows, layout)
-            console.width = fit_width(console, table)
-            console.print(table)
-            return
-        sockets, fmt = rows, "plain"
+        write_table(sockets, layout, out)
+        return
     if fmt == "plain":
         from tcpstates.render.text import render_plain
 

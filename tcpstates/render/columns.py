@@ -28,17 +28,19 @@ UNSEEN = "-"  # a value the source could not give: a queue, or the pid of an own
 class Column:
     header: str
     align: Literal["left", "right"]
+    short: str = ""  # a shorter header that says the same, for a table fitted to a terminal
 
 
 PROTO = Column("Proto", "left")
-BASE = (
-    Column("State", "left"),
-    Column("Recv-Q", "right"),
-    Column("Send-Q", "right"),
-    Column("Local Address:Port", "left"),
-    Column("Peer Address:Port", "left"),
-)
-OWNER = (Column("PID", "right"), Column("Process", "left"))
+STATE = Column("State", "left")
+RECV_Q = Column("Recv-Q", "right")
+SEND_Q = Column("Send-Q", "right")
+LOCAL = Column("Local Address:Port", "left", short="Local")
+PEER = Column("Peer Address:Port", "left", short="Peer")
+PID = Column("PID", "right")
+PROCESS = Column("Process", "left")
+BASE = (STATE, RECV_Q, SEND_Q, LOCAL, PEER)
+OWNER = (PID, PROCESS)
 
 
 NETNS = Column("Netns", "left")
@@ -123,6 +125,10 @@ class Layout:
 # proto -> state -> the name a listing shows (UDP's CLOSE is UNCONN); a socket's own state_name.
 _STATE_NAMES: dict[str, dict[TcpState, str]] = {
     proto: {state: state_name(state, proto) for state in TcpState} for proto in ("tcp", "udp")
+}
+# The other way: the state a State cell names (UNCONN: UDP's CLOSE), to colour it by.
+STATE_OF_NAME: dict[str, TcpState] = {
+    name: state for names in _STATE_NAMES.values() for state, name in names.items()
 }
 
 

@@ -5,12 +5,15 @@ Injected into every command, so that tests (and a future pager) can pin it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from tcpstates.render.safe import safe
+
+DEFAULT_WIDTH = 80  # a terminal that does not say its size: Rich assumes the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,11 +22,36 @@ class Output:
     stderr: TextIO
     is_terminal: bool
     color: str = "auto"  # auto | always | never
+    # The terminal's columns, pinned: by a test, or by whoever swaps stdout for a pipe to a
+    # pager (it reads fit_width() first). None: measured afresh at each fit_width().
     width: int | None = None
+    wide: bool = False  # -W: a table as wide as its content, nothing hidden or cut
 
     @classmethod
-    def from_environment(cls, color: str = "auto") -> Output:
-        return cls(sys.stdout, sys.stderr, sys.stdout.isatty(), color)
+    def from_environment(cls, color: str = "auto", wide: bool = False) -> Output:
+        return cls(sys.stdout, sys.stderr, sys.stdout.isatty(), color, wide=wide)
+
+    def fit_width(self) -> int | None:
+        """How many columns a table for a person must fit, read now: a --watch asks at each
+        frame, so that a resized terminal is fitted from the next one.
+
+        None means do not fit: output that is not drawn for a person (a pipe gets every
+        column, whole), -W, or --color always into a pipe with no COLUMNS to say a width.
+        COLUMNS, when it holds a number, wins over the terminal's size, as Rich has it.
+        """
+        if self.wide or not self.rich:
+            return None
+        if self.width is not None:
+            return self.width
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            return int(columns)
+        if not self.is_terminal:
+            return None
+        try:
+            return os.get_terminal_size(self.stdout.fileno()).columns or DEFAULT_WIDTH
+        except (OSError, ValueError, AttributeError):  # no descriptor, or not a terminal's
+            return DEFAULT_WIDTH
 
     @property
     def rich(self) -> bool:

@@ -1,19 +1,31 @@
-"""The Rich table for a terminal: states coloured by where they sit in a connection's life."""
+"""The listing's table for a person: fitted to the terminal, states coloured by where they sit in
+a connection's life.
+
+It is written line by line, not with Rich's Table: Rich lays out each cell as styled text and
+took 3.4 s for 5,000 rows, so a table past 2,000 rows used to turn into plain text. Here the
+rows are the plain listing's own cells (render/columns.py), fitted by render/fit.py, padded by
+one %-format and written in large chunks; the state's colour is written as the escape codes
+Rich would write, made once per state name. It costs little more than plain text at any size
+(tests/benchmarks/bench.py), and tests/test_table.py holds its text to the plain listing's.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-
-from rich import box
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
-from rich.text import Text
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import Phase, TcpState
-from tcpstates.render.columns import Layout
+from tcpstates.render.columns import STATE, STATE_OF_NAME, Layout
+from tcpstates.render.fit import Fitted, Glyphs, fit, pack
+from tcpstates.render.text import CHUNK, template
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tcpstates.render.output import Output
 
 PHASE_STYLES: dict[Phase, str] = {
     Phase.HANDSHAKE: "yellow",
@@ -23,46 +35,83 @@ PHASE_STYLES: dict[Phase, str] = {
     Phase.LISTENING: "blue",
     Phase.INACTIVE: "dim",
 }
+HEADER_STYLE = "bold"
+FOOTER_STYLE = "dim"
 
 
 def state_style(state: TcpState) -> str:
     return PHASE_STYLES[state.phase]
 
 
-def build_table(sockets: Sequence[Socket], layout: Layout) -> Table:
-    rows = layout.rows(sockets)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=_caption(sockets))
-    columns = layout.columns
-    for i, column in enumerate(columns):
-        width = max([len(column.header), *(len(row[i]) for row in rows)])
-        if i == len(columns) - 1:
-            # Only the last column (a process name) may fold; an address is never cut.
-            table.add_column(
-                column.header, justify=column.align, overflow="fold", min_width=min(width, 24)
-            )
-        else:
-            table.add_column(column.header, justify=column.align, no_wrap=True, min_width=width)
-    state_index = layout.state_index
-    for sock, row in zip(sockets, rows, strict=True):
-        cells = [Text(cell) for cell in row]
-        cells[state_index].stylize(state_style(sock.state))
-        table.add_row(*cells)
-    return table
+def write_table(sockets: Iterable[Socket], layout: Layout, out: Output) -> None:
+    """The listing as a table fitted to ``out.fit_width()`` (None: as wide as it is), then the
+    counts per state and, when something gave way, a footer saying what.
 
-
-def _caption(sockets: Sequence[Socket]) -> str:
-    counts = Counter(sock.state_name for sock in sockets)
-    noun = "socket" if len(sockets) == 1 else "sockets"
-    parts = ", ".join(f"{count} {name}" for name, count in counts.most_common())
-    return f"{len(sockets)} {noun}" + (f": {parts}" if parts else "")
-
-
-def fit_width(console: Console, renderable: Table) -> int:
-    """The width to print at: the console's, or wider where an address would be cut.
-
-    Rich drops or squeezes columns that do not fit; lines that wrap in the terminal are the
-    lesser evil for a tool whose output people copy addresses from.
+    The sockets are not kept, nor the rows once turned into columns: at 100,000 rows that is
+    40 MB, and the counts come from the State column as well.
     """
-    unbounded = console.options.update(width=100_000)
-    needed = Measurement.get(console, unbounded, renderable).minimum
-    return max(console.width, needed)
+    console = out.console()
+    width = out.fit_width()
+    glyphs = Glyphs.for_stream(out.stdout)
+    rows = layout.rows(sockets)
+    cells = list(zip(*rows, strict=True)) if rows else [()] * len(layout.columns)
+    del rows  # the columns hold the same strings
+    fitted = fit(layout.columns, cells, width, ellipsis=glyphs.ellipsis)
+    states = cells[layout.state_index]
+    del cells  # fitted holds what is shown
+    write_fitted(fitted, console, out.stdout, glyphs.rule)
+    out.stdout.write("".join(line + "\n" for line in pack(_counts(states), ", ", width)))
+    footer = fitted.footer(width)
+    out.stdout.write("".join(paint(console, line, FOOTER_STYLE) + "\n" for line in footer))
+
+
+def write_fitted(fitted: Fitted, console: Console, stream: TextIO, rule: str) -> None:
+    """The header, a rule under it, and the rows, each state coloured as ``state_style`` says."""
+    widths: list[int | None] = list(fitted.widths)
+    header = template(fitted.columns, widths) % fitted.headers
+    stream.write(paint(console, header.rstrip("\n"), HEADER_STYLE) + "\n")
+    stream.write(rule * fitted.width + "\n")
+    columns = list(fitted.cells)
+    state = fitted.index(STATE)
+    if state is not None:
+        # Each state name coloured and padded once; the template writes those cells as they are.
+        pad = state < len(columns) - 1
+        coloured = {
+            name: paint(console, name, _style_of(name))
+            + " " * (fitted.widths[state] - len(name)) * pad
+            for name in set(columns[state])
+        }
+        columns[state] = list(map(coloured.__getitem__, columns[state]))
+        widths[state] = None
+    row = template(fitted.columns, widths)
+    rows = zip(*columns, strict=True)
+    while chunk := list(islice(rows, CHUNK)):
+        # map() over the template's % runs the whole chunk in C, with no Python call per row.
+        stream.write("".join(map(row.__mod__, chunk)))
+
+
+def _style_of(name: str) -> str:
+    state = STATE_OF_NAME.get(name)
+    return "" if state is None else state_style(state)
+
+
+def paint(console: Console, text: str, style: str) -> str:
+    """``text`` with the escape codes ``console`` writes for ``style``; itself without colour."""
+    from rich.text import Text
+
+    if not style:
+        return text
+    with console.capture() as captured:
+        console.print(Text(text, style=style), end="", soft_wrap=True, highlight=False)
+    return captured.get()
+
+
+def _counts(states: Sequence[str]) -> list[str]:
+    """``4 sockets: 1 LISTEN, 1 ESTABLISHED, ...`` from the State column's cells, in parts
+    that lines may break between."""
+    counts = Counter(states)
+    noun = "socket" if len(states) == 1 else "sockets"
+    parts = [f"{count} {name}" for name, count in counts.most_common()]
+    if not parts:
+        return [f"{len(states)} {noun}"]
+    return [f"{len(states)} {noun}: {parts[0]}", *parts[1:]]

@@ -6,13 +6,13 @@ a few large writes, which is what keeps 100,000 rows fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import Column, Layout
 
-_CHUNK = 4096  # rows per write
+CHUNK = 4096  # rows per write
 
 
 def render_plain(sockets: Iterable[Socket], out: TextIO, layout: Layout) -> int:
@@ -28,19 +28,20 @@ def write_rows(rows: list[tuple[str, ...]], columns: tuple[Column, ...], out: Te
     # Column by column, so that max() and len() run in C.
     for i, cells in enumerate(zip(*rows, strict=True)):
         widths[i] = max(widths[i], max(map(len, cells)))
-    template = _template(columns, widths)
-    out.write(template % headers)
+    row = template(columns, widths)
+    out.write(row % headers)
     # map() over the template's % runs the whole chunk in C, with no Python call per row.
-    for start in range(0, len(rows), _CHUNK):
-        out.write("".join(map(template.__mod__, rows[start : start + _CHUNK])))
+    for start in range(0, len(rows), CHUNK):
+        out.write("".join(map(row.__mod__, rows[start : start + CHUNK])))
 
 
-def _template(columns: tuple[Column, ...], widths: list[int]) -> str:
-    """One %-format for every row; the last column is not padded (no trailing blanks)."""
+def template(columns: Sequence[Column], widths: Sequence[int | None]) -> str:
+    """One %-format for every row; the last column is not padded (no trailing blanks), nor
+    is one whose width is None (its cells come padded: the table's coloured states)."""
     parts = []
     for i, (column, width) in enumerate(zip(columns, widths, strict=True)):
-        if column.align == "right":
-            parts.append(f"%{width}s")
+        if width is None or (column.align == "left" and i == len(columns) - 1):
+            parts.append("%s")
         else:
-            parts.append("%s" if i == len(columns) - 1 else f"%-{width}s")
+            parts.append(f"%{'-' if column.align == 'left' else ''}{width}s")
     return "  ".join(parts) + "\n"

@@ -13,13 +13,26 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tcpstates.model.sockets import Socket
-from tcpstates.render.columns import KERNEL, Layout
+from tcpstates.render.columns import Column, Layout
+from tcpstates.render.fit import (
+    GAP,
+    GIVE_WAY,
+    UNICODE,
+    Fitted,
+    Give,
+    Glyphs,
+    Step,
+    fit,
+    lines_of,
+)
 from tcpstates.watch.frames import Change, ChangeKind, Frame, sort_key
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
     from rich.text import Text
+
+    from tcpstates.render.output import Output
 
 # The marker column: what happened to a row since the previous frame, and its colour.
 MARKS: dict[ChangeKind, tuple[str, str]] = {
@@ -73,7 +86,7 @@ def write_jsonl(frames: Iterable[Frame], out: TextIO, *, changes: bool = True) -
 
 def show_live(
     frames: Iterable[Frame],
-    console: Console,
+    out: Output,
     layout: Layout,
     *,
     interval: float,
@@ -81,15 +94,22 @@ def show_live(
 ) -> None:
     """Redraw each frame in place until ``frames`` ends or Ctrl-C; the last one stays on screen.
 
+    Each frame is fitted to the terminal's size as it is then: a resize shows from the next
+    frame on. A terminal that rewraps its lines when it narrows leaves the view's old lines
+    taller than Live knows, so a frame of another width starts from a cleared screen.
+
     Leaving the ``Live`` context, by an exception too, shows the cursor again. While it lasts,
     what is written to sys.stderr on the same terminal is printed above the view (written
     raw, it would tear the view); a stderr sent elsewhere (2>file) gets it as written.
     """
     import sys
 
+    from rich.control import Control
     from rich.live import Live
 
+    console = out.console()
     on_screen = sys.stderr.isatty()
+    drawn_at = None
     with Live(
         console=console,
         screen=False,
@@ -98,21 +118,37 @@ def show_live(
         redirect_stderr=on_screen,
     ) as live:
         for frame in frames:
-            live.update(fitted_view(frame, console, layout, interval, listing), refresh=True)
+            width = out.fit_width()
+            view = fitted_view(frame, console, layout, interval, listing, width)
+            if drawn_at is not None and drawn_at != console.width:
+                console.control(Control.clear(), Control.home())
+            drawn_at = console.width
+            live.update(view, refresh=True)
 
 
 def fitted_view(
-    frame: Frame, console: Console, layout: Layout, interval: float, listing: bool
+    frame: Frame,
+    console: Console,
+    layout: Layout,
+    interval: float,
+    listing: bool,
+    width: int | None = None,
 ) -> RenderableType:
-    """The view with as many socket rows as the terminal's height leaves room for.
+    """The view with its table fitted to ``width`` columns (None: as wide as it is) and as many
+    socket rows as the terminal's height leaves room for.
 
-    Rows can fold (a long process name), so the height is measured, not guessed: render, and
-    drop as many rows as the view is too tall by. One line stays free for the cursor.
+    Lines that are wider than the terminal (at a width too narrow for a socket's identity, or
+    with -W) wrap, so the height is measured, not counted: render, and drop as many rows as
+    the view is too tall by. One line stays free for the cursor.
     """
     room = console.height - 1
     limit = room
+    glyphs = Glyphs.for_stream(console.file)
     while True:
-        view = frame_view(frame, layout, interval=interval, listing=listing, max_rows=limit)
+        view = frame_view(
+            frame, layout, interval=interval, listing=listing, max_rows=limit, width=width,
+            glyphs=glyphs,
+        )  # fmt: skip
         excess = len(console.render_lines(view, console.options, pad=False)) - room
         if excess <= 0 or not listing or limit == 1:
             return view
@@ -126,32 +162,79 @@ def frame_view(
     interval: float,
     listing: bool = True,
     max_rows: int | None = None,
+    width: int | None = None,
+    glyphs: Glyphs = UNICODE,
 ) -> RenderableType:
-    """A heading, the counts, and (unless ``listing`` is off) the socket table."""
+    """A heading, the counts, and (unless ``listing`` is off) the socket table.
+
+    With the sockets, the counts are one line of the states that hold any or just moved (the
+    table of every state would leave a small terminal no room for sockets); alone, they are
+    that table.
+    """
     from rich.console import Group
 
-    parts: list[RenderableType] = [heading(frame, interval), "", counts_table(frame)]
-    if listing:
-        parts += ["", sockets_table(frame, layout, max_rows)]
-    return Group(*parts)
+    if not listing:
+        return Group(*heading(frame, interval, width), "", counts_table(frame))
+    lines: list[RenderableType] = [*heading(frame, interval, width), *counts_line(frame, width)]
+    lines.append("")
+    return Group(*lines, *sockets_lines(frame, layout, max_rows, width, glyphs))
 
 
-def heading(frame: Frame, interval: float) -> Text:
-    """When, how many, and how many of them changed (nothing to compare the first frame with)."""
+def heading(frame: Frame, interval: float, width: int | None = None) -> list[Text]:
+    """When, how many, and how many of them changed (nothing to compare the first frame with),
+    in lines of at most ``width``, broken between those parts."""
     from rich.text import Text
 
     local = frame.time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     noun = "socket" if len(frame.sockets) == 1 else "sockets"
-    text = Text(f"Every {interval:g} s  {local}  {len(frame.sockets)} {noun}", style="bold")
+    parts = [
+        Text(part, style="bold")
+        for part in (f"Every {interval:g} s", local, f"{len(frame.sockets)} {noun}")
+    ]
     if frame.number:
         tally = Counter(change.kind for change in frame.changes)
         for kind in ChangeKind:
             if tally[kind]:
                 mark, style = MARKS[kind]
-                text.append(f"  {mark}{tally[kind]} {kind.value}", style=style)
+                parts.append(Text(f"{mark}{tally[kind]} {kind.value}", style=style))
         if not tally:
-            text.append("  no change", style="dim")
-    return text
+            parts.append(Text("no change", style="dim"))
+    return _packed(parts, width)
+
+
+def counts_line(frame: Frame, width: int | None) -> list[Text]:
+    """The states that hold sockets or just changed, each with its count and its change since
+    the last frame: ``LISTEN 1  FIN_WAIT2 1 +1  ESTABLISHED 0 -2``, then how the total moved
+    since the first frame. In lines of at most ``width``, broken between states."""
+    from rich.text import Text
+
+    from tcpstates.render.table import state_style
+
+    several = len(frame.protos) > 1
+    entries: list[Text] = []
+    shown = [row for row in frame.counts if row.count or (frame.number and row.since_last)]
+    for i, row in enumerate(shown):
+        first = several and (i == 0 or shown[i - 1].proto != row.proto)
+        entry = Text(f"{row.proto}: " if first else "")
+        entry.append(row.state_name, style=state_style(row.state)).append(f" {row.count}")
+        if frame.number and row.since_last:
+            entry.append(f" {row.since_last:+d}", style="bold")
+        entries.append(entry)
+    if frame.number:
+        since_start = sum(row.since_start for row in frame.counts)
+        entries.append(Text(f"{since_start:+d} since start", style=_nonzero(since_start)))
+    return _packed(entries, width)
+
+
+def _packed(parts: list[Text], width: int | None) -> list[Text]:
+    """``parts`` two spaces apart in lines of at most ``width``, never broken inside one."""
+    from rich.text import Text
+
+    lines = lines_of([part.cell_len for part in parts], len(GAP_TEXT), width)
+    return [Text(GAP_TEXT).join(parts[i] for i in line) for line in lines]
+
+
+GAP_TEXT = " " * GAP
 
 
 def counts_table(frame: Frame) -> Table:
@@ -203,17 +286,46 @@ def _nonzero(value: int) -> str:
     return "bold" if value else "dim"
 
 
-def sockets_table(frame: Frame, layout: Layout, max_rows: int | None = None) -> Table:
-    """The filtered sockets, with what changed since the last frame marked in a first column.
+# The sockets' table: the listing's columns, the state led by the change's mark, and Was (the
+# state a changed socket left) after it. Was gives way last, after the Process column: in a
+# watch, where a socket came from is the news.
+MARKED_STATE = Column("  State", "left")
+WAS = Column("Was", "left")
+WATCH_GIVE_WAY = (*GIVE_WAY, Step(Give.HIDE, (WAS,), "{}"))
 
-    Vanished sockets show once, dimmed, where they were. When ``max_rows`` cuts the table,
-    marked rows are kept before unmarked ones, and the caption says how many are left out.
+
+def sockets_lines(
+    frame: Frame,
+    layout: Layout,
+    max_rows: int | None = None,
+    width: int | None = None,
+    glyphs: Glyphs = UNICODE,
+) -> list[Text]:
+    """The filtered sockets fitted to ``width``, what changed since the last frame marked
+    before the state. Vanished sockets show once, dimmed, where they were.
+
+    When ``max_rows`` cuts the table, marked rows are kept before unmarked ones, and a line
+    says how many are left out; a footer says what gave way to the width.
     """
+    from rich.text import Text
+
     entries = _entries(frame)
     hidden = 0
     if max_rows is not None and len(entries) > max_rows:
         entries, hidden = _cut(entries, max_rows), len(entries) - max_rows
-    return _table([sock for sock, _ in entries], [c for _, c in entries], layout, hidden)
+    columns, rows = _columns(entries, layout)
+    fitted = fit(columns, list(zip(*rows, strict=True)) if rows else [()] * len(columns),
+                 width, WATCH_GIVE_WAY, glyphs.ellipsis)  # fmt: skip
+    lines = [
+        Text(fitted.line(fitted.headers), style="bold"),
+        Text(glyphs.rule * fitted.width),
+    ]
+    lines += [_row_line(fitted, n, entry) for n, entry in enumerate(entries)]
+    if hidden:
+        noun = "row does" if hidden == 1 else "rows do"
+        lines.append(Text(f"{glyphs.ellipsis} {hidden} more {noun} not fit the screen"))
+    lines += [Text(line, style="dim") for line in fitted.footer(width)]
+    return lines
 
 
 Entry = tuple[Socket, Change | None]
@@ -235,66 +347,57 @@ def _cut(entries: list[Entry], limit: int) -> list[Entry]:
     return [entries[i] for i in sorted((marked + unmarked)[:limit])]
 
 
-def _table(
-    sockets: list[Socket], changes: list[Change | None], layout: Layout, hidden: int
-) -> Table:
-    # The columns of render/table.py's listing, the mark leading the State cell. Where the
-    # terminal is too narrow, Rich wraps a transition (OLD -> NEW) and folds a process name;
-    # the mark, at the start of its cell, and the addresses are never cut.
-    rows = [_cells(sock, change, layout) for sock, change in zip(sockets, changes, strict=True)]
-    caption = f"... {hidden} more" if hidden else None
-    table = _compact_table(caption)
-    columns = layout.columns
-    state = _state_index(layout)
-    for i, column in enumerate(columns):
-        header = MARK_ROOM + column.header if i == state else column.header
-        width = max([len(header), *(len(row[i]) for row in rows)])
-        if i == state:
-            narrowest = max([len(header), *(len(MARK_ROOM + s.state_name) for s in sockets)])
-            table.add_column(header, min_width=narrowest)
-        elif i == len(columns) - 1:  # a process name, down to the width of "(kernel)"
-            narrowest = min(width, len(KERNEL))
-            table.add_column(header, justify=column.align, overflow="fold", min_width=narrowest)
-        else:
-            table.add_column(header, justify=column.align, no_wrap=True, min_width=width)
-    for row in rows:
-        table.add_row(*row)
-    return table
+def _columns(entries: list[Entry], layout: Layout) -> tuple[list[Column], list[list[str]]]:
+    """The columns and each row's cells: the listing's, the State cell led by the mark (blank
+    on an unmarked row), and Was where some row changed state."""
+    state = layout.state_index
+    was = any(change is not None and change.kind is ChangeKind.CHANGED for _, change in entries)
+    columns = list(layout.columns)
+    columns[state : state + 1] = [MARKED_STATE, WAS][: 1 + was]
+    rows = []
+    for sock, change in entries:
+        cells = list(layout.cells(sock))
+        mark = " " if change is None else MARKS[change.kind][0]
+        cells[state : state + 1] = [
+            f"{mark} {cells[state]}",
+            change and change.old_state_name or "",
+        ][: 1 + was]
+        rows.append(cells)
+    return columns, rows
 
 
-MARK_ROOM = "  "  # a mark and a space before each state, blank on unmarked rows
-
-
-def _state_index(layout: Layout) -> int:
-    return layout.state_index
-
-
-def _cells(sock: Socket, change: Change | None, layout: Layout) -> list[Text]:
+def _row_line(fitted: Fitted, n: int, entry: Entry) -> Text:
+    """Row ``n`` of the table as styled text: the mark and the states coloured, a vanished
+    socket dimmed."""
     from rich.text import Text
 
     from tcpstates.render.table import state_style
 
-    cells = [Text(cell) for cell in layout.cells(sock)]
-    state = Text(sock.state_name, style=state_style(sock.state))
-    if change is not None and change.kind is ChangeKind.CHANGED:
-        state = Text(f"{change.old_state_name} -> ").append(state)
-    if change is None:
-        cells[_state_index(layout)] = Text(MARK_ROOM).append(state)
-        return cells
-    mark, style = MARKS[change.kind]
-    cells[_state_index(layout)] = Text(mark + " ", style=style).append(state)
-    if change.kind is ChangeKind.VANISHED:
-        for cell in cells:
-            cell.stylize("dim")
-    return cells
+    sock, change = entry
+    line = Text()
+    for k, column in enumerate(fitted.columns):
+        if k:
+            line.append(GAP_TEXT)
+        cell = fitted.cells[k][n]
+        padded = fitted.pad(k, cell)
+        if column is MARKED_STATE and change is not None:
+            line.append(padded[0], style=MARKS[change.kind][1]).append(padded[1:2])
+            line.append(padded[2:], style=state_style(sock.state))
+        elif column is MARKED_STATE:
+            line.append(padded, style=state_style(sock.state))
+        elif column is WAS and change is not None and change.old_state is not None:
+            line.append(padded, style=state_style(change.old_state))
+        else:
+            line.append(padded)
+    if change is not None and change.kind is ChangeKind.VANISHED:
+        line.stylize("dim")
+    return line
 
 
-def _compact_table(caption: str | None = None) -> Table:
+def _compact_table() -> Table:
     # A rule under the header and two spaces between columns, like the plain listing, and no
     # blank edge lines: every line the view saves is one more socket row on the screen.
     from rich import box
     from rich.table import Table
 
-    return Table(
-        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), caption=caption
-    )
+    return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))

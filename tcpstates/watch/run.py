@@ -57,6 +57,6 @@ def watch(
     stream = frames(read, interval, query=query)
     if live:
         view = layout(query, owners, source)
-        render_watch.show_live(stream, out.console(), view, interval=interval, listing=listing)
+        render_watch.show_live(stream, out, view, interval=interval, listing=listing)
     else:
         render_watch.write_jsonl(stream, out.stdout, changes=listing)

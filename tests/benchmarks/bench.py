@@ -16,7 +16,9 @@ How to read the output, per size:
 * ``median s``: median wall time of the whole process (spawn to exit) over the timed rounds.
 * ``ratio``: the paired median of (this command / its baseline) taken within the same round; it
   is steadier than dividing two medians. Baseline commands are compared with ``ss -tan``; each
-  tcpstates command with the tool it must beat (the ``baseline`` column).
+  tcpstates command with the tool it must beat (the ``baseline`` column), and the table a
+  terminal gets (``COLUMNS=100 tcpstates --color always``: fitted, coloured, into the pipe a
+  pager reads) with ``tcpstates -o plain``.
 * ``peak MiB``: peak RSS of the process (ru_maxrss from os.wait4), taken in the warm-up round.
   A child's ru_maxrss also counts the memory of the process it was spawned from (the kernel
   folds the pre-exec image into it), so the runner starts each memory run from a tiny ``sh``
@@ -70,6 +72,10 @@ class Command:
     argv: tuple[str, ...]
     baseline: str  # label of the command this one is compared with
     ours: bool = False  # a tcpstates command (memory target applies)
+    env: tuple[tuple[str, str], ...] = ()  # set in its environment: COLUMNS=100
+
+    def environ(self) -> dict[str, str]:
+        return {**os.environ, **dict(self.env)}
 
 
 @dataclass
@@ -98,6 +104,9 @@ TARGETS = (
     Target("tcpstates -o plain --state time-wait", "ss -tan state time-wait", 1.0),
     Target("tcpstates --summary -o json", "ss -tan", 0.8),
     Target("tcpstates --explain TIME_WAIT -o plain", "python -c pass", 3.0),
+    # The table a terminal gets (fitted to 100 columns, states coloured), written to the pipe
+    # the pager reads: a large listing stays a table only while it costs about what plain does.
+    Target("COLUMNS=100 tcpstates --color always", "tcpstates -o plain", 1.5),
 )
 
 
@@ -142,11 +151,15 @@ def build_commands(tcpstates: Path, python: str) -> list[Command]:
         ),
         Command("python -c pass", (python, "-c", "pass"), base),
     ]
-    ours = [
-        Command(t.label, (str(tcpstates), *t.label.split()[1:]), t.baseline, ours=True)
-        for t in TARGETS
-    ]
-    return baselines + ours
+    return baselines + [our_command(t, tcpstates) for t in TARGETS]
+
+
+def our_command(target: Target, tcpstates: Path) -> Command:
+    """A target's command from its label, a shell's: ``[VAR=value ...] tcpstates ARGS``."""
+    words = target.label.split()
+    env = tuple((name, value) for name, _, value in (w.partition("=") for w in words if "=" in w))
+    args = words[len(env) + 1 :]
+    return Command(target.label, (str(tcpstates), *args), target.baseline, True, env)
 
 
 def resolve(argv: tuple[str, ...]) -> tuple[str, ...] | str:
@@ -167,15 +180,15 @@ def _std_actions(errfile: str) -> list[tuple[object, ...]]:
     ]
 
 
-def run_once(argv: tuple[str, ...], errfile: str) -> tuple[float, int]:
+def run_once(argv: tuple[str, ...], errfile: str, env: dict[str, str]) -> tuple[float, int]:
     """Run argv to completion; return (wall seconds from spawn to reap, exit code)."""
     start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=_std_actions(errfile))
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=_std_actions(errfile))
     status, _ = _reap(pid)
     return time.perf_counter() - start, os.waitstatus_to_exitcode(status)
 
 
-def peak_rss(argv: tuple[str, ...], errfile: str) -> tuple[int, int]:
+def peak_rss(argv: tuple[str, ...], errfile: str, env: dict[str, str]) -> tuple[int, int]:
     """Run argv once; return (its own peak RSS in KiB, exit code).
 
     Spawned directly, the child's ru_maxrss would include this runner's RSS (the pre-exec
@@ -191,7 +204,7 @@ def peak_rss(argv: tuple[str, ...], errfile: str) -> tuple[int, int]:
             (os.POSIX_SPAWN_DUP2, gate_read, 4),
         ]
         shell = os.posix_spawn(
-            "/bin/sh", ["sh", "-c", TRAMPOLINE, "sh", *argv], os.environ, file_actions=actions
+            "/bin/sh", ["sh", "-c", TRAMPOLINE, "sh", *argv], env, file_actions=actions
         )
         os.close(write_end)
         write_end = -1
@@ -265,9 +278,9 @@ def run_command(cmd: Command, result: Result, errfile: str, warm_up: bool) -> No
         return
     try:
         if warm_up:
-            rss, code = peak_rss(argv, errfile)
+            rss, code = peak_rss(argv, errfile, cmd.environ())
         else:
-            elapsed, code = run_once(argv, errfile)
+            elapsed, code = run_once(argv, errfile, cmd.environ())
     except (TimeoutError, OSError, ValueError) as exc:  # hung, or could not be spawned
         result.error = str(exc) or type(exc).__name__
         return

@@ -31,6 +31,7 @@ OURS = [
     "tcpstates -o plain --state time-wait",
     "tcpstates --summary -o json",
     "tcpstates --explain TIME_WAIT -o plain",
+    "COLUMNS=100 tcpstates --color always",
 ]
 
 
@@ -66,7 +67,7 @@ def test_bench_runs_on_a_tiny_zoo() -> None:
         assert not _row(out, label).startswith("FAILED"), _row(out, label)
     for label in OURS:
         _row(out, label)
-    assert len(re.findall(r"^  (PASS|FAIL)  ", out, re.MULTILINE)) == 6, out
+    assert len(re.findall(r"^  (PASS|FAIL)  ", out, re.MULTILINE)) == 7, out
     assert "| `ss -tan` | `ss -tan` | " in out
     assert f"tcpstates-bench-{proc.pid}" not in _namespaces(), "namespace left behind"
 

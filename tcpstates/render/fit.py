@@ -1,0 +1,343 @@
+"""Fitting a table of text cells to a terminal's width: what gives way, in which order, and how.
+
+One engine for every socket table a person reads, the listing (render/table.py) and
+``--watch`` (watch/render.py): it decides, they draw. The rules:
+
+* A column is as wide as its widest cell or its header; columns are two spaces apart, as in
+  the plain text a pipe gets.
+* When the table is wider than the terminal, the steps of ``GIVE_WAY`` are taken in order, each
+  only while the table is still too wide: addresses written shorter with nothing lost (a
+  v4-mapped ``[::ffff:10.0.0.1]`` as ``[10.0.0.1]``, the peer of a listener as ``*:*``, the
+  address headers as Local and Peer); then the queues hidden where every one is 0; then
+  process names cut, ending in ``…`` as ps does; then the other optional columns hidden.
+  A column hidden early comes back when a later step left room for it.
+* A column no step names is never cut or hidden: a state, an address, a port, a PID. When
+  those alone are wider than the terminal, lines are as wide as they must be (the terminal
+  wraps them): a wrapped line is better than an address or a PID that lies.
+* What was done is said in one footer line, which ends with how to see everything (-W).
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tcpstates.render.columns import LOCAL, PEER, PROCESS, RECV_Q, SEND_Q, Column
+
+GAP = 2  # blanks between two columns
+CUT_FLOOR = 8  # a cut column keeps this much: "(kernel)" whole, or 7 letters of a name and …
+ELLIPSIS = "…"
+WIDE_HINT = "-W shows all"
+MAPPED = "[::ffff:"  # how a v4-mapped address begins in a cell
+MAPPED_NOTE = "v4-mapped as [a.b.c.d]"
+ANY_PEERS = frozenset({"0.0.0.0:*", "[::]:*"})  # the peer of a listener or unconnected socket
+
+
+class Give(enum.Enum):
+    """How a step makes room."""
+
+    COMPACT = "compact"  # the same cells, written shorter: nothing is lost
+    HIDE_ZEROS = "hide zeros"  # hidden where every cell is 0: it says nothing
+    CUT = "cut"  # cells cut to what room is left, ending in …, down to CUT_FLOOR
+    HIDE = "hide"
+
+
+HIDING = (Give.HIDE_ZEROS, Give.HIDE)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One way to make room, for the columns it names (those a table lacks are skipped)."""
+
+    give: Give
+    columns: tuple[Column, ...]
+    # What the footer says; {} stands for the headers of the columns it changed. The columns
+    # hiding steps hid are said together, in one note ending in "hidden".
+    note: str
+    # COMPACT: a column's cells written shorter. The step compacts all its columns or, when
+    # that leaves the table as wide as it was, none: two ends of a row are spelled alike.
+    compact: Callable[[Column, Sequence[str]], list[str]] | None = None
+
+
+def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
+    """An address column's cells written shorter, nothing lost: a v4-mapped end
+    ``[::ffff:127.0.0.1]:42`` as ``[127.0.0.1]:42`` (the brackets still say IPv6), and in the
+    Peer column the peer of a listener (``0.0.0.0:*``, ``[::]:*``) as ``*:*``, as ss writes
+    it: the local end, on the same row, says the family. A local any-address keeps it.
+
+    >>> compact_ends(PEER, ["[::ffff:10.0.0.1]:80", "[::1]:22", "10.0.0.1:80", "[::]:*"])
+    ['[10.0.0.1]:80', '[::1]:22', '10.0.0.1:80', '*:*']
+    >>> compact_ends(LOCAL, ["0.0.0.0:*", "[::]:22"])
+    ['0.0.0.0:*', '[::]:22']
+    """
+    # inet_ntop writes a mapped address dotted (::ffff:1.2.3.4); an IPv6 one is never dotted.
+    shorter = [
+        "[" + cell[len(MAPPED) :] if cell.startswith(MAPPED) and "." in cell else cell
+        for cell in cells
+    ]
+    if column != PEER:
+        return shorter
+    return ["*:*" if cell in ANY_PEERS else cell for cell in shorter]
+
+
+# The listing's order: what gives way first. A column named nowhere never gives way.
+GIVE_WAY: tuple[Step, ...] = (
+    Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
+    Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
+    Step(Give.CUT, (PROCESS,), "process names cut"),
+    Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
+    Step(Give.HIDE, (PROCESS,), "{}"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Glyphs:
+    """The rule under a header and the mark of a cut cell, in what the output can encode."""
+
+    rule: str
+    ellipsis: str
+
+    @classmethod
+    def for_stream(cls, stream: object) -> Glyphs:
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
+        return UNICODE if encoding.startswith("utf") else ASCII
+
+
+UNICODE, ASCII = Glyphs("─", ELLIPSIS), Glyphs("-", "~")
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A table as it is to be drawn: the columns kept, their cells and widths, the footer."""
+
+    columns: tuple[Column, ...]
+    headers: tuple[str, ...]
+    cells: tuple[Sequence[str], ...]  # per column kept, a cell a row, not padded
+    widths: tuple[int, ...]
+    notes: tuple[str, ...]  # what was compacted, hidden or cut; empty when nothing was
+
+    @property
+    def width(self) -> int:
+        return sum(self.widths) + GAP * (len(self.widths) - 1)
+
+    def index(self, column: Column) -> int | None:
+        return self.columns.index(column) if column in self.columns else None
+
+    def pad(self, k: int, cell: str) -> str:
+        """``cell`` padded to column ``k``'s width, as render/text.py's template pads it: the
+        last column's left-aligned cells are not (no trailing blanks)."""
+        room = self.widths[k] - display_width(cell)
+        if self.columns[k].align == "right":
+            return " " * room + cell
+        return cell if k == len(self.columns) - 1 else cell + " " * room
+
+    def line(self, cells: Sequence[str]) -> str:
+        """A row's cells (or the headers) as one line."""
+        return (" " * GAP).join(self.pad(k, cell) for k, cell in enumerate(cells))
+
+    def footer(self, width: int | None) -> list[str]:
+        """The notes and the -W hint in one line; at a width too narrow for one, several,
+        each ending at a note's end, so that no line is wider than ``width``."""
+        if not self.notes:
+            return []
+        return pack((*self.notes, WIDE_HINT), "; ", width)
+
+
+def pack(parts: Sequence[str], separator: str, width: int | None) -> list[str]:
+    """``parts`` joined by ``separator`` in as few lines of at most ``width`` as they go in,
+    never breaking a part (one longer than ``width`` gets a line of its own); a line that
+    breaks keeps the separator's mark (``,`` of ``", "``) at its end.
+
+    >>> pack(["3 sockets: 1 LISTEN", "2 ESTABLISHED"], ", ", 20)
+    ['3 sockets: 1 LISTEN,', '2 ESTABLISHED']
+    """
+    if not parts:
+        return []
+    mark = separator.rstrip()
+    lines = [
+        separator.join(parts[i] for i in line)
+        for line in lines_of(
+            [display_width(part) for part in parts], len(separator), width, len(mark)
+        )
+    ]
+    room = width if width is not None else len(max(lines, key=len)) + len(mark)
+    ended = [line + mark if display_width(line + mark) <= room else line for line in lines[:-1]]
+    return ended + lines[-1:]
+
+
+def lines_of(widths: Sequence[int], gap: int, width: int | None, mark: int = 0) -> list[list[int]]:
+    """Which parts (by index) go on each line, when parts of ``widths`` are laid ``gap`` apart
+    in lines of at most ``width``, each line but the last ending in a ``mark`` that wide.
+
+    >>> lines_of([5, 5, 5], 1, 11)
+    [[0, 1], [2]]
+    """
+    lines: list[list[int]] = []
+    used = 0
+    for i, part in enumerate(widths):
+        if lines and (width is None or used + gap + part + mark <= width):
+            lines[-1].append(i)
+            used += gap + part
+        else:
+            lines.append([i])
+            used = part
+    return lines
+
+
+def fit(
+    columns: Sequence[Column],
+    cells: Sequence[Sequence[str]],
+    width: int | None,
+    steps: Sequence[Step] = GIVE_WAY,
+    ellipsis: str = ELLIPSIS,
+) -> Fitted:
+    """``cells`` (a sequence a column) fitted to ``width`` columns; None: as wide as they are.
+
+    When even the columns no step names do not fit, the table is as wide as they are: lines
+    longer than ``width`` are what the terminal then wraps, and nothing is cut.
+    """
+    draft = _Draft(columns, cells)
+    if width is not None:
+        for step in steps:
+            if draft.total() <= width:
+                break
+            draft.take(step)
+        draft.restore(width)
+    return draft.result(width, ellipsis)
+
+
+class _Draft:
+    """The table while steps are taken: every column's cells, width and header, by index."""
+
+    def __init__(self, columns: Sequence[Column], cells: Sequence[Sequence[str]]) -> None:
+        self.columns = tuple(columns)
+        self.cells = list(cells)
+        self.headers = [column.header for column in columns]
+        self.widths = [_column_width(h, c) for h, c in zip(self.headers, self.cells, strict=True)]
+        self.hidden: dict[int, Step] = {}
+        self.cut: dict[int, Step] = {}
+        self.compacted: dict[int, Step] = {}
+        self.taken: list[Step] = []
+
+    def where(self, step: Step) -> list[int]:
+        return [i for i, column in enumerate(self.columns) if column in step.columns]
+
+    def floor(self, i: int) -> int:
+        return max(min(self.widths[i], CUT_FLOOR), display_width(self.headers[i]))
+
+    def total(self) -> int:
+        shown = [i for i in range(len(self.columns)) if i not in self.hidden]
+        widths = [self.floor(i) if i in self.cut else self.widths[i] for i in shown]
+        return sum(widths) + GAP * (len(widths) - 1)
+
+    def take(self, step: Step) -> None:
+        self.taken.append(step)
+        if step.give is Give.COMPACT and step.compact is not None:
+            self._compact(step, step.compact)
+            return
+        for i in self.where(step):
+            if i in self.hidden:
+                continue
+            if step.give is Give.HIDE_ZEROS and set(self.cells[i]) <= {"0"}:
+                self.hidden[i] = step
+            elif step.give is Give.CUT:
+                self.cut[i] = step
+            elif step.give is Give.HIDE:
+                self.hidden[i] = step
+
+    def restore(self, width: int) -> None:
+        """Show again, last hidden first, each column that fits now: a later step can leave
+        room for what an earlier one hid (Was hidden, a cut Process fits again)."""
+        for i in reversed(list(self.hidden)):
+            step = self.hidden.pop(i)
+            if self.total() > width:
+                self.hidden[i] = step
+
+    def _compact(self, step: Step, compact: Callable[[Column, Sequence[str]], list[str]]) -> None:
+        where = [i for i in self.where(step) if i not in self.hidden]
+        cells = {i: compact(self.columns[i], self.cells[i]) for i in where}
+        headers = {i: self.columns[i].short or self.headers[i] for i in where}
+        widths = {i: _column_width(headers[i], cells[i]) for i in where}
+        if sum(widths.values()) >= sum(self.widths[i] for i in where):
+            return  # as wide as it was: the kernel's own spelling stays
+        for i in where:
+            # The only new spelling that needs saying is a v4-mapped address's.
+            if ("\n" + MAPPED) in ("\n" + "\n".join(self.cells[i])):  # a search in C
+                self.compacted[i] = step
+            self.cells[i], self.headers[i], self.widths[i] = cells[i], headers[i], widths[i]
+
+    def result(self, width: int | None, ellipsis: str) -> Fitted:
+        shown = [i for i in range(len(self.columns)) if i not in self.hidden]
+        widths = {i: self.widths[i] for i in shown}
+        cut = [i for i in shown if i in self.cut]  # taken, and shown still
+        if cut and width is not None:
+            room = width - self.total()  # with every cut column at its floor
+            for i in cut:
+                widths[i] = min(self.widths[i], self.floor(i) + max(room, 0))
+                room -= widths[i] - self.floor(i)
+        really_cut = {i: self.cut[i] for i in cut if widths[i] < self.widths[i]}
+        return Fitted(
+            tuple(self.columns[i] for i in shown),
+            tuple(self.headers[i] for i in shown),
+            tuple(_cut(self.cells[i], widths[i], ellipsis) for i in shown),
+            tuple(widths[i] for i in shown),
+            self._notes(really_cut),
+        )
+
+    def _notes(self, cut: dict[int, Step]) -> tuple[str, ...]:
+        """What changed, in the order the steps were taken; the columns hidden by any step
+        in one note: ``Recv-Q (all 0), Process hidden``."""
+        notes: list[str] = []
+        hidden: list[str] = []
+        for step in self.taken:
+            done = self.hidden if step.give in HIDING else {**self.compacted, **cut}
+            changed = [self.columns[i].header for i, by in sorted(done.items()) if by is step]
+            if not changed:
+                continue
+            note = step.note.format(", ".join(changed))
+            if step.give not in HIDING:
+                notes += [note] * (note not in notes)
+                continue
+            if not hidden:
+                notes.append("")  # where the note of what was hidden goes
+            hidden.append(note)
+        return tuple(note or ", ".join(hidden) + " hidden" for note in notes)
+
+
+def _column_width(header: str, cells: Sequence[str]) -> int:
+    return max(display_width(header), _widest(cells))
+
+
+def _widest(cells: Sequence[str]) -> int:
+    if not cells:
+        return 0
+    widest = max(map(len, cells))  # in C; right unless a cell holds a wide character
+    if "".join(cells).isascii():
+        return widest
+    return max(map(display_width, cells))
+
+
+def display_width(text: str) -> int:
+    """The columns ``text`` takes on a terminal: two for a wide (CJK) character, else one."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cut(cells: Sequence[str], width: int, ellipsis: str) -> Sequence[str]:
+    """Cells wider than ``width`` cut to it, their last column ``ellipsis``."""
+    if _widest(cells) <= width:
+        return cells
+    return [c if display_width(c) <= width else _shorten(c, width, ellipsis) for c in cells]
+
+
+def _shorten(cell: str, width: int, ellipsis: str) -> str:
+    kept, used = [], display_width(ellipsis)
+    for ch in cell:
+        used += display_width(ch)
+        if used > width:
+            break
+        kept.append(ch)
+    return "".join(kept) + ellipsis
