@@ -127,7 +127,7 @@ def test_readme_is_a_short_tour_with_two_setup_commands_and_real_pages():
     setup = [b for b in blocks if "pip install" in b]
     assert len(setup) == 2, "README needs exactly two set-up commands"
     assert "tcpstates" in setup[0] and "pytest" in setup[1]
-    named = set(re.findall(r"tcpstates help (\w+)|man (tcpstates[\w-]*)", readme))
+    named = set(re.findall(r"tcpstates help ([a-z]+)|man (tcpstates[a-z-]*)", readme))
     assert named, "README points to no manual page"
     for topic, page in named:
         assert topic in PAGES or page in {p.rpartition(".")[0] for p in PAGES.values()}
