@@ -120,6 +120,7 @@ def execute(ctx: click.Context, request_type: type[rq.Request], params: dict[str
         typed = typed_options(ctx, params)
     flags = option_flags(ctx)
     _check_implied(request_type, typed)
+    _check_habits(typed)
     check_fields(request_type, typed, flags)
     request = BUILDERS[request_type](params, typed)
     check_request(request, typed, flags)
@@ -135,6 +136,18 @@ def _check_implied(request_type: type[rq.Request], typed: Mapping[str, Any]) -> 
         raise UsageError(
             f"--explain {typed['explain']} does not apply to --scenario: it tells its own story"
         )
+
+
+def _check_habits(typed: Mapping[str, Any]) -> None:
+    """netstat's and ss's flags that say what tcpstates does anyway must not contradict what
+    else was typed: ss and netstat let the last of -a and -l win; here neither is dropped."""
+    narrowing = [flag for name, flag in (("listening", "-l"), ("states", "-s")) if name in typed]
+    if "all_states" in typed and narrowing:
+        raise UsageError(
+            f"-a (every state) contradicts {' and '.join(narrowing)} (some states); give one"
+        )
+    if "processes" in typed and "no_owners" in typed:
+        raise UsageError("-p (show processes) contradicts --no-owners; give one")
 
 
 def run_request(request: rq.Request) -> int:
@@ -221,6 +234,8 @@ def _common(
         "lang": p.get("lang"),
         "verbose": bool(p.get("verbose")),
         "no_owners": bool(p.get("no_owners")),
+        "extended": bool(p.get("extended")),
+        "no_header": bool(p.get("no_header")),
     }
     names = field_names(request_type)
     return {k: v for k, v in values.items() if k in names}

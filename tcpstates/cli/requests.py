@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 HUMAN = ("table", "plain")
 TEXT = ("table", "plain", "json", "jsonl")
+# netstat's and ss's habits that tcpstates does anyway (-a every state, -n numeric): accepted
+# where sockets are listed or counted, and changing nothing (-tanp, -an, -tulpn work).
+HABITS = frozenset({"all_states", "numeric"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class Request:
 class ListRequest(Request):
     NAME = "a listing"
     FORMATS = ("table", "plain", "json", "jsonl", "csv")
+    IMPLIED = HABITS | {"processes"}  # -p: owners are shown unless --no-owners
     query: Query = Query()
     place: Place = Place()
     fmt: str | None = None
@@ -55,11 +59,26 @@ class ListRequest(Request):
     wide: bool = False
     verbose: bool = False
     no_owners: bool = False
+    extended: bool = False
+    no_header: bool = False
+
+    def refused(self) -> dict[str, str]:
+        if self.fmt in ("json", "jsonl", "csv"):
+            why = {"csv": "a CSV row carries uid and inode always"}.get(self.fmt or "")
+            refusals = {"extended": why or "a record carries uid and inode always"}
+            if self.fmt != "csv":
+                refusals["no_header"] = f"{self.fmt} has no header"
+            return refusals
+        return {}
 
     def run(self, out: Output) -> int:
         from tcpstates.listing.run import list_sockets
 
-        list_sockets(self.query, self.place, out, self.fmt, not self.no_owners, self.verbose)
+        owners = not self.no_owners
+        list_sockets(
+            self.query, self.place, out, self.fmt, owners, self.verbose,
+            extended=self.extended, header=not self.no_header,
+        )  # fmt: skip
         return ExitStatus.OK
 
 
@@ -67,6 +86,7 @@ class ListRequest(Request):
 class SummaryRequest(Request):
     NAME = "--summary"
     FORMATS = TEXT
+    IMPLIED = HABITS
     summary: bool = True
     query: Query = Query()
     place: Place = Place()
@@ -86,7 +106,7 @@ class SummaryRequest(Request):
 class GroupRequest(Request):
     NAME = "--by"
     FORMATS = TEXT
-    IMPLIED = frozenset({"summary"})
+    IMPLIED = HABITS | {"summary"}
     by: str = "process"
     query: Query = Query()
     place: Place = Place()
@@ -107,6 +127,7 @@ class WatchRequest(Request):
     NAME = "--watch"
     FORMATS = ("table", "jsonl")
     RUNS_UNTIL_STOPPED = True
+    IMPLIED = HABITS | {"processes"}
     watch: float = 2.0
     summary: bool = False  # count per state instead of listing the sockets
     query: Query = Query()

@@ -122,6 +122,22 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     " place on a terminal, one JSON object a line otherwise. Ctrl-C or SIGTERM stops (exit 0).",
 )
 @click.option("--no-owners", is_flag=True, help="Do not look up owning processes (faster).")
+@click.option(
+    "-e",
+    "--extended",
+    is_flag=True,
+    help="Show the Uid and Inode columns (netstat -e, ss -e); records always carry them.",
+)
+@click.option(
+    "-H", "--no-header", is_flag=True, help="Leave the header out, as ss -H does (no counts)."
+)
+@click.option(
+    "-a", "--all", "all_states", is_flag=True, help="Every state, listening or not: the default."
+)
+@click.option("-n", "--numeric", is_flag=True, help="Numeric addresses and ports: always so.")
+@click.option(
+    "-p", "--processes", is_flag=True, help="Show each socket's process: the default."
+)
 @place_options()
 @color_option
 @wide_option

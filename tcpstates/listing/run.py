@@ -18,15 +18,26 @@ FORMATS = ("table", "plain", "json", "jsonl", "csv")
 
 
 def list_sockets(
-    query: Query, place: Place, out: Output, fmt: str | None, owners: bool, verbose: bool
+    query: Query,
+    place: Place,
+    out: Output,
+    fmt: str | None,
+    owners: bool,
+    verbose: bool,
+    *,
+    extended: bool = False,
+    header: bool = True,
 ) -> None:
+    """The listing; ``extended`` adds the Uid and Inode columns (-e), ``header`` False leaves
+    the header out (-H)."""
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
     source = open_place(place)
     say_source(out, source, verbose)
     reading = source.read(query, owners=owners or query.needs_owners)
-    render(select(reading, query), layout(query, owners, source), out, fmt)
+    chosen = layout(query, owners, source, extended=extended, header=header)
+    render(select(reading, query), chosen, out, fmt)
     Skips(verbose, out.stderr.write).report(source)
     if reading.hidden_processes and owners:
         out.stderr.write(
@@ -35,12 +46,20 @@ def list_sockets(
         )
 
 
-def layout(query: Query, owners: bool, source: Source) -> Layout:
+def layout(
+    query: Query, owners: bool, source: Source, *, extended: bool = False, header: bool = True
+) -> Layout:
     from tcpstates.render.columns import Layout
 
     # The source's own dict: a watch's namespaces change from frame to frame.
     labels = getattr(source, "labels", None)
-    return Layout(proto=len(query.protos) > 1, owners=owners, netns_labels=labels)
+    return Layout(
+        proto=len(query.protos) > 1,
+        owners=owners,
+        netns_labels=labels,
+        extended=extended,
+        header=header,
+    )
 
 
 def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | None) -> None:
@@ -59,6 +78,6 @@ def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | No
 
     if fmt == "csv":
         fields = record_fields(layout.netns_labels is not None)
-        formats.render_csv(sockets, out.stdout, fields)
+        formats.render_csv(sockets, out.stdout, fields, header=layout.header)
         return
     {"json": formats.render_json, "jsonl": formats.render_jsonl}[fmt](sockets, out.stdout)

@@ -37,6 +37,8 @@ RECV_Q = Column("Recv-Q", "right")
 SEND_Q = Column("Send-Q", "right")
 LOCAL = Column("Local Address:Port", "left", short="Local")
 PEER = Column("Peer Address:Port", "left", short="Peer")
+UID = Column("Uid", "right")  # -e, as netstat -e and ss -e show them
+INODE = Column("Inode", "right")
 PID = Column("PID", "right")
 PROCESS = Column("Process", "left")
 BASE = (STATE, RECV_Q, SEND_Q, LOCAL, PEER)
@@ -54,11 +56,13 @@ class Layout:
     owners: bool = True
     # Network namespace inode -> how to show it; a Netns column leads when set.
     netns_labels: Mapping[int, str] | None = None
+    extended: bool = False  # -e: the Uid and Inode columns
+    header: bool = True  # -H: none
 
     @property
     def columns(self) -> tuple[Column, ...]:
         lead = (NETNS,) * (self.netns_labels is not None) + (PROTO,) * self.proto
-        return lead + BASE + OWNER * self.owners
+        return lead + BASE + (UID, INODE) * self.extended + OWNER * self.owners
 
     @property
     def state_index(self) -> int:
@@ -79,11 +83,12 @@ class Layout:
         """
         prefixes: dict[str, str] = {}  # address -> "address:" or "[address]:"
         owners: dict[tuple[int, str | None], tuple[str, str]] = {}
-        names, lead_proto, labels, show_owners = (
+        names, lead_proto, labels, show_owners, extended = (
             _STATE_NAMES,
             self.proto,
             self.netns_labels,
             self.owners,
+            self.extended,
         )
 
         def prefix(address: str) -> str:
@@ -112,6 +117,8 @@ class Layout:
             if labels is not None:
                 netns = sock.netns or 0
                 cells = (shown.get(netns) or label(netns), *cells)
+            if extended:
+                cells += (UNSEEN if sock.uid is None else str(sock.uid), str(sock.inode or 0))
             if not show_owners:
                 return cells
             if sock.pid is None:

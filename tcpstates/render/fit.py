@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tcpstates.render.columns import LOCAL, PEER, PROCESS, RECV_Q, SEND_Q, Column
+from tcpstates.render.columns import INODE, LOCAL, PEER, PROCESS, RECV_Q, SEND_Q, UID, Column
 
 GAP = 2  # blanks between two columns
 CUT_FLOOR = 8  # a cut column keeps this much: "(kernel)" whole, or 7 letters of a name and …
@@ -87,6 +87,7 @@ GIVE_WAY: tuple[Step, ...] = (
     Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
     Step(Give.CUT, (PROCESS,), "process names cut"),
+    Step(Give.HIDE, (INODE, UID), "{}"),  # -e's: asked for, yet they identify no socket
     Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
     Step(Give.HIDE, (PROCESS,), "{}"),
 )

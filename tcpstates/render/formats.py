@@ -66,12 +66,16 @@ def json_record_maker() -> Callable[[Socket], str]:
     return record
 
 
-def render_csv(sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] = FIELDS) -> int:
-    """CSV with a header of ``fields``: the record's, plus ``netns`` when namespaces are named."""
+def render_csv(
+    sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] = FIELDS, header: bool = True
+) -> int:
+    """CSV with a header of ``fields`` (the record's, plus ``netns`` when namespaces are
+    named), unless ``header`` is False (-H)."""
     import csv  # here, not above: JSON output has no use for it
 
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(fields)
+    if header:
+        writer.writerow(fields)
     rows = map(csv_row_maker(), sockets)
     count = 0
     while chunk := list(islice(rows, _CHUNK)):

@@ -59,18 +59,22 @@ def write_table(sockets: Iterable[Socket], layout: Layout, out: Output) -> None:
     fitted = fit(layout.columns, cells, width, ellipsis=glyphs.ellipsis)
     states = cells[layout.state_index]
     del cells  # fitted holds what is shown
-    write_fitted(fitted, console, out.stdout, glyphs.rule)
-    out.stdout.write("".join(line + "\n" for line in pack(_counts(states), ", ", width)))
+    write_fitted(fitted, console, out.stdout, glyphs.rule, header=layout.header)
+    if layout.header:  # -H: the rows alone, as ss -H gives them
+        out.stdout.write("".join(line + "\n" for line in pack(_counts(states), ", ", width)))
     footer = fitted.footer(width)
     out.stdout.write("".join(paint(console, line, FOOTER_STYLE) + "\n" for line in footer))
 
 
-def write_fitted(fitted: Fitted, console: Console, stream: TextIO, rule: str) -> None:
+def write_fitted(
+    fitted: Fitted, console: Console, stream: TextIO, rule: str, header: bool = True
+) -> None:
     """The header, a rule under it, and the rows, each state coloured as ``state_style`` says."""
     widths: list[int | None] = list(fitted.widths)
-    header = template(fitted.columns, widths) % fitted.headers
-    stream.write(paint(console, header.rstrip("\n"), HEADER_STYLE) + "\n")
-    stream.write(rule * fitted.width + "\n")
+    if header:
+        line = template(fitted.columns, widths) % fitted.headers
+        stream.write(paint(console, line.rstrip("\n"), HEADER_STYLE) + "\n")
+        stream.write(rule * fitted.width + "\n")
     columns = list(fitted.cells)
     state = fitted.index(STATE)
     if state is not None:

@@ -18,18 +18,21 @@ CHUNK = 4096  # rows per write
 def render_plain(sockets: Iterable[Socket], out: TextIO, layout: Layout) -> int:
     """Write the listing; returns how many rows were written."""
     rows = layout.rows(sockets)
-    write_rows(rows, layout.columns, out)
+    write_rows(rows, layout.columns, out, header=layout.header)
     return len(rows)
 
 
-def write_rows(rows: list[tuple[str, ...]], columns: tuple[Column, ...], out: TextIO) -> None:
+def write_rows(
+    rows: list[tuple[str, ...]], columns: tuple[Column, ...], out: TextIO, header: bool = True
+) -> None:
     headers = tuple(column.header for column in columns)
     widths = [len(h) for h in headers]
     # Column by column, so that max() and len() run in C.
     for i, cells in enumerate(zip(*rows, strict=True)):
         widths[i] = max(widths[i], max(map(len, cells)))
     row = template(columns, widths)
-    out.write(row % headers)
+    if header:
+        out.write(row % headers)
     # map() over the template's % runs the whole chunk in C, with no Python call per row.
     for start in range(0, len(rows), CHUNK):
         out.write("".join(map(row.__mod__, rows[start : start + CHUNK])))
