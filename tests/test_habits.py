@@ -15,7 +15,6 @@ import pytest
 from conftest import Cli
 from ss_reader import row_key, ss_path, ss_rows
 
-
 # The spelling, what it means in tcpstates's long options, and the protocols and states ss's
 # same flags give (ss -l: LISTEN and, for UDP, UNCONN).
 HABITS = [

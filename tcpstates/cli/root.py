@@ -135,9 +135,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     "-a", "--all", "all_states", is_flag=True, help="Every state, listening or not: the default."
 )
 @click.option("-n", "--numeric", is_flag=True, help="Numeric addresses and ports: always so.")
-@click.option(
-    "-p", "--processes", is_flag=True, help="Show each socket's process: the default."
-)
+@click.option("-p", "--processes", is_flag=True, help="Show each socket's process: the default.")
 @place_options()
 @color_option
 @wide_option
