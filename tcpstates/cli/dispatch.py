@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -30,6 +30,9 @@ from tcpstates.model.place import (
 )
 from tcpstates.model.query import Query
 from tcpstates.model.states import TcpState
+
+if TYPE_CHECKING:
+    from tcpstates.render.output import Output
 
 ROOT_TYPED = "tcpstates.root_typed"  # ctx.meta: the options typed before a subcommand
 RESOLVE = "tcpstates.resolve"  # ctx.meta: build the request, do not run it (tests, completion)
@@ -161,6 +164,8 @@ def run_request(request: rq.Request) -> int:
     out = Output.from_environment(
         getattr(request, "color", "auto"), getattr(request, "wide", False)
     )
+    if request.pages() and out.is_terminal:
+        return _run_paged(request, out)
     if not request.RUNS_UNTIL_STOPPED:
         return request.run(out)
     from tcpstates.cli.signals import terminate_as_interrupt
@@ -173,6 +178,16 @@ def run_request(request: rq.Request) -> int:
         # As run() does for an interrupt, nothing left buffered may block or print later.
         silence_stdout()
         return ExitStatus.OK
+
+
+def _run_paged(request: rq.Request, out: Output) -> int:
+    """The request's document through a pager; a pager quit early (q) leaves the status 0."""
+    from tcpstates.render.pager import paged
+
+    status: int = ExitStatus.OK
+    with paged(out) as into:
+        status = request.run(into)
+    return status
 
 
 # -- building the values -----------------------------------------------------------------
@@ -236,6 +251,7 @@ def _common(
         "no_owners": bool(p.get("no_owners")),
         "extended": bool(p.get("extended")),
         "no_header": bool(p.get("no_header")),
+        "no_pager": bool(p.get("no_pager")),
     }
     names = field_names(request_type)
     return {k: v for k, v in values.items() if k in names}

@@ -203,3 +203,11 @@ lang_option = click.option(
 # lifecycle.SCENARIOS' names, spelled here so that a listing need not import the state machine
 # to build its options (tests/test_imports.py holds the two together).
 SCENARIO_NAMES = ("open", "close", "simultaneous-close")
+
+
+no_pager_option = click.option(
+    "--no-pager",
+    is_flag=True,
+    help="Write to the terminal directly, not through $TCPSTATES_PAGER, $PAGER or less -FRX"
+    " (used only on a terminal, for output longer than the screen).",
+)

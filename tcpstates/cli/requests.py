@@ -43,6 +43,11 @@ class Request:
         """REFUSED, for requests where it depends on another option's value."""
         return self.REFUSED
 
+    def pages(self) -> bool:
+        """Whether its output goes through a pager on a terminal (render/pager.py): a document
+        does, unless --no-pager; what streams or runs until stopped never does."""
+        return not getattr(self, "no_pager", True)
+
     def run(self, out: Output) -> int:
         raise NotImplementedError
 
@@ -61,6 +66,8 @@ class ListRequest(Request):
     no_owners: bool = False
     extended: bool = False
     no_header: bool = False
+
+    no_pager: bool = False
 
     def refused(self) -> dict[str, str]:
         if self.fmt in ("json", "jsonl", "csv"):
@@ -95,6 +102,8 @@ class SummaryRequest(Request):
     lang: str | None = None
     verbose: bool = False
 
+    no_pager: bool = False
+
     def run(self, out: Output) -> int:
         from tcpstates.summary.run import summary
 
@@ -114,6 +123,8 @@ class GroupRequest(Request):
     color: str = "auto"
     lang: str | None = None
     verbose: bool = False
+
+    no_pager: bool = False
 
     def run(self, out: Output) -> int:
         from tcpstates.summary.run import grouped
@@ -164,6 +175,8 @@ class ExplainAllRequest(Request):
     color: str = "auto"
     lang: str | None = None
 
+    no_pager: bool = False
+
     def run(self, out: Output) -> int:
         from tcpstates.explain.run import explain_all
 
@@ -181,6 +194,8 @@ class ExplainStateRequest(Request):
     color: str = "auto"
     lang: str | None = None
 
+    no_pager: bool = False
+
     def run(self, out: Output) -> int:
         from tcpstates.explain.run import explain_state
 
@@ -196,6 +211,8 @@ class ExplainSocketsRequest(Request):
     fmt: str | None = None
     lang: str | None = None
     verbose: bool = False
+
+    no_pager: bool = False
 
     def run(self, out: Output) -> int:
         from tcpstates.explain.run import explain_sockets
@@ -218,6 +235,8 @@ class DiagramRequest(Request):
     color: str = "auto"
     lang: str | None = None
 
+    no_pager: bool = False
+
     def run(self, out: Output) -> int:
         from tcpstates.explain.run import diagram
 
@@ -239,10 +258,15 @@ class ScenarioRequest(Request):
     color: str = "auto"
     lang: str | None = None
 
+    no_pager: bool = False
+
     def refused(self) -> dict[str, str]:
         if self.live:
-            return self.REFUSED
+            return {**self.REFUSED, "no_pager": "--live plays as it goes; nothing is paged"}
         return {**self.REFUSED, "source": "it reads sockets only with --live"}
+
+    def pages(self) -> bool:
+        return not (self.no_pager or self.live)
 
     def run(self, out: Output) -> int:
         from tcpstates.explain.run import scenario
@@ -298,6 +322,8 @@ class DoctorRequest(Request):
     color: str = "auto"
     lang: str | None = None
     verbose: bool = False
+
+    no_pager: bool = False
 
     def run(self, out: Output) -> int:
         from tcpstates.doctor.run import doctor

@@ -32,6 +32,7 @@ from tcpstates.cli.options import (
     format_option,
     interval_option,
     lang_option,
+    no_pager_option,
     place_options,
     state_option,
     wide_option,
@@ -138,6 +139,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 @click.option("-p", "--processes", is_flag=True, help="Show each socket's process: the default.")
 @place_options()
 @color_option
+@no_pager_option
 @wide_option
 @click.option(
     "--explain",

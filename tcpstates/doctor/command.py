@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from tcpstates.cli.options import color_option, format_option, lang_option, place_options
+from tcpstates.cli.options import (
+    color_option,
+    format_option,
+    lang_option,
+    no_pager_option,
+    place_options,
+)
 from tcpstates.cli.requests import DoctorRequest
 
 EPILOG = """\b
@@ -28,6 +34,7 @@ Examples:
 @format_option(DoctorRequest.FORMATS)
 @place_options(*DoctorRequest.REFUSED)  # its --help offers none it would refuse
 @color_option
+@no_pager_option
 @lang_option
 @click.pass_context
 def doctor(ctx: click.Context, /, **params: Any) -> int:
