@@ -18,7 +18,7 @@ import pytest
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
-from tcpstates.render.table import state_style
+from tcpstates.render.styles import state_style
 from tcpstates.sources.base import Reading
 from tcpstates.summary.counts import summarize
 from tcpstates.summary.groups import group_sockets

@@ -171,7 +171,7 @@ def diagram_renderable(
     from rich.console import Group
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     lay, canvas = diagram.draw(counts, width, False, focus)
     hot = {r.number for r in lay.routes if _touches(r.transition, focus)}

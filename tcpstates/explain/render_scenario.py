@@ -162,7 +162,7 @@ def scenario_renderable(
     from rich.console import Group
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     parts: list[RenderableType] = []
     title = Text()

@@ -155,7 +155,7 @@ def explanation_text(expl: Explanation, width: int = 80) -> str:
 def explanation_renderable(expl: Explanation, width: int) -> RenderableType:
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     text = Text()
     for i, (heading, lines) in enumerate(sections(expl, width - 2)):
@@ -178,7 +178,7 @@ def states_table() -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     table = Table(title=_(TABLE_TITLE), show_lines=False)
     for column in state_columns():

@@ -17,9 +17,9 @@ from itertools import islice
 from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.sockets import Socket
-from tcpstates.model.states import Phase, TcpState
 from tcpstates.render.columns import STATE, STATE_OF_NAME, Layout
 from tcpstates.render.fit import Fitted, Glyphs, fit, pack
+from tcpstates.render.styles import state_style
 from tcpstates.render.text import CHUNK, template
 
 if TYPE_CHECKING:
@@ -27,20 +27,8 @@ if TYPE_CHECKING:
 
     from tcpstates.render.output import Output
 
-PHASE_STYLES: dict[Phase, str] = {
-    Phase.HANDSHAKE: "yellow",
-    Phase.OPEN: "green",
-    Phase.WE_CLOSED: "cyan",
-    Phase.PEER_CLOSED: "magenta",
-    Phase.LISTENING: "blue",
-    Phase.INACTIVE: "dim",
-}
 HEADER_STYLE = "bold"
 FOOTER_STYLE = "dim"
-
-
-def state_style(state: TcpState) -> str:
-    return PHASE_STYLES[state.phase]
 
 
 def write_table(sockets: Iterable[Socket], layout: Layout, out: Output) -> None:

@@ -48,7 +48,7 @@ def summary_table(summary: Summary) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_footer=False)
     for column in _columns(summary):

@@ -65,7 +65,7 @@ def groups_table(groups: list[Group], by: str) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column(_header(by))

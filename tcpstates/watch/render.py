@@ -208,7 +208,7 @@ def counts_line(frame: Frame, width: int | None) -> list[Text]:
     since the first frame. In lines of at most ``width``, broken between states."""
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     several = len(frame.protos) > 1
     entries: list[Text] = []
@@ -244,7 +244,7 @@ def counts_table(frame: Frame) -> Table:
     """
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     several = len(frame.protos) > 1
     table = _compact_table()
@@ -371,7 +371,7 @@ def _row_line(fitted: Fitted, n: int, entry: Entry) -> Text:
     socket dimmed."""
     from rich.text import Text
 
-    from tcpstates.render.table import state_style
+    from tcpstates.render.styles import state_style
 
     sock, change = entry
     line = Text()
