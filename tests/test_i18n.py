@@ -58,7 +58,7 @@ def test_every_message_has_an_indonesian_translation_and_the_mo_is_current() -> 
 def test_the_check_fails_on_what_a_translator_can_get_wrong(tmp_path: Path) -> None:
     catalog = i18n_check.read(i18n_check.po_path("id"))
     catalog["Who is in it"].string = ""
-    catalog["{n} sockets without a known owner"].string = "{jumlah} soket"
+    catalog["peer hosts: {hosts}"].string = "host {jumlah}"
     catalog["Code"].flags.add("fuzzy")
     catalog["Phase"].string = "Fase {"
     catalog.fuzzy = True  # the header: pybabel compile would skip the whole file
@@ -71,7 +71,7 @@ def test_the_check_fails_on_what_a_translator_can_get_wrong(tmp_path: Path) -> N
         "Single '{' encountered in format string: 'Phase'",
         "does not hold what tcpstates.po says; run pybabel compile",
         "fuzzy, so not compiled: 'Code'",
-        "placeholders differ: '{n} sockets without a known owner' -> '{jumlah} soket'",
+        "placeholders differ: 'peer hosts: {hosts}' -> 'host {jumlah}'",
         "the header is marked fuzzy, so pybabel compile skips the whole file",
         "untranslated: 'Who is in it'",
     ]

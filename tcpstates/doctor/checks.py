@@ -159,9 +159,11 @@ def port_pressure(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
                 destination=destination, n=n, usable=usable, share=f"{share:.0%}"
             ),
             (
-                _("{n} sockets from {local} to {destination} use ports {low}-{high}").format(
-                    n=n, local=local, destination=destination, low=low, high=high
-                ),
+                ngettext(
+                    "{n} socket from {local} to {destination} uses ports {low}-{high}",
+                    "{n} sockets from {local} to {destination} use ports {low}-{high}",
+                    n,
+                ).format(n=n, local=local, destination=destination, low=low, high=high),
                 _("by state: {states}").format(states=_top(states[key])),
                 _(
                     "usable ports: {usable} (ip_local_port_range {low} {high}, minus reserved)"
@@ -262,9 +264,11 @@ def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     if orphans:
         yield Finding(
             Severity.INFO,
-            _("{n} sockets held by the kernel alone ({states})").format(
-                n=sum(orphans.values()), states=_top(orphans)
-            ),
+            ngettext(
+                "{n} socket held by the kernel alone ({states})",
+                "{n} sockets held by the kernel alone ({states})",
+                sum(orphans.values()),
+            ).format(n=sum(orphans.values()), states=_top(orphans)),
             (_("no process holds these (inode 0): their applications closed them already"),),
             _(
                 "Not missing owners: after close() the kernel finishes the connection by itself."
@@ -283,7 +287,11 @@ def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         peers = Counter(s.remote_address for s in stuck)
         yield Finding(
             Severity.WARNING,
-            _("{n} closing sockets stuck behind unsent data").format(n=len(stuck)),
+            ngettext(
+                "{n} closing socket stuck behind unsent data",
+                "{n} closing sockets stuck behind unsent data",
+                len(stuck),
+            ).format(n=len(stuck)),
             (
                 _("FIN_WAIT1/LAST_ACK/CLOSING with Send-Q > 0: {n}").format(n=len(stuck)),
                 _("peer hosts: {hosts}").format(hosts=_top(peers)),
@@ -328,7 +336,13 @@ def time_wait_volume(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         yield Finding(
             Severity.INFO,
             _("{n} TIME_WAIT towards {peer}: this host closes first").format(n=n, peer=peer),
-            (_("{n} sockets in TIME_WAIT with peer {peer}").format(n=n, peer=peer),),
+            (
+                ngettext(
+                    "{n} socket in TIME_WAIT with peer {peer}",
+                    "{n} sockets in TIME_WAIT with peer {peer}",
+                    n,
+                ).format(n=n, peer=peer),
+            ),
             _(
                 "The end that closes first keeps TIME_WAIT for 60 s; here that is this host."
                 " Normal for clients of short requests; reuse connections to avoid the churn."
@@ -353,7 +367,9 @@ def visibility(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         why = _("their processes exited, or hold them from another PID namespace")
     yield Finding(
         Severity.INFO,
-        _("{n} sockets without a known owner").format(n=unowned),
+        ngettext(
+            "{n} socket without a known owner", "{n} sockets without a known owner", unowned
+        ).format(n=unowned),
         (why,),
         _("Owners come from /proc/PID/fd; what cannot be read there shows as '-'."),
         "sudo tcpstates" if ev.hidden_processes else "tcpstates -v",

@@ -13,6 +13,7 @@ from tcpstates.render.safe import safe
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.text import Text
 
 STYLES = {Severity.CRITICAL: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 WIDTH = 100
@@ -44,6 +45,8 @@ def _finding_text(finding: Finding, width: int) -> str:
 
 
 def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
+    """Each finding with hanging indents: a title that wraps stays right of its severity, an
+    item that wraps stays right of its dash, so a narrow terminal still shows the shape."""
     from rich.console import Group
     from rich.padding import Padding
     from rich.text import Text
@@ -52,14 +55,22 @@ def findings_renderable(findings: Sequence[Finding]) -> RenderableType:
         return Text(_(NONE_FOUND), style="green")
     parts: list[RenderableType] = []
     for finding in findings:
-        title = Text()
-        title.append(f"{finding.severity.name:<8} ", style=STYLES[finding.severity])
-        title.append(safe(finding.title), style="bold")
-        parts.append(title)
+        severity = Text(finding.severity.name, style=STYLES[finding.severity])
+        parts.append(_hanging(severity, Text(safe(finding.title), style="bold"), 8))
         for item in finding.evidence:
-            parts.append(Padding(Text("- " + safe(item)), (0, 0, 0, 2)))
+            parts.append(Padding(_hanging(Text("-"), Text(safe(item)), 1), (0, 0, 0, 2)))
         parts.append(Padding(Text(safe(finding.meaning)), (0, 0, 0, 2)))
-        parts.append(
-            Padding(Text(f"{_(NEXT)} {safe(finding.next_command)}", style="dim"), (0, 0, 1, 2))
-        )
+        command = Text(safe(finding.next_command), style="dim")
+        parts.append(Padding(_hanging(Text(_(NEXT), style="dim"), command, 0), (0, 0, 1, 2)))
     return Group(*parts)
+
+
+def _hanging(lead: Text, body: Text, width: int) -> RenderableType:
+    """``lead``, then ``body`` wrapping in a column of its own beside it."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=width)
+    grid.add_column()
+    grid.add_row(lead, body)
+    return grid

@@ -42,14 +42,32 @@ PLACES: dict[TcpState, tuple[int, int]] = {
 }
 END_CLOSE = (5, 2)  # the second CLOSE box, where connections end
 
-BOX_HEIGHT = 3
 ROW_GAP = 3  # blank lines between rows of boxes: room for arrows and their tags
 MARGIN = 3  # blank lines above the first row and below the last
 SIDE = 2  # blank columns left of the left boxes and right of the right ones
 NAME_WIDTH = max(len(s.name) for s in PLACES)
 COUNT_WIDTH = 5  # counts are written in at most five characters (see count_text)
-BOX_WIDTH = NAME_WIDTH + 1 + COUNT_WIDTH + 4  # "│ " name " " count " │"
-MIN_WIDTH = 3 * BOX_WIDTH + 2 * 10 + 2 * SIDE  # three columns of boxes, channels and sides
+CHANNEL = 10  # the least room between two columns of boxes, for arrows and their tags
+
+
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """A box's size: the wide boxes hold the name and the count on one line; the compact ones,
+    six columns narrower, put the count under the name, so that the picture fits 80 columns."""
+
+    box_width: int
+    box_height: int
+
+    @property
+    def min_width(self) -> int:
+        """Three columns of boxes, the two channels between them and the sides."""
+        return 3 * self.box_width + 2 * CHANNEL + 2 * SIDE
+
+
+WIDE = Geometry(NAME_WIDTH + 1 + COUNT_WIDTH + 4, 3)  # "│ " name " " count " │"
+COMPACT = Geometry(NAME_WIDTH + 4, 4)  # "│ " name " │", then the count right-aligned
+MIN_WIDTH = WIDE.min_width  # 96: narrower gets the compact boxes
+COMPACT_WIDTH = COMPACT.min_width  # 78: narrower gets no picture (render_diagram says so)
 
 N, E, SOUTH, W = (0, -1), (1, 0), (0, 1), (-1, 0)
 DIRECTIONS = (N, E, SOUTH, W)
@@ -65,21 +83,23 @@ class Box:
     x: int
     y: int
     final: bool = False  # the second CLOSE, where connections end
+    size: Geometry = WIDE
 
     def cells(self) -> Iterable[tuple[int, int]]:
-        for dy in range(BOX_HEIGHT):
-            for dx in range(BOX_WIDTH):
+        for dy in range(self.size.box_height):
+            for dx in range(self.size.box_width):
                 yield self.x + dx, self.y + dy
 
     def ports(self) -> Iterable[tuple[tuple[int, int], tuple[int, int]]]:
         """The cells just outside the box where an arrow may start or end, with the direction
         pointing away from the box."""
-        middle = self.y + BOX_HEIGHT // 2
+        width, height = self.size.box_width, self.size.box_height
+        middle = self.y + height // 2
         yield (self.x - 1, middle), W
-        yield (self.x + BOX_WIDTH, middle), E
-        for dx in range(2, BOX_WIDTH - 2):
+        yield (self.x + width, middle), E
+        for dx in range(2, width - 2):
             yield (self.x + dx, self.y - 1), N
-            yield (self.x + dx, self.y + BOX_HEIGHT), SOUTH
+            yield (self.x + dx, self.y + height), SOUTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +160,19 @@ def count_text(count: int | None) -> str:
 
 @lru_cache(maxsize=4)
 def layout(width: int = 100) -> Layout:
-    """Boxes placed and every transition routed, for a canvas ``width`` characters wide."""
-    width = max(width, MIN_WIDTH)
+    """Boxes placed and every transition routed, for a canvas ``width`` characters wide: wide
+    boxes from MIN_WIDTH, compact ones below it (never narrower than COMPACT_WIDTH)."""
+    size = WIDE if width >= MIN_WIDTH else COMPACT
+    width = max(width, size.min_width)
     rows = 1 + max(row for row, _ in (*PLACES.values(), END_CLOSE))
-    height = 2 * MARGIN + rows * BOX_HEIGHT + (rows - 1) * ROW_GAP
-    columns = (SIDE, (width - BOX_WIDTH) // 2, width - BOX_WIDTH - SIDE)
+    height = 2 * MARGIN + rows * size.box_height + (rows - 1) * ROW_GAP
+    box_width = size.box_width
+    columns = (SIDE, (width - box_width) // 2, width - box_width - SIDE)
 
     def box(state: TcpState, place: tuple[int, int], final: bool = False) -> Box:
         row, column = place
-        y = MARGIN + row * (BOX_HEIGHT + ROW_GAP)
-        return Box(state, row, column, columns[column], y, final)
+        y = MARGIN + row * (size.box_height + ROW_GAP)
+        return Box(state, row, column, columns[column], y, final, size)
 
     boxes = [box(state, place) for state, place in PLACES.items()]
     boxes.append(box(S.CLOSE, END_CLOSE, final=True))
@@ -403,15 +426,18 @@ def _draw_box(
 ) -> None:
     h, v, tl, tr, bl, br = _BOX_CHARS[ascii_only, focused]
     role = ("box", box.state)
-    inner = BOX_WIDTH - 2
+    width, height = box.size.box_width, box.size.box_height
+    inner = width - 2
     canvas.put(box.x, box.y, tl + h * inner + tr, role)
-    canvas.put(box.x, box.y + 2, bl + h * inner + br, role)
-    canvas.put(box.x, box.y + 1, v, role)
-    canvas.put(box.x + BOX_WIDTH - 1, box.y + 1, v, role)
+    canvas.put(box.x, box.y + height - 1, bl + h * inner + br, role)
+    for y in range(box.y + 1, box.y + height - 1):
+        canvas.put(box.x, y, v, role)
+        canvas.put(box.x + width - 1, y, v, role)
     count = "" if counts is None else count_text(counts.get(box.state, 0))
     canvas.put(box.x + 1, box.y + 1, f" {box.state.name:<{inner - 1}}", ("name", box.state))
-    if count:
-        canvas.put(box.x + inner - len(count), box.y + 1, count, ("count", box.state))
+    if count:  # on the name's line, or under it in a compact box
+        line = box.y + height - 2
+        canvas.put(box.x + inner - len(count), line, count, ("count", box.state))
 
 
 # A line's character from the directions it leaves a cell in and whether it is heavy; where
@@ -490,6 +516,6 @@ def _away_from(box: Box, cell: tuple[int, int]) -> tuple[int, int]:
     x, y = cell
     if x < box.x:
         return W
-    if x >= box.x + BOX_WIDTH:
+    if x >= box.x + box.size.box_width:
         return E
     return N if y < box.y else SOUTH

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 LEGEND = N_("Transitions (numbers as in the diagram):")
 FOCUS = N_("Into {state} and out of it:")
 COUNTS = N_("Boxes show how many TCP sockets are in each state on this host now.")
+NARROW = N_(
+    "The diagram needs {needed} columns and this terminal has {width}: widen it, or pipe the"
+    " output (-o plain draws it 100 columns wide). In each state now:"
+)
 NEW_SYN_RECV_NOTE = N_(
     "NEW_SYN_RECV is Linux's request socket for a handshake in progress; the kernel reports"
     " it as SYN_RECV, so it is counted there."
@@ -35,8 +39,23 @@ def diagram_lines(
     width: int = 100,
     ascii_only: bool = False,
 ) -> list[str]:
+    if width < diagram.COMPACT_WIDTH:
+        return narrow_lines(counts, width)
     _layout, canvas = diagram.draw(counts, width, ascii_only, focus)
     return _trim(canvas.lines())
+
+
+def narrow_lines(counts: dict[TcpState, int] | None, width: int) -> list[str]:
+    """Where no picture fits: why, and each state's count, packed into lines of ``width``."""
+    import textwrap
+
+    said = _(NARROW).format(needed=diagram.COMPACT_WIDTH, width=width)
+    lines = textwrap.wrap(said, width)
+    places = [box.state for box in diagram.layout(diagram.MIN_WIDTH).boxes if not box.final]
+    cells = [f"{s.name} {diagram.count_text((counts or {}).get(s, 0))}" for s in places]
+    return lines + textwrap.wrap(
+        ", ".join(cells), width, initial_indent="  ", subsequent_indent="  "
+    )
 
 
 def _trim(lines: list[str]) -> list[str]:
@@ -51,8 +70,13 @@ def _touches(t: Transition, focus: TcpState | None) -> bool:
     return focus is not None and focus in (t.source, t.target)
 
 
-def legend_lines(focus: TcpState | None = None, ascii_only: bool = False) -> list[str]:
-    """Every transition by its number: from, to, event; the focus state's marked."""
+def legend_lines(
+    focus: TcpState | None = None, ascii_only: bool = False, width: int = 100
+) -> list[str]:
+    """Every transition by its number: from, to, event; the focus state's marked. An event
+    too long for ``width`` goes on under itself, never past the edge."""
+    import textwrap
+
     numbered = list(enumerate(lifecycle.TRANSITIONS, start=1))
     source_width = max(len(t.source.name) for _n, t in numbered)
     target_width = max(len(t.target.name) for _n, t in numbered)
@@ -60,10 +84,13 @@ def legend_lines(focus: TcpState | None = None, ascii_only: bool = False) -> lis
     lines = [_(LEGEND)]
     for number, t in numbered:
         marker = mark if _touches(t, focus) else " "
-        lines.append(
-            f"{marker}{number:>3}  {t.source.name:<{source_width}} {arrow} "
-            f"{t.target.name:<{target_width}}  {_(t.event)}" + ("  (Linux)" if t.linux_only else "")
-        )
+        lead = f"{marker}{number:>3}  {t.source.name:<{source_width}} {arrow} "
+        lead += f"{t.target.name:<{target_width}}  "
+        event = _(t.event) + ("  (Linux)" if t.linux_only else "")
+        room = max(width - len(lead), 20)
+        wrapped = textwrap.wrap(event, room) or [""]
+        lines.append(lead + wrapped[0])
+        lines.extend(" " * len(lead) + more for more in wrapped[1:])
     return lines
 
 
@@ -145,18 +172,18 @@ def diagram_text(
         count = None if counts is None else counts.get(focus, 0)
         heading = _(FOCUS).format(state=focus.name)
         parts.append(heading + "\n\n" + "\n".join(focus_lines(focus, count, width, ascii_only)))
-    parts.append("\n".join(legend_lines(focus, ascii_only)))
-    parts.append("\n".join(_notes(counts)))
+    parts.append("\n".join(legend_lines(focus, ascii_only, width)))
+    parts.append("\n".join(_notes(counts, width)))
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def _notes(counts: dict[TcpState, int] | None) -> list[str]:
+def _notes(counts: dict[TcpState, int] | None, width: int = 100) -> list[str]:
     import textwrap
 
     notes = [_(NEW_SYN_RECV_NOTE)]
     if counts is not None:
         notes.insert(0, _(COUNTS))
-    return [line for note in notes for line in textwrap.wrap(note, 100)]
+    return [line for note in notes for line in textwrap.wrap(note, min(width, 100))]
 
 
 _STYLES = {"edge": "", "arrow": "", "tag": "bold"}
@@ -169,6 +196,28 @@ def diagram_renderable(
 ) -> RenderableType:
     """The same picture for a terminal: states in their phase's colours, the focus bold."""
     from rich.console import Group
+    from rich.text import Text
+
+    if width < diagram.COMPACT_WIDTH:
+        text = Text("\n".join(narrow_lines(counts, width)) + "\n")
+    else:
+        text = _picture(counts, focus, width)
+    parts: list[RenderableType] = [text]
+    if focus is not None and focus in diagram.PLACES:
+        count = None if counts is None else counts.get(focus, 0)
+        parts.append(Text(_(FOCUS).format(state=focus.name) + "\n", style="bold"))
+        parts.append(Text("\n".join(focus_lines(focus, count, width)) + "\n", style="yellow"))
+    legend = Text()
+    for i, line in enumerate(legend_lines(focus, width=width)):
+        style = "bold" if i == 0 else ("bold yellow" if line.startswith("►") else "")
+        legend.append(line + "\n", style=style)
+    parts.append(legend)
+    parts.append(Text("\n".join(_notes(counts, width)), style="dim"))
+    return Group(*parts)
+
+
+def _picture(counts: dict[TcpState, int] | None, focus: TcpState | None, width: int) -> Any:
+    """The boxes and arrows as Rich text: states in their phase's colours, the focus bold."""
     from rich.text import Text
 
     from tcpstates.render.styles import state_style
@@ -191,18 +240,7 @@ def diagram_renderable(
                 run = ""
             run, run_style = run + char, style
         text.append(run + "\n", style=run_style)
-    parts: list[RenderableType] = [text]
-    if focus is not None and focus in diagram.PLACES:
-        count = None if counts is None else counts.get(focus, 0)
-        parts.append(Text(_(FOCUS).format(state=focus.name) + "\n", style="bold"))
-        parts.append(Text("\n".join(focus_lines(focus, count, width)) + "\n", style="yellow"))
-    legend = Text()
-    for i, line in enumerate(legend_lines(focus)):
-        style = "bold" if i == 0 else ("bold yellow" if line.startswith("►") else "")
-        legend.append(line + "\n", style=style)
-    parts.append(legend)
-    parts.append(Text("\n".join(_notes(counts)), style="dim"))
-    return Group(*parts)
+    return text
 
 
 def _style(

@@ -46,8 +46,11 @@ def timeline_lines(
     with their state), "event", "segment", "" (so that Rich can colour them and plain text can
     ignore them)."""
     a_events = [_(step.transition.event) for step in scenario.steps if step.end == "a"]
-    side = min(max([len(s.name) for s in TcpState] + [len(e) for e in a_events]) + 2, 42)
-    b_width = width - STEP_WIDTH - side - SEGMENT_WIDTH
+    name = max(len(s.name) for s in TcpState) + 2  # a state name is never cut, on either side
+    side = min(max([name] + [len(e) + 2 for e in a_events]), 42)
+    # Narrow terminals take room from a's events (they wrap) to leave b a whole state name.
+    side = max(name, min(side, width - STEP_WIDTH - SEGMENT_WIDTH - name))
+    b_width = max(width - STEP_WIDTH - side - SEGMENT_WIDTH, name)
     h, right, left = ("-", ">", "<") if ascii_only else ("─", "▶", "◀")
     lines: list[tuple[str, list[Piece]]] = []
 
