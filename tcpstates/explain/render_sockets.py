@@ -4,6 +4,7 @@ general explanation."""
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -18,12 +19,14 @@ from tcpstates.render.safe import safe
 SHOWN = 20  # accounts in full; a port with thousands of sockets gets a count for the rest
 
 
-def accounts_text(accounts: Sequence[Account]) -> str:
-    parts = [_account_text(a) for a in accounts[:SHOWN]]
+def accounts_text(accounts: Sequence[Account], width: int = 100) -> str:
+    """The accounts wrapped to ``width`` at spaces only: an address, a state or a pid is never
+    broken, the lines that go on are indented under their own text."""
+    parts = [_account_text(a, width) for a in accounts[:SHOWN]]
     if len(accounts) > SHOWN:
         more = _("... and {n} more sockets (tcpstates --port N lists them)")
         parts.append(more.format(n=len(accounts) - SHOWN) + "\n")
-    parts += [explanation_text(general) for general in _generals(accounts[:SHOWN])]
+    parts += [explanation_text(general, min(width, 80)) for general in _generals(accounts[:SHOWN])]
     return "\n".join(parts)
 
 
@@ -32,7 +35,7 @@ def _generals(accounts: Sequence[Account]) -> list[Explanation]:
     return list({a.socket.state: a.general for a in accounts}.values())
 
 
-def _account_text(a: Account) -> str:
+def _account_text(a: Account, width: int) -> str:
     sock = a.socket
     pid, process = owner_cells(owner_of(sock))
     queues = f"Recv-Q {_q(sock.recv_q)}, Send-Q {_q(sock.send_q)}"
@@ -40,16 +43,29 @@ def _account_text(a: Account) -> str:
     if sock.timer:
         timer = "; " + _("timer {timer} ({ms} ms left)").format(timer=sock.timer, ms=sock.timer_ms)
     so_far, next_ = _("so far:"), _("next:")
-    width = max(len(so_far), len(next_))
+    label = max(len(so_far), len(next_))
     owner = _("process {process}, pid {pid}").format(process=process, pid=pid)
-    return (
+    title = (
         f"{endpoint(sock.local_address, sock.local_port)} -> "
-        f"{endpoint(sock.remote_address, sock.remote_port)}  {sock.state_name}"
-        f"  ({owner})\n"
-        f"  {so_far:<{width}} {safe(a.happened)}\n"
-        f"  {next_:<{width}} {safe(a.next_step)}\n"
-        f"  {queues}{timer}\n"
+        f"{endpoint(sock.remote_address, sock.remote_port)}  {sock.state_name}  ({owner})"
     )
+    hang = " " * (2 + label + 1)
+    lines = [
+        *_fill(title, width, "", "    "),
+        *_fill(f"  {so_far:<{label}} {safe(a.happened)}", width, "", hang),
+        *_fill(f"  {next_:<{label}} {safe(a.next_step)}", width, "", hang),
+        *_fill(f"  {queues}{timer}", width, "", "  "),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _fill(text: str, width: int, first: str, rest: str) -> list[str]:
+    """``text`` in lines of ``width``, broken at spaces only (break_long_words is off: a long
+    address or name goes past the edge rather than in two)."""
+    return textwrap.wrap(
+        text, width, initial_indent=first, subsequent_indent=rest,
+        break_long_words=False, break_on_hyphens=False, drop_whitespace=True,
+    ) or [text]  # fmt: skip
 
 
 def _q(value: int | None) -> str:

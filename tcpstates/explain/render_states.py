@@ -146,10 +146,31 @@ def _settings(expl: Explanation, width: int) -> list[str]:
 
 def explanation_text(expl: Explanation, width: int = 80) -> str:
     blocks = []
-    for i, (heading, lines) in enumerate(sections(expl, width - 2)):
-        body = "\n".join("  " + line for line in lines)
+    for i, (heading, lines) in enumerate(fitted_sections(expl, width)):
+        body = "\n".join(lines)
         blocks.append(f"{heading}\n{body}" if i else f"{heading}\n\n{body}")
     return "\n\n".join(blocks) + "\n"
+
+
+def fitted_sections(expl: Explanation, width: int) -> list[tuple[str, list[str]]]:
+    """The sections with their lines indented, and whatever is still wider than ``width`` (a
+    heading, a list of names) broken at spaces, never inside a word: a state name or a code
+    stays whole."""
+    fitted = []
+    for heading, lines in sections(expl, width - 2):
+        body = [part for line in lines for part in _fit("  " + line, width, indent=4)]
+        fitted.append(("\n".join(_fit(heading, width, indent=2)), body))
+    return fitted
+
+
+def _fit(line: str, width: int, indent: int) -> list[str]:
+    if len(line) <= width:
+        return [line]
+    lead = len(line) - len(line.lstrip())
+    return textwrap.wrap(
+        line, width, initial_indent="", subsequent_indent=" " * max(indent, lead),
+        break_long_words=False, break_on_hyphens=False,
+    ) or [line]  # fmt: skip
 
 
 def explanation_renderable(expl: Explanation, width: int) -> RenderableType:
@@ -158,10 +179,10 @@ def explanation_renderable(expl: Explanation, width: int) -> RenderableType:
     from tcpstates.render.styles import state_style
 
     text = Text()
-    for i, (heading, lines) in enumerate(sections(expl, width - 2)):
+    for i, (heading, lines) in enumerate(fitted_sections(expl, width)):
         style = f"bold {state_style(expl.state)}" if i == 0 else "bold"
         text.append(("\n" if i else "") + heading + "\n", style=style)
-        text.append("".join("  " + line + "\n" for line in lines))
+        text.append("".join(line + "\n" for line in lines))
     return text
 
 
@@ -174,20 +195,47 @@ def state_rows() -> list[tuple[str, ...]]:
     ]
 
 
-def states_table() -> RenderableType:
+TABLE_WIDTH = 72  # below this the description column is too narrow to read: a list instead
+
+
+def states_table(width: int = 100) -> RenderableType:
+    """Every state in a table; on a terminal narrower than TABLE_WIDTH, as a list with each
+    description under its state, so that no name or word is broken."""
     from rich.table import Table
     from rich.text import Text
 
     from tcpstates.render.styles import state_style
 
+    if width < TABLE_WIDTH:
+        return _states_list(width)
     table = Table(title=_(TABLE_TITLE), show_lines=False)
-    for column in state_columns():
-        table.add_column(column.header, justify=column.align)
-    for state, row in zip(sorted(TcpState, key=_order), state_rows(), strict=True):
+    rows = state_rows()
+    for i, column in enumerate(state_columns()):
+        # The names and the code are never cut or broken; the prose columns wrap instead.
+        whole = i < 3
+        least = max(len(column.header), *(len(row[i]) for row in rows)) if whole else None
+        table.add_column(column.header, justify=column.align, no_wrap=whole, min_width=least)
+    for state, row in zip(sorted(TcpState, key=_order), rows, strict=True):
         cells = [Text(cell) for cell in row]
         cells[0].stylize(state_style(state))
         table.add_row(*cells)
     return table
+
+
+def _states_list(width: int) -> RenderableType:
+    from rich.text import Text
+
+    from tcpstates.render.styles import state_style
+
+    text = Text()
+    text.append(_(TABLE_TITLE) + "\n\n", style="bold")
+    for state, row in zip(sorted(TcpState, key=_order), state_rows(), strict=True):
+        name, ss_name, code, phase, *descriptions = row
+        text.append(name, style=f"bold {state_style(state)}")
+        text.append(f"  ss {ss_name}, {code}, {phase}\n")
+        for line in _wrap(descriptions[-1], width - 2):
+            text.append(f"  {line}\n")
+    return text
 
 
 def _order(state: TcpState) -> tuple[bool, int]:

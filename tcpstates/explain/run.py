@@ -86,7 +86,8 @@ def explain_sockets(
     if fmt in ("json", "jsonl"):
         render_accounts.render_accounts_json(found, out.stdout)
     else:
-        out.stdout.write(render_accounts.accounts_text(found))
+        width = (out.fit_width() or 100) if fmt == "table" else 100
+        out.stdout.write(render_accounts.accounts_text(found, width))
     return ExitStatus.OK
 
 
@@ -95,7 +96,8 @@ def explain_all(out: Output, fmt: str | None) -> int:
 
     fmt = out.resolve_format(fmt)
     if fmt == "table":
-        out.console().print(explanation.states_table())
+        console = out.console()
+        console.print(explanation.states_table(out.fit_width() or console.width))
     elif fmt in ("json", "jsonl"):
         import json
 
