@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,16 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         assert text == path.read_text()
 
     return check
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Times shown in UTC, as the golden screens have them."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

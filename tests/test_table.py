@@ -15,7 +15,6 @@ import pty
 import re
 import struct
 import termios
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -243,25 +242,14 @@ def test_colour_changes_no_character():
 
 
 def test_a_large_table_stays_a_table():
-    # It used to turn into plain text past 2,000 rows; it is a table at any size now.
+    # It used to turn into plain text past 2,000 rows; it is a table at any size now. How fast
+    # is bench.py's to say ("table" against "plain", side by side), not a timed test's.
     many = [replace(HOST[2], local_port=1024 + i % 60000, pid=10000 + i) for i in range(5000)]
-    start = time.perf_counter()
     text = table(many, 80, color="always")
-    took = time.perf_counter() - start
     assert text.count("\n") == 5000 + 3 and "─" * 20 in text
-    assert took < 2, took  # Rich's Table took 3.4 s for these here; the writer 0.03 s
 
 
 # -- golden screens, for review --------------------------------------------------------------
-
-
-@pytest.fixture
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -413,15 +413,6 @@ def render(renderable, width: int = 100, height: int = 40) -> str:
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())
 
 
-@pytest.fixture
-def utc(monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
 VIEW = """\
 Every 2 s  2026-01-05 14:03:26  3 sockets  ~2 changed
 ESTABLISHED 0 -2  FIN_WAIT2 1 +1  CLOSE_WAIT 1 +1  LISTEN 1  +2 since start

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from tcpstates.cli.requests import HelpRequest
-from tcpstates.manual.pages import TOPICS
+from tcpstates.manual.topics import TOPICS
 
 
 @click.command("help")

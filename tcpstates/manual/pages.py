@@ -18,17 +18,8 @@ import sysconfig
 from pathlib import Path
 from typing import TextIO
 
+from tcpstates.manual.topics import PAGES, TOPICS
 from tcpstates.model.errors import TcpstatesError, UsageError
-
-# topic -> page; the first is what ``tcpstates help`` shows with no topic.
-PAGES = {
-    "tcpstates": "tcpstates.1",
-    "doctor": "tcpstates-doctor.1",
-    "trace": "tcpstates-trace.1",
-    "export": "tcpstates-export.1",
-    "states": "tcpstates-states.7",
-}
-TOPICS = tuple(PAGES)
 
 
 def page_path(topic: str) -> Path:
