@@ -33,6 +33,14 @@ def test_golden_diagram_with_time_wait_highlighted(golden) -> None:  # type: ign
     golden("diagram-time-wait.txt", diagram_text(COUNTS, S.TIME_WAIT, 100))
 
 
+@pytest.mark.parametrize("width", [80, 60])
+def test_golden_diagram_for_narrow_terminals(golden, width: int) -> None:  # type: ignore[no-untyped-def]
+    # 80: the compact boxes, count under name; 60: no picture, the counts and what it needs.
+    text = diagram_text(COUNTS, S.CLOSE_WAIT, width)
+    assert max(map(len, text.splitlines())) <= width
+    golden(f"diagram-close-wait-{width}.txt", text)
+
+
 def test_golden_ascii_diagram_for_outputs_without_box_drawing(golden) -> None:  # type: ignore[no-untyped-def]
     text = diagram_text(COUNTS, S.CLOSE_WAIT, 100, ascii_only=True)
     assert text.isascii()
