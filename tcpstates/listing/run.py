@@ -38,6 +38,7 @@ def list_sockets(
     reading = source.read(query, owners=owners or query.needs_owners)
     chosen = layout(query, owners, source, extended=extended, header=header)
     render(select(reading, query), chosen, out, fmt)
+    out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     Skips(verbose, out.stderr.write).report(source)
     if reading.hidden_processes and owners:
         out.stderr.write(
