@@ -86,6 +86,14 @@ def test_a_missing_pager_is_one_line_and_the_output_still_shown() -> None:
     assert shown.count("no-such-pager-x") == 1 and "LISTEN" in shown
 
 
+def test_a_pager_that_cannot_run_is_one_line_too(tmp_path: Path) -> None:
+    pager = tmp_path / "pager"
+    pager.write_text("#!/bin/sh\ncat\n")  # not executable
+    with terminal([*TCPSTATES, "-s", "listen"], 80, 24, PAGER=str(pager)) as term:
+        shown = term.wait_for("EXIT=0")
+    assert shown.count("cannot run") == 1 and "LISTEN" in shown and "Traceback" not in shown
+
+
 def test_less_pages_a_long_listing_and_q_leaves_it(sockets: Any) -> None:
     listener = sockets.listener()
     for _ in range(40):

@@ -19,7 +19,6 @@ import io
 import os
 import select
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -58,15 +57,16 @@ def paged(out: Output, environ: Mapping[str, str] | None = None) -> Iterator[Out
     if argv is None:
         yield out
         return
-    program = shutil.which(argv[0], path=environ.get("PATH"))
-    if program is None:
-        out.say(f"pager {argv[0]!r} not found; writing to the terminal")
-        yield out
-        return
     width = out.width or _columns(out)
     env = {**environ, "LESS": environ.get("LESS", DEFAULT_LESS), "LV": environ.get("LV", "-c")}
     out.stdout.flush()
-    pager = subprocess.Popen([program, *argv[1:]], stdin=subprocess.PIPE, env=env)
+    try:
+        pager = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env)
+    except OSError as e:  # not found, or not executable: as if there were none
+        why = "not found" if isinstance(e, FileNotFoundError) else f"cannot run ({e.strerror})"
+        out.say(f"pager {argv[0]!r} {why}; writing to the terminal")
+        yield out
+        return
     assert pager.stdin is not None
     stream = io.TextIOWrapper(pager.stdin, encoding=_encoding(out), errors="replace")
     color = "always" if out.color == "auto" else out.color
