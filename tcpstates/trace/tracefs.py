@@ -18,6 +18,9 @@ Who owns an instance, and when one is stale, rests on what the kernel enforces, 
   ``open``. A cleanup that removes it then (each trace cleans up as it starts, so traces started
   together do) makes that ``open`` fail (ENOENT or ENODEV) before the trace has written
   anything; the trace then makes another instance under another name.
+* Once, in CI, with traces in several PID namespaces starting together, an instance was gone
+  by its first write although its pipe was open. Whatever did it, nothing had been written
+  yet, so the trace makes another instance then too, a few times at most.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ class Lines:
     lost: int = 0
 
 
+class _Vanished(Exception):
+    """Our instance went away before it was set up."""
+
+
 class Instance:
     """A tracing instance of our own: created with the event on, removed by ``close``."""
 
@@ -115,26 +122,38 @@ class Instance:
                 f"this kernel has no sock:inet_sock_set_state tracepoint ({root}/{EVENT});"
                 " use 'tcpstates --watch' instead"
             )
-        self.path, pipe = _create(f"{root}/instances")
-        self._pipe: int | None = pipe
+        self._pipe: int | None = None
         self._text = codecs.getincrementaldecoder("utf-8")("backslashreplace")
         self._partial = ""
-        try:
-            for option, value in OPTIONS.items():
-                if os.path.exists(f"{self.path}/options/{option}"):
-                    self._write(f"options/{option}", value)
-            self._write("trace_clock", "mono")  # timestamps on CLOCK_MONOTONIC: wall time follows
-            self._write(f"{EVENT}/filter", kernel_filter)
-            self._write(f"{EVENT}/enable", "1")
-        except BaseException:
-            self.close()
-            raise
+        for _ in range(_ATTEMPTS):
+            self.path, self._pipe = _create(f"{root}/instances")
+            try:
+                self._set_up(kernel_filter)
+                return
+            except _Vanished:
+                # Gone while it was set up, though its pipe was open (seen under traces that
+                # start together, each cleaning up): nothing of it is left; make another.
+                self.close()
+            except BaseException:
+                self.close()
+                raise
+        raise TracingError(f"our tracing instances in {root}/instances kept vanishing")
+
+    def _set_up(self, kernel_filter: str) -> None:
+        for option, value in OPTIONS.items():
+            if os.path.exists(f"{self.path}/options/{option}"):
+                self._write(f"options/{option}", value)
+        self._write("trace_clock", "mono")  # timestamps on CLOCK_MONOTONIC: wall time follows
+        self._write(f"{EVENT}/filter", kernel_filter)
+        self._write(f"{EVENT}/enable", "1")
 
     def _write(self, name: str, value: str) -> None:
         try:
             with open(f"{self.path}/{name}", "w") as f:
                 f.write(value + "\n")
         except OSError as e:
+            if e.errno in _REMOVED and not os.path.isdir(self.path):
+                raise _Vanished from None
             raise TracingError(f"cannot set {name} of the tracing instance: {e.strerror}") from None
 
     def read(self, timeout: float) -> Lines:
