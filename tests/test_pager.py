@@ -6,6 +6,7 @@ A recording pager (a shell script) keeps what it was given and the LESS it saw; 
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_tcpstates_pager_wins_over_pager_and_empty_means_none(recorder: Path) ->
 def test_no_pager_and_pipes_never_page(cli: Cli, recorder: Path) -> None:
     with terminal([*TCPSTATES, "--no-pager", "-s", "listen"], 80, 24, PAGER=str(recorder)) as t:
         assert "LISTEN" in t.wait_for("EXIT=0")
-    piped = cli.process("-s", "listen", env={**_env(), "PAGER": str(recorder)})
+    piped = cli.process("-s", "listen", env={**os.environ, "PAGER": str(recorder)})
     assert piped.returncode == 0 and "LISTEN" in piped.stdout
     assert paged(recorder) is None
 
@@ -104,9 +105,3 @@ def test_less_pages_a_long_listing_and_q_leaves_it(sockets: Any) -> None:
         assert "EXIT=" not in screen  # less holds the screen: more rows than it has
         term.keys("q")
         assert "EXIT=0" in term.wait_for("EXIT=")
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)

@@ -4,11 +4,10 @@ general explanation."""
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
-from tcpstates.explain.render_states import explanation_text
+from tcpstates.explain.render_states import break_at_spaces, explanation_text
 from tcpstates.explain.sockets import Account
 from tcpstates.explain.states import Explanation
 from tcpstates.model.i18n import _
@@ -51,21 +50,12 @@ def _account_text(a: Account, width: int) -> str:
     )
     hang = " " * (2 + label + 1)
     lines = [
-        *_fill(title, width, "", "    "),
-        *_fill(f"  {so_far:<{label}} {safe(a.happened)}", width, "", hang),
-        *_fill(f"  {next_:<{label}} {safe(a.next_step)}", width, "", hang),
-        *_fill(f"  {queues}{timer}", width, "", "  "),
+        *break_at_spaces(title, width, "    "),
+        *break_at_spaces(f"  {so_far:<{label}} {safe(a.happened)}", width, hang),
+        *break_at_spaces(f"  {next_:<{label}} {safe(a.next_step)}", width, hang),
+        *break_at_spaces(f"  {queues}{timer}", width, "  "),
     ]
     return "\n".join(lines) + "\n"
-
-
-def _fill(text: str, width: int, first: str, rest: str) -> list[str]:
-    """``text`` in lines of ``width``, broken at spaces only (break_long_words is off: a long
-    address or name goes past the edge rather than in two)."""
-    return textwrap.wrap(
-        text, width, initial_indent=first, subsequent_indent=rest,
-        break_long_words=False, break_on_hyphens=False, drop_whitespace=True,
-    ) or [text]  # fmt: skip
 
 
 def _q(value: int | None) -> str:

@@ -164,13 +164,19 @@ def fitted_sections(expl: Explanation, width: int) -> list[tuple[str, list[str]]
 
 
 def _fit(line: str, width: int, indent: int) -> list[str]:
-    if len(line) <= width:
-        return [line]
     lead = len(line) - len(line.lstrip())
+    return break_at_spaces(line, width, " " * max(indent, lead))
+
+
+def break_at_spaces(text: str, width: int, hang: str) -> list[str]:
+    """``text`` in lines of ``width``, the later ones indented by ``hang``, broken at spaces
+    only: a state name, an address or a code too long for the line goes past the edge whole
+    rather than in two."""
+    if len(text) <= width:
+        return [text]
     return textwrap.wrap(
-        line, width, initial_indent="", subsequent_indent=" " * max(indent, lead),
-        break_long_words=False, break_on_hyphens=False,
-    ) or [line]  # fmt: skip
+        text, width, subsequent_indent=hang, break_long_words=False, break_on_hyphens=False
+    ) or [text]
 
 
 def explanation_renderable(expl: Explanation, width: int) -> RenderableType:
