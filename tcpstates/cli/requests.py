@@ -66,17 +66,16 @@ class ListRequest(Request):
     no_owners: bool = False
     extended: bool = False
     no_header: bool = False
-
     no_pager: bool = False
 
     def refused(self) -> dict[str, str]:
-        if self.fmt in ("json", "jsonl", "csv"):
-            why = {"csv": "a CSV row carries uid and inode always"}.get(self.fmt or "")
-            refusals = {"extended": why or "a record carries uid and inode always"}
-            if self.fmt != "csv":
-                refusals["no_header"] = f"{self.fmt} has no header"
-            return refusals
-        return {}
+        if self.fmt not in ("json", "jsonl", "csv"):
+            return {}
+        record = "a CSV row" if self.fmt == "csv" else "a record"
+        refusals = {"extended": f"{record} carries uid and inode always"}
+        if self.fmt != "csv":
+            refusals["no_header"] = f"{self.fmt} has no header"
+        return refusals
 
     def run(self, out: Output) -> int:
         from tcpstates.listing.run import list_sockets
@@ -101,7 +100,6 @@ class SummaryRequest(Request):
     color: str = "auto"
     lang: str | None = None
     verbose: bool = False
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
@@ -123,7 +121,6 @@ class GroupRequest(Request):
     color: str = "auto"
     lang: str | None = None
     verbose: bool = False
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
@@ -174,7 +171,6 @@ class ExplainAllRequest(Request):
     fmt: str | None = None
     color: str = "auto"
     lang: str | None = None
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
@@ -193,7 +189,6 @@ class ExplainStateRequest(Request):
     fmt: str | None = None
     color: str = "auto"
     lang: str | None = None
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
@@ -211,7 +206,6 @@ class ExplainSocketsRequest(Request):
     fmt: str | None = None
     lang: str | None = None
     verbose: bool = False
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
@@ -234,7 +228,6 @@ class DiagramRequest(Request):
     fmt: str | None = None
     color: str = "auto"
     lang: str | None = None
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
@@ -257,7 +250,6 @@ class ScenarioRequest(Request):
     fmt: str | None = None
     color: str = "auto"
     lang: str | None = None
-
     no_pager: bool = False
 
     def refused(self) -> dict[str, str]:
@@ -322,7 +314,6 @@ class DoctorRequest(Request):
     color: str = "auto"
     lang: str | None = None
     verbose: bool = False
-
     no_pager: bool = False
 
     def run(self, out: Output) -> int:
