@@ -164,7 +164,7 @@ def run_request(request: rq.Request) -> int:
     out = Output.from_environment(
         getattr(request, "color", "auto"), getattr(request, "wide", False)
     )
-    if request.pages() and out.is_terminal:
+    if request.pages() and out.is_terminal:  # paged() checks too; a pipe need not import it
         return _run_paged(request, out)
     if not request.RUNS_UNTIL_STOPPED:
         return request.run(out)
