@@ -195,6 +195,17 @@ def assert_whole(rows: list[list[str]], expected: list[dict[str, Any]]) -> None:
     assert not left, f"rows with no record: {left}"
 
 
+def table_lines(screen: list[str]) -> list[str]:
+    """The lines the table wrote, above the shell's ``EXIT=`` line, after checking it is 0.
+
+    Not ours to fit: what is said on stderr, one line for scripts (as nobody, that other
+    users' processes cannot be attributed); it reaches the terminal beside the table.
+    """
+    end = next(i for i, line in enumerate(screen) if line.startswith("EXIT="))
+    assert screen[end] == "EXIT=0"
+    return [line for line in screen[:end] if not line.startswith("tcpstates: ")]
+
+
 def test_the_holders_have_5_and_7_digit_pids(holders):
     if why := can_choose_pids():
         pytest.skip(why)
@@ -209,11 +220,7 @@ def test_listing_fits_the_terminal_and_cuts_no_identity(holders, width):
     with terminal([*TCPSTATES, "--process", NAME], width, 60) as term:
         term.wait_for("EXIT=")
         lines = term.joined_lines()
-    end = next(i for i, line in enumerate(lines) if line.startswith("EXIT="))
-    assert lines[end] == "EXIT=0"
-    # Not ours to fit: what is said on stderr, one line for scripts (as nobody, that other
-    # users' processes cannot be attributed); it reaches the terminal beside the pager's text.
-    lines = [line for line in lines[:end] if not line.startswith("tcpstates: ")]
+    lines = table_lines(lines)
     assert max(map(len, lines)) <= width, "\n".join(lines)
     assert_whole(rows_of(lines), expected)
     gave_way = plain_width() > width
@@ -223,7 +230,7 @@ def test_listing_fits_the_terminal_and_cuts_no_identity(holders, width):
 def test_wide_shows_everything_even_where_lines_wrap(holders):
     with terminal([*TCPSTATES, "--process", NAME, "-W"], 60, 60) as term:
         term.wait_for("EXIT=")
-        lines = term.joined_lines()
+        lines = table_lines(term.joined_lines())
     assert max(map(len, lines)) == plain_width() > 60
     assert "Recv-Q" in lines[0] and "Process" in lines[0] and "-W shows all" not in lines
     assert sum(NAME in line for line in lines) == len(records())  # every name whole
