@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket, record_fields
+from tcpstates.model.sockets import Socket
 from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def render(sockets: Iterable[Socket], layout: Layout, out: Output, fmt: str | No
     from tcpstates.render import formats
 
     if fmt == "csv":
-        fields = record_fields(layout.netns_labels is not None)
-        formats.render_csv(sockets, out.stdout, fields, header=layout.header)
+        netns = layout.netns_labels is not None
+        formats.render_csv(sockets, out.stdout, netns, layout.header, layout.details)
         return
-    {"json": formats.render_json, "jsonl": formats.render_jsonl}[fmt](sockets, out.stdout)
+    writer = {"json": formats.render_json, "jsonl": formats.render_jsonl}[fmt]
+    writer(sockets, out.stdout, layout.details)

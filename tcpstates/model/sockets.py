@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
+from tcpstates.model.details import Memory, TcpInfo
 from tcpstates.model.i18n import N_, _
 from tcpstates.model.states import TcpState, state_name
 
@@ -40,7 +41,15 @@ class Socket:
     timer: str | None = None
     timer_ms: int | None = None
     retransmits: int | None = None
+    # The interface a link-local end is scoped to or the socket is bound to (SO_BINDTODEVICE).
+    interface: str | None = None
+    v6only: bool | None = None  # an IPv6 socket's IPV6_V6ONLY; None: IPv4, or not known
     netns: int | None = None  # the network namespace's inode, when several may be listed
+    # Details read only when asked for (Details); None where not asked or not known.
+    holders: tuple[Holder, ...] | None = None  # every process and fd that holds it
+    cgroup: str | None = None  # the owner's cgroup path (--cgroup)
+    info: TcpInfo | None = None  # tcp_info (-i)
+    memory: Memory | None = None  # socket memory (-m)
 
     @property
     def state_name(self) -> str:
@@ -75,17 +84,45 @@ class Socket:
             "timer": self.timer,
             "timer_ms": self.timer_ms,
             "retransmits": self.retransmits,
+            "interface": self.interface,
+            "v6only": self.v6only,
             **({} if self.netns is None else {NETNS: self.netns}),
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """One process holding a socket through one of its file descriptors."""
+
+    pid: int
+    process: str | None
+    fd: int
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """What a reading asks the kernel for beyond the record, and what the record then carries.
+
+    Each costs something per socket (a bigger netlink reply, a /proc read per owner), so
+    each is read only when asked for.
+    """
+
+    info: bool = False  # -i: tcp_info and the congestion control (netlink only)
+    memory: bool = False  # -m: socket memory (netlink only)
+    timers: bool = False  # --timers: the timer column (every source that has timers)
+    cgroup: bool = False  # --cgroup: the owner's cgroup
+
+    @property
+    def from_kernel(self) -> bool:
+        """Whether only netlink sock_diag can give what is asked for."""
+        return self.info or self.memory
+
+
+NO_DETAILS = Details()
 NETNS = "netns"  # the field that follows the record's for sockets of a named namespace
-FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Socket) if f.name != NETNS)
-
-
-def record_fields(netns: bool) -> tuple[str, ...]:
-    """The names a record is written with: FIELDS, and NETNS when namespaces are named."""
-    return FIELDS + (NETNS,) * netns
+# The record's fields, in order; what follows them (netns, the details) only when asked for.
+_ALL_FIELDS = tuple(f.name for f in fields(Socket))
+FIELDS: tuple[str, ...] = _ALL_FIELDS[: _ALL_FIELDS.index(NETNS)]
 
 
 def _fast_constructor() -> Callable[..., Socket]:

@@ -9,8 +9,10 @@ from typing import Literal
 from tcpstates.model.sockets import (
     KERNEL_OWNER,
     NAMELESS,
+    NO_DETAILS,
     OWNER_SPELLINGS,
     UNSEEN_OWNER,
+    Details,
     Owner,
     OwnerKind,
     Socket,
@@ -58,6 +60,7 @@ class Layout:
     netns_labels: Mapping[int, str] | None = None
     extended: bool = False  # -e: the Uid and Inode columns
     header: bool = True  # -H: none
+    details: Details = NO_DETAILS  # -i, -m, --timers, --cgroup: their columns
 
     @property
     def columns(self) -> tuple[Column, ...]:

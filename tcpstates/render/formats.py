@@ -6,22 +6,25 @@ control or bidi character reaches a terminal that prints it; CSV escapes them li
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
 
-from tcpstates.model.sockets import FIELDS, NETNS, Socket
+from tcpstates.model.details import INFO_FIELDS, MEMORY_FIELDS
+from tcpstates.model.sockets import FIELDS, NETNS, NO_DETAILS, Details, Socket
 from tcpstates.render.safe import safe
 
 _CHUNK = 2048
 
 
-def render_json(sockets: Iterable[Socket], out: TextIO) -> int:
+def render_json(sockets: Iterable[Socket], out: TextIO, details: Details = NO_DETAILS) -> int:
     count = 0
     out.write("[")
     batch: list[str] = []
-    record = json_record_maker()
+    record = json_record_maker(details)
     for sock in sockets:
         batch.append(("\n  " if count == 0 else ",\n  ") + record(sock))
         count += 1
@@ -32,10 +35,10 @@ def render_json(sockets: Iterable[Socket], out: TextIO) -> int:
     return count
 
 
-def render_jsonl(sockets: Iterable[Socket], out: TextIO) -> int:
+def render_jsonl(sockets: Iterable[Socket], out: TextIO, details: Details = NO_DETAILS) -> int:
     count = 0
     batch: list[str] = []
-    record = json_record_maker()
+    record = json_record_maker(details)
     for sock in sockets:
         batch.append(record(sock) + "\n")
         count += 1
@@ -50,33 +53,110 @@ def render_jsonl(sockets: Iterable[Socket], out: TextIO) -> int:
 _RECORD = "{" + ", ".join(f'"{name}": %s' for name in FIELDS) + "%s}"
 
 
-def json_record_maker() -> Callable[[Socket], str]:
-    """A function giving ``json.dumps(sock.as_dict())`` in a third of its time (as_dict included).
+def json_record_maker(details: Details = NO_DETAILS) -> Callable[[Socket], str]:
+    """A function giving ``json.dumps(sock.as_dict())`` in a third of its time (as_dict included),
+    followed by the ``details`` asked for.
 
     json.dumps builds an encoder and walks a dict for every record; here the record's shape is
     known, each string is escaped by json's own C escaper, and the strings that repeat from
     record to record (addresses, state and process names) are escaped once.
     """
     values = record_values(encode_basestring_ascii, none="null")
+    extras = extras_for(details)
 
     def record(sock: Socket) -> str:
         n = sock.netns
         return _RECORD % (*values(sock), "" if n is None else f', "{NETNS}": {n}')
 
-    return record
+    if not extras:
+        return record
+
+    def detailed(sock: Socket) -> str:
+        more = "".join(f', "{extra.key}": {extra.json(sock)}' for extra in extras)
+        return record(sock)[:-1] + more + "}"
+
+    return detailed
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """A part of the record written only when asked for (a Details flag): under one key in
+    JSON, as flat columns in CSV."""
+
+    key: str
+    columns: tuple[str, ...]
+    json: Callable[[Socket], str]  # the value as JSON text, null where the socket has none
+    csv: Callable[[Socket], tuple[object, ...]]  # one cell per column
+
+
+_ENCODE = json.JSONEncoder().encode
+
+
+def _info_json(sock: Socket) -> str:
+    return "null" if sock.info is None else _ENCODE(sock.info.as_dict())
+
+
+def _info_csv(sock: Socket) -> tuple[object, ...]:
+    if sock.info is None:
+        return ("",) * len(INFO_FIELDS)
+    return tuple(_csv_cell(value) for value in sock.info.as_dict().values())
+
+
+def _memory_json(sock: Socket) -> str:
+    return "null" if sock.memory is None else _ENCODE(sock.memory.as_dict())
+
+
+def _memory_csv(sock: Socket) -> tuple[object, ...]:
+    if sock.memory is None:
+        return ("",) * len(MEMORY_FIELDS)
+    return tuple(sock.memory.as_dict().values())
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return safe(value) if isinstance(value, str) else value
+
+
+INFO = Extra("tcp_info", INFO_FIELDS, _info_json, _info_csv)
+MEMORY = Extra("memory", MEMORY_FIELDS, _memory_json, _memory_csv)
+CGROUP = Extra(
+    "cgroup",
+    ("cgroup",),
+    lambda sock: "null" if sock.cgroup is None else encode_basestring_ascii(sock.cgroup),
+    lambda sock: (_csv_cell(sock.cgroup),),
+)
+
+
+def extras_for(details: Details) -> tuple[Extra, ...]:
+    """What a record carries after its fields for ``details``, in this order."""
+    asked = ((details.cgroup, CGROUP), (details.info, INFO), (details.memory, MEMORY))
+    return tuple(extra for wanted, extra in asked if wanted)
+
+
+def record_fields(netns: bool, details: Details = NO_DETAILS) -> tuple[str, ...]:
+    """A CSV header: the record's fields, ``netns`` when namespaces are named, the details'."""
+    extra = tuple(column for extra in extras_for(details) for column in extra.columns)
+    return FIELDS + (NETNS,) * netns + extra
 
 
 def render_csv(
-    sockets: Iterable[Socket], out: TextIO, fields: tuple[str, ...] = FIELDS, header: bool = True
+    sockets: Iterable[Socket],
+    out: TextIO,
+    netns: bool = False,
+    header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> int:
-    """CSV with a header of ``fields`` (the record's, plus ``netns`` when namespaces are
-    named), unless ``header`` is False (-H)."""
+    """CSV with a header of the record's fields (``netns`` when namespaces are named, then
+    the details asked for), unless ``header`` is False (-H)."""
     import csv  # here, not above: JSON output has no use for it
 
     writer = csv.writer(out, lineterminator="\n")
     if header:
-        writer.writerow(fields)
-    rows = map(csv_row_maker(), sockets)
+        writer.writerow(record_fields(netns, details))
+    rows = map(csv_row_maker(netns, details), sockets)
     count = 0
     while chunk := list(islice(rows, _CHUNK)):
         writer.writerows(chunk)
@@ -84,14 +164,21 @@ def render_csv(
     return count
 
 
-def csv_row_maker() -> Callable[[Socket], tuple[object, ...]]:
+def csv_row_maker(
+    netns: bool = False, details: Details = NO_DETAILS
+) -> Callable[[Socket], tuple[object, ...]]:
     """A function giving a record's CSV cells: ``as_dict()``'s values, None as an empty cell and
-    text made safe for a terminal (each string that repeats made safe once)."""
+    text made safe for a terminal (each string that repeats made safe once), then the details'."""
     values = record_values(safe, none="")
+    extras = extras_for(details)
 
     def row(sock: Socket) -> tuple[object, ...]:
         cells = values(sock)
-        return cells if sock.netns is None else (*cells, sock.netns)
+        if netns:
+            cells = (*cells, "" if sock.netns is None else sock.netns)
+        for extra in extras:
+            cells += extra.csv(sock)
+        return cells
 
     return row
 
@@ -125,9 +212,15 @@ def record_values(
             text(sock.timer),
             none if sock.timer_ms is None else sock.timer_ms,
             none if sock.retransmits is None else sock.retransmits,
+            text(sock.interface),
+            _BOOLEANS[sock.v6only] if none == "null" else _CSV_BOOLEANS[sock.v6only],
         )
 
     return values
+
+
+_BOOLEANS = {None: "null", True: "true", False: "false"}
+_CSV_BOOLEANS = {None: "", True: "true", False: "false"}
 
 
 def remembered(convert: Callable[[str], str], none: str) -> Callable[[str | None], str]:

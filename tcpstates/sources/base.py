@@ -11,8 +11,9 @@ from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,15 @@ class Source(Protocol):
     name: str
     why: str  # for -v: why this source was picked
 
-    def read(self, query: Query, owners: bool) -> Reading: ...
+    def read(self, query: Query, owners: bool, details: Details = NO_DETAILS) -> Reading: ...
+
+
+def kernel_details_only(source: str, details: Details) -> None:
+    """Refuse what only netlink sock_diag sends (tcp_info, socket memory) to another source."""
+    if details.from_kernel:
+        named = ["tcp_info (-i)"] * details.info + ["socket memory (-m)"] * details.memory
+        asked = " and ".join(named)
+        raise SourceError(f"{asked}: only netlink sock_diag reports it; the {source} source cannot")
 
 
 # The kernel's timer codes (/proc/net/tcp's "tr", inet_diag's idiag_timer) -> the names ss prints

@@ -22,6 +22,7 @@ import errno
 import os
 import struct
 from collections.abc import Collection, Iterable, Iterator
+from typing import Any
 
 NETLINK_SOCK_DIAG = 4
 TCPDIAG_GETSOCK = 18
@@ -158,6 +159,53 @@ def dump(
             yield unpack_record(buffer, offset)
 
 
+# Extensions asked for in a request's ext byte: bit (attribute type - 1). The kernel then
+# sends each as an attribute after the record (include/uapi/linux/inet_diag.h).
+INET_DIAG_INFO, INET_DIAG_CONG, INET_DIAG_SKMEMINFO = 2, 4, 7
+INET_DIAG_SKV6ONLY, INET_DIAG_CGROUP_ID = 11, 21  # sent unasked, where the kernel has them
+_ATTRIBUTES_OFFSET = HEADER.size + 72  # after nlmsghdr and inet_diag_msg
+
+
+def extension_bits(*types: int) -> int:
+    """The request's ext byte asking for attributes ``types``.
+
+    >>> extension_bits(INET_DIAG_INFO, INET_DIAG_CONG, INET_DIAG_SKMEMINFO)
+    74
+    """
+    bits = 0
+    for kind in types:
+        bits |= 1 << (kind - 1)
+    return bits
+
+
+def dump_detailed(
+    protocol: int, family: int, mask: int, ext: int, program: bytes = b""
+) -> Iterator[tuple[tuple[Any, ...], dict[int, bytes]]]:
+    """Every record of one dump with its attributes (type -> payload), ``ext`` the extensions
+    asked for. Slower than ``dump`` by the attribute walk: only for what only they hold."""
+    unpack_record = RECORD.unpack_from
+    for buffer, offsets in batches(protocol, family, mask, program, ext):
+        for offset in offsets:
+            record = unpack_record(buffer, offset)
+            yield record, attributes(buffer, offset + _ATTRIBUTES_OFFSET, offset + record[0])
+
+
+def attributes(buffer: bytes | bytearray, start: int, end: int) -> dict[int, bytes]:
+    """The netlink attributes between ``start`` and ``end``: type -> payload (a copy).
+
+    An attribute that claims to run past ``end`` ends the walk: the kernel never sends one.
+    """
+    found: dict[int, bytes] = {}
+    unpack = _ATTRIBUTE.unpack_from
+    while start + _ATTRIBUTE.size <= end:
+        length, kind = unpack(buffer, start)
+        if length < _ATTRIBUTE.size or start + length > end:
+            break
+        found[kind & 0x3FFF] = bytes(buffer[start + _ATTRIBUTE.size : start + length])
+        start += (length + 3) & ~3
+    return found
+
+
 def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> bytearray:
     """Every record of one dump, each cut to ``RECORD.size`` bytes and packed back to back.
 
@@ -194,20 +242,23 @@ def count_states(
     return {code: n for code, n in enumerate(counts) if n}
 
 
-def batches(protocol: int, family: int, mask: int, program: bytes = b"") -> Iterator[Batch]:
+def batches(
+    protocol: int, family: int, mask: int, program: bytes = b"", ext: int = 0
+) -> Iterator[Batch]:
     """The reads of one dump; AF_UNSPEC (TCP only) dumps IPv4 and IPv6 in one walk.
 
     ``program`` only spares sending what the caller does not want: a kernel that refuses it
     (port equality came in Linux 4.16) sends everything, and the caller filters as before.
+    ``ext`` asks for attributes (extension_bits).
     """
     if family == AF_UNSPEC:
         if protocol != IPPROTO_TCP:
             raise ValueError("only TCP dumps both families at once")
-        yield from _both_families(mask, program)
+        yield from _both_families(mask, program, ext)
         return
     request = _REQUEST.pack(
         _REQUEST.size + _attribute_size(program), SOCK_DIAG_BY_FAMILY,
-        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, family, protocol, 0, 0, mask,
+        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, family, protocol, ext, 0, mask,
     ) + _attribute(program)  # fmt: skip
     sock = _diag_socket()
     try:
@@ -218,17 +269,17 @@ def batches(protocol: int, family: int, mask: int, program: bytes = b"") -> Iter
             return
     finally:
         sock.close()
-    yield from batches(protocol, family, mask)
+    yield from batches(protocol, family, mask, ext=ext)
 
 
-def _both_families(mask: int, program: bytes) -> Iterator[Batch]:
+def _both_families(mask: int, program: bytes, ext: int = 0) -> Iterator[Batch]:
     """Both families of TCP in one walk of the kernel's tables, where two dumps walk them twice.
 
     A kernel that refuses the old request (its reply starts with an error) gets the two dumps.
     """
     request = _BOTH_REQUEST.pack(
         _BOTH_REQUEST.size + _attribute_size(program), TCPDIAG_GETSOCK,
-        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, AF_UNSPEC, 0, 0, 0, mask, 0,
+        NLM_F_REQUEST | NLM_F_DUMP, 1, 0, AF_UNSPEC, 0, 0, ext, mask, 0,
     ) + _attribute(program)  # fmt: skip
     sock = _diag_socket()
     try:
@@ -240,7 +291,7 @@ def _both_families(mask: int, program: bytes) -> Iterator[Batch]:
     finally:
         sock.close()
     for family in (AF_INET, AF_INET6):
-        yield from batches(IPPROTO_TCP, family, mask, program)
+        yield from batches(IPPROTO_TCP, family, mask, program, ext)
 
 
 def _refused(first: tuple[bytearray, int]) -> bool:

@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import NETNS, Socket
+from tcpstates.model.sockets import NETNS, NO_DETAILS, Details, Socket
 from tcpstates.model.states import TcpState
-from tcpstates.sources.base import Reading, Source
+from tcpstates.sources.base import Reading, Source, kernel_details_only
 from tcpstates.sources.netns import (
     Found,
     Namespace,
@@ -70,11 +70,12 @@ class NamespacedSource:
             for ns in found.namespaces
         ]
 
-    def read(self, query: Query, owners: bool = False) -> Reading:
+    def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
         sockets: list[Socket] = []
 
         def read_one(namespace: Namespace) -> None:
-            sockets.extend(_tagged(self._read_one(namespace, query), namespace.inode))
+            found = self._read_one(namespace, query, details)
+            sockets.extend(_tagged(found, namespace.inode))
 
         self._each(read_one)
         if not owners:
@@ -126,10 +127,15 @@ class NamespacedSource:
         counts = self._inside(namespace, count)
         return _tally(_read_through_proc(namespace, query)) if counts is None else counts
 
-    def _read_one(self, namespace: Namespace, query: Query) -> list[Socket]:
+    def _read_one(self, namespace: Namespace, query: Query, details: Details) -> list[Socket]:
         # Drained inside: a netlink dump is answered by the namespace it was opened in.
-        sockets = self._inside(namespace, lambda inner: list(inner.read(query, False).sockets))
-        return _read_through_proc(namespace, query) if sockets is None else sockets
+        sockets = self._inside(
+            namespace, lambda inner: list(inner.read(query, False, details).sockets)
+        )
+        if sockets is None:
+            kernel_details_only("procfs", details)  # not allowed in: /proc/PID/net instead
+            return _read_through_proc(namespace, query)
+        return sockets
 
     def _inside(self, namespace: Namespace, action: Callable[[Source], T]) -> T | None:
         """``action`` on the inner source inside ``namespace``; None where we may not go in

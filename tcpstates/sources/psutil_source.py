@@ -11,9 +11,9 @@ from typing import Any
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.model.states import WINDOWS_DELETE_TCB, TcpState
-from tcpstates.sources.base import Reading
+from tcpstates.sources.base import Reading, kernel_details_only
 
 # psutil's status strings that are not our netstat names: Solaris' IDLE and BOUND, Windows'
 # DELETE_TCB (a connection being torn down; Windows' code 12, not Linux's NEW_SYN_RECV).
@@ -39,7 +39,8 @@ class PsutilSource:
     name = "psutil"
     why = "no /proc/net here, or asked for with --source psutil"
 
-    def read(self, query: Query, owners: bool = False) -> Reading:
+    def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
+        kernel_details_only(self.name, details)
         return Reading(self._sockets(query, owners))
 
     def _sockets(self, query: Query, owners: bool) -> Iterator[Socket]:

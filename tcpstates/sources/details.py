@@ -1,0 +1,153 @@
+"""The attributes sock_diag sends when asked (tcp_info, congestion control, memory), decoded
+into the record's details in the units their names carry.
+
+tcp_info grows with kernels: a shorter one than this layout leaves the fields it lacks None,
+as ss leaves them out; one longer is read as far as this layout goes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+
+from tcpstates.model.details import Memory, TcpInfo
+from tcpstates.sources import inet_diag as diag
+
+# struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_rcv_wnd, in order; "_" marks what is
+# not reported. Byte 6 holds the two window scales, byte 7 the app-limited bit.
+_LAYOUT = (
+    ("state", "B"), ("ca_state", "B"), ("retransmits", "B"), ("probes", "B"),
+    ("backoff", "B"), ("options", "B"), ("wscale", "B"), ("flags", "B"),
+    ("rto", "I"), ("ato", "I"), ("snd_mss", "I"), ("rcv_mss", "I"),
+    ("unacked", "I"), ("sacked", "I"), ("lost", "I"), ("retrans", "I"), ("fackets", "I"),
+    ("last_data_sent", "I"), ("last_ack_sent", "I"), ("last_data_recv", "I"),
+    ("last_ack_recv", "I"),
+    ("pmtu", "I"), ("rcv_ssthresh", "I"), ("rtt", "I"), ("rttvar", "I"),
+    ("snd_ssthresh", "I"), ("snd_cwnd", "I"), ("advmss", "I"), ("reordering", "I"),
+    ("rcv_rtt", "I"), ("rcv_space", "I"), ("total_retrans", "I"),
+    ("pacing_rate", "Q"), ("max_pacing_rate", "Q"), ("bytes_acked", "Q"),
+    ("bytes_received", "Q"), ("segs_out", "I"), ("segs_in", "I"),
+    ("notsent_bytes", "I"), ("min_rtt", "I"), ("data_segs_in", "I"), ("data_segs_out", "I"),
+    ("delivery_rate", "Q"), ("busy_time", "Q"), ("rwnd_limited", "Q"),
+    ("sndbuf_limited", "Q"), ("delivered", "I"), ("delivered_ce", "I"),
+    ("bytes_sent", "Q"), ("bytes_retrans", "Q"), ("dsack_dups", "I"), ("reord_seen", "I"),
+    ("rcv_ooopack", "I"), ("snd_wnd", "I"), ("rcv_wnd", "I"),
+)  # fmt: skip
+_TCP_INFO = struct.Struct("=" + "".join(kind for _, kind in _LAYOUT))
+_NAMES = tuple(name for name, _ in _LAYOUT)
+# Where each field ends: a tcp_info shorter than that lacks it.
+_ENDS = {
+    name: struct.calcsize("=" + "".join(kind for _, kind in _LAYOUT[: i + 1]))
+    for i, (name, _) in enumerate(_LAYOUT)
+}
+_NONE32, _NONE64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
+_INFINITE_SSTHRESH = 0x7FFFFFFF  # TCP_INFINITE_SSTHRESH: no loss has set it yet
+_MEMINFO_VARS = 9  # SK_MEMINFO_RMEM_ALLOC ... SK_MEMINFO_DROPS
+
+
+def tcp_info(attributes: Mapping[int, bytes]) -> TcpInfo | None:
+    """The record's tcp_info, None where the kernel sent none (timewait and request sockets
+    have none)."""
+    raw = attributes.get(diag.INET_DIAG_INFO)
+    if raw is None:
+        return None
+    size = len(raw)
+    padded = raw[: _TCP_INFO.size].ljust(_TCP_INFO.size, b"\0")
+    t: dict[str, int | None] = dict(zip(_NAMES, _TCP_INFO.unpack(padded), strict=True))
+    for name, end in _ENDS.items():
+        if end > size:
+            t[name] = None
+    return _decoded(t, congestion(attributes))
+
+
+def congestion(attributes: Mapping[int, bytes]) -> str | None:
+    raw = attributes.get(diag.INET_DIAG_CONG)
+    if raw is None:
+        return None
+    return raw.split(b"\0", 1)[0].decode("ascii", "backslashreplace")
+
+
+def _decoded(t: dict[str, int | None], cong: str | None) -> TcpInfo:
+    """tcp_info's raw fields in the units TcpInfo's names carry (times in µs become ms)."""
+    wscale, flags = t["wscale"] or 0, t["flags"] or 0
+    rtt_us, mss, cwnd = t["rtt"], t["snd_mss"], t["snd_cwnd"]
+    send_rate = None
+    if rtt_us and mss and cwnd:
+        send_rate = round(cwnd * mss * 8_000_000 / rtt_us)
+    return TcpInfo(
+        congestion=cong,
+        rtt_ms=_ms(rtt_us),
+        rttvar_ms=_ms(t["rttvar"]),
+        min_rtt_ms=None if t["min_rtt"] == _NONE32 else _ms(t["min_rtt"]),
+        rto_ms=_ms(t["rto"]),
+        ato_ms=_ms(t["ato"]),
+        mss_bytes=mss,
+        pmtu_bytes=t["pmtu"],
+        rcv_mss_bytes=t["rcv_mss"],
+        advmss_bytes=t["advmss"],
+        cwnd_segs=cwnd,
+        ssthresh_segs=None if t["snd_ssthresh"] == _INFINITE_SSTHRESH else t["snd_ssthresh"],
+        snd_wscale=wscale & 0x0F,
+        rcv_wscale=wscale >> 4,
+        retrans_now=t["retransmits"],
+        retrans_segs=t["retrans"],
+        retrans_total=t["total_retrans"],
+        lost_segs=t["lost"],
+        unacked_segs=t["unacked"],
+        sacked_segs=t["sacked"],
+        reordering=t["reordering"],
+        bytes_sent=t["bytes_sent"],
+        bytes_retrans=t["bytes_retrans"],
+        bytes_acked=t["bytes_acked"],
+        bytes_received=t["bytes_received"],
+        notsent_bytes=t["notsent_bytes"],
+        segs_out=t["segs_out"],
+        segs_in=t["segs_in"],
+        data_segs_out=t["data_segs_out"],
+        data_segs_in=t["data_segs_in"],
+        delivered_segs=t["delivered"],
+        send_rate_bps=send_rate,
+        pacing_rate_bps=_bps(t["pacing_rate"]),
+        delivery_rate_bps=_bps(t["delivery_rate"]),
+        app_limited=bool(flags & 1),
+        last_data_sent_ms=t["last_data_sent"],
+        last_data_recv_ms=t["last_data_recv"],
+        last_ack_recv_ms=t["last_ack_recv"],
+        busy_ms=_whole_ms(t["busy_time"]),
+        rwnd_limited_ms=_whole_ms(t["rwnd_limited"]),
+        sndbuf_limited_ms=_whole_ms(t["sndbuf_limited"]),
+        rcv_space_bytes=t["rcv_space"],
+        rcv_ssthresh_bytes=t["rcv_ssthresh"],
+        snd_wnd_bytes=t["snd_wnd"],
+        rcv_wnd_bytes=t["rcv_wnd"],
+    )
+
+
+def _ms(microseconds: int | None) -> float | None:
+    return None if microseconds is None else microseconds / 1000
+
+
+def _whole_ms(microseconds: int | None) -> int | None:
+    return None if microseconds is None else microseconds // 1000
+
+
+def _bps(bytes_per_second: int | None) -> int | None:
+    """A rate in bytes a second as bits a second; None for none or "no limit" (~0)."""
+    if bytes_per_second is None or bytes_per_second == _NONE64:
+        return None
+    return bytes_per_second * 8
+
+
+def memory(attributes: Mapping[int, bytes]) -> Memory | None:
+    """INET_DIAG_SKMEMINFO's nine counters; None where the kernel sent none."""
+    raw = attributes.get(diag.INET_DIAG_SKMEMINFO)
+    if raw is None:
+        return None
+    counts = struct.unpack(f"={len(raw) // 4}I", raw[: len(raw) // 4 * 4])
+    return Memory(*(counts + (0,) * _MEMINFO_VARS)[:_MEMINFO_VARS])
+
+
+def v6only(attributes: Mapping[int, bytes]) -> bool | None:
+    """An IPv6 listener's or unconnected socket's IPV6_V6ONLY; None where not sent."""
+    raw = attributes.get(diag.INET_DIAG_SKV6ONLY)
+    return None if not raw else bool(raw[0])
