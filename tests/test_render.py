@@ -117,10 +117,18 @@ def test_json_and_csv_values_follow_fields() -> None:
 
     from tcpstates.render.formats import record_values
 
-    full = dataclasses.replace(SOCKETS[0], timer="keepalive", timer_ms=7000, retransmits=3)
-    for sock in (full, SOCKETS[2], dataclasses.replace(full, netns=4026531840)):
+    full = dataclasses.replace(
+        SOCKETS[0], timer="keepalive", timer_ms=7000, retransmits=3, interface="lo", v6only=True
+    )
+    for sock in (full, SOCKETS[2], dataclasses.replace(full, netns=4026531840, v6only=False)):
         expected = tuple(
-            "N" if value is None else f"<{value}>" if isinstance(value, str) else value
+            "N"
+            if value is None
+            else str(value).lower()
+            if isinstance(value, bool)
+            else f"<{value}>"
+            if isinstance(value, str)
+            else value
             for value in (getattr(sock, "state_name" if f == "state" else f) for f in FIELDS)
         )
         assert record_values(lambda text: f"<{text}>", none="N")(sock) == expected

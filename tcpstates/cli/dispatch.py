@@ -252,6 +252,9 @@ def _common(
         "extended": bool(p.get("extended")),
         "no_header": bool(p.get("no_header")),
         "no_pager": bool(p.get("no_pager")),
+        "info": bool(p.get("info")),
+        "memory": bool(p.get("memory")),
+        "timers": bool(p.get("timers")),
     }
     names = field_names(request_type)
     return {k: v for k, v in values.items() if k in names}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from tcpstates.model.errors import ExitStatus
-from tcpstates.model.place import Place
+from tcpstates.model.place import Capture, Place
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import Details
 from tcpstates.model.states import TcpState
 
 if TYPE_CHECKING:
@@ -67,15 +68,24 @@ class ListRequest(Request):
     extended: bool = False
     no_header: bool = False
     no_pager: bool = False
+    info: bool = False
+    memory: bool = False
+    timers: bool = False
 
     def refused(self) -> dict[str, str]:
+        refusals = kernel_details_refused(self.place)
         if self.fmt not in ("json", "jsonl", "csv"):
-            return {}
+            return refusals
         record = "a CSV row" if self.fmt == "csv" else "a record"
-        refusals = {"extended": f"{record} carries uid and inode always"}
+        refusals["extended"] = f"{record} carries uid and inode always"
+        refusals["timers"] = f"{record} carries timer, timer_ms and retransmits always"
         if self.fmt != "csv":
             refusals["no_header"] = f"{self.fmt} has no header"
         return refusals
+
+    @property
+    def details(self) -> Details:
+        return Details(info=self.info, memory=self.memory, timers=self.timers)
 
     def run(self, out: Output) -> int:
         from tcpstates.listing.run import list_sockets
@@ -83,9 +93,20 @@ class ListRequest(Request):
         owners = not self.no_owners
         list_sockets(
             self.query, self.place, out, self.fmt, owners, self.verbose,
-            extended=self.extended, header=not self.no_header,
+            extended=self.extended, header=not self.no_header, details=self.details,
         )  # fmt: skip
         return ExitStatus.OK
+
+
+def kernel_details_refused(place: Place) -> dict[str, str]:
+    """-i and -m where the place's source cannot read them: only netlink sock_diag can."""
+    if isinstance(place.where, Capture):
+        why = "a capture holds /proc/net tables, which have no tcp_info or socket memory"
+    elif place.reader in ("procfs", "psutil"):
+        why = f"only netlink sock_diag reports it, not --source {place.reader}"
+    else:
+        return {}
+    return {"info": why, "memory": why}
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,27 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     "-H", "--no-header", is_flag=True, help="Leave the header out, as ss -H does (no counts)."
 )
 @click.option(
+    "-i",
+    "--info",
+    is_flag=True,
+    help="tcp_info of each TCP socket, as ss -ti: round-trip time, congestion window,"
+    " retransmissions, delivery rate, time since data last moved; JSON carries all of it"
+    " (tcp_info). Netlink only.",
+)
+@click.option(
+    "-m",
+    "--memory",
+    is_flag=True,
+    help="Socket memory, as ss -m: bytes held against each buffer and drops; JSON carries"
+    " every counter (memory). Netlink only.",
+)
+@click.option(
+    "--timers",
+    is_flag=True,
+    help="The timer column, as ss -o: which timer runs (on, keepalive, timewait, persist),"
+    " the time left and the retransmissions.",
+)
+@click.option(
     "-a", "--all", "all_states", is_flag=True, help="Every state, listening or not: the default."
 )
 @click.option("-n", "--numeric", is_flag=True, help="Numeric addresses and ports: always so.")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
@@ -27,16 +27,17 @@ def list_sockets(
     *,
     extended: bool = False,
     header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> None:
     """The listing; ``extended`` adds the Uid and Inode columns (-e), ``header`` False leaves
-    the header out (-H)."""
+    the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers)."""
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
     source = open_place(place)
     say_source(out, source, verbose)
-    reading = source.read(query, owners=owners or query.needs_owners)
-    chosen = layout(query, owners, source, extended=extended, header=header)
+    reading = source.read(query, owners=owners or query.needs_owners, details=details)
+    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
     render(select(reading, query), chosen, out, fmt)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     Skips(verbose, out.stderr.write).report(source)
@@ -48,7 +49,13 @@ def list_sockets(
 
 
 def layout(
-    query: Query, owners: bool, source: Source, *, extended: bool = False, header: bool = True
+    query: Query,
+    owners: bool,
+    source: Source,
+    *,
+    extended: bool = False,
+    header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> Layout:
     from tcpstates.render.columns import Layout
 
@@ -60,6 +67,7 @@ def layout(
         netns_labels=labels,
         extended=extended,
         header=header,
+        details=details,
     )
 
 

@@ -20,6 +20,7 @@ from tcpstates.model.sockets import (
     owner,
 )
 from tcpstates.model.states import TcpState, state_name
+from tcpstates.render import units
 from tcpstates.render.safe import safe
 
 KERNEL = OWNER_SPELLINGS[OwnerKind.KERNEL].cell  # the Process cell of a socket no process holds
@@ -31,6 +32,7 @@ class Column:
     header: str
     align: Literal["left", "right"]
     short: str = ""  # a shorter header that says the same, for a table fitted to a terminal
+    option: str = ""  # the option that adds it, where one adds several: how a footer names them
 
 
 PROTO = Column("Proto", "left")
@@ -48,6 +50,21 @@ OWNER = (PID, PROCESS)
 
 
 NETNS = Column("Netns", "left")
+# --timers, as ss -o: the timer running, its time left, and its retransmissions.
+TIMER = Column("Timer", "left", option="--timers")
+# -i: a compact choice of tcp_info (JSON carries all of it).
+RTT = Column("RTT/var ms", "right", short="RTT ms", option="-i")
+CWND = Column("Cwnd", "right", option="-i")
+RETRANS = Column("Retrans", "right", option="-i")  # segments retransmitted unacked / in all
+DELIVERY = Column("Delivery", "right", option="-i")  # the delivery rate
+IDLE = Column("Idle", "right", option="-i")  # since data last moved, either way
+INFO = (RTT, CWND, RETRANS, DELIVERY, IDLE)
+# -m: received bytes held / the receive buffer, queued to send / the send buffer, drops.
+RMEM = Column("Rmem/buf", "right", short="Rmem", option="-m")
+WMEM = Column("Wmem/buf", "right", short="Wmem", option="-m")
+DROPS = Column("Drops", "right", option="-m")
+MEMORY = (RMEM, WMEM, DROPS)
+DETAIL_COLUMNS = (TIMER, *INFO, *MEMORY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +82,9 @@ class Layout:
     @property
     def columns(self) -> tuple[Column, ...]:
         lead = (NETNS,) * (self.netns_labels is not None) + (PROTO,) * self.proto
-        return lead + BASE + (UID, INODE) * self.extended + OWNER * self.owners
+        details = self.details
+        chosen = (TIMER,) * details.timers + INFO * details.info + MEMORY * details.memory
+        return lead + BASE + (UID, INODE) * self.extended + chosen + OWNER * self.owners
 
     @property
     def state_index(self) -> int:
@@ -93,6 +112,7 @@ class Layout:
             self.owners,
             self.extended,
         )
+        detailed = detail_cells(self.details)
 
         def prefix(address: str) -> str:
             text = prefixes[address] = address_prefix(address)
@@ -122,6 +142,8 @@ class Layout:
                 cells = (shown.get(netns) or label(netns), *cells)
             if extended:
                 cells += (UNSEEN if sock.uid is None else str(sock.uid), str(sock.inode or 0))
+            if detailed is not None:
+                cells += detailed(sock)
             if not show_owners:
                 return cells
             if sock.pid is None:
@@ -140,6 +162,66 @@ _STATE_NAMES: dict[str, dict[TcpState, str]] = {
 STATE_OF_NAME: dict[str, TcpState] = {
     name: state for names in _STATE_NAMES.values() for state, name in names.items()
 }
+
+
+def detail_cells(details: Details) -> Callable[[Socket], tuple[str, ...]] | None:
+    """A function from a socket to the cells of the detail columns ``details`` asks for."""
+    parts = [
+        part
+        for wanted, part in (
+            (details.timers, timer_cells),
+            (details.info, info_cells),
+            (details.memory, memory_cells),
+        )
+        if wanted
+    ]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return lambda sock: tuple(cell for part in parts for cell in part(sock))
+
+
+def timer_cells(sock: Socket) -> tuple[str]:
+    """``keepalive,119min,0`` as ss -o writes inside ``timer:(...)``; ``-`` when none runs."""
+    if sock.timer is None:
+        return (UNSEEN,)
+    left = "" if sock.timer_ms is None else units.timer_left(sock.timer_ms)
+    return (f"{sock.timer},{left},{sock.retransmits or 0}",)
+
+
+_NO_INFO = (UNSEEN,) * len(INFO)
+
+
+def info_cells(sock: Socket) -> tuple[str, ...]:
+    info = sock.info
+    if info is None:
+        return _NO_INFO
+    rtt = UNSEEN if info.rtt_ms is None else f"{info.rtt_ms:g}/{info.rttvar_ms or 0:g}"
+    retrans = f"{info.retrans_segs or 0}/{info.retrans_total or 0}"
+    delivery = UNSEEN if not info.delivery_rate_bps else units.rate(info.delivery_rate_bps)
+    quiet = [t for t in (info.last_data_sent_ms, info.last_data_recv_ms) if t is not None]
+    idle = units.duration(min(quiet)) if quiet else UNSEEN
+    return (rtt, _number(info.cwnd_segs), retrans, delivery, idle)
+
+
+_NO_MEMORY = (UNSEEN,) * len(MEMORY)
+
+
+def memory_cells(sock: Socket) -> tuple[str, ...]:
+    memory = sock.memory
+    if memory is None:
+        return _NO_MEMORY
+    size = units.size
+    return (
+        f"{size(memory.rmem_alloc_bytes)}/{size(memory.rcvbuf_bytes)}",
+        f"{size(memory.wmem_queued_bytes)}/{size(memory.sndbuf_bytes)}",
+        str(memory.drops),
+    )
+
+
+def _number(value: int | None) -> str:
+    return UNSEEN if value is None else str(value)
 
 
 def owner_cells(holder: Owner) -> tuple[str, str]:

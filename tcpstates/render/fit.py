@@ -24,7 +24,17 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tcpstates.render.columns import INODE, LOCAL, PEER, PROCESS, RECV_Q, SEND_Q, UID, Column
+from tcpstates.render.columns import (
+    DETAIL_COLUMNS,
+    INODE,
+    LOCAL,
+    PEER,
+    PROCESS,
+    RECV_Q,
+    SEND_Q,
+    UID,
+    Column,
+)
 
 GAP = 2  # blanks between two columns
 CUT_FLOOR = 8  # a cut column keeps this much: "(kernel)" whole, or 7 letters of a name and …
@@ -87,7 +97,8 @@ GIVE_WAY: tuple[Step, ...] = (
     Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
     Step(Give.CUT, (PROCESS,), "process names cut"),
-    Step(Give.HIDE, (INODE, UID), "{}"),  # -e's: asked for, yet they identify no socket
+    # -e's, -i's, -m's, --timers': asked for, yet they identify no socket; the last first.
+    Step(Give.HIDE, (*reversed(DETAIL_COLUMNS), INODE, UID), "{}"),
     Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
     Step(Give.HIDE, (PROCESS,), "{}"),
 )
@@ -287,6 +298,16 @@ class _Draft:
             self._notes(really_cut),
         )
 
+    def _named(self, changed: list[Column]) -> list[str]:
+        """The headers of ``changed``, those of an option all of whose columns are in it
+        named once by the option: ``-i columns`` for five headers."""
+        names: list[str] = []
+        for column in changed:
+            group = [c for c in self.columns if column.option and c.option == column.option]
+            name = f"{column.option} columns" if group and set(group) <= set(changed) else None
+            names += [name or column.header] * ((name or column.header) not in names)
+        return names
+
     def _notes(self, cut: dict[int, Step]) -> tuple[str, ...]:
         """What changed, in the order the steps were taken; the columns hidden by any step
         in one note: ``Recv-Q (all 0), Process hidden``."""
@@ -294,10 +315,10 @@ class _Draft:
         hidden: list[str] = []
         for step in self.taken:
             done = self.hidden if step.give in HIDING else {**self.compacted, **cut}
-            changed = [self.columns[i].header for i, by in sorted(done.items()) if by is step]
+            changed = [self.columns[i] for i, by in sorted(done.items()) if by is step]
             if not changed:
                 continue
-            note = step.note.format(", ".join(changed))
+            note = step.note.format(", ".join(self._named(changed)))
             if step.give not in HIDING:
                 notes += [note] * (note not in notes)
                 continue

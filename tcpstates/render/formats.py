@@ -213,14 +213,13 @@ def record_values(
             none if sock.timer_ms is None else sock.timer_ms,
             none if sock.retransmits is None else sock.retransmits,
             text(sock.interface),
-            _BOOLEANS[sock.v6only] if none == "null" else _CSV_BOOLEANS[sock.v6only],
+            none if sock.v6only is None else _BOOLEANS[sock.v6only],
         )
 
     return values
 
 
-_BOOLEANS = {None: "null", True: "true", False: "false"}
-_CSV_BOOLEANS = {None: "", True: "true", False: "false"}
+_BOOLEANS = {True: "true", False: "false"}  # JSON's literals, and CSV's cells
 
 
 def remembered(convert: Callable[[str], str], none: str) -> Callable[[str | None], str]:

@@ -42,6 +42,7 @@ _ENDS = {
 }
 _NONE32, _NONE64 = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF
 _INFINITE_SSTHRESH = 0x7FFFFFFF  # TCP_INFINITE_SSTHRESH: no loss has set it yet
+_LISTEN = bytes([10])  # tcpi_state of a listener
 _MEMINFO_VARS = 9  # SK_MEMINFO_RMEM_ALLOC ... SK_MEMINFO_DROPS
 
 
@@ -51,6 +52,10 @@ def tcp_info(attributes: Mapping[int, bytes]) -> TcpInfo | None:
     raw = attributes.get(diag.INET_DIAG_INFO)
     if raw is None:
         return None
+    if raw[:1] == _LISTEN:
+        # A listener's tcp_info stops after its queues (tcp_get_info), which its record's
+        # Recv-Q and Send-Q already hold: the rest would be zeros that look like facts.
+        return TcpInfo(congestion=congestion(attributes))
     size = len(raw)
     padded = raw[: _TCP_INFO.size].ljust(_TCP_INFO.size, b"\0")
     t: dict[str, int | None] = dict(zip(_NAMES, _TCP_INFO.unpack(padded), strict=True))

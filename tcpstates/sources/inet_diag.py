@@ -22,7 +22,6 @@ import errno
 import os
 import struct
 from collections.abc import Collection, Iterable, Iterator
-from typing import Any
 
 NETLINK_SOCK_DIAG = 4
 TCPDIAG_GETSOCK = 18
@@ -180,14 +179,15 @@ def extension_bits(*types: int) -> int:
 
 def dump_detailed(
     protocol: int, family: int, mask: int, ext: int, program: bytes = b""
-) -> Iterator[tuple[tuple[Any, ...], dict[int, bytes]]]:
+) -> Iterator[tuple[tuple[object, ...], dict[int, bytes]]]:
     """Every record of one dump with its attributes (type -> payload), ``ext`` the extensions
     asked for. Slower than ``dump`` by the attribute walk: only for what only they hold."""
     unpack_record = RECORD.unpack_from
     for buffer, offsets in batches(protocol, family, mask, program, ext):
         for offset in offsets:
             record = unpack_record(buffer, offset)
-            yield record, attributes(buffer, offset + _ATTRIBUTES_OFFSET, offset + record[0])
+            length: int = record[0]
+            yield record, attributes(buffer, offset + _ATTRIBUTES_OFFSET, offset + length)
 
 
 def attributes(buffer: bytes | bytearray, start: int, end: int) -> dict[int, bytes]:

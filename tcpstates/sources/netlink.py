@@ -167,7 +167,7 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
     asked = (diag.INET_DIAG_INFO, diag.INET_DIAG_CONG) * details.info
     asked += (diag.INET_DIAG_SKMEMINFO,) * details.memory
     ext, mask, program = diag.extension_bits(*asked), state_mask(query.states), _program(query)
-    dumps = [
+    dumps: list[tuple[str, list[tuple[tuple[Any, ...], dict[int, bytes]]]]] = [
         (proto, list(diag.dump_detailed(protocol, family, mask, ext, program)))
         for proto, protocol, family in _dumps(query)
     ]
