@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpstates.explain.states import ADVICE
+from tcpstates.model.ages import held_since_peer_closed_ms
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.i18n import _, ngettext
 from tcpstates.model.sockets import Socket, endpoint, owner, owner_of
 from tcpstates.model.states import TcpState
+from tcpstates.render.units import duration
 from tcpstates.sources.kernel import KernelState
 
 S = TcpState
@@ -106,6 +108,7 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         )
         who = owner(pid, process).prose()  # sockets of unseen owners are one group, inode or not
         peers = Counter(s.remote_address for s in socks)  # hosts: ports differ per connection
+        ages = sorted(a for a in map(held_since_peer_closed_ms, socks) if a is not None)
         yield Finding(
             severity,
             ngettext(
@@ -118,6 +121,7 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
                     n,
                 ).format(n=n, who=who),
                 _("peer hosts: {hosts}").format(hosts=_top(peers)),
+                *_held_for(ages),
             ),
             _(
                 "The peer closed and the kernel acknowledged; the application has not called"
@@ -127,8 +131,25 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             f"tcpstates -s close-wait --pid {pid}"
             if pid is not None
             else "tcpstates -s close-wait",
-            {"pid": pid, "process": process, "count": n, "peers": dict(peers)},
+            {
+                "pid": pid,
+                "process": process,
+                "count": n,
+                "peers": dict(peers),
+                "oldest_ms": ages[-1] if ages else None,
+            },  # fmt: skip
         )
+
+
+def _held_for(held: list[int]) -> tuple[str, ...]:
+    """How long the sockets have been held since their peers closed (sorted ages, in ms)."""
+    if not held:
+        return ()
+    oldest = duration(held[-1])
+    if len(held) == 1:
+        return (_("held for {age} since the peer closed").format(age=oldest),)
+    line = _("held for up to {oldest} since the peers closed (the newest {newest})")
+    return (line.format(oldest=oldest, newest=duration(held[0])),)
 
 
 def port_pressure(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:

@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 
 from tcpstates.model.place import Place
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import Details, Socket
+from tcpstates.model.states import TcpState
 from tcpstates.render.output import Output, say_source
 
 if TYPE_CHECKING:
     from tcpstates.doctor.checks import Finding
+    from tcpstates.sources.base import Source
 
 FORMATS = ("table", "plain", "json")
 
@@ -29,7 +32,7 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool) -> int:
     source = open_place(place)
     say_source(out, source, verbose)
     reading = source.read(Query(protos=frozenset({"tcp"})), owners=place.live)
-    sockets = list(reading.sockets)
+    sockets = with_ages(source, list(reading.sockets))
     kernel, known = kernel_of(place)
     for problem in kernel.problems:  # a file left out; the findings still come
         out.say(problem)
@@ -40,6 +43,27 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool) -> int:
     status = exit_status(findings)
     _show(findings, status, out, fmt or ("table" if out.rich else "plain"))
     return status
+
+
+def with_ages(source: Source, sockets: list[Socket]) -> list[Socket]:
+    """``sockets``, the CLOSE_WAIT ones with their tcp_info where the source can read it: how
+    long each has been held (model/ages.py). Those alone are read again, without owners: the
+    owner scan is what costs, and the first reading had it."""
+    import dataclasses
+
+    from tcpstates.sources.base import identity, read_with_details
+
+    if not any(sock.state is TcpState.CLOSE_WAIT for sock in sockets):
+        return sockets
+    query = Query(protos=frozenset({"tcp"}), states=frozenset({TcpState.CLOSE_WAIT}))
+    again = read_with_details(source, query, False, Details(info=True))
+    infos = {(s.netns, identity(s)): s.info for s in again.sockets if s.info is not None}
+    return [
+        dataclasses.replace(sock, info=infos.get((sock.netns, identity(sock))))
+        if sock.state is TcpState.CLOSE_WAIT
+        else sock
+        for sock in sockets
+    ]
 
 
 def _here(finding: Finding, place: Place) -> Finding:

@@ -54,6 +54,7 @@ def _account_text(a: Account, width: int) -> str:
         *break_at_spaces(f"  {so_far:<{label}} {safe(a.happened)}", width, hang),
         *break_at_spaces(f"  {next_:<{label}} {safe(a.next_step)}", width, hang),
         *break_at_spaces(f"  {queues}{timer}", width, "  "),
+        *(break_at_spaces(f"  {a.age}", width, "    ") if a.age else []),
     ]
     return "\n".join(lines) + "\n"
 

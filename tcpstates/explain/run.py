@@ -73,14 +73,22 @@ def explain_sockets(
 ) -> int:
     from tcpstates.explain import render_sockets as render_accounts
     from tcpstates.explain.sockets import accounts
+    from tcpstates.model.sockets import Details
     from tcpstates.render.output import say_source
+    from tcpstates.sources.base import read_with_details
     from tcpstates.sources.place import open_place
 
     fmt = out.resolve_format(fmt)
-    query = Query(protos=frozenset({"tcp"}))
+    # The port narrows the reading (the kernel filters), the target then picks the sockets.
+    if target.address is None:
+        query = Query(protos=frozenset({"tcp"}), sport=target.port)
+    else:
+        query = Query(protos=frozenset({"tcp"}), port=target.port)
     source = open_place(place)
     say_source(out, source, verbose)
-    found = accounts(source.read(query, owners=True).sockets, target)
+    # tcp_info where the source has it: how long a CLOSE_WAIT socket has been held.
+    reading = read_with_details(source, query, True, Details(info=True))
+    found = accounts(reading.sockets, target)
     if not found:
         raise TcpstatesError(f"no TCP socket has the end {name}")
     if fmt in ("json", "jsonl"):

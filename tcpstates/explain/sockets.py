@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpstates.explain.states import Explanation, explain
+from tcpstates.model.ages import held_since_peer_closed_ms, left_ms
 from tcpstates.model.i18n import N_, _
 from tcpstates.model.sockets import Socket, endpoint, owner_of
 from tcpstates.model.states import TcpState
+from tcpstates.render.units import duration
 
 S = TcpState
 _ENDPOINT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]{1,5})$")
@@ -126,9 +128,17 @@ class Account:
     happened: str
     next_step: str
     general: Explanation  # the state's own explanation, the same for every socket in it
+    age: str | None = None  # how long it has been held, or has left (model/ages.py), in words
 
     def as_dict(self) -> dict[str, Any]:
-        return {"socket": self.socket.as_dict(), "happened": self.happened, "next": self.next_step}
+        sock = self.socket
+        return {
+            "socket": sock.as_dict(),
+            "happened": self.happened,
+            "next": self.next_step,
+            "held_since_peer_closed_ms": held_since_peer_closed_ms(sock),
+            "left_ms": left_ms(sock),
+        }
 
 
 def account(sock: Socket) -> Account:
@@ -142,7 +152,26 @@ def account(sock: Socket) -> Account:
         "owner": owner_of(sock).prose(),
     }
     general = _general(sock.state)
-    return Account(sock, _(happened).format(**names), _(next_step).format(**names), general)
+    happened, next_step = _(happened).format(**names), _(next_step).format(**names)
+    return Account(sock, happened, next_step, general, age_words(sock))
+
+
+def age_words(sock: Socket) -> str | None:
+    """How long the socket has been held, or has left, as a sentence; None where unknown."""
+    held = held_since_peer_closed_ms(sock)
+    if held is not None:
+        return _(
+            "held in CLOSE_WAIT for {age}: the application has not called close() since the"
+            " peer left"
+        ).format(age=duration(held))
+    left = left_ms(sock)
+    if left is None:
+        return None
+    if sock.state is S.FIN_WAIT2:
+        line = _("no process holds it; the kernel frees it in {left} (net.ipv4.tcp_fin_timeout)")
+    else:
+        line = _("the kernel frees it in {left}")
+    return line.format(left=duration(left))
 
 
 @functools.cache

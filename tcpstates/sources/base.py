@@ -29,12 +29,27 @@ class Source(Protocol):
     def read(self, query: Query, owners: bool, details: Details = NO_DETAILS) -> Reading: ...
 
 
+class DetailsUnavailable(SourceError):
+    """The source cannot read the details asked for (only netlink sock_diag can)."""
+
+
 def kernel_details_only(source: str, details: Details) -> None:
     """Refuse what only netlink sock_diag sends (tcp_info, socket memory) to another source."""
     if details.from_kernel:
         named = ["tcp_info (-i)"] * details.info + ["socket memory (-m)"] * details.memory
         asked = " and ".join(named)
-        raise SourceError(f"{asked}: only netlink sock_diag reports it; the {source} source cannot")
+        raise DetailsUnavailable(
+            f"{asked}: only netlink sock_diag reports it; the {source} source cannot"
+        )
+
+
+def read_with_details(source: Source, query: Query, owners: bool, details: Details) -> Reading:
+    """``details`` where the source can read them, the plain reading where it cannot: for
+    what is better with them (ages in doctor and --explain) but not wrong without."""
+    try:
+        return source.read(query, owners, details)
+    except DetailsUnavailable:
+        return source.read(query, owners)
 
 
 # The kernel's timer codes (/proc/net/tcp's "tr", inet_diag's idiag_timer) -> the names ss prints
