@@ -7,6 +7,7 @@ timers' time left tick, and those are compared within the time between the reads
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
@@ -17,10 +18,14 @@ from typing import Any
 
 import pytest
 from conftest import TCPSTATES
+from hypothesis import given
+from hypothesis import strategies as st
 from ss_reader import ss_path
 from terminal import terminal
 from zoo import LOOP4, Sockets
 
+from tcpstates.model.sockets import new_socket
+from tcpstates.model.states import TcpState
 from tcpstates.render.units import timer_left
 
 TICK_MS = 3000  # the most an age or a time left may move between our read and ss's
@@ -266,3 +271,33 @@ def test_info_columns_fit_the_terminal_or_say_they_gave_way(quiet_traffic, width
     else:
         assert lines[-1].endswith("-W shows all") and "hidden" in lines[-1]
         assert "Local" in header and "State" in header
+
+
+@given(raw=st.binary(min_size=236, max_size=236).filter(lambda b: b[0] != 10))
+def test_the_positional_decoder_gives_what_the_plain_one_gives(raw: bytes):
+    # sources/details.py decodes a whole tcp_info by position for speed; the plain decoder
+    # by name is the reference, for any bytes a kernel could send.
+    from tcpstates.render.formats import _info_json
+    from tcpstates.sources import details
+    from tcpstates.sources.inet_diag import INET_DIAG_CONG, INET_DIAG_INFO
+
+    fast = details.tcp_info({INET_DIAG_INFO: raw, INET_DIAG_CONG: b"cubic\0"})
+    values = details._TCP_INFO.unpack(raw)
+    plain = details._decoded(dict(zip(details._NAMES, values, strict=True)), "cubic")
+    assert fast == plain and type(fast) is type(plain)
+    # And its JSON, written by a template for speed, is what json.dumps writes.
+    for info in (fast, dataclasses.replace(fast, congestion=None, ssthresh_segs=None)):
+        sock = new_socket("tcp", 4, "127.0.0.1", 1, "127.0.0.1", 2, TcpState.ESTABLISHED)
+        sock = dataclasses.replace(sock, info=info)
+        assert _info_json(sock) == json.dumps(info.as_dict())
+
+
+def test_a_shorter_tcp_info_leaves_what_it_lacks_none():
+    from tcpstates.sources import details
+    from tcpstates.sources.inet_diag import INET_DIAG_INFO
+
+    whole = details._TCP_INFO.pack(*range(1, len(details._NAMES) + 1))
+    old = details.tcp_info({INET_DIAG_INFO: whole[:104]})  # a kernel before pacing_rate
+    assert old is not None
+    assert old.rtt_ms is not None and old.retrans_total is not None
+    assert old.pacing_rate_bps is None and old.bytes_sent is None and old.rcv_wnd_bytes is None

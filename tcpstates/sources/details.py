@@ -11,6 +11,7 @@ import struct
 from collections.abc import Mapping
 
 from tcpstates.model.details import Memory, TcpInfo
+from tcpstates.model.sockets import twin_constructor
 from tcpstates.sources import inet_diag as diag
 
 # struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_rcv_wnd, in order; "_" marks what is
@@ -56,8 +57,10 @@ def tcp_info(attributes: Mapping[int, bytes]) -> TcpInfo | None:
         # A listener's tcp_info stops after its queues (tcp_get_info), which its record's
         # Recv-Q and Send-Q already hold: the rest would be zeros that look like facts.
         return TcpInfo(congestion=congestion(attributes))
+    if len(raw) >= _TCP_INFO.size:
+        return _whole(_TCP_INFO.unpack_from(raw), congestion(attributes))
     size = len(raw)
-    padded = raw[: _TCP_INFO.size].ljust(_TCP_INFO.size, b"\0")
+    padded = raw.ljust(_TCP_INFO.size, b"\0")
     t: dict[str, int | None] = dict(zip(_NAMES, _TCP_INFO.unpack(padded), strict=True))
     for name, end in _ENDS.items():
         if end > size:
@@ -70,6 +73,35 @@ def congestion(attributes: Mapping[int, bytes]) -> str | None:
     if raw is None:
         return None
     return raw.split(b"\0", 1)[0].decode("ascii", "backslashreplace")
+
+
+_new_info = twin_constructor(TcpInfo)
+
+
+def _whole(t: tuple[int, ...], cong: str | None) -> TcpInfo:
+    """``_decoded`` for a tcp_info that has every field of _LAYOUT, as this kernel's does:
+    by position, into a twin (model/sockets.twin_constructor). Reading tcp_info for 100,000
+    sockets this costs about a fifth of ``_decoded``'s dict and keywords (tests/test_details.py
+    holds the two to one answer)."""
+    (_, _, retransmits, _, _, _, wscale, flags, rto, ato, snd_mss, rcv_mss, unacked, sacked,
+     lost, retrans, _, last_data_sent, _, last_data_recv, last_ack_recv, pmtu, rcv_ssthresh,
+     rtt, rttvar, snd_ssthresh, cwnd, advmss, reordering, _, rcv_space, total_retrans,
+     pacing_rate, _, bytes_acked, bytes_received, segs_out, segs_in, notsent_bytes, min_rtt,
+     data_segs_in, data_segs_out, delivery_rate, busy_time, rwnd_limited, sndbuf_limited,
+     delivered, _, bytes_sent, bytes_retrans, _, _, _, snd_wnd, rcv_wnd) = t  # fmt: skip
+    return _new_info(
+        cong, rtt / 1000, rttvar / 1000, None if min_rtt == _NONE32 else min_rtt / 1000,
+        rto / 1000, ato / 1000, snd_mss, pmtu, rcv_mss, advmss, cwnd,
+        None if snd_ssthresh == _INFINITE_SSTHRESH else snd_ssthresh,
+        wscale & 0x0F, wscale >> 4, retransmits, retrans, total_retrans, lost, unacked, sacked,
+        reordering, bytes_sent, bytes_retrans, bytes_acked, bytes_received, notsent_bytes,
+        segs_out, segs_in, data_segs_out, data_segs_in, delivered,
+        round(cwnd * snd_mss * 8_000_000 / rtt) if rtt and snd_mss and cwnd else None,
+        None if pacing_rate == _NONE64 else pacing_rate * 8,
+        None if delivery_rate == _NONE64 else delivery_rate * 8,
+        bool(flags & 1), last_data_sent, last_data_recv, last_ack_recv, busy_time // 1000,
+        rwnd_limited // 1000, sndbuf_limited // 1000, rcv_space, rcv_ssthresh, snd_wnd, rcv_wnd,
+    )  # fmt: skip
 
 
 def _decoded(t: dict[str, int | None], cong: str | None) -> TcpInfo:

@@ -196,12 +196,12 @@ def attributes(buffer: bytes | bytearray, start: int, end: int) -> dict[int, byt
     An attribute that claims to run past ``end`` ends the walk: the kernel never sends one.
     """
     found: dict[int, bytes] = {}
-    unpack = _ATTRIBUTE.unpack_from
-    while start + _ATTRIBUTE.size <= end:
+    unpack, header = _ATTRIBUTE.unpack_from, _ATTRIBUTE.size
+    while start + header <= end:
         length, kind = unpack(buffer, start)
-        if length < _ATTRIBUTE.size or start + length > end:
+        if length < header or start + length > end:
             break
-        found[kind & 0x3FFF] = bytes(buffer[start + _ATTRIBUTE.size : start + length])
+        found[kind & 0x3FFF] = bytes(buffer[start + header : start + length])
         start += (length + 3) & ~3
     return found
 

@@ -167,12 +167,14 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
     asked = (diag.INET_DIAG_INFO, diag.INET_DIAG_CONG) * details.info
     asked += (diag.INET_DIAG_SKMEMINFO,) * details.memory
     ext, mask, program = diag.extension_bits(*asked), state_mask(query.states), _program(query)
-    dumps: list[tuple[str, list[tuple[tuple[Any, ...], dict[int, bytes]]]]] = [
-        (proto, list(diag.dump_detailed(protocol, family, mask, ext, program)))
+    Rows = Iterable[tuple[tuple[Any, ...], dict[int, bytes]]]
+    dumps: list[tuple[str, Rows]] = [
+        (proto, diag.dump_detailed(protocol, family, mask, ext, program))
         for proto, protocol, family in _dumps(query)
     ]
     hidden, by_inode = 0, None
-    if owners:
+    if owners:  # the owners of what was sent: every record first (without, they stream)
+        dumps = [(proto, list(rows)) for proto, rows in dumps]
         wanted = {record[_INODE] for _, rows in dumps for record, _ in rows} - {0}
         scan = scan_owners("/proc", wanted)
         hidden, by_inode = scan.hidden_processes, scan.by_inode
@@ -180,12 +182,25 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
 
     def sockets() -> Iterator[Socket]:
         for proto, rows in dumps:
-            records = (_request_uid(listeners, record) for record, _ in rows)
-            for sock, (_, found) in zip(_decode(records, proto, by_inode), rows, strict=True):
-                _complete(sock, found, details)
+            # _decode takes a record and yields its socket in step: the record's attributes
+            # wait in ``found`` meanwhile, so one _decode (and its address cache) serves all.
+            found: list[dict[int, bytes]] = []
+            for sock in _decode(_records(rows, listeners, found), proto, by_inode):
+                _complete(sock, found.pop(), details)
                 yield sock
 
     return Reading(sockets(), hidden)
+
+
+def _records(
+    rows: Iterable[tuple[tuple[Any, ...], dict[int, bytes]]],
+    listeners: _Listeners,
+    found: list[dict[int, bytes]],
+) -> Iterator[tuple[Any, ...]]:
+    """The records of ``rows``, each one's attributes put in ``found`` as it is taken."""
+    for record, attributes_of in rows:
+        found.append(attributes_of)
+        yield _request_uid(listeners, record)
 
 
 def _request_uid(listeners: _Listeners, record: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -103,6 +103,8 @@ TARGETS = (
     Target("tcpstates -o json", "ss -tanp", 1.0),
     Target("tcpstates -o plain --state time-wait", "ss -tan state time-wait", 1.0),
     Target("tcpstates --summary -o json", "ss -tan", 0.8),
+    # tcp_info for every socket: ss -tin prints it as text, tcpstates as JSON records.
+    Target("tcpstates -i -o json --no-owners", "ss -tin", 1.0),
     Target("tcpstates --explain TIME_WAIT -o plain", "python -c pass", 3.0),
     # The table a terminal gets (fitted to 100 columns, states coloured), written to the pipe
     # the pager reads: a large listing stays a table only while it costs about what plain does.
@@ -142,6 +144,7 @@ def build_commands(tcpstates: Path, python: str) -> list[Command]:
         Command("ss -tan", ("ss", "-tan"), base),
         Command("ss -tanp", ("ss", "-tanp"), base),
         Command("ss -tan state time-wait", ("ss", "-tan", "state", "time-wait"), base),
+        Command("ss -tin", ("ss", "-tin"), base),
         Command("netstat -tanp", ("netstat", "-tanp"), base),
         Command("netstat -tan", ("netstat", "-tan"), base),
         Command(
