@@ -7,6 +7,7 @@ timers' time left tick, and those are compared within the time between the reads
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -301,3 +302,27 @@ def test_a_shorter_tcp_info_leaves_what_it_lacks_none():
     assert old is not None
     assert old.rtt_ms is not None and old.retrans_total is not None
     assert old.pacing_rate_bps is None and old.bytes_sent is None and old.rcv_wnd_bytes is None
+
+
+def test_explain_says_what_holds_a_connection_back_as_ss_counts_it(sockets: Sockets):
+    # A reader that never reads: its window closes, and the writer's time with data to send
+    # is spent waiting on it (ss -ti: rwnd_limited, a share of busy).
+    listener = sockets.listener(LOOP4, rcvbuf=4096)
+    port = listener.getsockname()[1]
+    writer, _ = sockets.connect(listener)
+    writer.setblocking(False)
+    sent = 0
+    with contextlib.suppress(BlockingIOError):
+        for _ in range(10_000):  # bounded: the buffers hold far less than 10,000 chunks
+            sent += writer.send(b"w" * 65536)
+    time.sleep(0.5)
+    ends_of_writer = f"{LOOP4}:{writer.getsockname()[1]}"
+    line = ss_lines("-tin", port)[ends_of_writer, f"{LOOP4}:{port}"]
+    share = re.search(r"rwnd_limited:\d+ms\(([\d.]+)%\)", line)
+    assert share is not None and float(share[1]) > 50, line
+    text = run("--explain", ends_of_writer, "-o", "plain").stdout
+    (account,) = [
+        a for a in text.split("\n\n") if a.startswith(f"{ends_of_writer} -> {LOOP4}:{port} ")
+    ]
+    assert "held back by the peer's receive window: the peer reads slowly" in account
+    assert "bytes written by the application and not sent yet" in account

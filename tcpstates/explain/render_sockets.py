@@ -55,6 +55,7 @@ def _account_text(a: Account, width: int) -> str:
         *break_at_spaces(f"  {next_:<{label}} {safe(a.next_step)}", width, hang),
         *break_at_spaces(f"  {queues}{timer}", width, "  "),
         *(break_at_spaces(f"  {a.age}", width, "    ") if a.age else []),
+        *(line for said in a.health for line in break_at_spaces(f"  {said}", width, "    ")),
     ]
     return "\n".join(lines) + "\n"
 

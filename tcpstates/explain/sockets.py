@@ -129,6 +129,8 @@ class Account:
     next_step: str
     general: Explanation  # the state's own explanation, the same for every socket in it
     age: str | None = None  # how long it has been held, or has left (model/ages.py), in words
+    # What its tcp_info says, as sentences: the numbers ss -ti prints, and what they mean.
+    health: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         sock = self.socket
@@ -138,6 +140,7 @@ class Account:
             "next": self.next_step,
             "held_since_peer_closed_ms": held_since_peer_closed_ms(sock),
             "left_ms": left_ms(sock),
+            "tcp_info": None if sock.info is None else sock.info.as_dict(),
         }
 
 
@@ -153,7 +156,40 @@ def account(sock: Socket) -> Account:
     }
     general = _general(sock.state)
     happened, next_step = _(happened).format(**names), _(next_step).format(**names)
-    return Account(sock, happened, next_step, general, age_words(sock))
+    return Account(sock, happened, next_step, general, age_words(sock), health_words(sock))
+
+
+# What a share of the time spent sending, limited by one thing, says (tcp_info's busy and
+# limited times). Below half it is noise; above, it is where to look.
+LIMITED_SHARE = 0.5
+
+
+def health_words(sock: Socket) -> tuple[str, ...]:
+    """tcp_info in sentences: the round trip and window, then what limits the connection."""
+    info = sock.info
+    if info is None or info.rtt_ms is None or sock.state is S.LISTEN:
+        return ()
+    said = [
+        _("round trip {rtt} ms (±{var}), window {cwnd} segments, {retrans} retransmitted").format(
+            rtt=f"{info.rtt_ms:g}", var=f"{info.rttvar_ms or 0:g}", cwnd=info.cwnd_segs,
+            retrans=info.retrans_total or 0,
+        )
+    ]  # fmt: skip
+    if info.retrans_now:
+        said.append(
+            _("retransmitting now, {n} timeouts in a row: the peer or the path is not answering")
+            .format(n=info.retrans_now)
+        )  # fmt: skip
+    busy = info.busy_ms or 0
+    if busy and (info.rwnd_limited_ms or 0) > busy * LIMITED_SHARE:
+        said.append(_("held back by the peer's receive window: the peer reads slowly"))
+    if busy and (info.sndbuf_limited_ms or 0) > busy * LIMITED_SHARE:
+        said.append(_("held back by this socket's send buffer (net.ipv4.tcp_wmem)"))
+    if info.notsent_bytes:
+        said.append(
+            _("{n} bytes written by the application and not sent yet").format(n=info.notsent_bytes)
+        )
+    return tuple(said)
 
 
 def age_words(sock: Socket) -> str | None:
