@@ -149,13 +149,17 @@ def dump(
 
     With AF_UNSPEC the IPv4 records come first, then the IPv6 ones, as two dumps would give them.
     ``program`` (built from local_port, either, all_of ...) is run by the kernel on each socket.
+    An IPv6 record's nlmsg_type carries its v6only (``V6ONLY_OF_TYPE``).
     """
     if family == AF_UNSPEC:
         yield from RECORD.iter_unpack(dump_packed(protocol, family, mask, program))
         return
     unpack_record = RECORD.unpack_from
+    v6only_sent = family == AF_INET6 and mask & _V6ONLY_STATES_MASK
     for buffer, offsets in batches(protocol, family, mask, program):
         for offset in offsets:
+            if v6only_sent and buffer[offset + STATE_OFFSET] in _V6ONLY_STATES:
+                _mark_v6only(buffer, offset)
             yield unpack_record(buffer, offset)
 
 
@@ -209,16 +213,44 @@ def attributes(buffer: bytes | bytearray, start: int, end: int) -> dict[int, byt
 def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> bytearray:
     """Every record of one dump, each cut to ``RECORD.size`` bytes and packed back to back.
 
-    IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in.
+    IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in. The
+    attributes are cut off, all but one: an IPv6 listener's or unconnected socket's v6only,
+    which its packed nlmsg_type carries (``V6ONLY_OF_TYPE``).
     """
-    packed = [bytearray(), bytearray()]  # indexed by "is IPv6"
-    size, at_family = RECORD.size, FAMILY_OFFSET
+    ipv4, ipv6 = bytearray(), bytearray()
+    size, at_family, at_state = RECORD.size, FAMILY_OFFSET, STATE_OFFSET
+    # Only those states have the attribute: their state byte is read for IPv6 records alone,
+    # and not at all when the dump cannot hold them (an established listing).
+    v6only_states = _V6ONLY_STATES if mask & _V6ONLY_STATES_MASK else b""
     for buffer, offsets in batches(protocol, family, mask, program):
         for offset in offsets:
-            packed[buffer[offset + at_family] == AF_INET6] += buffer[offset : offset + size]
-    ipv4, ipv6 = packed
+            if buffer[offset + at_family] != AF_INET6:
+                ipv4 += buffer[offset : offset + size]
+                continue
+            if buffer[offset + at_state] in v6only_states:
+                _mark_v6only(buffer, offset)
+            ipv6 += buffer[offset : offset + size]
     ipv4 += ipv6
     return ipv4
+
+
+# INET_DIAG_SKV6ONLY comes with IPv6 sockets in LISTEN (10) and CLOSE (7) alone
+# (inet_diag_msg_attrs_fill). A record cut to RECORD.size loses it; its nlmsg_type, the same
+# for every record of a dump and of no use once the record is cut, carries it instead.
+_V6ONLY_STATES = bytes((7, 10))
+_V6ONLY_STATES_MASK = (1 << 7) | (1 << 10)
+_DUAL_STACK_TYPE, _V6ONLY_TYPE = 0xFFF0, 0xFFF1  # no message type the kernel sends here
+V6ONLY_OF_TYPE: dict[int, bool] = {_DUAL_STACK_TYPE: False, _V6ONLY_TYPE: True}
+_TYPE = struct.Struct("=H")
+_TYPE_OFFSET = 4  # nlmsghdr.nlmsg_type
+
+
+def _mark_v6only(buffer: bytearray, offset: int) -> None:
+    """Write the v6only attribute of the record at ``offset`` into its nlmsg_type, in place."""
+    length = _LENGTH_AND_TYPE.unpack_from(buffer, offset)[0]
+    raw = attributes(buffer, offset + _ATTRIBUTES_OFFSET, offset + length).get(INET_DIAG_SKV6ONLY)
+    if raw:
+        _TYPE.pack_into(buffer, offset + _TYPE_OFFSET, _V6ONLY_TYPE if raw[0] else _DUAL_STACK_TYPE)
 
 
 def count_states(
