@@ -11,10 +11,13 @@ the host namespace cannot have them: a name is resolved in the namespace read, n
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from tcpstates.render.fit import fit
 from tcpstates.sources.netlink import NetlinkSource
 from tcpstates.sources.netns import by_name, entered
 
+NOBODY = 65534
 LINK, DEVICE, DUAL, V6ONLY, UDP_DUAL, UDP_V6ONLY = 2222, 2223, 2224, 2225, 2226, 2227
 HOLDER = """
 import socket, sys
@@ -74,6 +78,7 @@ class Space:
     netns: Netns
     a: str  # the veth end with fe80::1
     b: str  # its peer, with fe80::2
+    pid: int  # the holder of the sockets, a process in the namespace
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,7 @@ def space(netns) -> Iterator[Space]:  # type: ignore[no-untyped-def]
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-    yield Space(made, a, b)
+    yield Space(made, a, b, holder.pid)
     holder.communicate(input="", timeout=10)
 
 
@@ -182,6 +187,30 @@ def test_an_interface_is_looked_up_in_the_namespace_read(cli: Cli, space: Space)
     here = cli.process("--local", f"fe80::1%{space.a}")
     assert here.returncode == 2 and f"{space.a!r}" in here.stderr
     assert here.stderr.count("\n") == 1
+
+
+def test_a_reading_that_cannot_tell_interfaces_refuses_them(space: Space, nobody):  # type: ignore[no-untyped-def]
+    # nobody may not enter the namespace, so it is read through /proc/PID/net of a process
+    # of nobody's in it, which has no interfaces: %IF is refused there rather than matching
+    # nothing.
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux) to start a process of nobody's")
+    sleeper = space.netns.popen(
+        "setpriv", "--reuid=nobody", "--regid=65534", "--clear-groups", "sleep", "600"
+    )
+    pid = str(sleeper.pid)  # ip netns exec and setpriv exec: the sleep itself
+    deadline = time.monotonic() + 10
+    while (os.stat(f"/proc/{pid}/ns/net").st_ino, os.stat(f"/proc/{pid}").st_uid) != (
+        space.netns.inode,
+        NOBODY,
+    ):  # until it is nobody's, in there
+        assert time.monotonic() < deadline, "the sleeper never became nobody's"
+        time.sleep(0.01)
+    plain = nobody("--netns-pid", pid, "-l", "-H", "-o", "plain")
+    assert plain.returncode == 0 and f"[fe80::1]:{LINK}" in plain.stdout.split()
+    done = nobody("--netns-pid", pid, "--local", f"fe80::1%{space.a}")
+    assert done.returncode == 1 and done.stdout == "", done
+    assert done.stderr.count("\n") == 1 and "procfs source cannot" in done.stderr
 
 
 def test_the_table_never_cuts_an_interface(cli: Cli, space: Space):
