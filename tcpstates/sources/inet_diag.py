@@ -246,11 +246,25 @@ _TYPE_OFFSET = 4  # nlmsghdr.nlmsg_type
 
 
 def _mark_v6only(buffer: bytearray, offset: int) -> None:
-    """Write the v6only attribute of the record at ``offset`` into its nlmsg_type, in place."""
-    length = _LENGTH_AND_TYPE.unpack_from(buffer, offset)[0]
-    raw = attributes(buffer, offset + _ATTRIBUTES_OFFSET, offset + length).get(INET_DIAG_SKV6ONLY)
-    if raw:
-        _TYPE.pack_into(buffer, offset + _TYPE_OFFSET, _V6ONLY_TYPE if raw[0] else _DUAL_STACK_TYPE)
+    """Write the v6only attribute of the record at ``offset`` into its nlmsg_type, in place.
+
+    Its attributes are walked only as far as INET_DIAG_SKV6ONLY, the second the kernel puts
+    (after INET_DIAG_SHUTDOWN), and nothing is copied: a host with many IPv6 UDP sockets has
+    as many records to walk.
+    """
+    end = offset + _LENGTH_AND_TYPE.unpack_from(buffer, offset)[0]
+    start, unpack = offset + _ATTRIBUTES_OFFSET, _ATTRIBUTE.unpack_from
+    while start + _ATTRIBUTE.size < end:
+        length, kind = unpack(buffer, start)
+        if length < _ATTRIBUTE.size or start + length > end:
+            return
+        if kind & 0x3FFF == INET_DIAG_SKV6ONLY and length > _ATTRIBUTE.size:
+            v6only = buffer[start + _ATTRIBUTE.size]
+            _TYPE.pack_into(
+                buffer, offset + _TYPE_OFFSET, _V6ONLY_TYPE if v6only else _DUAL_STACK_TYPE
+            )
+            return
+        start += (length + 3) & ~3
 
 
 def count_states(
