@@ -31,6 +31,7 @@ from tcpstates.model.sockets import Details, Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import LOCAL, PEER, Layout
 from tcpstates.render.fit import fit
+from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.netlink import NetlinkSource
 from tcpstates.sources.netns import by_name, entered
 
@@ -177,6 +178,23 @@ def test_local_and_remote_filter_by_interface(cli: Cli, space: Space):
     assert len(on_lo) == 3
     # The address still counts: fe80::1 has nothing bound to lo.
     assert records(cli, space, "-a", "--local", "fe80::1%lo") == []
+
+
+LINK_LOCAL = (socket.AF_INET6, 128, socket.inet_pton(socket.AF_INET6, "fe80::1"))
+
+
+def test_the_kernel_filters_by_device(space: Space):
+    # The program alone, as --local ADDR%IF hands it over: only the sockets on the device come
+    # back (a kernel that refused it would send all 8 TCP sockets, and the query would filter).
+    def indexes(program: bytes) -> list[int]:
+        packed = diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, diag.ALL_STATES, program)
+        return [record[13] for record in diag.RECORD.iter_unpack(packed)]  # idiag_if
+
+    with entered(by_name(space.netns.name)):
+        lo, a = socket.if_nametoindex("lo"), socket.if_nametoindex(space.a)
+        on_lo = indexes(diag.on_device(lo))
+        on_a = indexes(diag.all_of([diag.local_address(*LINK_LOCAL), diag.on_device(a)]))
+    assert (on_lo, on_a) == ([lo] * 3, [a] * 3)
 
 
 def test_an_interface_is_looked_up_in_the_namespace_read(cli: Cli, space: Space):

@@ -63,10 +63,11 @@ _RECV_BUFFER = 256 * 1024
 # INET_DIAG_REQ_BYTECODE attribute. Each op jumps ``yes`` or ``no`` bytes ahead; landing exactly
 # on the end accepts the socket, jumping 4 bytes past it rejects it.
 INET_DIAG_REQ_BYTECODE = 1
-BC_JMP, BC_S_COND, BC_D_COND, BC_S_EQ, BC_D_EQ = 1, 7, 8, 11, 12
+BC_JMP, BC_S_COND, BC_D_COND, BC_DEV_COND, BC_S_EQ, BC_D_EQ = 1, 7, 8, 9, 11, 12
 _OP = struct.Struct("=BBH")
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix_len, port (-1: any); the address follows
 _ATTRIBUTE = struct.Struct("=HH")  # nlattr: len, type
+_IFINDEX = struct.Struct("=I")
 
 Batch = tuple[bytearray, list[int]]  # a receive buffer and the offsets of its records
 
@@ -87,6 +88,12 @@ def local_address(family: int, prefix_len: int, raw: bytes) -> bytes:
 
 def remote_address(family: int, prefix_len: int, raw: bytes) -> bytes:
     return _address_in(BC_D_COND, family, prefix_len, raw)
+
+
+def on_device(index: int) -> bytes:
+    """A program accepting sockets whose idiag_if is interface ``index`` (ss's ``dev``)."""
+    # The comparison, then the index: match, go to the end; else jump 4 past it (reject).
+    return _OP.pack(BC_DEV_COND, 8, 12) + _IFINDEX.pack(index)
 
 
 def either(first: bytes, second: bytes) -> bytes:

@@ -240,10 +240,10 @@ def _listening_addresses(family: int, src: bytes) -> tuple[bytes, ...]:
 
 
 def _program(query: Query) -> bytes:
-    """The query's ports and addresses as a program the kernel runs on each socket, as ss hands
-    it ``sport = :N``: a listing of one peer on a host of 100,000 sockets then decodes, and
-    looks owners up for, that peer's sockets alone. The query still checks every record after
-    (a kernel may refuse the program)."""
+    """The query's ports, addresses and interface as a program the kernel runs on each socket,
+    as ss hands it ``sport = :N``: a listing of one peer on a host of 100,000 sockets then
+    decodes, and looks owners up for, that peer's sockets alone. The query still checks every
+    record after (a kernel may refuse the program)."""
     parts = []
     if query.port is not None:
         parts.append(diag.either(diag.local_port(query.port), diag.remote_port(query.port)))
@@ -255,7 +255,18 @@ def _program(query: Query) -> bytes:
         parts.append(diag.local_address(*_host(query.local)))
     if query.remote is not None:
         parts.append(diag.remote_address(*_host(query.remote)))
+    if query.interface is not None and (index := _interface_index(query.interface)):
+        parts.append(diag.on_device(index))
     return diag.all_of(parts)
+
+
+def _interface_index(name: str) -> int | None:
+    """Interface ``name``'s index here: the program is made inside the namespace being read.
+    None where it has no such interface: then no socket of it matches, as Query says."""
+    try:
+        return socket.if_nametoindex(name)
+    except (OSError, ValueError):
+        return None
 
 
 def _host(network: Network) -> tuple[int, int, bytes]:
