@@ -159,8 +159,8 @@ def plain_width() -> int:
     return max(map(len, done.stdout.splitlines()))
 
 
-def spellings(address: str, port: int) -> set[str]:
-    kernel = endpoint(address, port)
+def spellings(address: str, port: int, interface: str | None, dual_stack: bool) -> set[str]:
+    kernel = endpoint(address, port, interface, dual_stack)
     return {kernel, *compact_ends(PEER, [kernel])}
 
 
@@ -182,8 +182,10 @@ def assert_whole(rows: list[list[str]], expected: list[dict[str, Any]]) -> None:
     """Each record is on a row of its own, its state, both ends and its PID whole words."""
     left = list(rows)
     for record in expected:
-        local = spellings(record["local_address"], record["local_port"])
-        peer = spellings(record["remote_address"], record["remote_port"])
+        # ss's spelling: the interface on the local end, `*` for a dual-stack `::` on both.
+        dual = record["v6only"] is False
+        local = spellings(record["local_address"], record["local_port"], record["interface"], dual)
+        peer = spellings(record["remote_address"], record["remote_port"], None, dual)
         pid = "-" if record["pid"] is None else str(record["pid"])
         match = [
             row

@@ -28,7 +28,7 @@ from tcpstates.model.place import (
     ThisNamespace,
     Where,
 )
-from tcpstates.model.query import Query
+from tcpstates.model.query import End, Query
 from tcpstates.model.states import TcpState
 
 if TYPE_CHECKING:
@@ -201,6 +201,7 @@ def query(p: Mapping[str, Any]) -> Query:
         if "udp" in protos:
             states.add(TcpState.CLOSE)  # a UDP "listener" is a bound, unconnected socket
     families = {f for f, flag in ((4, p.get("ipv4")), (6, p.get("ipv6"))) if flag}
+    local, remote = p.get("local"), p.get("remote")
     return Query(
         protos=frozenset(protos),
         families=frozenset(families or {4, 6}),
@@ -208,11 +209,51 @@ def query(p: Mapping[str, Any]) -> Query:
         port=p.get("port"),
         sport=p.get("sport"),
         dport=p.get("dport"),
-        local=p.get("local"),
-        remote=p.get("remote"),
+        local=local and local.network,
+        remote=remote and remote.network,
         pid=p.get("pid"),
         process=p.get("process"),
+        interface=_interface(local, remote),
     )
+
+
+def _interface(local: End | None, remote: End | None) -> str | None:
+    """The one interface --local and --remote name: a socket is on one."""
+    named = {end.interface for end in (local, remote) if end and end.interface}
+    if len(named) > 1:
+        raise UsageError("--local and --remote name two interfaces; a socket is on one")
+    return named.pop() if named else None
+
+
+def check_interface(q: Query, where: Place, what: type[rq.Request]) -> None:
+    """Refuse ADDR%IF where no interface can be told, or where IF is no interface.
+
+    Only netlink reads a socket's interface: procfs, psutil, a capture (saved /proc text) and
+    a trace's events never have one, so the filter would silently match nothing. The name is
+    looked up in the namespace read (entered for --netns and --netns-pid where we may; one we
+    may not enter fails the reading itself, with its own reason). --all-netns is not checked:
+    each namespace has its own interfaces, and one without IF has no socket on it.
+    """
+    if q.interface is None:
+        return
+    spelled = f"%{q.interface}"
+    if what is rq.TraceRequest:
+        raise UsageError(f"{spelled}: a trace's events carry no interface; give the address alone")
+    if isinstance(where.where, Capture):
+        raise UsageError(f"{spelled}: a capture holds no interfaces; give the address alone")
+    if where.reader in ("procfs", "psutil"):
+        raise UsageError(
+            f"{spelled}: the {where.reader} source cannot tell interfaces; netlink can"
+        )
+    if isinstance(where.where, AllNetns):
+        return
+    from tcpstates.sources.netns import has_interface
+
+    target = None if isinstance(where.where, ThisNamespace) else where.where
+    if has_interface(q.interface, target) is False:
+        raise UsageError(
+            f"{spelled}: no interface {q.interface!r} in the network namespace read (ip link)"
+        )
 
 
 def place(p: Mapping[str, Any], typed: Mapping[str, Any]) -> Place:
@@ -240,9 +281,12 @@ def _common(
     p: Mapping[str, Any], typed: Mapping[str, Any], request_type: type[rq.Request]
 ) -> dict[str, Any]:
     """The values of the fields most requests share, for those ``request_type`` has."""
+    q, where = query(p), place(p, typed)
+    if "query" in field_names(request_type):
+        check_interface(q, where, request_type)
     values = {
-        "query": query(p),
-        "place": place(p, typed),
+        "query": q,
+        "place": where,
         "fmt": p.get("fmt"),
         "color": p.get("color") or "auto",
         "wide": bool(p.get("wide")),
@@ -325,9 +369,11 @@ def _export(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
 
 
 def _trace(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    q, where = query(p), place(p, typed)
+    check_interface(q, where, rq.TraceRequest)
     return rq.TraceRequest(
-        query=query(p),
-        place=place(p, typed),
+        query=q,
+        place=where,
         fmt=p.get("fmt") or "plain",
         duration=p.get("duration"),
         count=p.get("count"),

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from tcpstates.model.place import READERS
-from tcpstates.model.query import Network, parse_network
+from tcpstates.model.query import End, parse_end
 from tcpstates.model.states import TcpState, UnknownStateError, parse_states
 
 PORT = click.IntRange(0, 65535)
@@ -72,11 +72,12 @@ def format_option(
     )
 
 
-def network_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Network | None:
+def end_option(ctx: click.Context, param: click.Parameter, value: str | None) -> End | None:
+    """--local, --remote: ADDR or ADDR%IF (the interface checked once the place is known)."""
     if value is None:
         return None
     try:
-        return parse_network(value)
+        return parse_end(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
 
@@ -96,15 +97,16 @@ def endpoint_filters(f: F) -> F:
         click.option("--dport", type=PORT, help="Remote (destination) port N."),
         click.option(
             "--local",
-            callback=network_option,
+            callback=end_option,
             metavar="ADDR",
-            help="Local address or CIDR block; a v4 one also matches v4-mapped addresses.",
+            help="Local address or CIDR block; a v4 one also matches v4-mapped addresses."
+            " ADDR%IF: on interface IF too (fe80::1%eth0).",
         ),
         click.option(
             "--remote",
-            callback=network_option,
+            callback=end_option,
             metavar="ADDR",
-            help="Remote address or CIDR block.",
+            help="Remote address or CIDR block; ADDR%IF as for --local.",
         ),
     )
     for option in reversed(options):  # decorators apply bottom-up; keep the order in --help

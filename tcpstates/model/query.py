@@ -32,6 +32,34 @@ def parse_network(text: str) -> Network:
         raise ValueError(f"{text!r} is not an IP address or CIDR block") from None
 
 
+@dataclass(frozen=True, slots=True)
+class End:
+    """What ``--local`` or ``--remote`` names: an address or block, and the interface it is
+    on where ``%IF`` follows it (a link-local address's scope, as ``ip`` and ss write it)."""
+
+    network: Network
+    interface: str | None = None
+
+
+def parse_end(text: str) -> End:
+    """An address or CIDR block, then ``%IF`` for an interface, brackets allowed around both.
+
+    >>> parse_end("fe80::1%eth0") == parse_end("[fe80::1]%eth0") == parse_end("[fe80::1%eth0]")
+    True
+    >>> parse_end("fe80::/64%eth0")
+    End(network=IPv6Network('fe80::/64'), interface='eth0')
+    >>> parse_end("10.0.0.1").interface is None
+    True
+    """
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]  # [fe80::1%eth0]
+    address, percent, interface = text.partition("%")
+    if percent and not interface:
+        raise ValueError(f"{text!r}: no interface name after %")
+    return End(parse_network(address), interface or None)
+
+
 @lru_cache(maxsize=4096)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(text)
@@ -64,6 +92,9 @@ class Query:
     remote: Network | None = None
     pid: int | None = None
     process: str | None = None
+    # The interface of --local/--remote ADDR%IF, by name: names are per namespace, and a
+    # socket's interface is named in its own (sources/netlink.py).
+    interface: str | None = None
 
     @property
     def needs_owners(self) -> bool:
@@ -84,6 +115,8 @@ class Query:
         return self.dport is None or sock.remote_port == self.dport
 
     def _addresses_match(self, sock: Socket) -> bool:
+        if self.interface is not None and sock.interface != self.interface:
+            return False
         if self.local is not None and not address_in(sock.local_address, self.local):
             return False
         return self.remote is None or address_in(sock.remote_address, self.remote)
@@ -108,5 +141,6 @@ class Query:
                 self.remote,
                 self.pid,
                 self.process,
+                self.interface,
             )
         )

@@ -153,18 +153,42 @@ def twin_constructor(cls: type[T]) -> Callable[..., T]:
 new_socket: Callable[..., Socket] = twin_constructor(Socket)
 
 
-def endpoint(address: str, port: int) -> str:
-    """``address:port`` as ss writes it: IPv6 in brackets, no port as ``*``.
+def endpoint(
+    address: str, port: int, interface: str | None = None, dual_stack: bool = False
+) -> str:
+    """``address:port`` as ss writes it: IPv6 in brackets, no port as ``*``; with an interface
+    or dual-stack, as ``scoped_prefix`` says.
 
-    >>> endpoint("::1", 22), endpoint("0.0.0.0", 0)
-    ('[::1]:22', '0.0.0.0:*')
+    >>> endpoint("::1", 22), endpoint("0.0.0.0", 0), endpoint("::", 22, dual_stack=True)
+    ('[::1]:22', '0.0.0.0:*', '*:22')
     """
-    return address_prefix(address) + (str(port) if port else "*")
+    if interface is None and not dual_stack:
+        prefix = address_prefix(address)
+    else:
+        prefix = scoped_prefix(address, interface, dual_stack)
+    return prefix + (str(port) if port else "*")
 
 
 def address_prefix(address: str) -> str:
     """What comes before the port: ``address:``, or ``[address]:`` for IPv6."""
     return f"[{address}]:" if ":" in address else f"{address}:"
+
+
+def scoped_prefix(address: str, interface: str | None, dual_stack: bool) -> str:
+    """``address_prefix`` as ss writes it for a socket with an interface or a dual-stack one:
+    ``%interface`` after the address (a link-local end's scope, or SO_BINDTODEVICE), and
+    ``*`` for the ``::`` of a socket that takes IPv4 too (IPV6_V6ONLY off).
+
+    >>> scoped_prefix("fe80::1", "eth0", False), scoped_prefix("::", "lo", True)
+    ('[fe80::1]%eth0:', '*%lo:')
+    >>> scoped_prefix("0.0.0.0", "lo", False), scoped_prefix("::", None, True)
+    ('0.0.0.0%lo:', '*:')
+    """
+    if dual_stack and address == "::":
+        text = "*"
+    else:
+        text = f"[{address}]" if ":" in address else address
+    return f"{text}%{interface}:" if interface is not None else f"{text}:"
 
 
 class OwnerKind(enum.Enum):

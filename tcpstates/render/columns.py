@@ -18,6 +18,7 @@ from tcpstates.model.sockets import (
     Socket,
     address_prefix,
     owner,
+    scoped_prefix,
 )
 from tcpstates.model.states import TcpState, state_name
 from tcpstates.render import units
@@ -124,16 +125,35 @@ class Layout:
             text = shown[netns] = safe(labels.get(netns, str(netns)) if labels else str(netns))
             return text
 
+        # (local, remote, interface, v6only) -> the two prefixes, for the few sockets with an
+        # interface or v6only off (listeners, link-local ends): the rest never look here.
+        scoped: dict[tuple[str, str, str | None, bool | None], tuple[str, str]] = {}
+
+        def scoped_prefixes(sock: Socket) -> tuple[str, str]:
+            key = (sock.local_address, sock.remote_address, sock.interface, sock.v6only)
+            found = scoped.get(key)
+            if found is None:
+                interface = None if sock.interface is None else safe(sock.interface)
+                dual = sock.v6only is False
+                found = scoped[key] = (
+                    scoped_prefix(sock.local_address, interface, dual),
+                    scoped_prefix(sock.remote_address, None, dual),  # ss: on the local end only
+                )
+            return found
+
         def row(sock: Socket) -> tuple[str, ...]:
             port, peer_port = sock.local_port, sock.remote_port
+            if sock.interface is None and sock.v6only is not False:
+                local = prefixes.get(sock.local_address) or prefix(sock.local_address)
+                peer = prefixes.get(sock.remote_address) or prefix(sock.remote_address)
+            else:
+                local, peer = scoped_prefixes(sock)
             cells: tuple[str, ...] = (
                 names[sock.proto][sock.state],
                 UNSEEN if sock.recv_q is None else str(sock.recv_q),
                 UNSEEN if sock.send_q is None else str(sock.send_q),
-                (prefixes.get(sock.local_address) or prefix(sock.local_address))
-                + (str(port) if port else "*"),
-                (prefixes.get(sock.remote_address) or prefix(sock.remote_address))
-                + (str(peer_port) if peer_port else "*"),
+                local + (str(port) if port else "*"),
+                peer + (str(peer_port) if peer_port else "*"),
             )
             if lead_proto:
                 cells = (sock.proto, *cells)

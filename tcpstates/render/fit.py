@@ -81,10 +81,18 @@ def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
     ['[10.0.0.1]:80', '[::1]:22', '10.0.0.1:80', '*:*']
     >>> compact_ends(LOCAL, ["0.0.0.0:*", "[::]:22"])
     ['0.0.0.0:*', '[::]:22']
+
+    An interface after the address (``%eth0``, ss's spelling) is kept whole, and its name is
+    no part of the address: a dot in it makes no address a mapped one.
+
+    >>> compact_ends(LOCAL, ["[::ffff:10.0.0.1]%eth0:80", "[::ffff:1:2:3]%eth0.5:9", "*%lo:22"])
+    ['[10.0.0.1]%eth0:80', '[::ffff:1:2:3]%eth0.5:9', '*%lo:22']
     """
     # inet_ntop writes a mapped address dotted (::ffff:1.2.3.4); an IPv6 one is never dotted.
     shorter = [
-        "[" + cell[len(MAPPED) :] if cell.startswith(MAPPED) and "." in cell else cell
+        "[" + cell[len(MAPPED) :]
+        if cell.startswith(MAPPED) and "." in cell.partition("]")[0]
+        else cell
         for cell in cells
     ]
     if column != PEER:

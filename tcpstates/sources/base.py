@@ -52,6 +52,16 @@ def read_with_details(source: Source, query: Query, owners: bool, details: Detai
         return source.read(query, owners)
 
 
+def kernel_interfaces_only(source: str, query: Query) -> None:
+    """Refuse ``ADDR%IF`` to a source that never knows a socket's interface (only netlink's
+    idiag_if tells it): its sockets would all fail the filter, silently."""
+    if query.interface is not None:
+        raise SourceError(
+            f"%{query.interface}: only netlink sock_diag tells a socket's interface;"
+            f" the {source} source cannot"
+        )
+
+
 # The kernel's timer codes (/proc/net/tcp's "tr", inet_diag's idiag_timer) -> the names ss prints
 # (misc/ss.c, tmr_name).
 TIMERS: dict[int, str] = {1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}

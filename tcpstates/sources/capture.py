@@ -25,7 +25,7 @@ from tcpstates.model.errors import CaptureFormatError, SourceError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.model.states import TcpState
-from tcpstates.sources.base import Reading, kernel_details_only
+from tcpstates.sources.base import Reading, kernel_details_only, kernel_interfaces_only
 from tcpstates.sources.procfs import TABLES, ProcfsSource, parse_table
 
 # 1 GiB: five million sockets of text (a line is under 200 bytes), and a bound on what any
@@ -53,6 +53,7 @@ class CaptureSource:
 
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
         kernel_details_only(self.name, details)
+        kernel_interfaces_only(self.name, query)
         # A capture's inodes belong to the host it came from: no owners can be found here.
         # Read whole before anything is printed, so that a bad line stops the command with
         # its error alone rather than after half a listing; keep only the sockets asked for.

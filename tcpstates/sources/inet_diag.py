@@ -62,10 +62,11 @@ _RECV_BUFFER = 256 * 1024
 # INET_DIAG_REQ_BYTECODE attribute. Each op jumps ``yes`` or ``no`` bytes ahead; landing exactly
 # on the end accepts the socket, jumping 4 bytes past it rejects it.
 INET_DIAG_REQ_BYTECODE = 1
-BC_JMP, BC_S_COND, BC_D_COND, BC_S_EQ, BC_D_EQ = 1, 7, 8, 11, 12
+BC_JMP, BC_S_COND, BC_D_COND, BC_DEV_COND, BC_S_EQ, BC_D_EQ = 1, 7, 8, 9, 11, 12
 _OP = struct.Struct("=BBH")
 _HOSTCOND = struct.Struct("=BBxxi")  # family, prefix_len, port (-1: any); the address follows
 _ATTRIBUTE = struct.Struct("=HH")  # nlattr: len, type
+_IFINDEX = struct.Struct("=I")
 
 Batch = tuple[bytearray, list[int]]  # a receive buffer and the offsets of its records
 
@@ -86,6 +87,12 @@ def local_address(family: int, prefix_len: int, raw: bytes) -> bytes:
 
 def remote_address(family: int, prefix_len: int, raw: bytes) -> bytes:
     return _address_in(BC_D_COND, family, prefix_len, raw)
+
+
+def on_device(index: int) -> bytes:
+    """A program accepting sockets whose idiag_if is interface ``index`` (ss's ``dev``)."""
+    # The comparison, then the index: match, go to the end; else jump 4 past it (reject).
+    return _OP.pack(BC_DEV_COND, 8, 12) + _IFINDEX.pack(index)
 
 
 def either(first: bytes, second: bytes) -> bytes:
@@ -148,13 +155,17 @@ def dump(
 
     With AF_UNSPEC the IPv4 records come first, then the IPv6 ones, as two dumps would give them.
     ``program`` (built from local_port, either, all_of ...) is run by the kernel on each socket.
+    An IPv6 record's nlmsg_type carries its v6only (``V6ONLY_OF_TYPE``).
     """
     if family == AF_UNSPEC:
         yield from RECORD.iter_unpack(dump_packed(protocol, family, mask, program))
         return
     unpack_record = RECORD.unpack_from
+    v6only_sent = family == AF_INET6 and mask & _V6ONLY_STATES_MASK
     for buffer, offsets in batches(protocol, family, mask, program):
         for offset in offsets:
+            if v6only_sent and buffer[offset + STATE_OFFSET] in _V6ONLY_STATES:
+                _mark_v6only(buffer, offset)
             yield unpack_record(buffer, offset)
 
 
@@ -209,16 +220,58 @@ def attributes(buffer: bytes | bytearray, start: int, end: int) -> dict[int, byt
 def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> bytearray:
     """Every record of one dump, each cut to ``RECORD.size`` bytes and packed back to back.
 
-    IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in.
+    IPv4 records first, then IPv6, whichever order the kernel's hash walk met them in. The
+    attributes are cut off, all but one: an IPv6 listener's or unconnected socket's v6only,
+    which its packed nlmsg_type carries (``V6ONLY_OF_TYPE``).
     """
-    packed = [bytearray(), bytearray()]  # indexed by "is IPv6"
-    size, at_family = RECORD.size, FAMILY_OFFSET
+    ipv4, ipv6 = bytearray(), bytearray()
+    size, at_family, at_state = RECORD.size, FAMILY_OFFSET, STATE_OFFSET
+    # Only those states have the attribute: their state byte is read for IPv6 records alone,
+    # and not at all when the dump cannot hold them (an established listing).
+    v6only_states = _V6ONLY_STATES if mask & _V6ONLY_STATES_MASK else b""
     for buffer, offsets in batches(protocol, family, mask, program):
         for offset in offsets:
-            packed[buffer[offset + at_family] == AF_INET6] += buffer[offset : offset + size]
-    ipv4, ipv6 = packed
+            if buffer[offset + at_family] != AF_INET6:
+                ipv4 += buffer[offset : offset + size]
+                continue
+            if buffer[offset + at_state] in v6only_states:
+                _mark_v6only(buffer, offset)
+            ipv6 += buffer[offset : offset + size]
     ipv4 += ipv6
     return ipv4
+
+
+# INET_DIAG_SKV6ONLY comes with IPv6 sockets in LISTEN (10) and CLOSE (7) alone
+# (inet_diag_msg_attrs_fill). A record cut to RECORD.size loses it; its nlmsg_type, the same
+# for every record of a dump and of no use once the record is cut, carries it instead.
+_V6ONLY_STATES = bytes((7, 10))
+_V6ONLY_STATES_MASK = (1 << 7) | (1 << 10)
+_DUAL_STACK_TYPE, _V6ONLY_TYPE = 0xFFF0, 0xFFF1  # no message type the kernel sends here
+V6ONLY_OF_TYPE: dict[int, bool] = {_DUAL_STACK_TYPE: False, _V6ONLY_TYPE: True}
+_TYPE = struct.Struct("=H")
+_TYPE_OFFSET = 4  # nlmsghdr.nlmsg_type
+
+
+def _mark_v6only(buffer: bytearray, offset: int) -> None:
+    """Write the v6only attribute of the record at ``offset`` into its nlmsg_type, in place.
+
+    Its attributes are walked only as far as INET_DIAG_SKV6ONLY, the second the kernel puts
+    (after INET_DIAG_SHUTDOWN), and nothing is copied: a host with many IPv6 UDP sockets has
+    as many records to walk.
+    """
+    end = offset + _LENGTH_AND_TYPE.unpack_from(buffer, offset)[0]
+    start, unpack = offset + _ATTRIBUTES_OFFSET, _ATTRIBUTE.unpack_from
+    while start + _ATTRIBUTE.size < end:
+        length, kind = unpack(buffer, start)
+        if length < _ATTRIBUTE.size or start + length > end:
+            return
+        if kind & 0x3FFF == INET_DIAG_SKV6ONLY and length > _ATTRIBUTE.size:
+            v6only = buffer[start + _ATTRIBUTE.size]
+            _TYPE.pack_into(
+                buffer, offset + _TYPE_OFFSET, _V6ONLY_TYPE if v6only else _DUAL_STACK_TYPE
+            )
+            return
+        start += (length + 3) & ~3
 
 
 def count_states(

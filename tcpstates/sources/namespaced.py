@@ -20,7 +20,7 @@ from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import NETNS, NO_DETAILS, Details, Socket
 from tcpstates.model.states import TcpState
-from tcpstates.sources.base import Reading, Source, kernel_details_only
+from tcpstates.sources.base import Reading, Source, kernel_details_only, kernel_interfaces_only
 from tcpstates.sources.netns import (
     Found,
     Namespace,
@@ -134,6 +134,7 @@ class NamespacedSource:
         )
         if sockets is None:
             kernel_details_only("procfs", details)  # not allowed in: /proc/PID/net instead
+            kernel_interfaces_only("procfs", query)
             return _read_through_proc(namespace, query)
         return sockets
 

@@ -255,10 +255,10 @@ def _listening_addresses(family: int, src: bytes) -> tuple[bytes, ...]:
 
 
 def _program(query: Query) -> bytes:
-    """The query's ports and addresses as a program the kernel runs on each socket, as ss hands
-    it ``sport = :N``: a listing of one peer on a host of 100,000 sockets then decodes, and
-    looks owners up for, that peer's sockets alone. The query still checks every record after
-    (a kernel may refuse the program)."""
+    """The query's ports, addresses and interface as a program the kernel runs on each socket,
+    as ss hands it ``sport = :N``: a listing of one peer on a host of 100,000 sockets then
+    decodes, and looks owners up for, that peer's sockets alone. The query still checks every
+    record after (a kernel may refuse the program)."""
     parts = []
     if query.port is not None:
         parts.append(diag.either(diag.local_port(query.port), diag.remote_port(query.port)))
@@ -270,7 +270,18 @@ def _program(query: Query) -> bytes:
         parts.append(diag.local_address(*_host(query.local)))
     if query.remote is not None:
         parts.append(diag.remote_address(*_host(query.remote)))
+    if query.interface is not None and (index := _interface_index(query.interface)):
+        parts.append(diag.on_device(index))
     return diag.all_of(parts)
+
+
+def _interface_index(name: str) -> int | None:
+    """Interface ``name``'s index here: the program is made inside the namespace being read.
+    None where it has no such interface: then no socket of it matches, as Query says."""
+    try:
+        return socket.if_nametoindex(name)
+    except (OSError, ValueError):
+        return None
 
 
 def _host(network: Network) -> tuple[int, int, bytes]:
@@ -293,11 +304,13 @@ def _decode(
     # 100,000 records: everything looked up once, and new_socket's arguments given by position
     # (sockets.FIELDS order), which costs a fifth less than by keyword.
     ntohs, inet6, states, timers, make = socket.ntohs, socket.AF_INET6, BY_CODE, TIMERS, new_socket
+    v6only_of = diag.V6ONLY_OF_TYPE
     owners = owners or {}
     # Address text by raw bytes, per family: IPv4's 0.0.0.0 and IPv6's :: are the same 16 bytes.
     by_family: dict[int, dict[bytes, str]] = {socket.AF_INET: {}, inet6: {}}
-    for (_, _, _, _, _, family, code, timer_code, retrans, sport, dport, src, dst,
-         _, expires, rqueue, wqueue, uid, inode) in records:  # fmt: skip
+    interfaces: dict[int, str] = {}  # index -> name, asked here: in the namespace being read
+    for (_, kind, _, _, _, family, code, timer_code, retrans, sport, dport, src, dst,
+         index, expires, rqueue, wqueue, uid, inode) in records:  # fmt: skip
         owner = owners.get(inode)
         timer = timers.get(timer_code)
         names = by_family.get(family, {})  # another family: _name refuses it
@@ -318,7 +331,21 @@ def _decode(
             timer,
             expires if timer else None,
             retrans,
+            (interfaces.get(index) or _interface(interfaces, index)) if index else None,
+            v6only_of.get(kind),
         )
+
+
+def _interface(interfaces: dict[int, str], index: int) -> str:
+    """The name of interface ``index`` (idiag_if: the device the socket is bound to, or a
+    link-local end's scope) in the namespace this thread is in, as ss shows it; an index
+    that has no name (the device went meanwhile) as its number."""
+    try:
+        name = socket.if_indextoname(index)
+    except OSError:
+        name = str(index)
+    interfaces[index] = name
+    return name
 
 
 def _name(names: dict[bytes, str], family: int, raw: bytes) -> str:

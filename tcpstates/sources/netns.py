@@ -289,3 +289,21 @@ def _libc_setns(fd: int) -> None:
             if code != errno.EPERM
             else PermissionError(code, os.strerror(code))
         )
+
+
+def has_interface(name: str, where: NamedNetns | NetnsOfPid | None = None) -> bool | None:
+    """Whether network namespace ``where`` (None: this one) has an interface ``name``; None
+    when that namespace cannot be looked into (gone, or entering it needs root)."""
+    import socket  # here: the fast path never asks
+
+    try:
+        if where is None:
+            socket.if_nametoindex(name)
+            return True
+        with entered(named(where)):
+            socket.if_nametoindex(name)
+            return True
+    except SourceError:  # Unavailable among them
+        return None
+    except (OSError, ValueError):  # ENODEV; a NUL in the name
+        return False

@@ -19,7 +19,13 @@ from tcpstates.model.errors import CaptureFormatError, SourceError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket, new_socket
 from tcpstates.model.states import BY_CODE, TcpState
-from tcpstates.sources.base import TIMERS, Reading, kernel_details_only, unique
+from tcpstates.sources.base import (
+    TIMERS,
+    Reading,
+    kernel_details_only,
+    kernel_interfaces_only,
+    unique,
+)
 from tcpstates.sources.owners import Owner, scan_owners
 
 # (file name, protocol, family) in the order ss lists them: IPv4 before IPv6.
@@ -83,6 +89,7 @@ class ProcfsSource:
 
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
         kernel_details_only(self.name, details)
+        kernel_interfaces_only(self.name, query)
         if not self.table_path("tcp").exists() and not self.table_path("udp").exists():
             raise SourceError(f"no /proc/net tables under {self.root}")
         if not owners or not self.live:

@@ -13,7 +13,7 @@ from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.model.states import WINDOWS_DELETE_TCB, TcpState
-from tcpstates.sources.base import Reading, kernel_details_only
+from tcpstates.sources.base import Reading, kernel_details_only, kernel_interfaces_only
 
 # psutil's status strings that are not our netstat names: Solaris' IDLE and BOUND, Windows'
 # DELETE_TCB (a connection being torn down; Windows' code 12, not Linux's NEW_SYN_RECV).
@@ -41,6 +41,7 @@ class PsutilSource:
 
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
         kernel_details_only(self.name, details)
+        kernel_interfaces_only(self.name, query)
         return Reading(self._sockets(query, owners))
 
     def _sockets(self, query: Query, owners: bool) -> Iterator[Socket]:
