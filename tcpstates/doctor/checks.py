@@ -18,7 +18,7 @@ from tcpstates.explain.states import ADVICE
 from tcpstates.model.ages import held_since_peer_closed_ms
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.i18n import _, ngettext
-from tcpstates.model.sockets import Socket, endpoint, owner, owner_of
+from tcpstates.model.sockets import Socket, endpoint, local_end, owner, owner_of
 from tcpstates.model.states import TcpState
 from tcpstates.render.units import duration
 from tcpstates.sources.kernel import KernelState
@@ -210,9 +210,7 @@ def listen_overflow(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             who = owner_of(sock).prose()
             yield Finding(
                 Severity.CRITICAL,
-                _("Accept queue full on {endpoint}").format(
-                    endpoint=endpoint(sock.local_address, sock.local_port)
-                ),
+                _("Accept queue full on {endpoint}").format(endpoint=local_end(sock)),
                 (
                     _(
                         "Recv-Q {recv_q} (connections waiting for accept()) >= Send-Q {send_q}"

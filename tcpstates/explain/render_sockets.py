@@ -11,7 +11,7 @@ from tcpstates.explain.render_states import break_at_spaces, explanation_text
 from tcpstates.explain.sockets import Account
 from tcpstates.explain.states import Explanation
 from tcpstates.model.i18n import _
-from tcpstates.model.sockets import endpoint, owner_of
+from tcpstates.model.sockets import local_end, owner_of, remote_end
 from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 
@@ -44,10 +44,7 @@ def _account_text(a: Account, width: int) -> str:
     so_far, next_ = _("so far:"), _("next:")
     label = max(len(so_far), len(next_))
     owner = _("process {process}, pid {pid}").format(process=process, pid=pid)
-    title = (
-        f"{endpoint(sock.local_address, sock.local_port)} -> "
-        f"{endpoint(sock.remote_address, sock.remote_port)}  {sock.state_name}  ({owner})"
-    )
+    title = f"{safe(local_end(sock))} -> {safe(remote_end(sock))}  {sock.state_name}  ({owner})"
     hang = " " * (2 + label + 1)
     lines = [
         *break_at_spaces(title, width, "    "),

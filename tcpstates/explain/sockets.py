@@ -15,7 +15,7 @@ from typing import Any
 from tcpstates.explain.states import Explanation, explain
 from tcpstates.model.ages import held_since_peer_closed_ms, left_ms
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.sockets import Socket, endpoint, owner_of
+from tcpstates.model.sockets import Socket, local_end, owner_of, remote_end
 from tcpstates.model.states import TcpState
 from tcpstates.render.units import duration
 
@@ -150,8 +150,8 @@ def account(sock: Socket) -> Account:
         (N_("the kernel reports a state tcpstates does not know"), N_("see the raw state")),
     )
     names = {
-        "local": endpoint(sock.local_address, sock.local_port),
-        "remote": endpoint(sock.remote_address, sock.remote_port),
+        "local": local_end(sock),
+        "remote": remote_end(sock),
         "owner": owner_of(sock).prose(),
     }
     general = _general(sock.state)

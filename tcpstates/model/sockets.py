@@ -169,6 +169,17 @@ def endpoint(
     return prefix + (str(port) if port else "*")
 
 
+def local_end(sock: Socket) -> str:
+    """A socket's local end as ss writes it: its interface after the address, ``*`` for the
+    ``::`` of a socket that takes IPv4 too."""
+    return endpoint(sock.local_address, sock.local_port, sock.interface, sock.v6only is False)
+
+
+def remote_end(sock: Socket) -> str:
+    """A socket's peer as ss writes it (an interface is written on the local end only)."""
+    return endpoint(sock.remote_address, sock.remote_port, None, sock.v6only is False)
+
+
 def address_prefix(address: str) -> str:
     """What comes before the port: ``address:``, or ``[address]:`` for IPv6."""
     return f"[{address}]:" if ":" in address else f"{address}:"
