@@ -20,6 +20,7 @@ from tcpstates.model.states import TcpState
 if TYPE_CHECKING:
     from tcpstates.explain.sockets import Target
     from tcpstates.render.output import Output
+    from tcpstates.sources.names import Resolving
 
 HUMAN = ("table", "plain")
 TEXT = ("table", "plain", "json", "jsonl")
@@ -67,12 +68,16 @@ class ListRequest(Request):
     extended: bool = False
     no_header: bool = False
     no_pager: bool = False
+    resolve: bool = False
 
     def refused(self) -> dict[str, str]:
         if self.fmt not in ("json", "jsonl", "csv"):
             return {}
         record = "a CSV row" if self.fmt == "csv" else "a record"
-        refusals = {"extended": f"{record} carries uid and inode always"}
+        refusals = {
+            "extended": f"{record} carries uid and inode always",
+            "resolve": f"{record} keeps addresses and ports numeric",
+        }
         if self.fmt != "csv":
             refusals["no_header"] = f"{self.fmt} has no header"
         return refusals
@@ -83,9 +88,16 @@ class ListRequest(Request):
         owners = not self.no_owners
         list_sockets(
             self.query, self.place, out, self.fmt, owners, self.verbose,
-            extended=self.extended, header=not self.no_header,
+            extended=self.extended, header=not self.no_header, resolving=_resolving(self.resolve),
         )  # fmt: skip
         return ExitStatus.OK
+
+
+def _resolving(resolve: bool) -> Resolving | None:
+    """-r's names from this host's services file and resolver; None: numbers."""
+    from tcpstates.sources.names import Resolving
+
+    return Resolving() if resolve else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,20 +158,28 @@ class WatchRequest(Request):
     verbose: bool = False
     no_owners: bool = False
 
+    resolve: bool = False
+
     def refused(self) -> dict[str, str]:
         if self.summary:
             return {
                 "no_owners": "counts show no owners",
                 "wide": "counts have no socket table to fit",
                 "all_netns": "its counts would add up several namespaces; give --netns",
+                "resolve": "counts show no addresses",
             }
+        if self.fmt == "jsonl":
+            return {"resolve": "a record keeps addresses and ports numeric"}
         return {}
 
     def run(self, out: Output) -> int:
         from tcpstates.watch.run import watch
 
         owners = not self.no_owners
-        watch(self.query, self.place, out, self.fmt, self.watch, self.summary, owners, self.verbose)
+        watch(
+            self.query, self.place, out, self.fmt, self.watch, self.summary, owners, self.verbose,
+            _resolving(self.resolve),
+        )  # fmt: skip
         return ExitStatus.OK
 
 
