@@ -330,3 +330,59 @@ def test_the_examples_in_the_docstrings_hold() -> None:
     for module in (names, columns):
         result = doctest.testmod(module)
         assert result.attempted and not result.failed, module.__name__
+
+
+# --- --watch ------------------------------------------------------------------------------------
+
+
+def test_a_watch_view_names_ends_and_gives_way_as_a_listing_does() -> None:
+    from rich.console import Console
+
+    from tcpstates.model.sockets import Socket
+    from tcpstates.model.states import TcpState
+    from tcpstates.render.columns import Layout, Names
+    from tcpstates.watch.frames import frames
+    from tcpstates.watch.render import frame_view
+
+    listener = Socket("tcp", 4, LOOP4, 8080, "0.0.0.0", 0, TcpState.LISTEN, 0, 0, 0, 10)
+    frame = next(frames(lambda: [listener], 2, sleep=lambda s: None))
+
+    def view(host: str, width: int) -> list[str]:
+        names = Names({LOOP4: host}, {("tcp", 8080): "http-alt"})
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width, height=40, color_system=None)
+        console.print(frame_view(frame, Layout(owners=False, names=names), interval=2, width=width))
+        return buffer.getvalue().splitlines()
+
+    assert any("localhost:http-alt" in line for line in view("localhost", 80))
+    narrow = view("x" * 90, 80)
+    assert any("127.0.0.1:http-alt" in line for line in narrow) and "x" * 10 not in str(narrow)
+    assert "host names as addresses" in narrow[-1]
+
+
+def test_a_live_watch_on_a_terminal_names_hosts(sockets: Sockets) -> None:
+    import pty
+    import select
+
+    from conftest import TCPSTATES
+
+    port = sockets.listener(LOOP4).getsockname()[1]
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    proc = subprocess.Popen(
+        (*TCPSTATES, "--watch", "0.2", "-r", "--port", str(port), "--no-owners"),
+        stdin=slave, stdout=slave, stderr=slave, env=env | {"TERM": "xterm-256color"},
+    )  # fmt: skip
+    os.close(slave)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 10
+        while f"localhost:{port}".encode() not in screen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.05)[0]:
+                screen += os.read(master, 65536)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)
+    assert f"localhost:{port}".encode() in screen, screen[-2000:]
+    assert b"Traceback" not in screen
