@@ -115,21 +115,21 @@ class Layout:
         if names is None:
             return numeric
         local = self.state_index + BASE.index(LOCAL)
+        # (proto, address, port) -> its cell: a server's end repeats on each of its connections.
         endpoints: dict[tuple[str, str, int], str] = {}
 
-        def endpoint(proto: str, address: str, port: int) -> str:
-            key = (proto, address, port)
-            text = endpoints.get(key)
-            if text is None:
-                text = endpoints[key] = names.endpoint(proto, address, port)
+        def endpoint(key: tuple[str, str, int]) -> str:
+            text = endpoints[key] = names.endpoint(*key)
             return text
 
         def named(sock: Socket) -> tuple[str, ...]:
             cells = numeric(sock)
+            mine = (sock.proto, sock.local_address, sock.local_port)
+            peer = (sock.proto, sock.remote_address, sock.remote_port)
             return (
                 *cells[:local],
-                endpoint(sock.proto, sock.local_address, sock.local_port),
-                endpoint(sock.proto, sock.remote_address, sock.remote_port),
+                endpoints.get(mine) or endpoint(mine),
+                endpoints.get(peer) or endpoint(peer),
                 *cells[local + 2 :],
             )
 
