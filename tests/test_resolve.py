@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import shutil
 import socket
 import subprocess
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NEEDS_ROOT, Cli
+from conftest import NEEDS_ROOT, TCPSTATES, Cli
 from ss_reader import ss_path
 from zoo import LOOP4, LOOP6, Sockets
 
@@ -289,10 +290,44 @@ def test_a_listing_says_how_many_addresses_it_left_numeric(sockets: Sockets) -> 
     lines, stderr = listing(hang, Query(port=v4.getsockname()[1]))
     assert time.monotonic() - started < 2
     assert stderr == (
-        "tcpstates: 2 addresses left numeric: no reverse-DNS answer within 0.3 s\n"
+        "tcpstates: 2 addresses left numeric: reverse DNS gave no answer in time"
+        " (0.2 s each, 0.3 s in all)\n"
     ), stderr
     assert all(not cell.startswith("localhost") for end in ends(lines) for cell in end)
     never.set()
+
+
+def test_a_resolver_that_never_answers_costs_a_bounded_time(
+    sockets: Sockets, tmp_path: Path
+) -> None:
+    # The real resolver, pointed (in a private mount namespace) at a DNS server that reads
+    # the query and never answers: glibc would wait 5 s twice; tcpstates gives up in time.
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip(NEEDS_ROOT + " and unshare, to mount a resolv.conf of the test's own")
+    try:
+        dns = sockets.udp("127.0.0.9", port=53)
+    except OSError as e:
+        pytest.skip(f"127.0.0.9:53 is taken: {e}")
+    port = sockets.listener("127.0.0.5").getsockname()[1]  # in no /etc/hosts: DNS is asked
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.9\noptions timeout:5 attempts:2\n")
+    mount = f'mount --bind {conf} /etc/resolv.conf && exec "$@"'
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", mount, "sh", *TCPSTATES]
+    started = time.monotonic()
+    done = subprocess.run(
+        [*argv, "-r", "-o", "plain", "--no-owners", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("tcpstates: 1 address left numeric: "), done.stderr
+    assert ends(done.stdout.splitlines()) == {(f"127.0.0.5:{port}", "0.0.0.0:*")}
+    assert elapsed < 4, f"{elapsed:.1f} s: the resolver's 10 s were waited for"
+    dns.setblocking(False)
+    assert dns.recv(512), "the resolver was never asked"
 
 
 # --- what is refused --------------------------------------------------------------------------
@@ -363,8 +398,6 @@ def test_a_watch_view_names_ends_and_gives_way_as_a_listing_does() -> None:
 def test_a_live_watch_on_a_terminal_names_hosts(sockets: Sockets) -> None:
     import pty
     import select
-
-    from conftest import TCPSTATES
 
     port = sockets.listener(LOOP4).getsockname()[1]
     master, slave = pty.openpty()

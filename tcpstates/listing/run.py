@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tcpstates.model.place import Place
     from tcpstates.render.columns import Layout, Names
     from tcpstates.sources.base import Source
-    from tcpstates.sources.names import HostNames, Resolving
+    from tcpstates.sources.names import Budget, HostNames, Resolving
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv")
 
@@ -50,7 +50,7 @@ def list_sockets(
     render(sockets, chosen, out, fmt)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     if numeric and resolving is not None:
-        out.stderr.write(left_numeric(numeric, resolving.budget.total))
+        out.stderr.write(left_numeric(numeric, resolving.budget))
     Skips(verbose, out.stderr.write).report(source)
     if reading.hidden_processes and owners:
         out.stderr.write(
@@ -75,10 +75,13 @@ def names(resolving: Resolving, hosts: HostNames) -> Names:
     return Names(hosts.names, resolving.ports())
 
 
-def left_numeric(count: int, budget: float) -> str:
-    """The line that says how many addresses reverse DNS did not name in ``budget`` seconds."""
+def left_numeric(count: int, budget: Budget) -> str:
+    """The line that says how many addresses reverse DNS did not name within ``budget``."""
     noun = "address" if count == 1 else "addresses"
-    return f"tcpstates: {count} {noun} left numeric: no reverse-DNS answer within {budget:g} s\n"
+    return (
+        f"tcpstates: {count} {noun} left numeric: reverse DNS gave no answer in time"
+        f" ({budget.each:g} s each, {budget.total:g} s in all)\n"
+    )
 
 
 def layout(

@@ -70,7 +70,7 @@ def watch(
         sockets = list(select(reading, query))
         numeric = hosts.resolve(addresses(sockets))  # only those not asked in earlier frames
         if numeric and numeric != said:
-            sys.stderr.write(left_numeric(numeric, hosts.budget.total))
+            sys.stderr.write(left_numeric(numeric, hosts.budget))
         said = numeric
         return sockets
 
