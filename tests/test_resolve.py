@@ -14,6 +14,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -63,8 +64,10 @@ def listing(
 
 
 def ends(lines: list[str]) -> set[tuple[str, str]]:
-    """The (Local, Peer) cells of a plain listing's rows (State Recv-Q Send-Q Local Peer)."""
-    return {(line.split()[3], line.split()[4]) for line in lines[1:]}
+    """The (Local, Peer) cells of a plain listing's rows: where the Local column starts (a
+    cell before it may hold a blank: a namespace's label)."""
+    start = lines[0].index("Local Address:Port")
+    return {(line[start:].split()[0], line[start:].split()[1]) for line in lines[1:]}
 
 
 def services_file(tmp_path: Path, text: str, port_range: str = "32768 60999") -> Resolving:
@@ -177,6 +180,28 @@ def test_names_agree_with_ss_resolving(cli: Cli, sockets: Sockets) -> None:
     assert (f"localhost:{ports[0]}", "0.0.0.0:*") in ours
     assert (f"[::1]:{ports[1]}", "[::]:*") in ours  # ::1 has no name in /etc/hosts here
     assert len(ours) == 6
+
+
+def test_a_namespace_is_named_by_this_hosts_resolver(cli: Cli, netns: Any) -> None:
+    # A namespace has no resolver of its own: its 127.0.0.1 is localhost through this host's
+    # /etc/hosts, as ss -N names it.
+    space = netns("resolve")
+    listen = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
+    proc = space.popen(
+        sys.executable,
+        "-c",
+        listen + " print(s.getsockname()[1], flush=True); time.sleep(60)",
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    done = cli("--netns", space.name, "-r", "-o", "plain", "--no-owners")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    ss = subprocess.run(
+        [ss_path(), "-N", space.name, "-Htlr"], capture_output=True, text=True, check=True
+    )
+    theirs = {(line.split()[3], line.split()[4]) for line in ss.stdout.splitlines()}
+    assert ends(done.stdout.splitlines()) == theirs == {(f"localhost:{port}", "0.0.0.0:*")}
 
 
 def test_nothing_is_looked_up_unless_asked(
