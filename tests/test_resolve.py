@@ -182,6 +182,25 @@ def test_names_agree_with_ss_resolving(cli: Cli, sockets: Sockets) -> None:
     assert len(ours) == 6
 
 
+def test_a_v4_mapped_end_is_named_as_its_ipv4_host_as_ss_names_it(
+    cli: Cli, sockets: Sockets
+) -> None:
+    listener = sockets.listener("::")  # dual-stack: an IPv4 client's ends are v4-mapped
+    sockets.connect(listener, LOOP4)
+    port = str(listener.getsockname()[1])
+    done = cli("-r", "-o", "plain", "-s", "established", "--port", port)
+    ss = subprocess.run(
+        [ss_path(), "-Htr", "state", "established", "(", "sport", "=", f":{port}", "or",
+         "dport", "=", f":{port}", ")"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    # One state asked for: ss leaves its State column out; the ends are the last two.
+    theirs = {(line.split()[-2], line.split()[-1]) for line in ss.stdout.splitlines()}
+    ours = ends(done.stdout.splitlines())
+    assert ours == theirs and len(ours) == 2
+    assert all(cell.startswith("localhost:") for pair in ours for cell in pair), ours
+
+
 def test_a_namespace_is_named_by_this_hosts_resolver(cli: Cli, netns: Any) -> None:
     # A namespace has no resolver of its own: its 127.0.0.1 is localhost through this host's
     # /etc/hosts, as ss -N names it.

@@ -25,6 +25,7 @@ PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 EPHEMERAL = (32768, 60999)  # the kernel's default range, when PORT_RANGE cannot be read
 # Addresses no resolver names: the any-address a listener is bound to.
 UNNAMED = frozenset({"0.0.0.0", "::", ""})
+MAPPED = "::ffff:"  # how inet_ntop begins a v4-mapped IPv6 address
 
 Lookup = Callable[[str], str | None]
 
@@ -78,7 +79,10 @@ def ephemeral_range(path: str = PORT_RANGE) -> tuple[int, int]:
 
 
 def reverse_lookup(address: str) -> str | None:
-    """The name the resolver gives ``address`` (/etc/hosts, then DNS), or None."""
+    """The name the resolver gives ``address`` (/etc/hosts, then DNS), or None. A v4-mapped
+    address is the IPv4 host's (as ss names it): /etc/hosts has no line for ::ffff:a.b.c.d."""
+    if address.startswith(MAPPED) and "." in address:
+        address = address[len(MAPPED) :]
     try:
         return socket.gethostbyaddr(address)[0] or None
     except (OSError, UnicodeError):  # herror, gaierror: no name; a name not in UTF-8
