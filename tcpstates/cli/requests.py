@@ -157,7 +157,6 @@ class WatchRequest(Request):
     wide: bool = False
     verbose: bool = False
     no_owners: bool = False
-
     resolve: bool = False
 
     def refused(self) -> dict[str, str]:
