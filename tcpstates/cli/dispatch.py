@@ -151,6 +151,8 @@ def _check_habits(typed: Mapping[str, Any]) -> None:
         )
     if "processes" in typed and "no_owners" in typed:
         raise UsageError("-p (show processes) contradicts --no-owners; give one")
+    if "numeric" in typed and "resolve" in typed:
+        raise UsageError("-n (numeric) contradicts -r (names for addresses and ports); give one")
 
 
 def run_request(request: rq.Request) -> int:
@@ -299,6 +301,7 @@ def _common(
         "info": bool(p.get("info")),
         "memory": bool(p.get("memory")),
         "timers": bool(p.get("timers")),
+        "resolve": bool(p.get("resolve")),
     }
     names = field_names(request_type)
     return {k: v for k, v in values.items() if k in names}

@@ -21,6 +21,7 @@ from tcpstates.model.states import TcpState
 if TYPE_CHECKING:
     from tcpstates.explain.sockets import Target
     from tcpstates.render.output import Output
+    from tcpstates.sources.names import Resolving
 
 HUMAN = ("table", "plain")
 TEXT = ("table", "plain", "json", "jsonl")
@@ -71,6 +72,7 @@ class ListRequest(Request):
     info: bool = False
     memory: bool = False
     timers: bool = False
+    resolve: bool = False
 
     def refused(self) -> dict[str, str]:
         refusals = kernel_details_refused(self.place)
@@ -79,6 +81,7 @@ class ListRequest(Request):
         record = "a CSV row" if self.fmt == "csv" else "a record"
         refusals["extended"] = f"{record} carries uid and inode always"
         refusals["timers"] = f"{record} carries timer, timer_ms and retransmits always"
+        refusals["resolve"] = f"{record} keeps addresses and ports numeric"
         if self.fmt != "csv":
             refusals["no_header"] = f"{self.fmt} has no header"
         return refusals
@@ -94,6 +97,7 @@ class ListRequest(Request):
         list_sockets(
             self.query, self.place, out, self.fmt, owners, self.verbose,
             extended=self.extended, header=not self.no_header, details=self.details,
+            resolving=_resolving(self.resolve),
         )  # fmt: skip
         return ExitStatus.OK
 
@@ -107,6 +111,13 @@ def kernel_details_refused(place: Place) -> dict[str, str]:
     else:
         return {}
     return {"info": why, "memory": why}
+
+
+def _resolving(resolve: bool) -> Resolving | None:
+    """-r's names from this host's services file and resolver; None: numbers."""
+    from tcpstates.sources.names import Resolving
+
+    return Resolving() if resolve else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +177,7 @@ class WatchRequest(Request):
     wide: bool = False
     verbose: bool = False
     no_owners: bool = False
+    resolve: bool = False
 
     def refused(self) -> dict[str, str]:
         if self.summary:
@@ -173,14 +185,20 @@ class WatchRequest(Request):
                 "no_owners": "counts show no owners",
                 "wide": "counts have no socket table to fit",
                 "all_netns": "its counts would add up several namespaces; give --netns",
+                "resolve": "counts show no addresses",
             }
+        if self.fmt == "jsonl":
+            return {"resolve": "a record keeps addresses and ports numeric"}
         return {}
 
     def run(self, out: Output) -> int:
         from tcpstates.watch.run import watch
 
         owners = not self.no_owners
-        watch(self.query, self.place, out, self.fmt, self.watch, self.summary, owners, self.verbose)
+        watch(
+            self.query, self.place, out, self.fmt, self.watch, self.summary, owners, self.verbose,
+            _resolving(self.resolve),
+        )  # fmt: skip
         return ExitStatus.OK
 
 

@@ -156,7 +156,14 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 @click.option(
     "-a", "--all", "all_states", is_flag=True, help="Every state, listening or not: the default."
 )
-@click.option("-n", "--numeric", is_flag=True, help="Numeric addresses and ports: always so.")
+@click.option("-n", "--numeric", is_flag=True, help="Numeric addresses and ports: so unless -r.")
+@click.option(
+    "-r",
+    "--resolve",
+    is_flag=True,
+    help="Name ports (/etc/services) and hosts (reverse DNS, at most 1 s in all) in a table or"
+    " plain text; records (JSON, CSV) stay numeric.",
+)
 @click.option("-p", "--processes", is_flag=True, help="Show each socket's process: the default.")
 @place_options()
 @color_option

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -11,8 +12,9 @@ from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
     from tcpstates.model.place import Place
-    from tcpstates.render.columns import Layout
+    from tcpstates.render.columns import Layout, Names
     from tcpstates.sources.base import Source
+    from tcpstates.sources.names import Budget, HostNames, Resolving
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv")
 
@@ -28,9 +30,11 @@ def list_sockets(
     extended: bool = False,
     header: bool = True,
     details: Details = NO_DETAILS,
+    resolving: Resolving | None = None,
 ) -> None:
     """The listing; ``extended`` adds the Uid and Inode columns (-e), ``header`` False leaves
-    the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers)."""
+    the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers),
+    ``resolving`` names ports and hosts in a table or plain text (-r)."""
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
@@ -38,14 +42,48 @@ def list_sockets(
     say_source(out, source, verbose)
     reading = source.read(query, owners=owners or query.needs_owners, details=details)
     chosen = layout(query, owners, source, extended=extended, header=header, details=details)
-    render(select(reading, query), chosen, out, fmt)
+    sockets: Iterable[Socket] = select(reading, query)
+    numeric = 0
+    if resolving is not None:
+        sockets = list(sockets)
+        hosts = resolving.hosts()
+        numeric = hosts.resolve(addresses(sockets))
+        chosen = dataclasses.replace(chosen, names=names(resolving, hosts))
+    render(sockets, chosen, out, fmt)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
+    if numeric and resolving is not None:
+        out.stderr.write(left_numeric(numeric, resolving.budget))
     Skips(verbose, out.stderr.write).report(source)
     if reading.hidden_processes and owners:
         out.stderr.write(
             f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
             " cannot be attributed; their owner shows as -\n"
         )
+
+
+def addresses(sockets: Iterable[Socket]) -> set[str]:
+    """Every address at either end of ``sockets``, once."""
+    ends = set()
+    for sock in sockets:
+        ends.add(sock.local_address)
+        ends.add(sock.remote_address)
+    return ends
+
+
+def names(resolving: Resolving, hosts: HostNames) -> Names:
+    """-r's names for a layout; ``hosts.names`` fills as a --watch reads on."""
+    from tcpstates.render.columns import Names
+
+    return Names(hosts.names, resolving.ports())
+
+
+def left_numeric(count: int, budget: Budget) -> str:
+    """The line that says how many addresses reverse DNS did not name within ``budget``."""
+    noun = "address" if count == 1 else "addresses"
+    return (
+        f"tcpstates: {count} {noun} left numeric: reverse DNS gave no answer in time"
+        f" ({budget.each:g} s each, {budget.total:g} s in all)\n"
+    )
 
 
 def layout(

@@ -69,6 +69,35 @@ DETAIL_COLUMNS = (TIMER, *INFO, *MEMORY)
 
 
 @dataclass(frozen=True, slots=True)
+class Names:
+    """-r: the names the Local and Peer cells show instead of numbers, where one is known.
+
+    ``hosts`` may be a dict that fills while a --watch runs (sources/names.py's HostNames);
+    its names come from DNS, that is from anyone, and are escaped when shown.
+    """
+
+    hosts: Mapping[str, str]  # address -> host name
+    services: Mapping[tuple[str, int], str]  # (protocol, port) -> service name
+
+    def endpoint(self, proto: str, address: str, port: int) -> str:
+        """``localhost:ssh``, ``[::1]:8080``, ``0.0.0.0:*``: a name in place of each number
+        that has one, as ss -r writes them.
+
+        >>> Names({"127.0.0.1": "localhost"}, {("tcp", 22): "ssh"}).endpoint("tcp", "127.0.0.1", 22)
+        'localhost:ssh'
+        >>> Names({}, {("udp", 53): "domain"}).endpoint("tcp", "::1", 53)
+        '[::1]:53'
+        """
+        host = self.hosts.get(address)
+        service = self.services.get((proto, port)) or (str(port) if port else "*")
+        return (address_prefix(address) if host is None else safe(host) + ":") + service
+
+    def numeric_hosts(self) -> Names:
+        """The same names for ports, and every host as its address."""
+        return Names({}, self.services)
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     """Which optional columns a listing shows."""
 
@@ -79,6 +108,7 @@ class Layout:
     extended: bool = False  # -e: the Uid and Inode columns
     header: bool = True  # -H: none
     details: Details = NO_DETAILS  # -i, -m, --timers, --cgroup: their columns
+    names: Names | None = None  # -r: names for addresses and ports
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -99,6 +129,33 @@ class Layout:
         return list(map(self.row_maker(), sockets))
 
     def row_maker(self) -> Callable[[Socket], tuple[str, ...]]:
+        """A function from a socket to its cells; with -r, its ends named where they can be."""
+        numeric = self.numeric_row_maker()
+        names = self.names
+        if names is None:
+            return numeric
+        local = self.state_index + BASE.index(LOCAL)
+        # (proto, address, port) -> its cell: a server's end repeats on each of its connections.
+        endpoints: dict[tuple[str, str, int], str] = {}
+
+        def endpoint(key: tuple[str, str, int]) -> str:
+            text = endpoints[key] = names.endpoint(*key)
+            return text
+
+        def named(sock: Socket) -> tuple[str, ...]:
+            cells = numeric(sock)
+            mine = (sock.proto, sock.local_address, sock.local_port)
+            peer = (sock.proto, sock.remote_address, sock.remote_port)
+            return (
+                *cells[:local],
+                endpoints.get(mine) or endpoint(mine),
+                endpoints.get(peer) or endpoint(peer),
+                *cells[local + 2 :],
+            )
+
+        return named
+
+    def numeric_row_maker(self) -> Callable[[Socket], tuple[str, ...]]:
         """A function from a socket to its cells, remembering the address and owner text it made.
 
         Addresses, owners and state names repeat from row to row; a listing's cost is in

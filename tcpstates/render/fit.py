@@ -14,11 +14,15 @@ One engine for every socket table a person reads, the listing (render/table.py) 
 * A column no step names is never cut or hidden: a state, an address, a port, a PID. When
   those alone are wider than the terminal, lines are as wide as they must be (the terminal
   wraps them): a wrapped line is better than an address or a PID that lies.
+* A host name (-r) is never cut either: cut, it could name another host. When the columns no
+  step names do not fit with names, every host is written as its address instead, and the
+  footer says so; ports keep their names.
 * What was done is said in one footer line, which ends with how to see everything (-W).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -34,6 +38,7 @@ from tcpstates.render.columns import (
     SEND_Q,
     UID,
     Column,
+    Layout,
 )
 
 GAP = 2  # blanks between two columns
@@ -42,6 +47,7 @@ ELLIPSIS = "…"
 WIDE_HINT = "-W shows all"
 MAPPED = "[::ffff:"  # how a v4-mapped address begins in a cell
 MAPPED_NOTE = "v4-mapped as [a.b.c.d]"
+HOSTS_NOTE = "host names as addresses"
 ANY_PEERS = frozenset({"0.0.0.0:*", "[::]:*"})  # the peer of a listener or unconnected socket
 
 
@@ -226,6 +232,30 @@ def fit(
             draft.take(step)
         draft.restore(width)
     return draft.result(width, ellipsis)
+
+
+Columns = tuple[Sequence[Column], Sequence[Sequence[str]]]  # the columns, and a cell list each
+
+
+def fit_layout(
+    columns_of: Callable[[Layout], Columns],
+    layout: Layout,
+    width: int | None,
+    steps: Sequence[Step] = GIVE_WAY,
+    ellipsis: str = ELLIPSIS,
+) -> Fitted:
+    """fit() for the table ``columns_of(layout)`` makes, whose Local and Peer cells name hosts
+    with -r: when those do not fit even after every step, the table made with each host as
+    its address, and a note that says so. A name is never cut: cut, it could name another."""
+    fitted = fit(*columns_of(layout), width, steps, ellipsis)
+    names = layout.names
+    if width is None or fitted.width <= width or names is None or not names.hosts:
+        return fitted
+    numeric = dataclasses.replace(layout, names=names.numeric_hosts())
+    fallback = fit(*columns_of(numeric), width, steps, ellipsis)
+    if fallback.width >= fitted.width:
+        return fitted  # no name was wider than its address: nothing to give up
+    return dataclasses.replace(fallback, notes=(HOSTS_NOTE, *fallback.notes))
 
 
 class _Draft:

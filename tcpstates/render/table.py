@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import STATE, STATE_OF_NAME, Layout
-from tcpstates.render.fit import Fitted, Glyphs, fit, pack
+from tcpstates.render.fit import Columns, Fitted, Glyphs, fit_layout, pack
 from tcpstates.render.styles import state_style
 from tcpstates.render.text import CHUNK, template
 
@@ -35,18 +35,23 @@ def write_table(sockets: Iterable[Socket], layout: Layout, out: Output) -> None:
     """The listing as a table fitted to ``out.fit_width()`` (None: as wide as it is), then the
     counts per state and, when something gave way, a footer saying what.
 
-    The sockets are not kept, nor the rows once turned into columns: at 100,000 rows that is
-    40 MB, and the counts come from the State column as well.
+    The sockets are not kept (but with -r, whose names may have to give way to addresses), nor
+    the rows once turned into columns: at 100,000 rows that is 40 MB, and the counts come from
+    the State column as well.
     """
     console = out.console()
     width = out.fit_width()
     glyphs = Glyphs.for_stream(out.stdout)
-    rows = layout.rows(sockets)
-    cells = list(zip(*rows, strict=True)) if rows else [()] * len(layout.columns)
-    del rows  # the columns hold the same strings
-    fitted = fit(layout.columns, cells, width, ellipsis=glyphs.ellipsis)
-    states = cells[layout.state_index]
-    del cells  # fitted holds what is shown
+    if layout.names is not None:
+        sockets = list(sockets)  # -r: made again with addresses when the names do not fit
+
+    def columns_of(chosen: Layout) -> Columns:
+        rows = chosen.rows(sockets)
+        # The columns hold the same strings as the rows, which are not kept.
+        return chosen.columns, list(zip(*rows, strict=True)) if rows else [()] * len(chosen.columns)
+
+    fitted = fit_layout(columns_of, layout, width, ellipsis=glyphs.ellipsis)
+    states = fitted.cells[fitted.columns.index(STATE)]  # a column nothing hides or cuts
     write_fitted(fitted, console, out.stdout, glyphs.rule, header=layout.header)
     if layout.header:  # -H: the rows alone, as ss -H gives them
         out.stdout.write("".join(line + "\n" for line in pack(_counts(states), ", ", width)))

@@ -18,11 +18,12 @@ from tcpstates.render.fit import (
     GAP,
     GIVE_WAY,
     UNICODE,
+    Columns,
     Fitted,
     Give,
     Glyphs,
     Step,
-    fit,
+    fit_layout,
     lines_of,
 )
 from tcpstates.watch.frames import Change, ChangeKind, Frame, sort_key
@@ -313,9 +314,12 @@ def sockets_lines(
     hidden = 0
     if max_rows is not None and len(entries) > max_rows:
         entries, hidden = _cut(entries, max_rows), len(entries) - max_rows
-    columns, rows = _columns(entries, layout)
-    fitted = fit(columns, list(zip(*rows, strict=True)) if rows else [()] * len(columns),
-                 width, WATCH_GIVE_WAY, glyphs.ellipsis)  # fmt: skip
+
+    def columns_of(chosen: Layout) -> Columns:
+        columns, rows = _columns(entries, chosen)
+        return columns, list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+
+    fitted = fit_layout(columns_of, layout, width, WATCH_GIVE_WAY, glyphs.ellipsis)
     lines = [
         Text(fitted.line(fitted.headers), style="bold"),
         Text(glyphs.rule * fitted.width),

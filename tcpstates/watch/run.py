@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
     from tcpstates.model.place import Place
+    from tcpstates.sources.names import Resolving
 
 FORMATS = ("table", "jsonl")  # redrawn on a terminal; one JSON object a line anywhere else
 
@@ -26,13 +28,15 @@ def watch(
     counts_only: bool,
     owners: bool,
     verbose: bool,
+    resolving: Resolving | None = None,
 ) -> None:
     """Redraw on a terminal (``-o table``, the default there); JSON Lines anywhere else.
+    ``resolving`` (-r) names ports and hosts in the table, each address looked up once.
 
     It runs until interrupted (KeyboardInterrupt); the command line turns SIGTERM into one, and
     either into status 0, since that is how a watch ends.
     """
-    from tcpstates.listing.run import layout
+    from tcpstates.listing.run import addresses, layout, left_numeric, names
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
     from tcpstates.watch import render as render_watch
@@ -41,6 +45,11 @@ def watch(
     live = (fmt or ("table" if out.rich else "jsonl")) == "table"
     if live and not out.is_terminal and out.color != "always":
         raise UsageError("--watch -o table redraws a terminal, and stdout is not one; use -o jsonl")
+    if resolving is not None and not live:
+        raise UsageError(
+            "-r names ends in a table; --watch writes JSON Lines here, whose records keep"
+            " addresses and ports numeric"
+        )
     source = open_place(place)
     say_source(out, source, verbose)
     listing = not counts_only
@@ -49,14 +58,27 @@ def watch(
     # terminal itself (out.stderr) would tear it.
     skips = Skips(verbose, (lambda text: sys.stderr.write(text)) if live else out.stderr.write)
 
+    hosts = resolving.hosts() if resolving is not None else None
+    said = 0  # how many addresses were last said to be left numeric
+
     def read() -> Iterable[Socket]:
+        nonlocal said
         reading = source.read(query, owners=owners or query.needs_owners)
         skips.report(source)
-        return select(reading, query)
+        if hosts is None:
+            return select(reading, query)
+        sockets = list(select(reading, query))
+        numeric = hosts.resolve(addresses(sockets))  # only those not asked in earlier frames
+        if numeric and numeric != said:
+            sys.stderr.write(left_numeric(numeric, hosts.budget))
+        said = numeric
+        return sockets
 
     stream = frames(read, interval, query=query)
     if live:
         view = layout(query, owners, source)
+        if hosts is not None and resolving is not None:
+            view = dataclasses.replace(view, names=names(resolving, hosts))
         render_watch.show_live(stream, out, view, interval=interval, listing=listing)
     else:
         render_watch.write_jsonl(stream, out.stdout, changes=listing)
