@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.place import Place
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import Details
 from tcpstates.model.states import TcpState
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class ListRequest(Request):
     no_owners: bool = False
     extended: bool = False
     no_header: bool = False
+    cgroup: bool = False
     no_pager: bool = False
 
     def refused(self) -> dict[str, str]:
@@ -84,6 +86,7 @@ class ListRequest(Request):
         list_sockets(
             self.query, self.place, out, self.fmt, owners, self.verbose,
             extended=self.extended, header=not self.no_header,
+            details=Details(cgroup=self.cgroup),
         )  # fmt: skip
         return ExitStatus.OK
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
@@ -27,17 +27,24 @@ def list_sockets(
     *,
     extended: bool = False,
     header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> None:
     """The listing; ``extended`` adds the Uid and Inode columns (-e), ``header`` False leaves
-    the header out (-H)."""
+    the header out (-H), ``details`` what is read beyond the record (--cgroup)."""
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
     source = open_place(place)
     say_source(out, source, verbose)
-    reading = source.read(query, owners=owners or query.needs_owners)
-    chosen = layout(query, owners, source, extended=extended, header=header)
-    render(select(reading, query), chosen, out, fmt)
+    # A socket's cgroup falls back on its owner's: owners are looked for even if not shown.
+    reading = source.read(query, owners or query.needs_owners or details.cgroup, details)
+    sockets = select(reading, query)
+    if details.cgroup:
+        from tcpstates.sources.cgroups import completed
+
+        sockets = completed(sockets)
+    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
+    render(sockets, chosen, out, fmt)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     Skips(verbose, out.stderr.write).report(source)
     if reading.hidden_processes and owners:
@@ -48,7 +55,13 @@ def list_sockets(
 
 
 def layout(
-    query: Query, owners: bool, source: Source, *, extended: bool = False, header: bool = True
+    query: Query,
+    owners: bool,
+    source: Source,
+    *,
+    extended: bool = False,
+    header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> Layout:
     from tcpstates.render.columns import Layout
 
@@ -60,6 +73,7 @@ def layout(
         netns_labels=labels,
         extended=extended,
         header=header,
+        details=details,
     )
 
 

@@ -31,6 +31,7 @@ class Column:
     header: str
     align: Literal["left", "right"]
     short: str = ""  # a shorter header that says the same, for a table fitted to a terminal
+    keep_end: bool = False  # a cut cell keeps its end: a path says most in its last part
 
 
 PROTO = Column("Proto", "left")
@@ -48,6 +49,7 @@ OWNER = (PID, PROCESS)
 
 
 NETNS = Column("Netns", "left")
+CGROUP = Column("Cgroup", "left", keep_end=True)  # --cgroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,8 @@ class Layout:
     @property
     def columns(self) -> tuple[Column, ...]:
         lead = (NETNS,) * (self.netns_labels is not None) + (PROTO,) * self.proto
-        return lead + BASE + (UID, INODE) * self.extended + OWNER * self.owners
+        tail = (CGROUP,) * self.details.cgroup
+        return lead + BASE + (UID, INODE) * self.extended + OWNER * self.owners + tail
 
     @property
     def state_index(self) -> int:
@@ -86,12 +89,13 @@ class Layout:
         """
         prefixes: dict[str, str] = {}  # address -> "address:" or "[address]:"
         owners: dict[tuple[int, str | None], tuple[str, str]] = {}
-        names, lead_proto, labels, show_owners, extended = (
+        names, lead_proto, labels, show_owners, extended, cgroups = (
             _STATE_NAMES,
             self.proto,
             self.netns_labels,
             self.owners,
             self.extended,
+            self.details.cgroup,
         )
 
         def prefix(address: str) -> str:
@@ -103,6 +107,15 @@ class Layout:
         def label(netns: int) -> str:
             text = shown[netns] = safe(labels.get(netns, str(netns)) if labels else str(netns))
             return text
+
+        paths: dict[str | None, tuple[str]] = {None: (UNSEEN,)}  # path -> its cell, escaped
+
+        def cgroup(path: str) -> tuple[str]:
+            cell = paths[path] = (safe(path),)  # a path is named by whoever made the cgroup
+            return cell
+
+        def with_cgroup(sock: Socket) -> tuple[str, ...]:
+            return row(sock) + (paths.get(sock.cgroup) or cgroup(sock.cgroup or ""))
 
         def row(sock: Socket) -> tuple[str, ...]:
             port, peer_port = sock.local_port, sock.remote_port
@@ -129,7 +142,7 @@ class Layout:
             key = (sock.pid, sock.process)
             return cells + (owners.get(key) or owners.setdefault(key, owner_cells(owner(*key))))
 
-        return row
+        return with_cgroup if cgroups else row  # a listing without --cgroup pays nothing
 
 
 # proto -> state -> the name a listing shows (UDP's CLOSE is UNCONN); a socket's own state_name.
