@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,8 @@ from ss_reader import ss_path
 from tcpstates.model.workloads import Workload, workload
 from tcpstates.render.columns import CGROUP, PROCESS, STATE
 from tcpstates.render.fit import fit
-from tcpstates.sources import cgroups
+from tcpstates.render.safe import safe
+from tcpstates.sources import cgroups, netns
 
 ID = "4c01db0b339c2c4b7d6a3f1e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
 UID = "8d4b5ac1-0d3b-4b5e-9a5b-2e3f0c1d2e3f"
@@ -308,3 +310,81 @@ def test_a_real_cgroup_is_named_after_its_unit_or_container(cgroup, tmp_path: Pa
     finally:
         for child in children:
             _stop(child)
+
+
+# --- namespaces named after what runs in them -------------------------------------------------
+
+LISTENER_ANY = LISTENER.replace("'127.0.0.1'", "'0.0.0.0'")  # a new namespace's lo is down
+
+
+def _unshared(group: Cgroup | None) -> tuple[subprocess.Popen[str], int, int]:
+    """A process in a network namespace of its own (``unshare --net``), put in ``group``
+    first, holding a listener: the process, its namespace's inode and the port."""
+    enter = "" if group is None else f"echo $$ > '{group.directory}/cgroup.procs' && "
+    child = subprocess.Popen(
+        ["sh", "-c", f'{enter}exec unshare --net "$0" -c "$1"', sys.executable, LISTENER_ANY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    port = int(child.stdout.readline())  # printed once inside: the namespace is its own now
+    return child, os.stat(f"/proc/{child.pid}/ns/net").st_ino, port
+
+
+def _netns_cells(cli, port: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The Netns cells of the --all-netns rows listening on ``port``, as a pipe gets them."""
+    done = cli.process("--all-netns", "-l", "-o", "plain", "--sport", str(port))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    state = lines[0].index("State")  # the Netns column is as wide as its widest label
+    return [line[:state].rstrip() for line in lines[1:]]
+
+
+@needs_cgroup2
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare (util-linux)")
+def test_a_namespace_is_named_after_what_runs_in_it(cli, cgroup) -> None:  # type: ignore[no-untyped-def]
+    unit = cgroup(f"tcpstates-test-{secrets.token_hex(4)}.service")
+    token = secrets.token_hex(32)
+    container = cgroup(f"docker-{token}.scope")
+    hostile = cgroup(f"tcpstates-\x1b]8;;e\x07-{secrets.token_hex(2)}.service")
+    started = [_unshared(unit), _unshared(container), _unshared(hostile), _unshared(None)]
+    try:
+        (in_unit, in_container, in_hostile, in_ours) = [
+            _netns_cells(cli, port) for _, _, port in started
+        ]
+        assert in_unit == [f"{started[0][1]} ({unit.directory.name})"]
+        assert in_container == [f"{started[1][1]} (docker {token[:12]})"]
+        # A cgroup's name is anyone's: escaped, never sent to the terminal as it is.
+        assert in_hostile == [f"{started[2][1]} ({safe(hostile.directory.name)})"]
+        assert "\x1b" not in in_hostile[0] and "\\x1b]8;;e\\x07" in in_hostile[0]
+        # Made from where the test runs: its cgroup is ours and tells nothing; its pid does.
+        child = started[3][0]
+        assert in_ours == [f"{started[3][1]} (pid {child.pid} {_comm(child.pid)})"]
+    finally:
+        for child, _, _ in started:
+            _stop(child)
+
+
+@pytest.mark.root
+def test_the_hosts_namespace_is_called_host(cli, sockets) -> None:  # type: ignore[no-untyped-def]
+    """The initial namespace (pid 1's) is "host"; one the test makes is not."""
+    ours = os.stat("/proc/self/ns/net").st_ino
+    try:
+        init = os.stat("/proc/1/ns/net").st_ino
+    except PermissionError:  # some sandboxes refuse even root; newer kernels fix the number
+        init = netns.INIT_NET_INODE
+    if ours != init:
+        pytest.skip("the tests do not run in the host's network namespace")
+    listener = sockets.listener()
+    port = listener.getsockname()[1]
+    assert _netns_cells(cli, port) == [f"{ours} (host)"]
+    child, inode, other = _unshared(None)
+    try:
+        assert _netns_cells(cli, other) == [f"{inode} (pid {child.pid} {_comm(child.pid)})"]
+    finally:
+        _stop(child)
+
+
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
