@@ -388,3 +388,17 @@ def test_the_hosts_namespace_is_called_host(cli, sockets) -> None:  # type: igno
 
 def _comm(pid: int) -> str:
     return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--from", str(Path(__file__).parent / "data" / "proc-little")), "holds no cgroups"),
+        (("--watch",), "does not apply to --watch"),
+        (("--summary",), "does not apply to --summary"),
+    ],
+)
+def test_cgroup_is_refused_where_it_cannot_apply(cli, args: tuple[str, ...], says: str) -> None:  # type: ignore[no-untyped-def]
+    done = cli("--cgroup", *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert says in done.stderr and len(done.stderr.splitlines()) == 1

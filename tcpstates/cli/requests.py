@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from tcpstates.model.errors import ExitStatus
-from tcpstates.model.place import Place
+from tcpstates.model.place import Capture, Place
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Details
 from tcpstates.model.states import TcpState
@@ -71,10 +71,13 @@ class ListRequest(Request):
     no_pager: bool = False
 
     def refused(self) -> dict[str, str]:
+        refusals = {}
+        if isinstance(self.place.where, Capture):
+            refusals["cgroup"] = "a capture holds no cgroups"
         if self.fmt not in ("json", "jsonl", "csv"):
-            return {}
+            return refusals
         record = "a CSV row" if self.fmt == "csv" else "a record"
-        refusals = {"extended": f"{record} carries uid and inode always"}
+        refusals["extended"] = f"{record} carries uid and inode always"
         if self.fmt != "csv":
             refusals["no_header"] = f"{self.fmt} has no header"
         return refusals
