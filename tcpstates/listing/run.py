@@ -36,8 +36,10 @@ def list_sockets(
 
     source = open_place(place)
     say_source(out, source, verbose)
-    # A socket's cgroup falls back on its owner's: owners are looked for even if not shown.
-    reading = source.read(query, owners or query.needs_owners or details.cgroup, details)
+    # A socket's cgroup falls back on its owner's where the source sends none: owners are then
+    # looked for even if not shown. netlink sends it: a /proc scan would cost more than the rest.
+    fallback = details.cgroup and not getattr(source, "gives_cgroups", False)
+    reading = source.read(query, owners or query.needs_owners or fallback, details)
     sockets = select(reading, query)
     if details.cgroup:
         from tcpstates.sources.cgroups import completed

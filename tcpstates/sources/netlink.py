@@ -56,6 +56,8 @@ class NetlinkSource:
     name = "netlink"
     why = "the fastest source: the kernel filters by state"
     counts_queues = True  # count() can add up queued bytes on the way (metrics)
+    # Sends each socket's cgroup (5.7+): --cgroup needs no owners to fall back on.
+    gives_cgroups = True
 
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
         if details.from_kernel or details.cgroup:  # the cgroup id is an attribute too
