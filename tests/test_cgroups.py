@@ -164,9 +164,9 @@ class Cgroup:
     def listener(self, inside: bool = True) -> tuple[subprocess.Popen[str], int]:
         """A process holding a loopback listener made inside this cgroup (or, not ``inside``,
         where the test runs), and its port."""
-        enter = f"echo $$ > {self.directory}/cgroup.procs && " if inside else ""
+        enter = 'echo $$ > "$2/cgroup.procs" && ' if inside else ""
         child = subprocess.Popen(
-            ["sh", "-c", f'{enter}exec "$0" -c "$1"', sys.executable, LISTENER],
+            ["sh", "-c", f'{enter}exec "$0" -c "$1"', sys.executable, LISTENER, self.directory],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -258,6 +258,42 @@ def test_a_sockets_cgroup_is_the_one_ss_shows(cli, cgroup) -> None:  # type: ign
 
 
 @needs_cgroup2
+def test_a_connection_not_yet_accepted_has_its_listeners_cgroup(cli, cgroup) -> None:  # type: ignore[no-untyped-def]
+    """A connection in the accept queue belongs to no process yet (inode 0), yet the kernel
+    has made it from the listener: ss shows the listener's cgroup, and so do we."""
+    group = cgroup(f"tcpstates-test-{secrets.token_hex(4)}")
+    child, port = group.listener()  # it never calls accept()
+    client = socket.create_connection(("127.0.0.1", port))
+    try:
+        assert _ss_cgroups(port) == {"LISTEN": group.path, "ESTAB": group.path}
+        waiting = [r for r in _listed(cli, "--sport", str(port)) if r["state"] == "ESTABLISHED"]
+        assert [(r["inode"], r["pid"], r["cgroup"]) for r in waiting] == [(0, None, group.path)]
+        # Our end was made where the test runs, and ss agrees.
+        ours = client.getsockname()[1]
+        (record,) = _listed(cli, "--sport", str(ours), "--dport", str(port))
+        assert _ss_cgroups(ours, port) == {"ESTAB": record["cgroup"]}
+        assert record["cgroup"] == cgroups.of_process(os.getpid())
+    finally:
+        client.close()
+        _stop(child)
+
+
+@needs_cgroup2
+def test_a_cgroup_named_to_attack_the_terminal_is_shown_escaped(cli, cgroup) -> None:  # type: ignore[no-untyped-def]
+    group = cgroup(f"tcpstates-\x1b]8;;e\x07\u202e-{secrets.token_hex(2)}")
+    child, port = group.listener()
+    try:
+        for args in (("-o", "plain"), ("-o", "csv"), ("--color", "always")):
+            shown = cli("--cgroup", *args, "--sport", str(port)).stdout
+            assert "\x1b]" not in shown and "\u202e" not in shown, args
+            assert safe(group.path) in shown, args
+        (record,) = _listed(cli, "--sport", str(port))  # JSON escapes it its own way
+        assert record["cgroup"] == group.path
+    finally:
+        _stop(child)
+
+
+@needs_cgroup2
 def test_a_socket_keeps_the_cgroup_it_was_made_in(cli, cgroup) -> None:  # type: ignore[no-untyped-def]
     """The kernel ties a socket to the cgroup it was created in; moving its owner since
     changes what /proc/PID/cgroup says, not what sock_diag (and ss) say."""
@@ -320,9 +356,11 @@ LISTENER_ANY = LISTENER.replace("'127.0.0.1'", "'0.0.0.0'")  # a new namespace's
 def _unshared(group: Cgroup | None) -> tuple[subprocess.Popen[str], int, int]:
     """A process in a network namespace of its own (``unshare --net``), put in ``group``
     first, holding a listener: the process, its namespace's inode and the port."""
-    enter = "" if group is None else f"echo $$ > '{group.directory}/cgroup.procs' && "
+    enter = "" if group is None else 'echo $$ > "$2/cgroup.procs" && '
+    where = [] if group is None else [group.directory]
     child = subprocess.Popen(
-        ["sh", "-c", f'{enter}exec unshare --net "$0" -c "$1"', sys.executable, LISTENER_ANY],
+        ["sh", "-c", f'{enter}exec unshare --net "$0" -c "$1"', sys.executable, LISTENER_ANY]
+        + where,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
