@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import TCPSTATES
 from ss_reader import ss_path
+from terminal import needs_tmux, terminal
 
 from tcpstates.model.workloads import Workload, workload
 from tcpstates.render.columns import CGROUP, PROCESS, STATE
@@ -440,3 +442,27 @@ def test_cgroup_is_refused_where_it_cannot_apply(cli, args: tuple[str, ...], say
     done = cli("--cgroup", *args)
     assert done.returncode == 2 and done.stdout == ""
     assert says in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+@needs_cgroup2
+@needs_tmux
+def test_on_a_narrow_terminal_a_cgroup_keeps_its_end(cgroup) -> None:  # type: ignore[no-untyped-def]
+    """A 100-column terminal: the path gives way at its start, its unit stays, nothing else
+    is cut, and the footer says so."""
+    unit = f"tcpstates-test-{secrets.token_hex(4)}.service"
+    group = cgroup(f"a-long-slice-name-{'x' * 40}.slice")
+    inner = group.directory / unit
+    inner.mkdir()
+    nested = Cgroup(inner, f"{group.path}/{unit}")
+    child, port = nested.listener()
+    try:
+        argv = [*TCPSTATES, "--cgroup", "--no-pager", "--sport", str(port)]
+        with terminal(argv, 100, 24) as term:
+            shown = term.wait_for("EXIT=0")
+        row = next(line for line in shown.splitlines() if line.startswith("LISTEN"))
+        assert row.rstrip().endswith(unit) and "…" in row and str(child.pid) in row
+        assert "python" in row  # the process name gave way after the cgroup, not before
+        assert "cgroups cut" in shown
+    finally:
+        _stop(child)
+        _remove(inner)
