@@ -15,15 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Scope prefixes of the engines' systemd driver: <prefix><64 hex>.scope.
+# Scope prefix of each engine's systemd driver (<prefix>-<64 hex>.scope) -> the engine.
 _ENGINES = {"docker": "docker", "cri-containerd": "containerd", "crio": "cri-o", "libpod": "podman"}
-_SCOPE = re.compile(r"(?P<engine>docker|cri-containerd|crio|libpod)-(?P<id>[0-9a-f]{64})\.scope")
+_SCOPE = re.compile(rf"(?P<engine>{'|'.join(_ENGINES)})-(?P<id>[0-9a-f]{{64}})\.scope")
 _BARE_ID = re.compile(r"[0-9a-f]{64}")  # cgroupfs drivers: the id alone, under /docker/ or a pod
 # The kubelet's: kubepods-<qos>-pod<uid>.slice (systemd, "-" in the uid written "_"),
 # pod<uid> (cgroupfs).
-_POD = re.compile(
-    r"(?:kubepods(?:-[a-z]+)?-)?pod(?P<uid>[0-9a-f]{8}(?:[-_][0-9a-f]{4}){3}[-_][0-9a-f]{12})(?:\.slice)?"
-)
+_UID = r"[0-9a-f]{8}(?:[-_][0-9a-f]{4}){3}[-_][0-9a-f]{12}"
+_POD = re.compile(rf"(?:kubepods(?:-[a-z]+)?-)?pod(?P<uid>{_UID})(?:\.slice)?")
 _UNIT = re.compile(r"[^/]+\.(?:service|scope)")
 SHORT_ID = 12  # how docker ps shortens a container id
 
@@ -35,10 +34,6 @@ class Workload:
 
     kind: str
     ident: str
-
-    @property
-    def container(self) -> bool:
-        return self.kind in _ENGINES.values()
 
     def label(self, name: str | None = None) -> str:
         """``nginx.service``, ``pod 0f3c...``, ``docker 4c01db0b339c``; ``name``, a container's

@@ -7,8 +7,9 @@ first time an id is met in a reading and kept for the rest of it.
 
 Where no id came (procfs and psutil, an older kernel, a cgroup removed since) the owner's
 /proc/PID/cgroup says where the owner runs (its ``0::`` line): where it is now, which is where
-it made the socket unless it has been moved since. A socket no process holds (TIME_WAIT, a
-connection not yet accepted) has no cgroup there: None, as ss prints none.
+it made the socket unless it has been moved since. A TIME_WAIT socket has none: the kernel
+sends no id for it and no process holds it (ss prints none either). A connection waiting to be
+accepted has no owner yet, but netlink sends its listener's cgroup.
 """
 
 from __future__ import annotations
