@@ -23,6 +23,7 @@ import pytest
 from tcpstates.model.sockets import Socket, endpoint
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import (
+    CGROUP,
     DETAIL_COLUMNS,
     INODE,
     LOCAL,
@@ -184,7 +185,7 @@ def test_fit_never_names_an_identity_in_a_step():
     # The promise, as data: no step gives way a state, an address, a port or a PID.
     named = {column for step in GIVE_WAY for column in step.columns}
     cutting = {c for s in GIVE_WAY if s.give in (Give.CUT, Give.HIDE) for c in s.columns}
-    assert cutting == {RECV_Q, SEND_Q, PROCESS, UID, INODE, *DETAIL_COLUMNS}
+    assert cutting == {RECV_Q, SEND_Q, PROCESS, UID, INODE, CGROUP, *DETAIL_COLUMNS}
     assert not {STATE, PID} & named and {LOCAL, PEER} & named == {LOCAL, PEER}
     compacts = [s for s in GIVE_WAY if s.give is Give.COMPACT]
     assert {c for s in compacts for c in s.columns} == {LOCAL, PEER}

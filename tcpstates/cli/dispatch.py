@@ -297,6 +297,7 @@ def _common(
         "no_owners": bool(p.get("no_owners")),
         "extended": bool(p.get("extended")),
         "no_header": bool(p.get("no_header")),
+        "cgroup": bool(p.get("cgroup")),
         "no_pager": bool(p.get("no_pager")),
         "info": bool(p.get("info")),
         "memory": bool(p.get("memory")),

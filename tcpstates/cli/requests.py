@@ -68,6 +68,7 @@ class ListRequest(Request):
     no_owners: bool = False
     extended: bool = False
     no_header: bool = False
+    cgroup: bool = False
     no_pager: bool = False
     info: bool = False
     memory: bool = False
@@ -76,6 +77,8 @@ class ListRequest(Request):
 
     def refused(self) -> dict[str, str]:
         refusals = kernel_details_refused(self.place)
+        if isinstance(self.place.where, Capture):
+            refusals["cgroup"] = "a capture holds no cgroups"
         if self.fmt not in ("json", "jsonl", "csv"):
             return refusals
         record = "a CSV row" if self.fmt == "csv" else "a record"
@@ -88,7 +91,7 @@ class ListRequest(Request):
 
     @property
     def details(self) -> Details:
-        return Details(info=self.info, memory=self.memory, timers=self.timers)
+        return Details(self.info, self.memory, self.timers, self.cgroup)
 
     def run(self, out: Output) -> int:
         from tcpstates.listing.run import list_sockets

@@ -154,6 +154,12 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     " the time left and the retransmissions.",
 )
 @click.option(
+    "--cgroup",
+    is_flag=True,
+    help="Show each socket's cgroup (v2) path, as ss --cgroup does: the one it was made in"
+    " (netlink), else its owner's.",
+)
+@click.option(
     "-a", "--all", "all_states", is_flag=True, help="Every state, listening or not: the default."
 )
 @click.option("-n", "--numeric", is_flag=True, help="Numeric addresses and ports: so unless -r.")

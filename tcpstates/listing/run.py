@@ -40,9 +40,16 @@ def list_sockets(
 
     source = open_place(place)
     say_source(out, source, verbose)
-    reading = source.read(query, owners=owners or query.needs_owners, details=details)
-    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
+    # A socket's cgroup falls back on its owner's where the source sends none: owners are then
+    # looked for even if not shown. netlink sends it: a /proc scan would cost more than the rest.
+    fallback = details.cgroup and not getattr(source, "gives_cgroups", False)
+    reading = source.read(query, owners or query.needs_owners or fallback, details)
     sockets: Iterable[Socket] = select(reading, query)
+    if details.cgroup:
+        from tcpstates.sources.cgroups import completed
+
+        sockets = completed(sockets)
+    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
     numeric = 0
     if resolving is not None:
         sockets = list(sockets)

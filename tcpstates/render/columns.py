@@ -34,6 +34,7 @@ class Column:
     align: Literal["left", "right"]
     short: str = ""  # a shorter header that says the same, for a table fitted to a terminal
     option: str = ""  # the option that adds it, where one adds several: how a footer names them
+    keep_end: bool = False  # a cut cell keeps its end: a path says most in its last part
 
 
 PROTO = Column("Proto", "left")
@@ -66,6 +67,7 @@ WMEM = Column("Wmem/buf", "right", short="Wmem", option="-m")
 DROPS = Column("Drops", "right", option="-m")
 MEMORY = (RMEM, WMEM, DROPS)
 DETAIL_COLUMNS = (TIMER, *INFO, *MEMORY)
+CGROUP = Column("Cgroup", "left", keep_end=True)  # --cgroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,8 @@ class Layout:
         lead = (NETNS,) * (self.netns_labels is not None) + (PROTO,) * self.proto
         details = self.details
         chosen = (TIMER,) * details.timers + INFO * details.info + MEMORY * details.memory
-        return lead + BASE + (UID, INODE) * self.extended + chosen + OWNER * self.owners
+        tail = (CGROUP,) * details.cgroup
+        return lead + BASE + (UID, INODE) * self.extended + chosen + OWNER * self.owners + tail
 
     @property
     def state_index(self) -> int:
@@ -163,12 +166,13 @@ class Layout:
         """
         prefixes: dict[str, str] = {}  # address -> "address:" or "[address]:"
         owners: dict[tuple[int, str | None], tuple[str, str]] = {}
-        names, lead_proto, labels, show_owners, extended = (
+        names, lead_proto, labels, show_owners, extended, cgroups = (
             _STATE_NAMES,
             self.proto,
             self.netns_labels,
             self.owners,
             self.extended,
+            self.details.cgroup,
         )
         detailed = detail_cells(self.details)
 
@@ -197,6 +201,15 @@ class Layout:
                     scoped_prefix(sock.remote_address, None, dual),  # ss: on the local end only
                 )
             return found
+
+        paths: dict[str | None, tuple[str]] = {None: (UNSEEN,)}  # path -> its cell, escaped
+
+        def cgroup(path: str) -> tuple[str]:
+            cell = paths[path] = (safe(path),)  # a path is named by whoever made the cgroup
+            return cell
+
+        def with_cgroup(sock: Socket) -> tuple[str, ...]:
+            return row(sock) + (paths.get(sock.cgroup) or cgroup(sock.cgroup or ""))
 
         def row(sock: Socket) -> tuple[str, ...]:
             port, peer_port = sock.local_port, sock.remote_port
@@ -228,7 +241,7 @@ class Layout:
             key = (sock.pid, sock.process)
             return cells + (owners.get(key) or owners.setdefault(key, owner_cells(owner(*key))))
 
-        return row
+        return with_cgroup if cgroups else row  # a listing without --cgroup pays nothing
 
 
 # proto -> state -> the name a listing shows (UDP's CLOSE is UNCONN); a socket's own state_name.

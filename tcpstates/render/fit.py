@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tcpstates.render.columns import (
+    CGROUP,
     DETAIL_COLUMNS,
     INODE,
     LOCAL,
@@ -110,9 +111,12 @@ def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
 GIVE_WAY: tuple[Step, ...] = (
     Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
+    # --cgroup's paths before process names: a detail, where a name tells sockets apart.
+    Step(Give.CUT, (CGROUP,), "cgroups cut"),
     Step(Give.CUT, (PROCESS,), "process names cut"),
-    # -e's, -i's, -m's, --timers': asked for, yet they identify no socket; the last first.
-    Step(Give.HIDE, (*reversed(DETAIL_COLUMNS), INODE, UID), "{}"),
+    # -e's, -i's, -m's, --timers', --cgroup's: asked for, yet they identify no socket; the
+    # last first.
+    Step(Give.HIDE, (*reversed(DETAIL_COLUMNS), INODE, UID, CGROUP), "{}"),
     Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
     Step(Give.HIDE, (PROCESS,), "{}"),
 )
@@ -331,7 +335,7 @@ class _Draft:
         return Fitted(
             tuple(self.columns[i] for i in shown),
             tuple(self.headers[i] for i in shown),
-            tuple(_cut(self.cells[i], widths[i], ellipsis) for i in shown),
+            tuple(_cut(self.cells[i], widths[i], ellipsis, self.columns[i]) for i in shown),
             tuple(widths[i] for i in shown),
             self._notes(really_cut),
         )
@@ -386,10 +390,15 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _cut(cells: Sequence[str], width: int, ellipsis: str) -> Sequence[str]:
-    """Cells wider than ``width`` cut to it, their last column ``ellipsis``."""
+def _cut(cells: Sequence[str], width: int, ellipsis: str, column: Column) -> Sequence[str]:
+    """Cells wider than ``width`` cut to it, their last column ``ellipsis``; their first, for
+    a column whose cells say most at their end (a cgroup path's unit or container)."""
     if _widest(cells) <= width:
         return cells
+    if column.keep_end:
+        return [
+            c if display_width(c) <= width else _shorten_start(c, width, ellipsis) for c in cells
+        ]
     return [c if display_width(c) <= width else _shorten(c, width, ellipsis) for c in cells]
 
 
@@ -401,3 +410,8 @@ def _shorten(cell: str, width: int, ellipsis: str) -> str:
             break
         kept.append(ch)
     return "".join(kept) + ellipsis
+
+
+def _shorten_start(cell: str, width: int, ellipsis: str) -> str:
+    """``…/docker-4c01.scope``: the end kept, as much as fits."""
+    return _shorten(cell[::-1], width, ellipsis)[::-1]

@@ -8,6 +8,7 @@ as ss leaves them out; one longer is read as far as this layout goes.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Mapping
 
 from tcpstates.model.details import Memory, TcpInfo
@@ -188,3 +189,10 @@ def v6only(attributes: Mapping[int, bytes]) -> bool | None:
     """An IPv6 listener's or unconnected socket's IPV6_V6ONLY; None where not sent."""
     raw = attributes.get(diag.INET_DIAG_SKV6ONLY)
     return None if not raw else bool(raw[0])
+
+
+def cgroup_id(attributes: Mapping[int, bytes]) -> int | None:
+    """INET_DIAG_CGROUP_ID: the id of the cgroup v2 the socket was made in; None where not sent
+    (kernels before 5.7, timewait and request sockets)."""
+    raw = attributes.get(diag.INET_DIAG_CGROUP_ID)
+    return None if raw is None or len(raw) < 8 else int.from_bytes(raw[:8], sys.byteorder)

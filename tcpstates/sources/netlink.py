@@ -19,6 +19,7 @@ from tcpstates.model.states import BY_CODE, TcpState
 from tcpstates.sources import details as attributes
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
+from tcpstates.sources.cgroups import CgroupPaths
 from tcpstates.sources.inet_diag import dump, dump_packed
 from tcpstates.sources.owners import Owner, scan_owners
 
@@ -55,9 +56,11 @@ class NetlinkSource:
     name = "netlink"
     why = "the fastest source: the kernel filters by state"
     counts_queues = True  # count() can add up queued bytes on the way (metrics)
+    # Sends each socket's cgroup (5.7+): --cgroup needs no owners to fall back on.
+    gives_cgroups = True
 
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
-        if details.from_kernel:
+        if details.from_kernel or details.cgroup:  # the cgroup id is an attribute too
             return _read_detailed(query, owners, details)
         if not owners:
             return Reading(self._sockets(query, None))
@@ -162,8 +165,8 @@ class _Listeners:
 
 
 def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
-    """A reading with what only the records' attributes hold (tcp_info, memory): each record
-    is walked, which the plain reading spares itself."""
+    """A reading with what only the records' attributes hold (tcp_info, memory, the cgroup id):
+    each record is walked, which the plain reading spares itself."""
     asked = (diag.INET_DIAG_INFO, diag.INET_DIAG_CONG) * details.info
     asked += (diag.INET_DIAG_SKMEMINFO,) * details.memory
     ext, mask, program = diag.extension_bits(*asked), state_mask(query.states), _program(query)
@@ -179,6 +182,7 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
         scan = scan_owners("/proc", wanted)
         hidden, by_inode = scan.hidden_processes, scan.by_inode
     listeners = _Listeners(query.sport)
+    cgroups = CgroupPaths() if details.cgroup else None
 
     def sockets() -> Iterator[Socket]:
         for proto, rows in dumps:
@@ -186,7 +190,7 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
             # wait in ``found`` meanwhile, so one _decode (and its address cache) serves all.
             found: list[dict[int, bytes]] = []
             for sock in _decode(_records(rows, listeners, found), proto, by_inode):
-                _complete(sock, found.pop(), details)
+                _complete(sock, found.pop(), details, cgroups)
                 yield sock
 
     return Reading(sockets(), hidden)
@@ -211,8 +215,14 @@ def _request_uid(listeners: _Listeners, record: tuple[Any, ...]) -> tuple[Any, .
     return (*record[:_UID], uid, *record[_UID + 1 :])
 
 
-def _complete(sock: Socket, found: dict[int, bytes], details: Details) -> None:
+def _complete(
+    sock: Socket, found: dict[int, bytes], details: Details, cgroups: CgroupPaths | None
+) -> None:
     # Made a moment ago for this reading alone: completed in place (see namespaced._fill).
+    if cgroups is not None:
+        cgroup_id = attributes.cgroup_id(found)
+        if cgroup_id is not None:
+            object.__setattr__(sock, "cgroup", cgroups.path(cgroup_id))
     if details.info:
         object.__setattr__(sock, "info", attributes.tcp_info(found))
     if details.memory:

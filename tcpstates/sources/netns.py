@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.place import NamedNetns, NetnsOfPid
+from tcpstates.sources import cgroups
 from tcpstates.sources.owners import process_name
 
 RUN_NETNS = "/run/netns"
 CLONE_NEWNET = 0x40000000
+INIT_NET_INODE = 0xEFFFFFF9  # PROC_NET_INIT_INO: the host's namespace, on kernels that fix it
 
 
 class Why(enum.Enum):
@@ -53,15 +55,23 @@ class Namespace:
     name: str | None = None  # from /run/netns
     pid: int | None = None  # the lowest pid in it, when one was seen
     process: str | None = None  # that pid's name, to tell unnamed namespaces apart
+    host: bool = False  # the initial namespace, the host's (that of pid 1)
+    # What runs in it, after that pid's cgroup: a unit, a container, a pod (sources/cgroups.py).
+    runs: str | None = None
 
     @property
     def label(self) -> str:
-        """How a listing names it: the inode, then the name or a process in it.
+        """How a listing names it: the inode, then its name, ``host``, what runs in it
+        (``docker web-1``, ``nginx.service``) or a process in it.
 
-        Names and process names are chosen by others: a renderer escapes the label.
+        Names, cgroups and process names are chosen by others: a renderer escapes the label.
         """
         if self.name:
             return f"{self.inode} ({self.name})"
+        if self.host:
+            return f"{self.inode} (host)"
+        if self.runs:
+            return f"{self.inode} ({self.runs})"
         if self.pid is not None:
             process = f" {self.process}" if self.process else ""
             return f"{self.inode} (pid {self.pid}{process})"
@@ -86,7 +96,27 @@ class Found:
 
 def current(proc: str = "/proc") -> Namespace:
     path = f"{proc}/self/ns/net"
-    return Namespace(os.stat(path).st_ino, path, pid=os.getpid())
+    inode = os.stat(path).st_ino
+    return Namespace(inode, path, pid=os.getpid(), host=inode in _host_inodes(proc))
+
+
+def _host_inodes(proc: str) -> frozenset[int]:
+    """The inodes the initial (host) network namespace may have: the number newer kernels
+    give it always (PROC_NET_INIT_INO), and that of pid 1's, where we may look (root)."""
+    try:
+        return frozenset({INIT_NET_INODE, os.stat(f"{proc}/1/ns/net").st_ino})
+    except OSError:
+        return frozenset({INIT_NET_INODE})
+
+
+def _runs(pid: int, own: str | None, proc: str) -> str | None:
+    """What runs where ``pid`` is, after its cgroup: None where that cgroup names nothing, or
+    is this process's own (a namespace made from the same shell or service as we run in is
+    told apart better by its pid)."""
+    path = cgroups.of_process(pid, proc)
+    if path is None or path == own:
+        return None
+    return cgroups.name(path)
 
 
 def by_name(name: str) -> Namespace:
@@ -115,7 +145,16 @@ def of_pid(pid: int, proc: str = "/proc") -> Namespace:
             f"the network namespace of process {pid} can be read by root only"
         ) from None
     names, _ = _names()
-    return Namespace(inode, path, name=names.get(inode), pid=pid, process=process_name(proc, pid))
+    own = cgroups.of_process(os.getpid(), proc)
+    return Namespace(
+        inode,
+        path,
+        name=names.get(inode),
+        pid=pid,
+        process=process_name(proc, pid),
+        host=inode in _host_inodes(proc),
+        runs=_runs(pid, own, proc),
+    )
 
 
 def named(where: NamedNetns | NetnsOfPid) -> Namespace:
@@ -133,6 +172,7 @@ def all_namespaces(proc: str = "/proc") -> Found:
     that exits meanwhile is passed over; its namespace is found through another, or has gone.
     """
     names, skipped = _names()
+    hosts, own = _host_inodes(proc), cgroups.of_process(os.getpid(), proc)
     pids: dict[int, int] = {}  # inode -> the lowest pid in it
     for pid in _pids(proc):
         try:
@@ -148,6 +188,8 @@ def all_namespaces(proc: str = "/proc") -> Found:
             names.get(inode),
             pid,
             None if inode in names else process_name(proc, pid),
+            host=inode in hosts,
+            runs=None if inode in names or inode in hosts else _runs(pid, own, proc),
         )
         for inode, pid in pids.items()
     ]
