@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
@@ -27,16 +28,19 @@ def list_sockets(
     *,
     extended: bool = False,
     header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> None:
     """The listing; ``extended`` adds the Uid and Inode columns (-e), ``header`` False leaves
-    the header out (-H)."""
+    the header out (-H). Owners shown are every holder of each socket (``owners`` in JSON, ``+N``
+    in the Process column)."""
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
+    details = replace(details, holders=owners)
     source = open_place(place)
     say_source(out, source, verbose)
-    reading = source.read(query, owners=owners or query.needs_owners)
-    chosen = layout(query, owners, source, extended=extended, header=header)
+    reading = source.read(query, owners=owners or query.needs_owners, details=details)
+    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
     render(select(reading, query), chosen, out, fmt)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     Skips(verbose, out.stderr.write).report(source)
@@ -48,7 +52,13 @@ def list_sockets(
 
 
 def layout(
-    query: Query, owners: bool, source: Source, *, extended: bool = False, header: bool = True
+    query: Query,
+    owners: bool,
+    source: Source,
+    *,
+    extended: bool = False,
+    header: bool = True,
+    details: Details = NO_DETAILS,
 ) -> Layout:
     from tcpstates.render.columns import Layout
 
@@ -60,6 +70,7 @@ def layout(
         netns_labels=labels,
         extended=extended,
         header=header,
+        details=details,
     )
 
 

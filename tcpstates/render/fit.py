@@ -24,7 +24,17 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tcpstates.render.columns import INODE, LOCAL, PEER, PROCESS, RECV_Q, SEND_Q, UID, Column
+from tcpstates.render.columns import (
+    INODE,
+    LOCAL,
+    PEER,
+    PROCESS,
+    RECV_Q,
+    SEND_Q,
+    UID,
+    Column,
+    more_suffix_length,
+)
 
 GAP = 2  # blanks between two columns
 CUT_FLOOR = 8  # a cut column keeps this much: "(kernel)" whole, or 7 letters of a name and …
@@ -59,6 +69,9 @@ class Step:
     # COMPACT: a column's cells written shorter. The step compacts all its columns or, when
     # that leaves the table as wide as it was, none: two ends of a row are spelled alike.
     compact: Callable[[Column, Sequence[str]], list[str]] | None = None
+    # CUT: how many characters at a cell's end the cut keeps, cutting before them (the ``+3``
+    # of ``nginx +3``: how many more processes hold the socket is not to be cut away).
+    tail: Callable[[str], int] | None = None
 
 
 def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
@@ -86,7 +99,7 @@ def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
 GIVE_WAY: tuple[Step, ...] = (
     Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
-    Step(Give.CUT, (PROCESS,), "process names cut"),
+    Step(Give.CUT, (PROCESS,), "process names cut", tail=more_suffix_length),
     Step(Give.HIDE, (INODE, UID), "{}"),  # -e's: asked for, yet they identify no socket
     Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
     Step(Give.HIDE, (PROCESS,), "{}"),
@@ -282,10 +295,14 @@ class _Draft:
         return Fitted(
             tuple(self.columns[i] for i in shown),
             tuple(self.headers[i] for i in shown),
-            tuple(_cut(self.cells[i], widths[i], ellipsis) for i in shown),
+            tuple(_cut(self.cells[i], widths[i], ellipsis, self._tail(i)) for i in shown),
             tuple(widths[i] for i in shown),
             self._notes(really_cut),
         )
+
+    def _tail(self, i: int) -> Callable[[str], int] | None:
+        step = self.cut.get(i)
+        return step.tail if step else None
 
     def _notes(self, cut: dict[int, Step]) -> tuple[str, ...]:
         """What changed, in the order the steps were taken; the columns hidden by any step
@@ -327,11 +344,27 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _cut(cells: Sequence[str], width: int, ellipsis: str) -> Sequence[str]:
-    """Cells wider than ``width`` cut to it, their last column ``ellipsis``."""
+def _cut(
+    cells: Sequence[str], width: int, ellipsis: str, tail: Callable[[str], int] | None = None
+) -> Sequence[str]:
+    """Cells wider than ``width`` cut to it, ending in ``ellipsis`` and then the ``tail`` of
+    the cell the cut keeps (where it leaves room for one character before the ellipsis).
+
+    >>> _cut(["nginx-worker +3", "sshd"], 9, "…", lambda cell: cell.endswith("+3") and 3)
+    ['nginx… +3', 'sshd']
+    """
     if _widest(cells) <= width:
         return cells
-    return [c if display_width(c) <= width else _shorten(c, width, ellipsis) for c in cells]
+    return [c if display_width(c) <= width else _cut_one(c, width, ellipsis, tail) for c in cells]
+
+
+def _cut_one(cell: str, width: int, ellipsis: str, tail: Callable[[str], int] | None) -> str:
+    kept = tail(cell) if tail else 0
+    end = cell[len(cell) - kept :] if kept else ""
+    room = width - display_width(end)
+    if not kept or room <= display_width(ellipsis):
+        return _shorten(cell, width, ellipsis)
+    return _shorten(cell[: len(cell) - kept], room, ellipsis) + end
 
 
 def _shorten(cell: str, width: int, ellipsis: str) -> str:

@@ -20,7 +20,7 @@ from tcpstates.sources import details as attributes
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.inet_diag import dump, dump_packed
-from tcpstates.sources.owners import Owner, scan_owners
+from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
 
 _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
@@ -70,14 +70,15 @@ class NetlinkSource:
             for proto, protocol, family in _dumps(query)
         ]
         wanted = {inode for _, packed in dumps for (inode,) in _INODES.iter_unpack(packed)} - {0}
-        scan = scan_owners("/proc", wanted)
+        holders = holders_wanted(query, details)
+        scan = scan_owners("/proc", wanted, holders)
         listeners = _Listeners(query.sport)
         sockets = (
             sock
             for proto, packed in dumps
             for sock in _decode(listeners.records(packed), proto, scan.by_inode)
         )
-        return Reading(sockets, scan.hidden_processes)
+        return Reading(scan.fill_holders(sockets) if holders else sockets, scan.hidden_processes)
 
     def probe(self) -> None:
         """Raise SourceError unless this kernel answers sock_diag dumps."""
@@ -171,12 +172,12 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
         (proto, list(diag.dump_detailed(protocol, family, mask, ext, program)))
         for proto, protocol, family in _dumps(query)
     ]
-    hidden, by_inode = 0, None
+    scan, holders = None, owners and holders_wanted(query, details)
     if owners:
         wanted = {record[_INODE] for _, rows in dumps for record, _ in rows} - {0}
-        scan = scan_owners("/proc", wanted)
-        hidden, by_inode = scan.hidden_processes, scan.by_inode
+        scan = scan_owners("/proc", wanted, holders)
     listeners = _Listeners(query.sport)
+    by_inode = scan.by_inode if scan else None
 
     def sockets() -> Iterator[Socket]:
         for proto, rows in dumps:
@@ -185,7 +186,9 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
                 _complete(sock, found, details)
                 yield sock
 
-    return Reading(sockets(), hidden)
+    if scan is None:
+        return Reading(sockets())
+    return Reading(scan.fill_holders(sockets()) if holders else sockets(), scan.hidden_processes)
 
 
 def _request_uid(listeners: _Listeners, record: tuple[Any, ...]) -> tuple[Any, ...]:
