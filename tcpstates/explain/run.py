@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcpstates.model.errors import ExitStatus, TcpstatesError, UsageError
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import Details
 from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, is_state_code, parse_state
 from tcpstates.render.output import Output
 
@@ -80,7 +81,8 @@ def explain_sockets(
     query = Query(protos=frozenset({"tcp"}))
     source = open_place(place)
     say_source(out, source, verbose)
-    found = accounts(source.read(query, owners=True).sockets, target)
+    reading = source.read(query, owners=True, details=Details(holders=True))
+    found = accounts(reading.sockets, target)
     if not found:
         raise TcpstatesError(f"no TCP socket has the end {name}")
     if fmt in ("json", "jsonl"):

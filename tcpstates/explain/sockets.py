@@ -6,6 +6,7 @@ state's general explanation (``explain``), which follows the accounts once per s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpstates.explain.states import Explanation, explain
-from tcpstates.model.i18n import N_, _
+from tcpstates.model.i18n import N_, _, ngettext
 from tcpstates.model.sockets import Socket, endpoint, owner_of
 from tcpstates.model.states import TcpState
 
@@ -128,7 +129,10 @@ class Account:
     general: Explanation  # the state's own explanation, the same for every socket in it
 
     def as_dict(self) -> dict[str, Any]:
-        return {"socket": self.socket.as_dict(), "happened": self.happened, "next": self.next_step}
+        sock, holders = self.socket, self.socket.holders
+        owners = None if holders is None else [dataclasses.asdict(h) for h in holders]
+        record = {**sock.as_dict(), "owners": owners}  # as a listing's JSON has them
+        return {"socket": record, "happened": self.happened, "next": self.next_step}
 
 
 def account(sock: Socket) -> Account:
@@ -139,10 +143,22 @@ def account(sock: Socket) -> Account:
     names = {
         "local": endpoint(sock.local_address, sock.local_port),
         "remote": endpoint(sock.remote_address, sock.remote_port),
-        "owner": owner_of(sock).prose(),
+        "owner": holders_prose(sock),
     }
     general = _general(sock.state)
     return Account(sock, _(happened).format(**names), _(next_step).format(**names), general)
+
+
+def holders_prose(sock: Socket) -> str:
+    """Who holds the socket, in a sentence: ``nginx (pid 812)``, or with prefork workers
+    holding it too, ``nginx (pid 812) and 3 more processes`` (they all must close it, any of
+    them may accept on it)."""
+    first = owner_of(sock).prose()
+    more = len({holder.pid for holder in sock.holders or ()}) - 1
+    if more < 1:
+        return first
+    text = ngettext("{owner} and {n} more process", "{owner} and {n} more processes", more)
+    return text.format(owner=first, n=more)
 
 
 @functools.cache
