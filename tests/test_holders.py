@@ -268,13 +268,32 @@ def test_holders_are_every_pid_and_fd_by_pid_then_fd_and_the_owner_stays_the_low
         11: (100, "nginx"),
         12: (300, "worker"),
     }
-    assert scan.holders == {
+    assert scan.shared == {
         11: (Holder(100, "nginx", 3), Holder(100, "nginx", 10), Holder(200, "worker", 3),
              Holder(300, "worker", 3)),
-        12: (Holder(300, "worker", 12),),
     }  # fmt: skip
-    # The owner alone stops at the first holder; holders read every process.
-    assert scan_owners(str(tmp_path), wanted={11}).holders == {}
+    assert scan.fds == {11: 3, 12: 12}  # the owner's lowest fd
+    kernel, unseen, single, shared = (
+        Socket("tcp", 4, "a", 1, "b", 2, TcpState.ESTABLISHED, inode=inode, pid=pid)
+        for inode, pid in ((0, None), (99, None), (12, 300), (11, 100))
+    )
+    filled = list(scan.fill_holders([kernel, unseen, single, shared], every=True))
+    assert [s.holders for s in filled[:3]] == [(), None, (Holder(300, "worker", 12),)]
+    assert filled[3].holders == scan.shared[11]
+    # The owner alone stops at the first holder and records no holders.
+    alone = scan_owners(str(tmp_path), wanted={11})
+    assert (alone.fds, alone.shared) == ({}, {}) and alone.by_inode[11].pid == 100
+
+
+def test_without_every_holder_only_shared_sockets_get_theirs(tmp_path):
+    fake_proc(tmp_path, 100, "nginx", {3: 11, 4: 12})
+    fake_proc(tmp_path, 200, "worker", {3: 11})
+    scan = scan_owners(str(tmp_path), wanted={11, 12}, holders=True)
+    shared, single = (
+        Socket("tcp", 4, "a", 1, "b", 2, TcpState.LISTEN, inode=inode) for inode in (11, 12)
+    )
+    filled = list(scan.fill_holders([shared, single], every=False))
+    assert [len(s.holders or ()) for s in filled] == [2, 0] and filled[1].holders is None
 
 
 def test_split_scan_gives_the_same_holders_as_the_plain_one(tmp_path, monkeypatch):
@@ -286,16 +305,16 @@ def test_split_scan_gives_the_same_holders_as_the_plain_one(tmp_path, monkeypatc
     plain = scan_owners(str(tmp_path), wanted, holders=True)
     monkeypatch.setattr(owners, "SPLIT_AT", 1)
     split = scan_owners(str(tmp_path), wanted, holders=True)
-    assert split.holders == plain.holders and split.by_inode == plain.by_inode
-    assert [h.pid for h in split.holders[12]] == [100, 200, 300]
+    assert (split.shared, split.fds, split.by_inode) == (plain.shared, plain.fds, plain.by_inode)
+    assert [h.pid for h in split.shared[12]] == [100, 200, 300]
 
 
 def test_split_scan_on_the_live_host_finds_every_prefork_holder(prefork, monkeypatch):
     plain = scan_owners("/proc", {prefork.inode}, holders=True)
     monkeypatch.setattr(owners, "SPLIT_AT", 1)
     split = scan_owners("/proc", {prefork.inode}, holders=True)
-    assert split.holders == plain.holders
-    assert [(h.pid, h.fd) for h in split.holders[prefork.inode]] == prefork.held_in_proc()
+    assert split.shared == plain.shared
+    assert [(h.pid, h.fd) for h in split.shared[prefork.inode]] == prefork.held_in_proc()
 
 
 # --- explain and namespaces ------------------------------------------------------------------
@@ -336,5 +355,6 @@ def test_holders_are_not_read_unless_asked(prefork) -> None:
     query = Query(states=frozenset({TcpState.LISTEN}), sport=prefork.port)
     (sock,) = NetlinkSource().read(query, owners=True).sockets
     assert sock.holders is None and sock.pid == prefork.parent
-    (sock,) = NetlinkSource().read(query, owners=True, details=Details(holders=True)).sockets
-    assert sock.holders is not None and len(sock.holders) == 5
+    for details in (Details(holders=True), Details(sharers=True)):
+        (sock,) = NetlinkSource().read(query, owners=True, details=details).sockets
+        assert sock.holders is not None and len(sock.holders) == 5

@@ -36,7 +36,10 @@ def list_sockets(
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
-    details = replace(details, holders=owners)
+    # A record carries every holder; a row only those of a socket several processes hold.
+    fmt = out.resolve_format(fmt)
+    machine = fmt in ("json", "jsonl", "csv")
+    details = replace(details, holders=owners and machine, sharers=owners and not machine)
     source = open_place(place)
     say_source(out, source, verbose)
     reading = source.read(query, owners=owners or query.needs_owners, details=details)

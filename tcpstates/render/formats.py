@@ -71,10 +71,13 @@ def json_record_maker(details: Details = NO_DETAILS) -> Callable[[Socket], str]:
 
     if not extras:
         return record
+    keyed = [(f', "{extra.key}": ', extra.json) for extra in extras]
 
     def detailed(sock: Socket) -> str:
-        more = "".join(f', "{extra.key}": {extra.json(sock)}' for extra in extras)
-        return record(sock)[:-1] + more + "}"
+        # The details go where netns goes, before the closing brace: no copy of the record.
+        n = sock.netns
+        more = "".join([key + json_of(sock) for key, json_of in keyed])
+        return _RECORD % (*values(sock), ("" if n is None else f', "{NETNS}": {n}') + more)
 
     return detailed
 
@@ -122,9 +125,10 @@ def _csv_cell(value: object) -> object:
 
 
 @functools.lru_cache(maxsize=4096)
-def _name_json(process: str | None) -> str:
-    # A few hundred processes hold 100,000 sockets: each name escaped once.
-    return "null" if process is None else encode_basestring_ascii(process)
+def _holder_json(pid: int, process: str | None) -> str:
+    # A few hundred processes hold 100,000 sockets: each one's text made once, the fd added.
+    name = "null" if process is None else encode_basestring_ascii(process)
+    return f'{{"pid": {pid}, "process": {name}, "fd": '
 
 
 def _owners_json(sock: Socket) -> str:
@@ -133,13 +137,10 @@ def _owners_json(sock: Socket) -> str:
     holders = sock.holders
     if holders is None:
         return "null"
-    return (
-        "["
-        + ", ".join(
-            f'{{"pid": {h.pid}, "process": {_name_json(h.process)}, "fd": {h.fd}}}' for h in holders
-        )
-        + "]"
-    )
+    if len(holders) == 1:  # nearly every socket
+        (h,) = holders
+        return f"[{_holder_json(h.pid, h.process)}{h.fd}}}]"
+    return "[" + ", ".join(f"{_holder_json(h.pid, h.process)}{h.fd}}}" for h in holders) + "]"
 
 
 def _owners_csv(sock: Socket) -> tuple[object, ...]:

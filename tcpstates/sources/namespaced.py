@@ -88,7 +88,7 @@ class NamespacedSource:
                 _fill(sock, "pid", owner.pid)
                 _fill(sock, "process", owner.process)
         found = iter(sockets)
-        return Reading(scan.fill_holders(found) if holders else found, scan.hidden_processes)
+        return Reading(scan.fill_holders(found, details.holders), scan.hidden_processes)
 
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         counts: Counter[tuple[str, TcpState]] = Counter()

@@ -78,7 +78,7 @@ class NetlinkSource:
             for proto, packed in dumps
             for sock in _decode(listeners.records(packed), proto, scan.by_inode)
         )
-        return Reading(scan.fill_holders(sockets) if holders else sockets, scan.hidden_processes)
+        return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
 
     def probe(self) -> None:
         """Raise SourceError unless this kernel answers sock_diag dumps."""
@@ -188,7 +188,7 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
 
     if scan is None:
         return Reading(sockets())
-    return Reading(scan.fill_holders(sockets()) if holders else sockets(), scan.hidden_processes)
+    return Reading(scan.fill_holders(sockets(), details.holders), scan.hidden_processes)
 
 
 def _request_uid(listeners: _Listeners, record: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -43,20 +43,39 @@ class Owner:
 
 @dataclass(slots=True)
 class OwnerMap:
-    """Socket inode -> owner (and, when asked for, every holder); how many processes could not
-    be looked into."""
+    """Socket inode -> owner (and, when asked for, what every holder needs); how many
+    processes could not be looked into."""
 
     by_inode: dict[int, Owner] = field(default_factory=dict)
     hidden_processes: int = 0
-    # With holders asked for: inode -> every (pid, process, fd) holding it, by pid then fd.
-    holders: dict[int, tuple[Holder, ...]] = field(default_factory=dict)
+    # Scans for holders only. Most sockets have one holder: for those, the owner's fd alone,
+    # a Holder record made only if asked for; for the few several fds hold, every holder.
+    fds: dict[int, int] = field(default_factory=dict)  # inode -> the owner's (first) fd
+    shared: dict[int, tuple[Holder, ...]] = field(default_factory=dict)  # by pid then fd
 
-    def fill_holders(self, sockets: Iterable[Socket]) -> Iterator[Socket]:
-        """``sockets`` with their holders: () for one no process holds (inode 0), None for
-        one whose holder was not seen (a process we may not look into)."""
-        held, none = self.holders, ()
+    holders_read: bool = False  # whether the scan was for holders (read every process)
+
+    def fill_holders(self, sockets: Iterable[Socket], every: bool) -> Iterator[Socket]:
+        """``sockets`` with their holders, where the scan was for holders: with ``every``, on
+        each socket (() for one no process holds, inode 0; None for one whose holder was not
+        seen); else only on those several fds hold, which is all the table's ``+N`` and --pid
+        need (a Holder record for each of 100,000 sockets costs a twentieth of a listing)."""
+        return self._filled(sockets, every) if self.holders_read else iter(sockets)
+
+    def _filled(self, sockets: Iterable[Socket], every: bool) -> Iterator[Socket]:
+        shared, fds, by_inode, make, nobody = (
+            self.shared,
+            self.fds,
+            self.by_inode,
+            new_holder,
+            (),
+        )
         for sock in sockets:
-            found = held.get(sock.inode) if sock.inode else none
+            inode = sock.inode
+            found = shared.get(inode) if inode else (nobody if every else None)
+            if found is None and every and inode in fds:
+                owner = by_inode[inode]
+                found = (make(owner.pid, owner.process, fds[inode]),)
             if found is not None:
                 # Made by the source for this reading a moment ago: completed in place.
                 object.__setattr__(sock, "holders", found)
@@ -64,9 +83,10 @@ class OwnerMap:
 
 
 def holders_wanted(query: Query, details: Details) -> bool:
-    """Whether a reading with owners needs every holder: to show them, or to match --pid and
-    --process against any of them (a worker's pid finds the listener its parent opened)."""
-    return details.holders or query.needs_owners
+    """Whether a reading with owners needs the holders of shared sockets: to show them, or to
+    match --pid and --process against any of them (a worker's pid finds the listener its
+    parent opened). It then reads every process (see the module's doc)."""
+    return details.holders or details.sharers or query.needs_owners
 
 
 _SOCKET_PREFIX = "socket:["
@@ -85,16 +105,19 @@ def scan_owners(
     without an inode (TIME_WAIT and friends) have no owner to find, so a listing of only
     those costs no scan at all.
     """
-    result = OwnerMap()
+    result = OwnerMap(holders_read=holders)
     if wanted is not None and not wanted:
         return result
     if wanted is not None and len(wanted) >= SPLIT_AT and _may_fork():
         return _scan_split(proc, result, wanted, holders)
     remaining = set(wanted) if wanted is not None and not holders else None
-    recorder = _Recorder(result, proc, wanted, holders)
+    recorder = _Recorder(result, proc, wanted)
     for table in _fd_tables(proc, result):
         with table:
-            found = recorder.record(table.pid, table.sockets())
+            if holders:
+                recorder.record_holders(table.pid, table.socket_fds())
+                continue
+            found = recorder.record(table.pid, table.socket_inodes())
         if remaining is not None:
             remaining.difference_update(found)
             if not remaining:
@@ -111,9 +134,29 @@ class _FdTable:
     dir_fd: int
     names: list[str]
 
-    def sockets(self, names: list[str] | None = None) -> Held:
-        """(inode, fd) of each socket among ``names`` (all of them by default)."""
+    # Two loops, not one with a flag: these run once per open file on the host, and the
+    # owner alone needs no fd (a tuple per socket costs a scan a twentieth more).
+    def socket_inodes(self, names: list[str] | None = None) -> list[int]:
+        """The inode of each socket among ``names`` (all of them by default)."""
         # readlink relative to the open directory spares the kernel a path walk per descriptor.
+        inodes = []
+        readlink, prefix, start, dir_fd = (
+            os.readlink,
+            _SOCKET_PREFIX,
+            len(_SOCKET_PREFIX),
+            self.dir_fd,
+        )
+        for name in self.names if names is None else names:
+            try:
+                target = readlink(name, dir_fd=dir_fd)
+            except OSError:
+                continue
+            if target.startswith(prefix):
+                inodes.append(int(target[start:-1]))
+        return inodes
+
+    def socket_fds(self, names: list[str] | None = None) -> Held:
+        """(inode, fd) of each socket among ``names`` (all of them by default)."""
         held = []
         readlink, prefix, start, dir_fd = (
             os.readlink,
@@ -163,52 +206,52 @@ class _Recorder:
     """Credits what each process holds to ``result``; processes must come in pid order, so
     that the first to hold a socket is its owner (the lowest pid)."""
 
-    def __init__(
-        self, result: OwnerMap, proc: str, wanted: Collection[int] | None, holders: bool
-    ) -> None:
-        self.result, self.proc, self.wanted, self.holders = result, proc, wanted, holders
-        self.shared: set[int] = set()  # inodes with more than one holder, to sort at the end
+    def __init__(self, result: OwnerMap, proc: str, wanted: Collection[int] | None) -> None:
+        self.result, self.proc, self.wanted = result, proc, wanted
 
-    def record(self, pid: int, held: Held) -> list[int]:
+    def record(self, pid: int, inodes: list[int]) -> list[int]:
         """Credit ``pid`` with the sockets no lower pid holds; return those."""
-        if self.holders:
-            return self._record_holders(pid, held)
         by_inode, found = self.result.by_inode, []
         owner: Owner | None = None
-        for inode, _ in held:
+        for inode in inodes:
             if inode not in by_inode:
                 owner = owner or Owner(pid, _process_name(self.proc, pid))
                 by_inode[inode] = owner
                 found.append(inode)
         return found
 
-    def _record_holders(self, pid: int, held: Held) -> list[int]:
-        by_inode, holders, wanted, shared = (
+    def record_holders(self, pid: int, held: Held) -> None:
+        """Credit ``pid`` with the wanted sockets no lower pid holds, and note it as one more
+        holder of those a lower pid holds too."""
+        by_inode, fds, shared, wanted, make = (
             self.result.by_inode,
-            self.result.holders,
+            self.result.fds,
+            self.result.shared,
             self.wanted,
-            self.shared,
+            new_holder,
         )
         owner: Owner | None = None
         for inode, fd in held:
             if wanted is not None and inode not in wanted:
                 continue
             owner = owner or Owner(pid, _process_name(self.proc, pid))
-            holder = new_holder(pid, owner.process, fd)
-            before = holders.get(inode)
+            first = fds.get(inode)
+            if first is None:  # the owner: the lowest pid, since processes come in pid order
+                by_inode[inode], fds[inode] = owner, fd
+                continue
+            before = shared.get(inode)
             if before is None:
-                by_inode[inode] = owner
-                holders[inode] = (holder,)
-            else:
-                holders[inode] = (*before, holder)
-                shared.add(inode)
-        return []  # nothing to stop on: every process is read
+                was = by_inode[inode]
+                before = (make(was.pid, was.process, first),)
+            shared[inode] = (*before, make(pid, owner.process, fd))
 
     def finish(self) -> None:
-        """Holders by pid then fd: a process's fds come in the order its fd table lists them."""
-        holders = self.result.holders
-        for inode in self.shared:
-            holders[inode] = tuple(sorted(holders[inode], key=_by_pid_fd))
+        """Holders by pid then fd: a process's fds come in the order its fd table lists them,
+        and the owner's fd is its first seen, not its lowest."""
+        shared, fds = self.result.shared, self.result.fds
+        for inode, holders in shared.items():
+            shared[inode] = ordered = tuple(sorted(holders, key=_by_pid_fd))
+            fds[inode] = ordered[0].fd
 
 
 def _by_pid_fd(holder: Holder) -> tuple[int, int]:
@@ -230,17 +273,21 @@ def _scan_split(proc: str, result: OwnerMap, wanted: Collection[int], holders: b
     tables = list(_fd_tables(proc, result))
     try:
         theirs, ours = _halves(tables)
-        child = _Child(lambda: _sockets_of(theirs))
-        found = _sockets_of(ours)
+        child = _Child(lambda: _sockets_of(theirs, holders))
+        found = _sockets_of(ours, holders)
         child_found = child.result()
         if child_found is None:  # the child failed: do its half here
-            child_found = _sockets_of(theirs)
+            child_found = _sockets_of(theirs, holders)
     finally:
         for table in tables:
             os.close(table.dir_fd)
-    recorder = _Recorder(result, proc, wanted, holders)
+    recorder = _Recorder(result, proc, wanted)
     for pid, held in sorted(_group_by_pid(child_found + found).items()):
-        recorder.record(pid, held)  # in pid order, so the lowest pid wins
+        # In pid order, so the lowest pid wins.
+        if holders:
+            recorder.record_holders(pid, held)
+        else:
+            recorder.record(pid, [inode for inode, _ in held])
     recorder.finish()
     return result
 
@@ -265,8 +312,11 @@ def _halves(tables: list[_FdTable]) -> tuple[Work, Work]:
     return first, second
 
 
-def _sockets_of(work: Work) -> Found:
-    return [(table.pid, inode, fd) for table, names in work for inode, fd in table.sockets(names)]
+def _sockets_of(work: Work, fds: bool) -> Found:
+    """(pid, inode, fd) of the sockets ``work`` names; fd 0 where ``fds`` are not asked for."""
+    if not fds:
+        return [(t.pid, inode, 0) for t, names in work for inode in t.socket_inodes(names)]
+    return [(t.pid, inode, fd) for t, names in work for inode, fd in t.socket_fds(names)]
 
 
 def _group_by_pid(found: Found) -> dict[int, Held]:

@@ -91,7 +91,7 @@ class ProcfsSource:
         holders = holders_wanted(query, details)
         scan = scan_owners("/proc", holders=holders)
         sockets = self._sockets(query, scan.by_inode)
-        return Reading(scan.fill_holders(sockets) if holders else sockets, scan.hidden_processes)
+        return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
 
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         """Sockets per (protocol, state), each socket once, from the few columns that say so."""
