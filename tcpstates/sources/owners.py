@@ -8,11 +8,14 @@ workers, a dup()ed descriptor), ordered by pid then fd.
 Stopping early: for the owner alone, a scan with ``wanted`` stops once each of those sockets
 has been seen, since processes are read in pid order and the first seen is the lowest pid.
 Every holder cannot be known without reading every process, so a scan for holders reads them
-all. What that costs is the fd tables of the processes after the last wanted socket's owner;
-measured on a host of ~90 processes holding 3,000 sockets, 13 ms for the whole scan of holders
-against 12 ms for owners alone (the readlinks are the same; the Holder records add ~0.4 us a
-socket), and for a narrow query whose owner is an early pid, a whole scan instead of a few
-processes. Hence only a listing, which shows the holders, asks for them.
+all, and only a reading that shows holders or matches --pid/--process against them asks for
+that (Details.holders, Details.sharers); summaries, doctor and metrics keep the early stop.
+What it costs (scan_owners timed alone, best of 21, on 2 cores busy with other work):
+with ~100 processes and 3,000 TCP sockets, 45 ms for the owners of all of them, 48 ms with
+every holder; a query for one socket of an early pid, 25-29 ms for its owner (stopping
+early) against 50-63 ms (every process read). At 38,000 sockets, 171 ms of CPU for the
+owners, 181-188 ms with the holders. A Holder record is made only for a socket several fds
+hold, unless every socket's are asked for (JSON, CSV).
 
 Processes that vanish mid-scan are skipped; processes whose file descriptors we may not read
 are counted, so the caller can say why owners are missing.
