@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from conftest import TCPSTATES
+from terminal import needs_tmux, terminal
 
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Details, Holder, Socket
@@ -358,3 +360,12 @@ def test_holders_are_not_read_unless_asked(prefork) -> None:
     for details in (Details(holders=True), Details(sharers=True)):
         (sock,) = NetlinkSource().read(query, owners=True, details=details).sockets
         assert sock.holders is not None and len(sock.holders) == 5
+
+
+@needs_tmux
+def test_the_live_watch_shows_how_many_more_hold_a_socket(prefork) -> None:
+    watch = [*TCPSTATES, "--watch", "0.5", "-l", "--sport", str(prefork.port)]
+    with terminal(watch, 100, 20) as term:
+        screen = term.wait_for("prefork-main +3")
+    (row,) = [line for line in screen.splitlines() if "prefork-main" in line]
+    assert row.split()[-3:] == [str(prefork.parent), "prefork-main", "+3"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from tcpstates.model.errors import UsageError
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
@@ -45,18 +45,20 @@ def watch(
     say_source(out, source, verbose)
     listing = not counts_only
     owners = listing and owners  # counts show no owners: skip the /proc scan
+    # The live table's Process cell says how many more hold a shared socket (nginx +3).
+    details = Details(sharers=owners and live)
     # While the view is live, Rich stands in for sys.stderr and prints above the view; the
     # terminal itself (out.stderr) would tear it.
     skips = Skips(verbose, (lambda text: sys.stderr.write(text)) if live else out.stderr.write)
 
     def read() -> Iterable[Socket]:
-        reading = source.read(query, owners=owners or query.needs_owners)
+        reading = source.read(query, owners=owners or query.needs_owners, details=details)
         skips.report(source)
         return select(reading, query)
 
     stream = frames(read, interval, query=query)
     if live:
-        view = layout(query, owners, source)
+        view = layout(query, owners, source, details=details)
         render_watch.show_live(stream, out, view, interval=interval, listing=listing)
     else:
         render_watch.write_jsonl(stream, out.stdout, changes=listing)
