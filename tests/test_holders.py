@@ -275,13 +275,13 @@ def test_holders_are_every_pid_and_fd_by_pid_then_fd_and_the_owner_stays_the_low
              Holder(300, "worker", 3)),
     }  # fmt: skip
     assert scan.fds == {11: 3, 12: 12}  # the owner's lowest fd
-    kernel, unseen, single, shared = (
+    kernel, unseen, untold, single, shared = (
         Socket("tcp", 4, "a", 1, "b", 2, TcpState.ESTABLISHED, inode=inode, pid=pid)
-        for inode, pid in ((0, None), (99, None), (12, 300), (11, 100))
+        for inode, pid in ((0, None), (99, None), (None, None), (12, 300), (11, 100))
     )
-    filled = list(scan.fill_holders([kernel, unseen, single, shared], every=True))
-    assert [s.holders for s in filled[:3]] == [(), None, (Holder(300, "worker", 12),)]
-    assert filled[3].holders == scan.shared[11]
+    filled = list(scan.fill_holders([kernel, unseen, untold, single, shared], every=True))
+    assert [s.holders for s in filled[:4]] == [(), None, None, (Holder(300, "worker", 12),)]
+    assert filled[4].holders == scan.shared[11]
     # The owner alone stops at the first holder and records no holders.
     alone = scan_owners(str(tmp_path), wanted={11})
     assert (alone.fds, alone.shared) == ({}, {}) and alone.by_inode[11].pid == 100

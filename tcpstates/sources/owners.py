@@ -55,7 +55,6 @@ class OwnerMap:
     # a Holder record made only if asked for; for the few several fds hold, every holder.
     fds: dict[int, int] = field(default_factory=dict)  # inode -> the owner's (first) fd
     shared: dict[int, tuple[Holder, ...]] = field(default_factory=dict)  # by pid then fd
-
     holders_read: bool = False  # whether the scan was for holders (read every process)
 
     def fill_holders(self, sockets: Iterable[Socket], every: bool) -> Iterator[Socket]:
@@ -75,7 +74,8 @@ class OwnerMap:
         )
         for sock in sockets:
             inode = sock.inode
-            found = shared.get(inode) if inode else (nobody if every else None)
+            # inode 0: no process holds it; None: the source cannot tell.
+            found = shared.get(inode) if inode else (nobody if every and inode == 0 else None)
             if found is None and every and inode in fds:
                 owner = by_inode[inode]
                 found = (make(owner.pid, owner.process, fds[inode]),)
