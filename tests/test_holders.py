@@ -369,3 +369,11 @@ def test_the_live_watch_shows_how_many_more_hold_a_socket(prefork) -> None:
         screen = term.wait_for("prefork-main +3")
     (row,) = [line for line in screen.splitlines() if "prefork-main" in line]
     assert row.split()[-3:] == [str(prefork.parent), "prefork-main", "+3"]
+
+
+def test_a_summary_filtered_by_a_workers_pid_counts_the_listener(cli, prefork) -> None:
+    worker = str(prefork.workers[0])
+    result = cli("--summary", "-l", "--pid", worker, "--sport", str(prefork.port), "-o", "json")
+    assert json.loads(result.stdout) == {"LISTEN": 1}
+    result = cli("--summary", "-l", "--pid", "1", "--sport", str(prefork.port), "-o", "json")
+    assert json.loads(result.stdout).get("LISTEN", 0) == 0
