@@ -775,7 +775,7 @@ def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
     class Source:
         name = why = "fake"
 
-        def read(self, query, owners=False):  # type: ignore[no-untyped-def]
+        def read(self, query, owners=False, details=None):  # type: ignore[no-untyped-def]
             asked.append(owners)
             if len(asked) > 1:
                 raise KeyboardInterrupt  # how a watch ends

@@ -100,9 +100,13 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
 @click.option("-t", "--tcp", is_flag=True, help="TCP sockets (the default).")
 @click.option("-u", "--udp", is_flag=True, help="UDP sockets; with -t, both.")
 @endpoint_filters
-@click.option("--pid", type=click.IntRange(min=0), help="Only sockets owned by process PID.")
 @click.option(
-    "--process", metavar="NAME", help="Only sockets owned by a process named NAME (glob)."
+    "--pid",
+    type=click.IntRange(min=0),
+    help="Only sockets process PID holds (first holder or any other).",
+)
+@click.option(
+    "--process", metavar="NAME", help="Only sockets a process named NAME holds (glob; any holder)."
 )
 @format_option(FORMATS)
 @click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")

@@ -11,7 +11,7 @@ from tcpstates.explain.render_states import break_at_spaces, explanation_text
 from tcpstates.explain.sockets import Account
 from tcpstates.explain.states import Explanation
 from tcpstates.model.i18n import _
-from tcpstates.model.sockets import local_end, owner_of, remote_end
+from tcpstates.model.sockets import NAMELESS, Holder, local_end, owner_of, remote_end
 from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 
@@ -41,8 +41,9 @@ def _account_text(a: Account, width: int) -> str:
     timer = ""
     if sock.timer:
         timer = "; " + _("timer {timer} ({ms} ms left)").format(timer=sock.timer, ms=sock.timer_ms)
-    so_far, next_ = _("so far:"), _("next:")
-    label = max(len(so_far), len(next_))
+    so_far, next_, held = _("so far:"), _("next:"), _("held by:")
+    holders = sock.holders or ()
+    label = max(len(so_far), len(next_), len(held) if len(holders) > 1 else 0)
     owner = _("process {process}, pid {pid}").format(process=process, pid=pid)
     title = f"{safe(local_end(sock))} -> {safe(remote_end(sock))}  {sock.state_name}  ({owner})"
     hang = " " * (2 + label + 1)
@@ -50,11 +51,23 @@ def _account_text(a: Account, width: int) -> str:
         *break_at_spaces(title, width, "    "),
         *break_at_spaces(f"  {so_far:<{label}} {safe(a.happened)}", width, hang),
         *break_at_spaces(f"  {next_:<{label}} {safe(a.next_step)}", width, hang),
+        *_held_by(held, label, holders, width, hang),
         *break_at_spaces(f"  {queues}{timer}", width, "  "),
         *(break_at_spaces(f"  {a.age}", width, "    ") if a.age else []),
         *(line for said in a.health for line in break_at_spaces(f"  {said}", width, "    ")),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _held_by(
+    held: str, label: int, holders: tuple[Holder, ...], width: int, hang: str
+) -> list[str]:
+    """Every process and fd that holds a socket several hold: ``held by: nginx (pid 812, fd
+    3), nginx (pid 813, fd 3)``; nothing for one held once (the title names its holder)."""
+    if len(holders) < 2:
+        return []
+    named = ", ".join(f"{safe(h.process or NAMELESS)} (pid {h.pid}, fd {h.fd})" for h in holders)
+    return break_at_spaces(f"  {held:<{label}} {named}", width, hang)
 
 
 def _q(value: int | None) -> str:

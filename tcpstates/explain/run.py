@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcpstates.model.errors import ExitStatus, TcpstatesError, UsageError
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import Details
 from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, is_state_code, parse_state
 from tcpstates.render.output import Output
 
@@ -73,7 +74,6 @@ def explain_sockets(
 ) -> int:
     from tcpstates.explain import render_sockets as render_accounts
     from tcpstates.explain.sockets import accounts
-    from tcpstates.model.sockets import Details
     from tcpstates.render.output import say_source
     from tcpstates.sources.base import read_with_details
     from tcpstates.sources.place import open_place
@@ -86,8 +86,9 @@ def explain_sockets(
         query = Query(protos=frozenset({"tcp"}), port=target.port)
     source = open_place(place)
     say_source(out, source, verbose)
-    # tcp_info where the source has it: how long a CLOSE_WAIT socket has been held.
-    reading = read_with_details(source, query, True, Details(info=True))
+    # tcp_info where the source has it (how long a CLOSE_WAIT socket has been held), and
+    # every holder.
+    reading = read_with_details(source, query, True, Details(info=True, holders=True))
     found = accounts(reading.sockets, target)
     if not found:
         raise TcpstatesError(f"no TCP socket has the end {name}")

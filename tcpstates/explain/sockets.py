@@ -6,6 +6,7 @@ state's general explanation (``explain``), which follows the accounts once per s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from typing import Any
 
 from tcpstates.explain.states import Explanation, explain
 from tcpstates.model.ages import held_since_peer_closed_ms, left_ms
-from tcpstates.model.i18n import N_, _
+from tcpstates.model.i18n import N_, _, ngettext
 from tcpstates.model.sockets import Socket, local_end, owner_of, remote_end
 from tcpstates.model.states import TcpState
 from tcpstates.render.units import duration
@@ -133,9 +134,10 @@ class Account:
     health: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        sock = self.socket
+        sock, holders = self.socket, self.socket.holders
+        owners = None if holders is None else [dataclasses.asdict(h) for h in holders]
         return {
-            "socket": sock.as_dict(),
+            "socket": {**sock.as_dict(), "owners": owners},  # as a listing's JSON has them
             "happened": self.happened,
             "next": self.next_step,
             "held_since_peer_closed_ms": held_since_peer_closed_ms(sock),
@@ -152,7 +154,7 @@ def account(sock: Socket) -> Account:
     names = {
         "local": local_end(sock),
         "remote": remote_end(sock),
-        "owner": owner_of(sock).prose(),
+        "owner": holders_prose(sock),
     }
     general = _general(sock.state)
     happened, next_step = _(happened).format(**names), _(next_step).format(**names)
@@ -208,6 +210,18 @@ def age_words(sock: Socket) -> str | None:
     else:
         line = _("the kernel frees it in {left}")
     return line.format(left=duration(left))
+
+
+def holders_prose(sock: Socket) -> str:
+    """Who holds the socket, in a sentence: ``nginx (pid 812)``, or with prefork workers
+    holding it too, ``nginx (pid 812) and 3 more processes`` (they all must close it, any of
+    them may accept on it)."""
+    first = owner_of(sock).prose()
+    more = len({holder.pid for holder in sock.holders or ()}) - 1
+    if more < 1:
+        return first
+    text = ngettext("{owner} and {n} more process", "{owner} and {n} more processes", more)
+    return text.format(owner=first, n=more)
 
 
 @functools.cache

@@ -33,11 +33,18 @@ def list_sockets(
     resolving: Resolving | None = None,
 ) -> None:
     """The listing; ``extended`` adds the Uid and Inode columns (-e), ``header`` False leaves
-    the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers),
-    ``resolving`` names ports and hosts in a table or plain text (-r)."""
+    the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers,
+    --cgroup), ``resolving`` names ports and hosts in a table or plain text (-r). Owners shown
+    are every holder of each socket (``owners`` in JSON, ``+N`` in the Process column)."""
     from tcpstates.sources.base import select
     from tcpstates.sources.place import open_place
 
+    # A record carries every holder; a row only those of a socket several processes hold.
+    fmt = out.resolve_format(fmt)
+    machine = fmt in ("json", "jsonl", "csv")
+    details = dataclasses.replace(
+        details, holders=owners and machine, sharers=owners and not machine
+    )
     source = open_place(place)
     say_source(out, source, verbose)
     # A socket's cgroup falls back on its owner's where the source sends none: owners are then

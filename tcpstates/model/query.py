@@ -122,11 +122,19 @@ class Query:
         return self.remote is None or address_in(sock.remote_address, self.remote)
 
     def _owner_matches(self, sock: Socket) -> bool:
-        if self.pid is not None and sock.pid != self.pid:
+        """--pid and --process: either matches any holder of the socket (a prefork worker's
+        pid finds the listener its parent opened), both the same one."""
+        holders = sock.holders
+        if holders and len(holders) > 1:
+            return any(self._holder_matches(h.pid, h.process) for h in holders)
+        return self._holder_matches(sock.pid, sock.process)
+
+    def _holder_matches(self, pid: int | None, process: str | None) -> bool:
+        if self.pid is not None and pid != self.pid:
             return False
         if self.process is None:
             return True
-        return sock.process is not None and fnmatch.fnmatchcase(sock.process, self.process)
+        return process is not None and fnmatch.fnmatchcase(process, self.process)
 
     @property
     def filters_rows(self) -> bool:

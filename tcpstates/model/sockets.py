@@ -113,6 +113,11 @@ class Details:
     memory: bool = False  # -m: socket memory (netlink only)
     timers: bool = False  # --timers: the timer column (every source that has timers)
     cgroup: bool = False  # --cgroup: the owner's cgroup
+    # Every process and fd that holds each socket, not only the lowest pid (owners in JSON);
+    # sharers: only for the sockets several hold (the table's +N). Either makes the owner
+    # scan read every process instead of stopping once each socket has its owner.
+    holders: bool = False
+    sharers: bool = False
 
     @property
     def from_kernel(self) -> bool:
@@ -151,6 +156,8 @@ def twin_constructor(cls: type[T]) -> Callable[..., T]:
 
 
 new_socket: Callable[..., Socket] = twin_constructor(Socket)
+# One a socket a process holds when every holder is asked for: 100,000 of them too.
+new_holder: Callable[[int, str | None, int], Holder] = twin_constructor(Holder)
 
 
 def endpoint(

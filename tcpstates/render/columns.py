@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -13,6 +14,7 @@ from tcpstates.model.sockets import (
     OWNER_SPELLINGS,
     UNSEEN_OWNER,
     Details,
+    Holder,
     Owner,
     OwnerKind,
     Socket,
@@ -165,7 +167,7 @@ class Layout:
         formatting them afresh for each row (a third of it at 100,000 rows).
         """
         prefixes: dict[str, str] = {}  # address -> "address:" or "[address]:"
-        owners: dict[tuple[int, str | None], tuple[str, str]] = {}
+        owners: dict[tuple[int, str | None, int], tuple[str, str]] = {}
         names, lead_proto, labels, show_owners, extended, cgroups = (
             _STATE_NAMES,
             self.proto,
@@ -211,6 +213,11 @@ class Layout:
         def with_cgroup(sock: Socket) -> tuple[str, ...]:
             return row(sock) + (paths.get(sock.cgroup) or cgroup(sock.cgroup or ""))
 
+        def holder_cells(key: tuple[int, str | None, int]) -> tuple[str, str]:
+            pid, process, more = key
+            text = owners[key] = owner_cells(owner(pid, process), more)
+            return text
+
         def row(sock: Socket) -> tuple[str, ...]:
             port, peer_port = sock.local_port, sock.remote_port
             if sock.interface is None and sock.v6only is not False:
@@ -238,8 +245,10 @@ class Layout:
                 return cells
             if sock.pid is None:
                 return cells + (_KERNEL_OWNED if sock.inode == 0 else _UNSEEN_OWNER)
-            key = (sock.pid, sock.process)
-            return cells + (owners.get(key) or owners.setdefault(key, owner_cells(owner(*key))))
+            holders = sock.holders
+            more = 0 if holders is None or len(holders) < 2 else others(holders)
+            key = (sock.pid, sock.process, more)
+            return cells + (owners.get(key) or holder_cells(key))
 
         return with_cgroup if cgroups else row  # a listing without --cgroup pays nothing
 
@@ -314,11 +323,43 @@ def _number(value: int | None) -> str:
     return UNSEEN if value is None else str(value)
 
 
-def owner_cells(holder: Owner) -> tuple[str, str]:
-    """The PID and Process cells: ``812``, ``nginx``; ``-``, ``(kernel)``; ``-``, ``-``."""
+def owner_cells(holder: Owner, more: int = 0) -> tuple[str, str]:
+    """The PID and Process cells: ``812``, ``nginx``; ``-``, ``(kernel)``; ``-``, ``-``; and
+    with ``more`` other processes holding the socket too, ``812``, ``nginx +3``."""
     if holder.kind is OwnerKind.PROCESS:
-        return str(holder.pid), safe(holder.process or NAMELESS)
+        return str(holder.pid), safe(holder.process or NAMELESS) + more_suffix(more)
     return UNSEEN, OWNER_SPELLINGS[holder.kind].cell
+
+
+def more_suffix(more: int) -> str:
+    """What follows the first holder's name when ``more`` other processes hold the socket too.
+
+    >>> more_suffix(3), more_suffix(0)
+    (' +3', '')
+    """
+    return f" +{more}" if more else ""
+
+
+_MORE = re.compile(r" \+[1-9][0-9]*\Z")
+
+
+def more_suffix_length(cell: str) -> int:
+    """How long the ``+N`` at the end of a Process cell is (0: none), for a cut to keep it.
+
+    >>> more_suffix_length("nginx +12"), more_suffix_length("nginx")
+    (4, 0)
+    """
+    found = _MORE.search(cell)
+    return len(found.group()) if found else 0
+
+
+def others(holders: tuple[Holder, ...]) -> int:
+    """How many processes besides the first hold a socket (fds of one process count once).
+
+    >>> others((Holder(812, "nginx", 3), Holder(812, "nginx", 7), Holder(813, "nginx", 3)))
+    1
+    """
+    return len({holder.pid for holder in holders}) - 1
 
 
 _KERNEL_OWNED = owner_cells(KERNEL_OWNER)

@@ -40,6 +40,7 @@ from tcpstates.render.columns import (
     UID,
     Column,
     Layout,
+    more_suffix_length,
 )
 
 GAP = 2  # blanks between two columns
@@ -76,6 +77,9 @@ class Step:
     # COMPACT: a column's cells written shorter. The step compacts all its columns or, when
     # that leaves the table as wide as it was, none: two ends of a row are spelled alike.
     compact: Callable[[Column, Sequence[str]], list[str]] | None = None
+    # CUT: how many characters at a cell's end the cut keeps, cutting before them (the ``+3``
+    # of ``nginx +3``: how many more processes hold the socket is not to be cut away).
+    tail: Callable[[str], int] | None = None
 
 
 def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
@@ -113,7 +117,7 @@ GIVE_WAY: tuple[Step, ...] = (
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
     # --cgroup's paths before process names: a detail, where a name tells sockets apart.
     Step(Give.CUT, (CGROUP,), "cgroups cut"),
-    Step(Give.CUT, (PROCESS,), "process names cut"),
+    Step(Give.CUT, (PROCESS,), "process names cut", tail=more_suffix_length),
     # -e's, -i's, -m's, --timers', --cgroup's: asked for, yet they identify no socket; the
     # last first.
     Step(Give.HIDE, (*reversed(DETAIL_COLUMNS), INODE, UID, CGROUP), "{}"),
@@ -335,7 +339,10 @@ class _Draft:
         return Fitted(
             tuple(self.columns[i] for i in shown),
             tuple(self.headers[i] for i in shown),
-            tuple(_cut(self.cells[i], widths[i], ellipsis, self.columns[i]) for i in shown),
+            tuple(
+                _cut(self.cells[i], widths[i], ellipsis, self.columns[i], self._tail(i))
+                for i in shown
+            ),
             tuple(widths[i] for i in shown),
             self._notes(really_cut),
         )
@@ -349,6 +356,10 @@ class _Draft:
             name = f"{column.option} columns" if group and set(group) <= set(changed) else None
             names += [name or column.header] * ((name or column.header) not in names)
         return names
+
+    def _tail(self, i: int) -> Callable[[str], int] | None:
+        step = self.cut.get(i)
+        return step.tail if step else None
 
     def _notes(self, cut: dict[int, Step]) -> tuple[str, ...]:
         """What changed, in the order the steps were taken; the columns hidden by any step
@@ -390,16 +401,37 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _cut(cells: Sequence[str], width: int, ellipsis: str, column: Column) -> Sequence[str]:
-    """Cells wider than ``width`` cut to it, their last column ``ellipsis``; their first, for
-    a column whose cells say most at their end (a cgroup path's unit or container)."""
+def _cut(
+    cells: Sequence[str],
+    width: int,
+    ellipsis: str,
+    column: Column,
+    tail: Callable[[str], int] | None = None,
+) -> Sequence[str]:
+    """Cells wider than ``width`` cut to it, ending in ``ellipsis`` and then the ``tail`` of
+    the cell the cut keeps (where it leaves room for one character before the ellipsis); cut
+    at their start instead for a column whose cells say most at their end (a cgroup path's
+    unit or container).
+
+    >>> _cut(["nginx-worker +3", "sshd"], 9, "…", PROCESS, lambda c: c.endswith("+3") and 3)
+    ['nginx… +3', 'sshd']
+    """
     if _widest(cells) <= width:
         return cells
     if column.keep_end:
         return [
             c if display_width(c) <= width else _shorten_start(c, width, ellipsis) for c in cells
         ]
-    return [c if display_width(c) <= width else _shorten(c, width, ellipsis) for c in cells]
+    return [c if display_width(c) <= width else _cut_one(c, width, ellipsis, tail) for c in cells]
+
+
+def _cut_one(cell: str, width: int, ellipsis: str, tail: Callable[[str], int] | None) -> str:
+    kept = tail(cell) if tail else 0
+    end = cell[len(cell) - kept :] if kept else ""
+    room = width - display_width(end)
+    if not kept or room <= display_width(ellipsis):
+        return _shorten(cell, width, ellipsis)
+    return _shorten(cell[: len(cell) - kept], room, ellipsis) + end
 
 
 def _shorten(cell: str, width: int, ellipsis: str) -> str:

@@ -7,6 +7,7 @@ were asked for, how many processes could not be looked into.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,12 +45,12 @@ def kernel_details_only(source: str, details: Details) -> None:
 
 
 def read_with_details(source: Source, query: Query, owners: bool, details: Details) -> Reading:
-    """``details`` where the source can read them, the plain reading where it cannot: for
-    what is better with them (ages in doctor and --explain) but not wrong without."""
+    """``details`` where the source can read them, without what only netlink reads where it
+    cannot: for what is better with them (ages in doctor and --explain) but not wrong without."""
     try:
         return source.read(query, owners, details)
     except DetailsUnavailable:
-        return source.read(query, owners)
+        return source.read(query, owners, dataclasses.replace(details, info=False, memory=False))
 
 
 def kernel_interfaces_only(source: str, query: Query) -> None:

@@ -30,7 +30,7 @@ from tcpstates.sources.netns import (
     entered,
     still_there,
 )
-from tcpstates.sources.owners import scan_owners
+from tcpstates.sources.owners import holders_wanted, scan_owners
 
 T = TypeVar("T")
 
@@ -80,13 +80,15 @@ class NamespacedSource:
         self._each(read_one)
         if not owners:
             return Reading(iter(sockets))
-        scan = scan_owners("/proc", {s.inode for s in sockets if s.inode} or set())
+        holders = holders_wanted(query, details)
+        scan = scan_owners("/proc", {s.inode for s in sockets if s.inode} or set(), holders)
         for sock in sockets:
             owner = scan.by_inode.get(sock.inode or 0)
             if owner is not None:
                 _fill(sock, "pid", owner.pid)
                 _fill(sock, "process", owner.process)
-        return Reading(iter(sockets), scan.hidden_processes)
+        found = iter(sockets)
+        return Reading(scan.fill_holders(found, details.holders), scan.hidden_processes)
 
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         counts: Counter[tuple[str, TcpState]] = Counter()

@@ -21,7 +21,7 @@ from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.cgroups import CgroupPaths
 from tcpstates.sources.inet_diag import dump, dump_packed
-from tcpstates.sources.owners import Owner, scan_owners
+from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
 
 _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
@@ -73,14 +73,15 @@ class NetlinkSource:
             for proto, protocol, family in _dumps(query)
         ]
         wanted = {inode for _, packed in dumps for (inode,) in _INODES.iter_unpack(packed)} - {0}
-        scan = scan_owners("/proc", wanted)
+        holders = holders_wanted(query, details)
+        scan = scan_owners("/proc", wanted, holders)
         listeners = _Listeners(query.sport)
         sockets = (
             sock
             for proto, packed in dumps
             for sock in _decode(listeners.records(packed), proto, scan.by_inode)
         )
-        return Reading(sockets, scan.hidden_processes)
+        return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
 
     def probe(self) -> None:
         """Raise SourceError unless this kernel answers sock_diag dumps."""
@@ -175,14 +176,14 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
         (proto, diag.dump_detailed(protocol, family, mask, ext, program))
         for proto, protocol, family in _dumps(query)
     ]
-    hidden, by_inode = 0, None
+    scan, holders = None, owners and holders_wanted(query, details)
     if owners:  # the owners of what was sent: every record first (without, they stream)
         dumps = [(proto, list(rows)) for proto, rows in dumps]
         wanted = {record[_INODE] for _, rows in dumps for record, _ in rows} - {0}
-        scan = scan_owners("/proc", wanted)
-        hidden, by_inode = scan.hidden_processes, scan.by_inode
+        scan = scan_owners("/proc", wanted, holders)
     listeners = _Listeners(query.sport)
     cgroups = CgroupPaths() if details.cgroup else None
+    by_inode = scan.by_inode if scan else None
 
     def sockets() -> Iterator[Socket]:
         for proto, rows in dumps:
@@ -193,7 +194,9 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
                 _complete(sock, found.pop(), details, cgroups)
                 yield sock
 
-    return Reading(sockets(), hidden)
+    if scan is None:
+        return Reading(sockets())
+    return Reading(scan.fill_holders(sockets(), details.holders), scan.hidden_processes)
 
 
 def _records(

@@ -26,7 +26,7 @@ from tcpstates.sources.base import (
     kernel_interfaces_only,
     unique,
 )
-from tcpstates.sources.owners import Owner, scan_owners
+from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
 
 # (file name, protocol, family) in the order ss lists them: IPv4 before IPv6.
 TABLES: tuple[tuple[str, str, int], ...] = (
@@ -95,8 +95,10 @@ class ProcfsSource:
         if not owners or not self.live:
             return Reading(self._sockets(query, None))
         # Socket inodes are global to the host, so the host's /proc answers for any namespace.
-        scan = scan_owners("/proc")
-        return Reading(self._sockets(query, scan.by_inode), scan.hidden_processes)
+        holders = holders_wanted(query, details)
+        scan = scan_owners("/proc", holders=holders)
+        sockets = self._sockets(query, scan.by_inode)
+        return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
 
     def count(self, query: Query) -> Counter[tuple[str, TcpState]]:
         """Sockets per (protocol, state), each socket once, from the few columns that say so."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from tcpstates.model.errors import UsageError
 from tcpstates.model.query import Query
-from tcpstates.model.sockets import Socket
+from tcpstates.model.sockets import Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def watch(
     say_source(out, source, verbose)
     listing = not counts_only
     owners = listing and owners  # counts show no owners: skip the /proc scan
+    # The live table's Process cell says how many more hold a shared socket (nginx +3).
+    details = Details(sharers=owners and live)
     # While the view is live, Rich stands in for sys.stderr and prints above the view; the
     # terminal itself (out.stderr) would tear it.
     skips = Skips(verbose, (lambda text: sys.stderr.write(text)) if live else out.stderr.write)
@@ -63,7 +65,7 @@ def watch(
 
     def read() -> Iterable[Socket]:
         nonlocal said
-        reading = source.read(query, owners=owners or query.needs_owners)
+        reading = source.read(query, owners=owners or query.needs_owners, details=details)
         skips.report(source)
         if hosts is None:
             return select(reading, query)
@@ -76,7 +78,7 @@ def watch(
 
     stream = frames(read, interval, query=query)
     if live:
-        view = layout(query, owners, source)
+        view = layout(query, owners, source, details=details)
         if hosts is not None and resolving is not None:
             view = dataclasses.replace(view, names=names(resolving, hosts))
         render_watch.show_live(stream, out, view, interval=interval, listing=listing)
