@@ -73,6 +73,15 @@ def json_record_maker(details: Details = NO_DETAILS) -> Callable[[Socket], str]:
     if not extras:
         return record
     keyed = [(f', "{extra.key}": ', extra.json) for extra in extras]
+    if len(keyed) == 1:  # owners alone, what every JSON listing has: no list, no join
+        ((key, json_of),) = keyed
+
+        def one_detail(sock: Socket) -> str:
+            n = sock.netns
+            more = key + json_of(sock)
+            return _RECORD % (*values(sock), more if n is None else f', "{NETNS}": {n}{more}')
+
+        return one_detail
 
     def detailed(sock: Socket) -> str:
         # The details go where netns goes, before the closing brace: no copy of the record.
