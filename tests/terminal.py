@@ -106,3 +106,14 @@ def terminal(
         yield term
     finally:
         term.close()
+
+
+def table_lines(screen: list[str]) -> list[str]:
+    """The lines the table wrote, above the shell's ``EXIT=`` line, after checking it is 0.
+
+    Not ours to fit: what is said on stderr, one line for scripts (as nobody, that other
+    users' processes cannot be attributed); it reaches the terminal beside the table.
+    """
+    end = next(i for i, line in enumerate(screen) if line.startswith("EXIT="))
+    assert screen[end] == "EXIT=0"
+    return [line for line in screen[:end] if not line.startswith("tcpstates: ")]

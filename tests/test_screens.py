@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 from conftest import TCPSTATES
-from terminal import needs_tmux, terminal
+from terminal import needs_tmux, table_lines, terminal
 
 from tcpstates.model.sockets import endpoint
 from tcpstates.model.states import TcpState, state_name
@@ -195,17 +195,6 @@ def assert_whole(rows: list[list[str]], expected: list[dict[str, Any]]) -> None:
         assert match, f"no whole row for {record} in {rows}"
         left.remove(match[0])
     assert not left, f"rows with no record: {left}"
-
-
-def table_lines(screen: list[str]) -> list[str]:
-    """The lines the table wrote, above the shell's ``EXIT=`` line, after checking it is 0.
-
-    Not ours to fit: what is said on stderr, one line for scripts (as nobody, that other
-    users' processes cannot be attributed); it reaches the terminal beside the table.
-    """
-    end = next(i for i, line in enumerate(screen) if line.startswith("EXIT="))
-    assert screen[end] == "EXIT=0"
-    return [line for line in screen[:end] if not line.startswith("tcpstates: ")]
 
 
 def test_the_holders_have_5_and_7_digit_pids(holders):
