@@ -187,10 +187,10 @@ def _pair(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
 def kernel_could_print(line: str) -> bool:
     """The oracle, written apart from the parser: each field within its printf width, spaces
     between (net/ipv4/tcp_ipv4.c: "%4d: %08X:%04X %08X:%04X %02X %08X:%08X %02X:%08lX %08X
-    %5u %8d %lu ...")."""
-    if not set(line.rstrip("\r\n")) <= set(" ") | HEX_DIGITS | set(":-x"):
-        return False  # x: the pointer column, which is not read, is lower-case hex
+    %5u %8d %lu ..."). What follows the inode is not read, so it is not judged either."""
     f = [part for part in line.rstrip("\r\n").split(" ") if part]
+    if not set("".join(f[:10])) <= HEX_DIGITS | set(":-"):
+        return False
     if len(f) < 10 or not (f[0].endswith(":") and _digits(f[0][:-1], DEC_DIGITS, 1, 10)):
         return False
     addresses = [f[1].partition(":")[0], f[2].partition(":")[0]]
