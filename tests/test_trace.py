@@ -560,11 +560,16 @@ def test_a_trace_removes_what_a_killed_one_left_when_it_starts(tracer: tuple[str
 
 
 # Each sets its name, then connects to the port three times; the last is a name like any other.
+# A trace line names its task from the kernel's saved_cmdlines, which takes a task's name at
+# a context switch after one of its events; a task that connects and exits within one time
+# slice may show the name it had before (pytest's, from before exec). Sleeping after each
+# connection gives the kernel that switch: in full runs the name was stale about one time in two.
 CONNECTOR = """
-import ctypes, socket, sys
+import ctypes, socket, sys, time
 ctypes.CDLL(None).prctl(15, ctypes.c_char_p(sys.argv[1].encode()), 0, 0, 0)  # PR_SET_NAME
 for _ in range(3):
     socket.create_connection(("127.0.0.1", int(sys.argv[2]))).close()
+    time.sleep(0.02)
 """
 HOSTILE_NAMES = [
     "x\ny",
