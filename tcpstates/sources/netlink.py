@@ -33,7 +33,7 @@ _ANY4, _ANY6 = bytes(4), bytes(16)
 _MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96, IPv4 addresses as an IPv6 socket has them
 _MAPPED_ANY = _MAPPED + _ANY4
 # Where a record tuple (inet_diag.RECORD) holds what a listener is matched on.
-_FAMILY, _SPORT, _SRC, _UID, _INODE = 5, 9, 11, 17, 18
+_FAMILY, _STATE, _SPORT, _SRC, _UID, _INODE = 5, 6, 9, 11, 17, 18
 
 
 def state_mask(states: frozenset[TcpState]) -> int:
@@ -144,14 +144,22 @@ class _Listeners:
         start, at = 0, states.find(_SYN_RECV)
         while at >= 0:
             record = record_at(packed, at * size)
-            # A full socket in SYN_RECV (a Fast Open child not yet accepted) has its uid.
-            if not record[_INODE] and not record[_UID]:
+            completed = self.completed(record)
+            if completed is not record:
                 yield from diag.RECORD.iter_unpack(view[start * size : at * size])
-                uid = self.uid(record[_FAMILY], record[_SRC], record[_SPORT])
-                yield (*record[:_UID], uid, *record[_UID + 1 :])
+                yield completed
                 start = at + 1
             at = states.find(_SYN_RECV, at + 1)
         yield from diag.RECORD.iter_unpack(view[start * size :])
+
+    def completed(self, record: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A record in SYN_RECV with its listener's uid where the kernel left it blank (a
+        request socket: no inode, uid 0); a full socket in SYN_RECV (a Fast Open child not yet
+        accepted) has its own, and comes back as it was."""
+        if record[_INODE] or record[_UID]:
+            return record
+        uid = self.uid(record[_FAMILY], record[_SRC], record[_SPORT])
+        return (*record[:_UID], uid, *record[_UID + 1 :])
 
     def uid(self, family: int, src: bytes, port: int) -> int | None:
         """The uid of the listener on ``src`` (a record's idiag_src) and ``port`` (its raw
@@ -207,15 +215,7 @@ def _records(
     """The records of ``rows``, each one's attributes put in ``found`` as it is taken."""
     for record, attributes_of in rows:
         found.append(attributes_of)
-        yield _request_uid(listeners, record)
-
-
-def _request_uid(listeners: _Listeners, record: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A request socket's record with its listener's uid, as _Listeners.records gives it."""
-    if record[6] != _SYN_RECV or record[_INODE] or record[_UID]:
-        return record
-    uid = listeners.uid(record[_FAMILY], record[_SRC], record[_SPORT])
-    return (*record[:_UID], uid, *record[_UID + 1 :])
+        yield listeners.completed(record) if record[_STATE] == _SYN_RECV else record
 
 
 def _complete(
