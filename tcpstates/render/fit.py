@@ -173,10 +173,15 @@ class Fitted:
 
     def footer(self, width: int | None) -> list[str]:
         """The notes and the -W hint in one line; at a width too narrow for one, several,
-        each ending at a note's end, so that no line is wider than ``width``."""
+        each ending at a note's end, so that no line is wider than ``width``; a note wider than
+        that alone (many columns hidden) is broken after the commas between its names."""
         if not self.notes:
             return []
-        return pack((*self.notes, WIDE_HINT), "; ", width)
+        lines: list[str] = []
+        for line in pack((*self.notes, WIDE_HINT), "; ", width):
+            too_wide = width is not None and display_width(line) > width
+            lines += pack(line.split(", "), ", ", width) if too_wide else [line]
+        return lines
 
 
 def pack(parts: Sequence[str], separator: str, width: int | None) -> list[str]:
