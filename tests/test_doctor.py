@@ -19,6 +19,7 @@ import pytest
 from conftest import Netns
 
 from tcpstates.doctor.checks import Evidence, Severity, Thresholds, diagnose, exit_status
+from tcpstates.doctor.run import ONE_LOOK
 from tcpstates.explain import render_sockets
 from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import account
@@ -361,6 +362,7 @@ def test_doctor_on_a_capture_whose_settings_are_not_text(cli, tmp_path) -> None:
         f"tcpstates: {cap}/{name}: not text (byte 0x{byte:02x} at offset {offset}); left out"
         for name, (_, byte, offset) in NOT_TEXT.items()
     ]
+    expected.append(f"tcpstates: {ONE_LOOK}")  # and what a capture of one moment cannot tell
     assert sorted(done.stderr.splitlines()) == sorted(expected)  # one line each
     findings = json.loads(done.stdout)["findings"]  # the other findings still come
     (kernel_held,) = [f for f in findings if "held by the kernel alone" in f["title"]]
@@ -385,6 +387,7 @@ def test_doctor_reads_a_captures_settings_through_the_capture_opener(cli, tmp_pa
         f"tcpstates: {cap}/net/snmp: a FIFO, not a capture file; left out",
         f"tcpstates: {cap}/sys/net/core/somaxconn: a symbolic link (a capture directory holds"
         " none), not a capture file; left out",
+        f"tcpstates: {ONE_LOOK}",
     ]
     assert any(
         "held by the kernel alone" in f["title"] for f in json.loads(done.stdout)["findings"]
@@ -442,3 +445,32 @@ def test_a_captures_port_settings_cost_what_the_kernel_could_hold(
 
     kernel = read_kernel(str(cap), read=read_small_capture_file)
     assert kernel.usable_ephemeral_ports == usable
+
+
+# --- two looks ----------------------------------------------------------------------------------
+
+
+def test_two_looks_tell_what_grew_between_them(sockets) -> None:
+    from tcpstates.doctor.checks import Look
+
+    before = read_kernel()
+    server = sockets.listener()
+    for _ in range(5):
+        sockets.connect(server)
+    now = read_kernel()
+    evidence = Evidence([], now, earlier=Look([], before), seconds=0.5)
+    grown = evidence.growth("Tcp.ActiveOpens")
+    assert grown is not None and grown >= 5
+    assert evidence.rate("Tcp.ActiveOpens") == grown / 0.5
+    assert Evidence([], now).growth("Tcp.ActiveOpens") is None  # one look: nothing to compare
+
+
+def test_a_namespace_counts_since_it_was_made_not_since_boot(cli, netns) -> None:
+    from tcpstates.model.place import NamedNetns, Place
+    from tcpstates.sources.kernel import Scope
+    from tcpstates.sources.place import kernel_of
+
+    space = netns("scope")
+    kernel, known = kernel_of(Place(NamedNetns(space.name)))
+    assert known and kernel.scope is Scope.NAMESPACE
+    assert "since boot" not in kernel.scope.since()

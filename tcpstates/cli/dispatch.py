@@ -403,7 +403,9 @@ BUILDERS: dict[type[rq.Request], Builder] = {
     rq.MetricsRequest: lambda p, t: rq.MetricsRequest(
         by=p.get("by"), **_common(p, t, rq.MetricsRequest)
     ),
-    rq.DoctorRequest: lambda p, t: rq.DoctorRequest(**_common(p, t, rq.DoctorRequest)),
+    rq.DoctorRequest: lambda p, t: rq.DoctorRequest(
+        interval=p.get("interval", rq.LOOK_INTERVAL), **_common(p, t, rq.DoctorRequest)
+    ),
     rq.TraceRequest: _trace,
     rq.CleanupRequest: lambda p, t: rq.CleanupRequest(),
     rq.ExportRequest: _export,

@@ -28,6 +28,7 @@ TEXT = ("table", "plain", "json", "jsonl")
 # netstat's and ss's habits that tcpstates does anyway (-a every state, -n numeric): accepted
 # where sockets are listed or counted, and changing nothing (-tanp, -an, -tulpn work).
 HABITS = frozenset({"all_states", "numeric"})
+LOOK_INTERVAL = 0.5  # seconds between doctor's two looks (doctor/run.py); 0: one look
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,11 +358,20 @@ class DoctorRequest(Request):
     lang: str | None = None
     verbose: bool = False
     no_pager: bool = False
+    interval: float = LOOK_INTERVAL
+
+    def refused(self) -> dict[str, str]:
+        if isinstance(self.place.where, Capture):
+            return {
+                **self.REFUSED,
+                "interval": "a capture is one moment; it cannot be looked at twice",
+            }
+        return self.REFUSED
 
     def run(self, out: Output) -> int:
         from tcpstates.doctor.run import doctor
 
-        return doctor(self.place, out, self.fmt, self.verbose)
+        return doctor(self.place, out, self.fmt, self.verbose, self.interval)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,13 +63,39 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Look:
+    """One earlier reading: the sockets (their owners not looked up) and the kernel's counters."""
+
+    sockets: Sequence[Socket]
+    kernel: KernelState
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
-    """What the checks look at."""
+    """What the checks look at: the sockets and the kernel now and, on a live host, a first look
+    ``seconds`` earlier, which tells what keeps happening (a counter's rate, a queue that stays
+    full) from what happened once since boot. A capture is one moment: ``earlier`` is None."""
 
     sockets: Sequence[Socket]
     kernel: KernelState
     hidden_processes: int = 0
     owners_known: bool = True  # False when the source cannot name owners at all (a capture)
+    earlier: Look | None = None
+    seconds: float = 0.0  # between the two looks' readings of the counters
+
+    def growth(self, name: str) -> int | None:
+        """How much counter ``name`` grew between the looks; None with one look, or unknown."""
+        if self.earlier is None:
+            return None
+        before, now = self.earlier.kernel.counter(name), self.kernel.counter(name)
+        if before is None or now is None:
+            return None
+        return max(0, now - before)  # a counter never shrinks but by wrapping: say no growth
+
+    def rate(self, name: str) -> float | None:
+        """Counter ``name``'s growth per second between the looks."""
+        grown = self.growth(name)
+        return None if grown is None or self.seconds <= 0 else grown / self.seconds
 
 
 Check = Callable[[Evidence, Thresholds], Iterable[Finding]]

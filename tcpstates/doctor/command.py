@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
@@ -13,8 +14,9 @@ from tcpstates.cli.options import (
     no_pager_option,
     place_options,
 )
-from tcpstates.cli.requests import DoctorRequest
+from tcpstates.cli.requests import LOOK_INTERVAL, DoctorRequest
 
+MAX_LOOK_INTERVAL = 60
 EPILOG = """\b
 Exit status, so that it can gate a script:
   0  nothing critical (warnings and info leave it at 0)
@@ -30,8 +32,25 @@ Examples:
   tcpstates doctor -o json | jq '.findings[] | select(.severity != "info")'"""
 
 
+def look_interval(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Seconds between doctor's two looks: 0 (one look) up to a minute."""
+    if math.isfinite(value) and 0 <= value <= MAX_LOOK_INTERVAL:
+        return value
+    raise click.BadParameter(f"{value:g} is not a number of seconds from 0 to {MAX_LOOK_INTERVAL}")
+
+
 @click.command(epilog=EPILOG)
 @format_option(DoctorRequest.FORMATS)
+@click.option(
+    "--interval",
+    type=float,
+    default=LOOK_INTERVAL,
+    show_default=True,
+    callback=look_interval,
+    metavar="SECONDS",
+    help="Look twice, SECONDS apart: what grows or stays between the looks (counters' rates,"
+    " queues that stay full) is happening now. 0: look once, and skip those checks.",
+)
 @place_options(*DoctorRequest.REFUSED)  # its --help offers none it would refuse
 @color_option
 @no_pager_option

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,21 +25,44 @@ NO_KERNEL = (
 )
 
 
-def doctor(place: Place, out: Output, fmt: str | None, verbose: bool) -> int:
-    """Diagnose ``place``; the exit status says how bad the worst finding is."""
-    from tcpstates.doctor.checks import Evidence, diagnose, exit_status
+ONE_LOOK = (
+    "a capture is one moment, so the checks of what keeps happening (counters' rates, queues"
+    " that stay full) were skipped"
+)
+TCP = Query(protos=frozenset({"tcp"}))
+
+
+def doctor(place: Place, out: Output, fmt: str | None, verbose: bool, interval: float = 0.0) -> int:
+    """Diagnose ``place``; the exit status says how bad the worst finding is.
+
+    A live place is looked at twice, ``interval`` seconds apart (0: once): what grows or stays
+    between the looks is happening now, where one look only tells what happened since boot.
+    """
+    from tcpstates.doctor.checks import Evidence, Look, diagnose, exit_status
     from tcpstates.sources.place import kernel_of, open_place
 
     source = open_place(place)
     say_source(out, source, verbose)
-    reading = source.read(Query(protos=frozenset({"tcp"})), owners=place.live)
+    earlier: Look | None = None
+    started = time.monotonic()
+    if place.live and interval > 0:
+        # Without owners: the scan of /proc is what costs, and the second look has them.
+        earlier = Look(list(source.read(TCP, owners=False).sockets), kernel_of(place)[0])
+        started = time.monotonic()  # just after the first counters were read
+        time.sleep(interval)
+    reading = source.read(TCP, owners=place.live)
     sockets = with_ages(source, list(reading.sockets))
     kernel, known = kernel_of(place)
+    seconds = time.monotonic() - started if earlier is not None else 0.0
     for problem in kernel.problems:  # a file left out; the findings still come
         out.say(problem)
     if not known:
         out.say(NO_KERNEL)
-    evidence = Evidence(sockets, kernel, reading.hidden_processes, owners_known=place.live)
+    elif not place.live:
+        out.say(ONE_LOOK)
+    evidence = Evidence(
+        sockets, kernel, reading.hidden_processes, place.live, earlier, seconds
+    )  # fmt: skip
     findings = [_here(finding, place) for finding in diagnose(evidence)]
     status = exit_status(findings)
     _show(findings, status, out, fmt or ("table" if out.rich else "plain"))
@@ -55,7 +79,7 @@ def with_ages(source: Source, sockets: list[Socket]) -> list[Socket]:
 
     if not any(sock.state is TcpState.CLOSE_WAIT for sock in sockets):
         return sockets
-    query = Query(protos=frozenset({"tcp"}), states=frozenset({TcpState.CLOSE_WAIT}))
+    query = dataclasses.replace(TCP, states=frozenset({TcpState.CLOSE_WAIT}))
     again = read_with_details(source, query, False, Details(info=True))
     infos = {(s.netns, identity(s)): s.info for s in again.sockets if s.info is not None}
     return [

@@ -8,11 +8,13 @@ parameter so that a capture of them from another host can be read the same way.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tcpstates.model.errors import TcpstatesError
+from tcpstates.model.i18n import _
 from tcpstates.model.states import TcpState
 from tcpstates.model.tunables import GOVERNING, TUNABLES, Setting
 
@@ -48,6 +50,42 @@ def read_proc_file(path: str) -> bytes | None:
         return None
 
 
+class Scope(enum.Enum):
+    """Whose counters these are, which says since when they count: a network namespace has its
+    own, zero when it was made, so "since boot" is true only of the host's."""
+
+    HOST = "host"  # the initial namespace: since boot
+    NAMESPACE = "namespace"  # one named by --netns or --netns-pid: since it was made
+    UNSURE = "unsure"  # the one we run in, on a kernel that does not tell the host's apart
+    CAPTURE = "capture"  # another host's, up to the moment it was saved
+
+    def since(self) -> str:
+        """How a line says what the counters have counted: "since boot", or not."""
+        if self is Scope.HOST:
+            return _("since boot")
+        if self is Scope.NAMESPACE:
+            return _("since the network namespace was created")
+        if self is Scope.CAPTURE:
+            return _("up to the capture (since its boot or its namespace's creation)")
+        return _("since boot, or since this network namespace was created")
+
+
+# The initial network namespace's inode number, fixed on recent kernels (PROC_NET_INIT_INO); on
+# older ones it is allocated like any other, and a namespace cannot tell whether it is the host's.
+NET_INIT_INODE = 0xEFFFFFF9
+
+
+def own_scope(proc: str = "/proc") -> Scope:
+    """The scope of the namespace this process runs in."""
+    import os
+
+    try:
+        inode = os.stat(f"{proc}/self/ns/net").st_ino
+    except OSError:
+        return Scope.UNSURE
+    return Scope.HOST if inode == NET_INIT_INODE else Scope.UNSURE
+
+
 @dataclass(frozen=True, slots=True)
 class KernelState:
     """Counters as ``Group.Name`` -> value (``TcpExt.ListenOverflows``); settings by sysctl name."""
@@ -55,6 +93,7 @@ class KernelState:
     counters: dict[str, int]
     settings: dict[str, str]
     problems: tuple[str, ...] = ()  # a file left out, and why: one line each, for stderr
+    scope: Scope = Scope.UNSURE  # whose counters: what they count since (Scope.since)
 
     def counter(self, name: str) -> int | None:
         return self.counters.get(name)

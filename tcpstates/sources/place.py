@@ -7,6 +7,7 @@ namespace or a capture was asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -28,7 +29,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from tcpstates.model.states import TcpState
     from tcpstates.model.tunables import Setting
-    from tcpstates.sources.kernel import KernelState, Reader
+    from tcpstates.sources.kernel import KernelState, Reader, Scope
     from tcpstates.sources.netns import Namespace
 
 
@@ -78,7 +79,19 @@ def kernel_of(place: Place) -> tuple[KernelState, bool]:
     from tcpstates.sources.kernel import read_kernel
 
     kernel = _where_the_kernel_is(place, lambda proc, read: read_kernel(proc, read))
-    return kernel, bool(kernel.settings or kernel.counters or kernel.problems)
+    known = bool(kernel.settings or kernel.counters or kernel.problems)
+    return dataclasses.replace(kernel, scope=scope_of(place)), known
+
+
+def scope_of(place: Place) -> Scope:
+    """Whose counters ``place``'s are, which says since when they count (Scope.since)."""
+    from tcpstates.sources.kernel import Scope, own_scope
+
+    if isinstance(place.where, Capture):
+        return Scope.CAPTURE
+    if isinstance(place.where, NamedNetns | NetnsOfPid):
+        return Scope.NAMESPACE
+    return own_scope()
 
 
 def settings_of(place: Place, state: TcpState) -> list[Setting]:
