@@ -384,6 +384,26 @@ def _trace(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
     )
 
 
+def _kill(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
+    from tcpstates.cli.options import NAMED_STATES
+
+    q, where = query(p), place(p, typed)
+    check_interface(q, where, rq.KillRequest)
+    # -s's states named one by one, and -l's (query() adds UDP's UNCONN to it with -u).
+    named = click.get_current_context().meta.get(NAMED_STATES, frozenset())
+    if p.get("listening"):
+        named |= {TcpState.LISTEN, TcpState.CLOSE} & q.states
+    return rq.KillRequest(
+        query=q,
+        named=frozenset(named) & q.states,
+        place=where,
+        fmt=p.get("fmt"),
+        lang=p.get("lang"),
+        yes=bool(p.get("yes")),
+        dry_run=bool(p.get("dry_run")),
+    )
+
+
 Builder = Callable[[Mapping[str, Any], Mapping[str, Any]], rq.Request]
 BUILDERS: dict[type[rq.Request], Builder] = {
     rq.ListRequest: lambda p, t: rq.ListRequest(**_common(p, t, rq.ListRequest)),
@@ -407,6 +427,7 @@ BUILDERS: dict[type[rq.Request], Builder] = {
         interval=p.get("interval", rq.LOOK_INTERVAL), **_common(p, t, rq.DoctorRequest)
     ),
     rq.TraceRequest: _trace,
+    rq.KillRequest: _kill,
     rq.CleanupRequest: lambda p, t: rq.CleanupRequest(),
     rq.ExportRequest: _export,
     rq.HelpRequest: lambda p, t: rq.HelpRequest(topic=p["topic"]),

@@ -10,7 +10,7 @@ import click
 
 from tcpstates.model.place import READERS
 from tcpstates.model.query import End, parse_end
-from tcpstates.model.states import TcpState, UnknownStateError, parse_states
+from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, parse_states
 
 PORT = click.IntRange(0, 65535)
 FORMATS = ("table", "plain", "json", "jsonl", "csv", "openmetrics")  # -o: each command takes some
@@ -41,13 +41,21 @@ def interval_option(
     return positive_seconds(value, MAX_INTERVAL)
 
 
+# ctx.meta (shared by a command and its subcommand): the states -s named one by one, not by a
+# group such as ``all``; kill destroys a listener only where LISTEN was named.
+NAMED_STATES = "tcpstates.named_states"
+
+
 def states_option(
     ctx: click.Context, param: click.Parameter, values: Sequence[str]
 ) -> frozenset[TcpState]:
     try:
-        return parse_states(values)
+        states = parse_states(values)
+        named = parse_states(v for v in values if v.strip().lower() not in GROUPS)
     except UnknownStateError as e:
         raise click.BadParameter(str(e)) from None
+    ctx.meta[NAMED_STATES] = ctx.meta.get(NAMED_STATES, frozenset()) | named
+    return states
 
 
 def state_option(help: str) -> Callable[[F], F]:

@@ -375,6 +375,41 @@ class DoctorRequest(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class KillRequest(Request):
+    NAME = "kill"
+    FORMATS = ("table", "plain", "json")
+    IMPLIED = frozenset({"processes"})  # its report always names each socket's owner
+    REFUSED = {
+        "all_netns": "it destroys in one namespace at a time; give --netns",
+        "captures": "a capture's sockets are a file's lines, not sockets to destroy",
+        "verbose": "it always reads with netlink sock_diag, the one way to destroy a socket",
+    }
+    query: Query = Query()
+    # The states -s or -l named one by one (not by a group): listeners in them are destroyed.
+    named: frozenset[TcpState] = frozenset()
+    place: Place = Place()
+    fmt: str | None = None
+    lang: str | None = None
+    yes: bool = False
+    dry_run: bool = False
+
+    def refused(self) -> dict[str, str]:
+        refusals = dict(self.REFUSED)
+        if self.place.reader in ("procfs", "psutil"):
+            refusals["source"] = "only netlink sock_diag can destroy a socket"
+        if self.dry_run:
+            refusals["yes"] = "--dry-run destroys nothing"
+        return refusals
+
+    def run(self, out: Output) -> int:
+        from tcpstates.kill.run import kill
+
+        return kill(
+            self.query, self.named, self.place, out, self.fmt, yes=self.yes, dry_run=self.dry_run
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TraceRequest(Request):
     NAME = "trace"
     FORMATS = ("plain", "jsonl", "csv")

@@ -40,6 +40,7 @@ from tcpstates.cli.options import (
 from tcpstates.cli.requests import Request
 from tcpstates.doctor.command import doctor
 from tcpstates.export.command import export
+from tcpstates.kill.command import kill
 from tcpstates.manual.command import help_command
 from tcpstates.model import i18n
 from tcpstates.model.errors import ExitStatus, TcpstatesError, output_failed, silence_stdout
@@ -237,6 +238,7 @@ def cli(ctx: click.Context, /, **params: Any) -> int:
 cli.add_command(trace)
 cli.add_command(doctor)
 cli.add_command(export)
+cli.add_command(kill)
 cli.add_command(help_command)
 
 

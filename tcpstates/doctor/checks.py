@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tcpstates.explain.states import ADVICE
+from tcpstates.explain.states import ADVICE, KILLING
 from tcpstates.model.ages import held_since_peer_closed_ms
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.i18n import _, ngettext
@@ -153,10 +153,10 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
                 "The peer closed and the kernel acknowledged; the application has not called"
                 " close(). The kernel never times CLOSE_WAIT out, so this is almost always a leak"
                 " in the application: a missing close() when a read returns 0 bytes."
-            ),
-            f"tcpstates -s close-wait --pid {pid}"
-            if pid is not None
-            else "tcpstates -s close-wait",
+            )
+            + " "
+            + _(KILLING),
+            _close_wait_next(pid, ev.owners_known),
             {
                 "pid": pid,
                 "process": process,
@@ -165,6 +165,16 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
                 "oldest_ms": ages[-1] if ages else None,
             },  # fmt: skip
         )
+
+
+def _close_wait_next(pid: int | None, live: bool) -> str:
+    """What to run on a CLOSE_WAIT pile: on a live host, the kill that would clear it, as a dry
+    run that lists them (their owners, their peers) and destroys nothing; a capture's sockets
+    can only be listed."""
+    owned = f" --pid {pid}" if pid is not None else ""
+    if live:
+        return f"tcpstates kill -s close-wait{owned} --dry-run"
+    return f"tcpstates -s close-wait{owned}"
 
 
 def _held_for(held: list[int]) -> tuple[str, ...]:

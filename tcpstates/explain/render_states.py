@@ -33,6 +33,7 @@ HOW = N_("How a socket gets here")
 NEXT = N_("Where it goes next")
 MANY = N_("When many sockets are here")
 CHECK = N_("What to check")
+KILLING = N_("Killing them")
 SETTINGS = N_("Settings that govern it, as this host has them")
 NOW = N_("On this host now")
 NAMES = N_("Every name for it")
@@ -63,6 +64,8 @@ def sections(expl: Explanation, width: int) -> list[Section]:
         result.append((_(NEXT), _transitions(expl.out_of)))
     result.append((_(MANY), _wrap(_(expl.piles_up), width)))
     result.append((_(CHECK), _wrap(_(expl.check), width)))
+    if expl.killing:
+        result.append((_(KILLING), _wrap(_(expl.killing), width)))
     if expl.settings is not None:
         result.append((_(SETTINGS), _settings(expl, width)))
     if expl.count is not None:

@@ -146,6 +146,19 @@ ADVICE: dict[TcpState, tuple[str, str]] = {
 }
 
 
+# What destroying a socket does to each end and what it does not cure, written once: --explain
+# CLOSE_WAIT says it, doctor's CLOSE_WAIT finding says it, and tcpstates-kill(1) says it in
+# the same words (tests/test_kill.py holds the three together).
+KILLING = N_(
+    "tcpstates kill destroys them at once, as ss -K does: the application gets an error,"
+    " ECONNABORTED, on its next call on the socket (a read that would return end of file still"
+    " does first), and the peer gets a RST. That clears the pile, not its cause: fixing the code"
+    " that does not close is the real cure."
+)
+# The states whose explanation says what killing does: where killing is what people reach for.
+KILL_ADVICE: dict[TcpState, str] = {S.CLOSE_WAIT: KILLING}
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """What there is to say about one state. Text is kept in English, as in the source;
@@ -159,6 +172,7 @@ class Explanation:
     check: str
     count: int | None = None
     settings: tuple[Setting, ...] | None = None  # None: not read (no "settings" section)
+    killing: str | None = None  # what tcpstates kill does to such sockets, where it is asked
 
     @property
     def names(self) -> str:
@@ -191,6 +205,7 @@ class Explanation:
                 "to": [_transition_dict(t) for t in self.out_of],
                 "piles_up": _(self.piles_up),
                 "check": _(self.check),
+                "killing": _(self.killing) if self.killing else None,
                 "count": self.count,
             }
         )
@@ -213,6 +228,7 @@ def explain(
         check=check,
         count=count,
         settings=None if settings is None else tuple(settings),
+        killing=KILL_ADVICE.get(state),
     )
 
 

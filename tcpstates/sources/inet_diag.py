@@ -371,6 +371,11 @@ def _diag_socket() -> _socket.socket:
         raise _source_error(f"netlink sock_diag unavailable: {os.strerror(e.errno or 0)}") from e
 
 
+def open_diag_socket() -> _socket.socket:
+    """A sock_diag netlink socket: it answers for the network namespace it is opened in."""
+    return _diag_socket()
+
+
 def _first_read(sock: _socket.socket) -> tuple[bytearray, int]:
     buffer = bytearray(_RECV_BUFFER)
     return buffer, sock.recv_into(buffer)

@@ -20,6 +20,7 @@ from tcpstates.sources import details as attributes
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.cgroups import CgroupPaths
+from tcpstates.sources.destroy import RECORD_SOCKIDS, Handle
 from tcpstates.sources.inet_diag import dump, dump_packed
 from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
 
@@ -113,6 +114,41 @@ class NetlinkSource:
                 yield proto, listeners.records(dump_packed(protocol, family, mask, program))
             else:  # UDP has no request sockets
                 yield proto, dump(protocol, family, mask, program)
+
+
+def read_handles(query: Query, owners: bool) -> tuple[list[tuple[Socket, Handle]], int]:
+    """The sockets of ``query``'s states, protocols and families, each with the handle that
+    names it to SOCK_DESTROY (sources/destroy.py), and how many processes could not be looked
+    into for owners. Nothing else of ``query`` is applied here (``Query.matches``).
+
+    One dump per protocol and family, as a listing reads them: a record's socket id (cookie
+    included) sits in its packed bytes, so a socket and its handle come from the same record,
+    and a connection that ends and whose ends a new one takes is never confused with it.
+    Drain it in the namespace it reads: names of interfaces are looked up there.
+    """
+    mask, program = state_mask(query.states), _program(query)
+    dumps = [
+        (proto, protocol, dump_packed(protocol, family, mask, program))
+        for proto, protocol, family in _dumps(query)
+    ]
+    scan = None
+    if owners:
+        wanted = {inode for *_, packed in dumps for (inode,) in _INODES.iter_unpack(packed)}
+        scan = scan_owners("/proc", wanted - {0}, holders_wanted(query, NO_DETAILS))
+    listeners = _Listeners(query.sport)
+    found: list[tuple[Socket, Handle]] = []
+    for proto, protocol, packed in dumps:
+        sockets: Iterable[Socket] = _decode(
+            listeners.records(packed), proto, scan.by_inode if scan else None
+        )
+        if scan is not None:
+            sockets = scan.fill_holders(sockets, every=False)
+        ids = RECORD_SOCKIDS.iter_unpack(packed)
+        found += [
+            (sock, Handle(family, protocol, sockid))
+            for sock, (family, sockid) in zip(sockets, ids, strict=True)
+        ]
+    return found, scan.hidden_processes if scan else 0
 
 
 class _Listeners:

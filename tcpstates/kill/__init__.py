@@ -1,0 +1,1 @@
+"""``tcpstates kill``: destroy the sockets a filter selects, through sock_diag (as ss -K)."""
