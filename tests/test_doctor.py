@@ -128,7 +128,7 @@ def test_close_wait_held_by_a_process_is_named(cli, half_closed) -> None:
     (finding,) = ours
     assert finding["severity"] == "warning"
     assert finding["data"]["count"] == 12  # type: ignore[index]
-    assert finding["next"] == f"tcpstates -s close-wait --pid {os.getpid()}"
+    assert finding["next"] == f"tcpstates kill -s close-wait --pid {os.getpid()} --dry-run"
     text = cli.process("doctor", "-o", "plain").stdout
     assert f"WARNING  12 CLOSE_WAIT sockets held by python (pid {os.getpid()})" in text or (
         "12 CLOSE_WAIT sockets held by" in text and f"(pid {os.getpid()})" in text

@@ -23,7 +23,7 @@ ROOT = "tcpstates"
 
 SHARED = frozenset({"model", "sources", "render"})
 FEATURES = frozenset(
-    {"listing", "summary", "explain", "watch", "trace", "doctor", "export", "manual"}
+    {"listing", "summary", "explain", "watch", "trace", "doctor", "export", "manual", "kill"}
 )
 # The other packages and top-level modules -> what each may import besides itself. cli/ may import
 # anything; a feature's rule needs more than a set of packages (see broken_rule).

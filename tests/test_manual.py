@@ -17,6 +17,7 @@ from tcpstates.manual.pages import PAGES, page_path, stripped
 NAMES = {
     "tcpstates": "tcpstates - list sockets",
     "doctor": "tcpstates-doctor - diagnose",
+    "kill": "tcpstates-kill - destroy the sockets",
     "trace": "tcpstates-trace - stream",
     "export": "tcpstates-export - socket counts",
     "states": "tcpstates-states - the TCP states",

@@ -35,8 +35,9 @@ COMMANDS: dict[str, list[str]] = {
     "trace": ["trace"],
     "cleanup": ["trace", "--cleanup"],
     "export": ["export"],
+    "kill": ["kill"],
 }
-SUBCOMMANDS = {"doctor", "trace", "export"}
+SUBCOMMANDS = {"doctor", "trace", "export", "kill"}
 
 # Values for parameters whose click type says nothing useful (STRING, or a callback's input).
 STRINGS = {

@@ -72,6 +72,7 @@ Examples:
   tcpstates trace --port 443      each state change as it happens (root)
   tcpstates --summary --by process  who holds sockets in which states
   tcpstates doctor                what piles up, why, and what to run next
+  tcpstates kill -s close-wait --pid 1234   destroy a leak's sockets (root)
   tcpstates export --listen :9977 Prometheus metrics on 127.0.0.1:9977
 
 \b
@@ -79,7 +80,7 @@ Exit status:
   0    success
   1    an error, said in one line on stderr (a source could not be read)
   2    a bad option or value
-  3    doctor: a finding is critical
+  3    doctor: a finding is critical; kill: some sockets could not be destroyed
   4    --scenario --live: the kernel's states differed from the scenario's
   130  interrupted (Ctrl-C), except for --watch, trace and export: 0
   141  the reader of the output went away (tcpstates | head)

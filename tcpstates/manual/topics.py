@@ -5,6 +5,7 @@ offer them without loading what finds and shows a page (pathlib, sysconfig, subp
 PAGES = {
     "tcpstates": "tcpstates.1",
     "doctor": "tcpstates-doctor.1",
+    "kill": "tcpstates-kill.1",
     "trace": "tcpstates-trace.1",
     "export": "tcpstates-export.1",
     "states": "tcpstates-states.7",
