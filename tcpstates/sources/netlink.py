@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Network, Query
@@ -20,9 +20,11 @@ from tcpstates.sources import details as attributes
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.cgroups import CgroupPaths
-from tcpstates.sources.destroy import RECORD_SOCKIDS, Handle
 from tcpstates.sources.inet_diag import dump, dump_packed
 from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
+
+if TYPE_CHECKING:
+    from tcpstates.sources.destroy import Handle
 
 _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
@@ -126,6 +128,8 @@ def read_handles(query: Query, owners: bool) -> tuple[list[tuple[Socket, Handle]
     and a connection that ends and whose ends a new one takes is never confused with it.
     Drain it in the namespace it reads: names of interfaces are looked up there.
     """
+    from tcpstates.sources.destroy import RECORD_SOCKIDS, Handle  # kill's alone: not a listing's
+
     mask, program = state_mask(query.states), _program(query)
     dumps = [
         (proto, protocol, dump_packed(protocol, family, mask, program))
