@@ -173,9 +173,12 @@ def test_on_a_terminal_it_asks_and_does_what_was_answered(
     leak: Leak, answer: str, status: int
 ) -> None:
     argv = [*TCPSTATES, "--netns", leak.space.name, "kill", "-s", "close-wait"]
-    with terminal([*argv, "--sport", str(leak.port)], width=120) as term:
+    with terminal([*argv, "--sport", str(leak.port)], width=80) as term:
         shown = term.wait_for(f"Destroy these {LEAKED} sockets? [y/N]")
         assert f"{LEAKED} sockets to destroy" in shown
+        table = term.joined_lines()[: 2 + LEAKED]  # the header, its rule, the rows
+        assert table[0].split()[:2] == ["Result", "State"], shown
+        assert max(map(len, table)) <= 80, shown  # fitted to the terminal, as a listing is
         assert leak.states() == ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]  # nothing before the y
         term.keys(answer, "Enter")
         shown = term.wait_for("EXIT=")
@@ -303,3 +306,31 @@ def test_explain_doctor_and_the_man_page_say_the_same_about_killing(cli) -> None
     assert finding.next_command == "tcpstates kill -s close-wait --pid 42 --dry-run"
     page = (Path(__file__).parent.parent / "man" / "tcpstates-kill.1").read_text()
     assert KILLING in " ".join(page.replace("\\-", "-").split())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason=NEEDS_ROOT)
+def test_udp_servers_are_listeners_and_a_connected_udp_socket_is_not(cli) -> None:  # type: ignore[no-untyped-def]
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 47104))
+    server.settimeout(2)  # never hang on a socket that was not destroyed
+    talker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    talker.connect(("127.0.0.1", 47104))
+    talker.settimeout(2)
+    try:
+        done = cli("kill", "-u", "--port", "47104", "--yes", "-o", "json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert [(s["state"], s["result"]) for s in report["sockets"]] == [
+            ("ESTABLISHED", "destroyed")
+        ]
+        assert report["listeners_left_alone"] == 1
+        with pytest.raises(ConnectionAbortedError):
+            talker.recv(1)
+        done = cli("kill", "-u", "-l", "--sport", "47104", "--yes")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "1 socket: 1 destroyed"
+        with pytest.raises(ConnectionAbortedError):
+            server.recv(1)
+    finally:
+        server.close()
+        talker.close()

@@ -398,6 +398,8 @@ def _kill(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
         named=frozenset(named) & q.states,
         place=where,
         fmt=p.get("fmt"),
+        color=p.get("color") or "auto",
+        wide=bool(p.get("wide")),
         lang=p.get("lang"),
         yes=bool(p.get("yes")),
         dry_run=bool(p.get("dry_run")),

@@ -389,6 +389,8 @@ class KillRequest(Request):
     named: frozenset[TcpState] = frozenset()
     place: Place = Place()
     fmt: str | None = None
+    color: str = "auto"
+    wide: bool = False
     lang: str | None = None
     yes: bool = False
     dry_run: bool = False

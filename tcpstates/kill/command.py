@@ -7,11 +7,13 @@ from typing import Any
 import click
 
 from tcpstates.cli.options import (
+    color_option,
     endpoint_filters,
     format_option,
     lang_option,
     place_options,
     state_option,
+    wide_option,
 )
 from tcpstates.cli.requests import KillRequest
 
@@ -64,6 +66,8 @@ Examples:
 )
 @format_option(KillRequest.FORMATS)
 @place_options(*KillRequest.REFUSED)  # its --help offers none it would refuse
+@color_option
+@wide_option
 @lang_option
 @click.pass_context
 def kill(ctx: click.Context, /, **params: Any) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tcpstates.kill.logic import Done, tally
 from tcpstates.model.i18n import _, ngettext
@@ -17,20 +17,47 @@ from tcpstates.render.columns import Column, Layout
 from tcpstates.render.text import write_rows
 from tcpstates.sources.destroy import Outcome
 
+if TYPE_CHECKING:
+    from tcpstates.render.output import Output
+
 RESULT = Column("Result", "left")
 TO_DESTROY = "to destroy"  # the Result cell of a socket listed, not (yet) destroyed
 # The totals' keys in JSON, one per outcome.
 KEYS = {outcome: outcome.name.lower() for outcome in Outcome}
 
 
-def write_report(done: Sequence[Done], layout: Layout, out: TextIO, header: bool = True) -> None:
+def write_report(done: Sequence[Done], layout: Layout, out: TextIO) -> None:
     """The sockets as aligned columns, a Result first, then one line of totals."""
     if not done:
         return
-    cells = layout.rows(d.socket for d in done)
-    rows = [(_cell(d), *row) for d, row in zip(done, cells, strict=True)]
-    write_rows(rows, (RESULT, *layout.columns), out, header=header)
+    write_rows(_rows(done, layout), (RESULT, *layout.columns), out)
     out.write(totals_line(done) + "\n")
+
+
+def write_table(done: Sequence[Done], layout: Layout, out: Output) -> None:
+    """The report for a person: fitted to the terminal as a listing is, states coloured, and
+    the footer saying what gave way."""
+    from tcpstates.render.fit import Glyphs, fit
+    from tcpstates.render.table import FOOTER_STYLE, paint, write_fitted
+
+    if not done:
+        return
+    columns = (RESULT, *layout.columns)
+    cells = list(zip(*_rows(done, layout), strict=True))
+    glyphs = Glyphs.for_stream(out.stdout)
+    width = out.fit_width()
+    fitted = fit(columns, cells, width, ellipsis=glyphs.ellipsis)
+    console = out.console()
+    write_fitted(fitted, console, out.stdout, glyphs.rule)
+    out.stdout.write(totals_line(done) + "\n")
+    out.stdout.write(
+        "".join(paint(console, line, FOOTER_STYLE) + "\n" for line in fitted.footer(width))
+    )
+
+
+def _rows(done: Sequence[Done], layout: Layout) -> list[tuple[str, ...]]:
+    cells = layout.rows(d.socket for d in done)
+    return [(_cell(d), *row) for d, row in zip(done, cells, strict=True)]
 
 
 def _cell(done: Done) -> str:

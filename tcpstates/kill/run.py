@@ -105,10 +105,13 @@ def _show(
             done, out.stdout, dry_run=dry_run, listeners_left=selection.listeners_left,
             status=status,
         )  # fmt: skip
-    else:
-        from tcpstates.render.columns import Layout
+        return
+    from tcpstates.render.columns import Layout
 
-        layout = Layout(proto=len(query.protos) > 1, owners=True)
+    layout = Layout(proto=len(query.protos) > 1, owners=True)
+    if fmt == "table":
+        render.write_table(done, layout, out)
+    else:
         render.write_report(done, layout, out.stdout)
     out.stdout.flush()  # before the question or the notes on stderr
 
