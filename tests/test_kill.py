@@ -218,16 +218,22 @@ def test_what_cannot_apply_is_refused_in_one_line(cli, argv: list[str], flag: st
     assert flag in said(done.stderr) and "\n" not in done.stderr.rstrip("\n")
 
 
-def _close_wait_here(port: int) -> tuple[socket.socket, list[socket.socket]]:
-    """A listener on loopback and LEAKED accepted ends in CLOSE_WAIT, in this namespace."""
+def _close_wait_here() -> tuple[int, socket.socket, list[socket.socket]]:
+    """A listener on loopback and LEAKED accepted ends in CLOSE_WAIT, in this namespace, on
+    a port the kernel chose (a fixed one may be a connection's of another program's here)."""
     server = socket.socket()
-    server.bind(("127.0.0.1", port))
+    server.bind(("127.0.0.1", 0))
     server.listen(8)
+    port = server.getsockname()[1]
     clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(LEAKED)]
     held = [server.accept()[0] for _ in clients]
     for client in clients:
         client.close()
-    return server, held
+    deadline = time.monotonic() + 5  # the clients' FINs are acknowledged at once
+    while _ss_states(port) != ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]:
+        assert time.monotonic() < deadline, _ss_states(port)
+        time.sleep(0.05)
+    return port, server, held
 
 
 def _ss_states(port: int) -> list[str]:
@@ -244,29 +250,29 @@ def test_a_socket_gone_since_the_listing_is_reported_vanished() -> None:
     from tcpstates.sources.destroy import Destroyer, Outcome
     from tcpstates.sources.netlink import read_handles
 
-    server, held = _close_wait_here(47102)
+    port, server, held = _close_wait_here()
     try:
-        query = Query(states=frozenset({TcpState.CLOSE_WAIT}), sport=47102)
+        query = Query(states=frozenset({TcpState.CLOSE_WAIT}), sport=port)
         found, _ = read_handles(query, owners=False)
         assert len(found) == LEAKED
         (sock, handle), *_ = found
         with Destroyer() as destroyer:
             stale = destroyer.destroy(handle.with_cookie(handle.cookie + 1))
             assert stale.outcome is Outcome.VANISHED and stale.reason.endswith("(ENOENT)")
-            assert _ss_states(47102) == ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]
+            assert _ss_states(port) == ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]
             assert destroyer.destroy(handle).outcome is Outcome.DESTROYED
             again = destroyer.destroy(handle)  # closed between the listing and the request
             assert again.outcome is Outcome.VANISHED
-        assert _ss_states(47102) == ["CLOSE-WAIT"] * (LEAKED - 1) + ["LISTEN"]
+        assert _ss_states(port) == ["CLOSE-WAIT"] * (LEAKED - 1) + ["LISTEN"]
     finally:
         for end in (server, *held):
             end.close()
 
 
 def test_as_nobody_the_kernel_refuses_and_it_says_why_in_one_line(nobody) -> None:  # type: ignore[no-untyped-def]
-    server, held = _close_wait_here(47103)
+    port, server, held = _close_wait_here()
     try:
-        done = nobody("kill", "-s", "close-wait", "--sport", "47103", "--yes", "-o", "json")
+        done = nobody("kill", "-s", "close-wait", "--sport", str(port), "--yes", "-o", "json")
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr
         lines = [line for line in done.stderr.splitlines() if "refused" in line]
@@ -278,7 +284,7 @@ def test_as_nobody_the_kernel_refuses_and_it_says_why_in_one_line(nobody) -> Non
         assert {s["result"] for s in report["sockets"]} == {"not permitted"}
         assert {s["reason"] for s in report["sockets"]} == {"Operation not permitted (EPERM)"}
         assert report["totals"]["not_permitted"] == LEAKED
-        assert _ss_states(47103) == ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]
+        assert _ss_states(port) == ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]
     finally:
         for end in (server, *held):
             end.close()
@@ -311,13 +317,14 @@ def test_explain_doctor_and_the_man_page_say_the_same_about_killing(cli) -> None
 @pytest.mark.skipif(os.geteuid() != 0, reason=NEEDS_ROOT)
 def test_udp_servers_are_listeners_and_a_connected_udp_socket_is_not(cli) -> None:  # type: ignore[no-untyped-def]
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind(("127.0.0.1", 47104))
+    server.bind(("127.0.0.1", 0))
     server.settimeout(2)  # never hang on a socket that was not destroyed
+    port = str(server.getsockname()[1])
     talker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    talker.connect(("127.0.0.1", 47104))
+    talker.connect(server.getsockname())
     talker.settimeout(2)
     try:
-        done = cli("kill", "-u", "--port", "47104", "--yes", "-o", "json")
+        done = cli("kill", "-u", "--port", port, "--yes", "-o", "json")
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         assert [(s["state"], s["result"]) for s in report["sockets"]] == [
@@ -326,7 +333,7 @@ def test_udp_servers_are_listeners_and_a_connected_udp_socket_is_not(cli) -> Non
         assert report["listeners_left_alone"] == 1
         with pytest.raises(ConnectionAbortedError):
             talker.recv(1)
-        done = cli("kill", "-u", "-l", "--sport", "47104", "--yes")
+        done = cli("kill", "-u", "-l", "--sport", port, "--yes")
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[-1] == "1 socket: 1 destroyed"
         with pytest.raises(ConnectionAbortedError):
@@ -334,3 +341,15 @@ def test_udp_servers_are_listeners_and_a_connected_udp_socket_is_not(cli) -> Non
     finally:
         server.close()
         talker.close()
+
+
+def test_as_nobody_pid_says_whose_sockets_it_cannot_select(nobody) -> None:  # type: ignore[no-untyped-def]
+    port, server, held = _close_wait_here()
+    try:
+        done = nobody("kill", "--pid", str(os.getpid()), "--sport", str(port), "--dry-run")
+        assert (done.returncode, done.stdout) == (0, "")
+        assert "cannot be attributed: --pid and --process do not select them" in done.stderr
+        assert done.stderr.endswith("tcpstates: no socket matched; nothing to destroy\n")
+    finally:
+        for end in (server, *held):
+            end.close()

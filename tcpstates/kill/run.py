@@ -64,11 +64,13 @@ def kill(
     fmt = out.resolve_format(fmt)
     selection, destroyer = logic.read(place, query, named)
     with destroyer:
+        _say_unseen(selection, query, out)
         _say_left_alone(selection, out)
         listed = [Done(target.socket) for target in selection.targets]
         if not listed:
             _show(listed, selection, out, fmt, dry_run, ExitStatus.OK, query)
-            out.say(_(NOTHING))
+            if not selection.listeners_left:  # else the line above said what matched
+                out.say(_(NOTHING))
             return ExitStatus.OK
         if dry_run:
             _show(listed, selection, out, fmt, dry_run, ExitStatus.OK, query)
@@ -125,6 +127,21 @@ def _confirmed(n: int, out: Output) -> bool:
     out.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes", _("y"), _("yes"))
+
+
+def _say_unseen(selection: Selection, query: Query, out: Output) -> None:
+    """--pid and --process cannot match the sockets of processes this user may not look into."""
+    n = selection.hidden_processes
+    if n and query.needs_owners:
+        out.say(
+            ngettext(
+                "the sockets of {n} process of another user cannot be attributed:"
+                " --pid and --process do not select them",
+                "the sockets of {n} processes of other users cannot be attributed:"
+                " --pid and --process do not select them",
+                n,
+            ).format(n=n)
+        )
 
 
 def _say_left_alone(selection: Selection, out: Output) -> None:
