@@ -353,3 +353,33 @@ def test_as_nobody_pid_says_whose_sockets_it_cannot_select(nobody) -> None:  # t
     finally:
         for end in (server, *held):
             end.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason=NEEDS_ROOT)
+def test_a_time_wait_socket_is_removed(cli) -> None:  # type: ignore[no-untyped-def]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    client.close()  # the client closes first: its end waits in TIME_WAIT
+    accepted.recv(1)
+    accepted.close()
+    server.close()
+
+    def waiting() -> list[str]:
+        done = subprocess.run(
+            ["ss", "-Htan", "state", "time-wait", "dport", "=", f":{port}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout.splitlines()
+
+    deadline = time.monotonic() + 5
+    while len(waiting()) != 1:
+        assert time.monotonic() < deadline, waiting()
+        time.sleep(0.05)
+    done = cli("kill", "-s", "time-wait", "--dport", str(port), "--yes", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    assert [s["result"] for s in json.loads(done.stdout)["sockets"]] == ["destroyed"]
+    assert waiting() == []
