@@ -64,29 +64,27 @@ def kill(
     fmt = out.resolve_format(fmt)
     selection, destroyer = logic.read(place, query, named)
     with destroyer:
-        _say_unseen(selection, query, out)
-        _say_left_alone(selection, out)
         listed = [Done(target.socket) for target in selection.targets]
-        if not listed:
+        if not listed or dry_run:
             _show(listed, selection, out, fmt, dry_run, ExitStatus.OK, query)
-            if not selection.listeners_left:  # else the line above said what matched
-                out.say(_(NOTHING))
-            return ExitStatus.OK
-        if dry_run:
-            _show(listed, selection, out, fmt, dry_run, ExitStatus.OK, query)
+            _say_what_matched(selection, query, out)
             return ExitStatus.OK
         if not yes:
             if not (out.is_terminal and sys.stdin.isatty()):
                 _show(listed, selection, out, fmt, dry_run, ExitStatus.USAGE, query)
+                _say_what_matched(selection, query, out)
                 raise UsageError(_(NO_TERMINAL))
             # The list to answer about; JSON keeps stdout for the one document that follows.
             _show(listed, selection, out, "plain" if fmt == "json" else fmt, dry_run, 0, query)
+            _say_what_matched(selection, query, out)
             if not _confirmed(len(listed), out):
                 out.say(_(DECLINED))
                 return ExitStatus.ERROR
         done = logic.destroy(selection.targets, destroyer)
     status = logic.exit_status(done)
     _show(done, selection, out, fmt, dry_run, status, query)
+    if yes:  # else said above the question
+        _say_what_matched(selection, query, out)
     _say_why(done, out)
     return status
 
@@ -127,6 +125,15 @@ def _confirmed(n: int, out: Output) -> bool:
     out.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes", _("y"), _("yes"))
+
+
+def _say_what_matched(selection: Selection, query: Query, out: Output) -> None:
+    """After the list, on stderr: what it leaves out (listeners, others' sockets), or that it
+    is empty."""
+    _say_unseen(selection, query, out)
+    _say_left_alone(selection, out)
+    if not selection.targets and not selection.listeners_left:
+        out.say(_(NOTHING))
 
 
 def _say_unseen(selection: Selection, query: Query, out: Output) -> None:
