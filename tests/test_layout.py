@@ -23,7 +23,18 @@ ROOT = "tcpstates"
 
 SHARED = frozenset({"model", "sources", "render"})
 FEATURES = frozenset(
-    {"listing", "summary", "explain", "watch", "trace", "doctor", "export", "manual", "kill"}
+    {
+        "listing",
+        "summary",
+        "explain",
+        "watch",
+        "trace",
+        "doctor",
+        "export",
+        "manual",
+        "kill",
+        "counters",
+    }
 )
 # The other packages and top-level modules -> what each may import besides itself. cli/ may import
 # anything; a feature's rule needs more than a set of packages (see broken_rule).

@@ -36,8 +36,9 @@ COMMANDS: dict[str, list[str]] = {
     "cleanup": ["trace", "--cleanup"],
     "export": ["export"],
     "kill": ["kill"],
+    "counters": ["counters"],
 }
-SUBCOMMANDS = {"doctor", "trace", "export", "kill"}
+SUBCOMMANDS = {"doctor", "trace", "export", "kill", "counters"}
 
 # Values for parameters whose click type says nothing useful (STRING, or a callback's input).
 STRINGS = {

@@ -430,6 +430,12 @@ BUILDERS: dict[type[rq.Request], Builder] = {
     ),
     rq.TraceRequest: _trace,
     rq.KillRequest: _kill,
+    rq.CountersRequest: lambda p, t: rq.CountersRequest(
+        patterns=tuple(p.get("patterns") or ()),
+        interval=p.get("interval"),
+        zeros=bool(p.get("zeros")),
+        **_common(p, t, rq.CountersRequest),
+    ),
     rq.CleanupRequest: lambda p, t: rq.CleanupRequest(),
     rq.ExportRequest: _export,
     rq.HelpRequest: lambda p, t: rq.HelpRequest(topic=p["topic"]),

@@ -412,6 +412,35 @@ class KillRequest(Request):
 
 
 @dataclass(frozen=True, slots=True)
+class CountersRequest(Request):
+    NAME = "counters"
+    FORMATS = ("table", "plain", "json")
+    REFUSED = {
+        "all_netns": "each namespace has its own counters; give --netns",
+        "source": "it reads /proc/net/snmp and netstat, not a socket table",
+        "verbose": "it reads /proc/net/snmp and netstat, not a socket table",
+    }
+    patterns: tuple[str, ...] = ()
+    interval: float | None = None
+    zeros: bool = False
+    place: Place = Place()
+    fmt: str | None = None
+    color: str = "auto"
+    lang: str | None = None
+    no_pager: bool = False
+
+    def refused(self) -> dict[str, str]:
+        if isinstance(self.place.where, Capture):
+            return {**self.REFUSED, "interval": "a capture is one moment; it cannot change"}
+        return self.REFUSED
+
+    def run(self, out: Output) -> int:
+        from tcpstates.counters.run import counters
+
+        return counters(self.place, self.patterns, self.interval, self.zeros, out, self.fmt)
+
+
+@dataclass(frozen=True, slots=True)
 class TraceRequest(Request):
     NAME = "trace"
     FORMATS = ("plain", "jsonl", "csv")

@@ -38,6 +38,7 @@ from tcpstates.cli.options import (
     wide_option,
 )
 from tcpstates.cli.requests import Request
+from tcpstates.counters.command import counters
 from tcpstates.doctor.command import doctor
 from tcpstates.export.command import export
 from tcpstates.kill.command import kill
@@ -240,6 +241,7 @@ cli.add_command(trace)
 cli.add_command(doctor)
 cli.add_command(export)
 cli.add_command(kill)
+cli.add_command(counters)
 cli.add_command(help_command)
 
 

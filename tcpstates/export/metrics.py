@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import enum
 import heapq
+import re
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,7 +39,11 @@ OVERFLOW = "(other)"  # the label value that stands for every folded group; no p
 
 
 class MetricType(enum.Enum):
-    GAUGE = "gauge"  # every count here is a level that goes up and down, never a counter
+    GAUGE = "gauge"  # the socket counts: levels that go up and down
+    # The kernel's counters, as node_exporter's netstat collector exposes them: untyped, since
+    # a few of them are levels (Tcp_CurrEstab). OpenMetrics spells it unknown, Prometheus's text
+    # format untyped (render.exposition).
+    UNKNOWN = "unknown"
 
 
 Labels = tuple[tuple[str, str], ...]
@@ -123,12 +128,14 @@ def collect(
     selection: Selection,
     *,
     ephemeral_ports: int | None = None,
+    kernel_counters: Mapping[str, int] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[MetricFamily, ...]:
     """Every family for ``selection``, read from ``source`` once.
 
-    ``ephemeral_ports`` (the usable size of ip_local_port_range) is passed in rather than read
-    here, so this module stays free of /proc and a capture can supply its own.
+    ``ephemeral_ports`` (the usable size of ip_local_port_range) and ``kernel_counters``
+    (``Group.Name`` -> value, sources/kernel.py) are passed in rather than read here, so this
+    module stays free of /proc and a capture can supply its own.
     """
     started = clock()
     query = selection.query
@@ -156,6 +163,7 @@ def collect(
                 tuple(dropped),
             )
         )
+    families.extend(netstat_families(kernel_counters))
     if ephemeral_ports is not None:
         families.append(
             MetricFamily(
@@ -178,12 +186,38 @@ def collect(
     return tuple(families)
 
 
+# node_exporter's netstat collector's default --collector.netstat.fields, over Group_Name. Its
+# Ip6, Icmp6 and Udp6 fields come from /proc/net/snmp6, which is not read here.
+NETSTAT_FIELDS = re.compile(
+    r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)"
+    r"|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts|TCPOFOQueue|TCPRcvQDrop)"
+    r"|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)"
+    r"|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$"
+)
+
+
+def netstat_families(counters: Mapping[str, int] | None) -> Iterable[MetricFamily]:
+    """The kernel's counters that node_exporter's netstat collector publishes, as it names them
+    (``node_netstat_TcpExt_ListenOverflows``, help "Statistic TcpExtListenOverflows."), so its
+    dashboards and alerts read tcpstates' exposition unchanged."""
+    for key, value in (counters or {}).items():
+        group, _, name = key.partition(".")
+        field = f"{group}_{name}"
+        if NETSTAT_FIELDS.match(field):
+            yield MetricFamily(
+                f"node_netstat_{field}",
+                f"Statistic {group}{name}.",
+                MetricType.UNKNOWN,
+                (Sample((), value),),
+            )
+
+
 def named(families: Iterable[MetricFamily], names: Collection[str]) -> tuple[MetricFamily, ...]:
     """The families among ``families`` that ``names`` asks for; all of them when it is empty.
 
     This is Prometheus's ``/metrics?name[]=...`` filter, as prometheus_client applies it to a
-    registry. Every family here is a gauge, whose samples carry the family's name, so a family
-    is wanted when its name is.
+    registry. Every family here is a gauge or untyped, whose samples carry the family's name,
+    so a family is wanted when its name is.
     """
     if not names:
         return tuple(families)

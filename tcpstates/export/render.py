@@ -2,9 +2,10 @@
 
 Every exposition tcpstates makes comes from here: ``-o openmetrics``, ``export --textfile`` and
 both formats ``export --listen`` serves, so a label value is escaped the same way in all of them
-(``escape``). Only gauges are written, and those read the same in Prometheus's older text
-format, which is what node_exporter's textfile collector parses: there ``# EOF`` and ``# UNIT``
-are plain comments, and over HTTP that format is served without them.
+(``escape``). Gauges and untyped samples are written, and those read the same in Prometheus's
+older text format, which is what node_exporter's textfile collector parses: there ``# EOF`` and
+``# UNIT`` are plain comments, an OpenMetrics ``unknown`` is ``untyped``, and over HTTP that
+format is served without the OpenMetrics-only lines.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 from collections.abc import Iterable
 from typing import TextIO
 
-from tcpstates.export.metrics import Labels, MetricFamily
+from tcpstates.export.metrics import Labels, MetricFamily, MetricType
 from tcpstates.render.safe import safe
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -47,7 +48,7 @@ def exposition(families: Iterable[MetricFamily], fmt: Format = Format.OPENMETRIC
     lines: list[str] = []
     for family in families:
         lines.append(f"# HELP {family.name} {escape(family.help)}")
-        lines.append(f"# TYPE {family.name} {family.type.value}")
+        lines.append(f"# TYPE {family.name} {_type(family, openmetrics)}")
         if family.unit and openmetrics:
             lines.append(f"# UNIT {family.name} {family.unit}")
         lines.extend(
@@ -58,6 +59,13 @@ def exposition(families: Iterable[MetricFamily], fmt: Format = Format.OPENMETRIC
         lines.append("# EOF")
     lines.append("")
     return "\n".join(lines)
+
+
+def _type(family: MetricFamily, openmetrics: bool) -> str:
+    """OpenMetrics' name for a type; Prometheus's text format says untyped for unknown."""
+    if family.type is MetricType.UNKNOWN and not openmetrics:
+        return "untyped"
+    return family.type.value
 
 
 def escape(text: str) -> str:

@@ -42,7 +42,10 @@ def export(
     Serving and rewriting run until interrupted (KeyboardInterrupt), which the command line
     turns SIGTERM into: that is how an exporter stops.
     """
-    read = reader(place, selection)
+    # node_exporter reads the kernel's counters itself (its netstat collector, on by default):
+    # the same names again in a file its textfile collector reads would collide with them and
+    # fail each scrape's gathering. Served or printed, they are tcpstates' to give.
+    read = reader(place, selection, netstat=textfile is None)
     if listen is not None:
         return serve(listen, read, out)
     if textfile is not None:
@@ -85,10 +88,11 @@ def write_openmetrics(
 
 
 def gather(
-    source: Source, selection: Selection, place: Place | None = None
+    source: Source, selection: Selection, place: Place | None = None, netstat: bool = True
 ) -> tuple[MetricFamily, ...]:
     """The metric families for one exposition, the port budget read from ``place``'s kernel
-    (this namespace's when None).
+    (this namespace's when None), with its counters as node_exporter's netstat collector
+    names them unless not ``netstat``.
 
     This is what ``tcpstates -o openmetrics`` and every export read.
     """
@@ -97,15 +101,22 @@ def gather(
     from tcpstates.sources.place import kernel_of
 
     kernel, _ = kernel_of(place or Place())
-    return collect(source, selection, ephemeral_ports=kernel.usable_ephemeral_ports)
+    return collect(
+        source,
+        selection,
+        ephemeral_ports=kernel.usable_ephemeral_ports,
+        kernel_counters=kernel.counters if netstat else None,
+    )
 
 
-def reader(place: Place, selection: Selection) -> Callable[[], tuple[MetricFamily, ...]]:
+def reader(
+    place: Place, selection: Selection, netstat: bool = True
+) -> Callable[[], tuple[MetricFamily, ...]]:
     """What each scrape or rewrite calls: the place is found once, its sockets read each time."""
     from tcpstates.sources.place import open_place
 
     source = open_place(place)
-    return lambda: gather(source, selection, place)
+    return lambda: gather(source, selection, place, netstat)
 
 
 # -- --listen ------------------------------------------------------------------------------
