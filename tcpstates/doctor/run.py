@@ -70,21 +70,30 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool, interval: 
 
 
 def with_ages(source: Source, sockets: list[Socket]) -> list[Socket]:
-    """``sockets``, the CLOSE_WAIT ones with their tcp_info where the source can read it: how
-    long each has been held (model/ages.py). Those alone are read again, without owners: the
+    """``sockets``, some with their tcp_info and memory where the source can read them: the
+    CLOSE_WAIT ones (how long each has been held, model/ages.py), and those with a Send-Q that
+    may stay full (whether the peer's window is closed or the data is retransmitted, and the
+    send buffer it fills: doctor/queues.py). Those alone are read again, without owners: the
     owner scan is what costs, and the first reading had it."""
     import dataclasses
 
+    from tcpstates.doctor.evidence import Thresholds
     from tcpstates.sources.base import identity, read_with_details
 
-    if not any(sock.state is TcpState.CLOSE_WAIT for sock in sockets):
+    least = Thresholds().queue_bytes
+
+    def wanted(sock: Socket) -> bool:
+        return sock.state is TcpState.CLOSE_WAIT or (sock.send_q or 0) >= least
+
+    states = frozenset(s.state for s in sockets if wanted(s) and s.state is not TcpState.LISTEN)
+    if not states:
         return sockets
-    query = dataclasses.replace(TCP, states=frozenset({TcpState.CLOSE_WAIT}))
-    again = read_with_details(source, query, False, Details(info=True))
-    infos = {(s.netns, identity(s)): s.info for s in again.sockets if s.info is not None}
+    query = dataclasses.replace(TCP, states=states)
+    again = read_with_details(source, query, False, Details(info=True, memory=True))
+    read = {(s.netns, identity(s)): s for s in again.sockets}
     return [
-        dataclasses.replace(sock, info=infos.get((sock.netns, identity(sock))))
-        if sock.state is TcpState.CLOSE_WAIT
+        dataclasses.replace(sock, info=found.info, memory=found.memory)
+        if wanted(sock) and (found := read.get((sock.netns, identity(sock)))) is not None
         else sock
         for sock in sockets
     ]
