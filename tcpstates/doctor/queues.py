@@ -94,11 +94,21 @@ def _more(n: int) -> tuple[str, ...]:
     return (_("and {n} more").format(n=n),) if n > 0 else ()
 
 
+def _unread(ev: Evidence, th: Thresholds) -> list[Stuck]:
+    """The receive queues that stayed, of connections a process holds. One no process has
+    accept()ed yet (inode 0) is its listener's to take: the accept queue's check speaks of
+    that, not of a process that stopped reading."""
+    stayed = _stayed(ev, th.queue_bytes, "recv_q", (S.ESTABLISHED,))
+    return [s for s in stayed if not s.sock.kernel_owned]
+
+
 def not_reading(ev: Evidence, th: Thresholds) -> Iterator[Finding]:
     """A process whose receive queues stay full: it is not reading (its peers' Send-Q, where
     they are on this host, is the same data waiting)."""
-    stuck = _stayed(ev, th.queue_bytes, "recv_q", (S.ESTABLISHED,))
-    peers = Peers(ev.sockets)
+    stuck = _unread(ev, th)
+    if not stuck:
+        return
+    peers = Peers(ev.sockets)  # a dict of every connection: made only when something stays
     held: dict[Owner, list[Stuck]] = defaultdict(list)
     for one in stuck:
         held[owner_of(one.sock)].append(one)
@@ -199,10 +209,13 @@ def _cause(sock: Socket) -> str | None:
 def peer_not_reading(ev: Evidence, th: Thresholds) -> Iterator[Finding]:
     """Send-Qs that stay full, by the peer they go to: a peer that does not read, or a network
     that loses the data. A peer on this host already named by not_reading is not repeated."""
-    receiving = {identity(s.sock) for s in _stayed(ev, th.queue_bytes, "recv_q", (S.ESTABLISHED,))}
+    sending = _stayed(ev, th.queue_bytes, "send_q", (S.ESTABLISHED, S.CLOSE_WAIT))
+    if not sending:
+        return
+    receiving = {identity(s.sock) for s in _unread(ev, th)}
     peers = Peers(ev.sockets)
     towards: dict[tuple[str, Owner | None], list[tuple[Stuck, Socket | None]]] = defaultdict(list)
-    for one in _stayed(ev, th.queue_bytes, "send_q", (S.ESTABLISHED, S.CLOSE_WAIT)):
+    for one in sending:
         peer = peers.of(one.sock)
         if peer is not None and identity(peer) in receiving:
             continue  # the same data, in the reader's Recv-Q: not_reading names the reader

@@ -13,7 +13,7 @@ from tcpstates.model.states import TcpState
 from tcpstates.render.output import Output, say_source
 
 if TYPE_CHECKING:
-    from tcpstates.doctor.checks import Finding
+    from tcpstates.doctor.checks import Finding, Look
     from tcpstates.sources.base import Source
 
 FORMATS = ("table", "plain", "json")
@@ -51,7 +51,7 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool, interval: 
         started = time.monotonic()  # just after the first counters were read
         time.sleep(interval)
     reading = source.read(TCP, owners=place.live)
-    sockets = with_ages(source, list(reading.sockets))
+    sockets = with_ages(source, list(reading.sockets), earlier)
     kernel, known = kernel_of(place)
     seconds = time.monotonic() - started if earlier is not None else 0.0
     for problem in kernel.problems:  # a file left out; the findings still come
@@ -69,23 +69,32 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool, interval: 
     return status
 
 
-def with_ages(source: Source, sockets: list[Socket]) -> list[Socket]:
+def with_ages(source: Source, sockets: list[Socket], earlier: Look | None = None) -> list[Socket]:
     """``sockets``, some with their tcp_info and memory where the source can read them: the
-    CLOSE_WAIT ones (how long each has been held, model/ages.py), and those with a Send-Q that
-    may stay full (whether the peer's window is closed or the data is retransmitted, and the
-    send buffer it fills: doctor/queues.py). Those alone are read again, without owners: the
-    owner scan is what costs, and the first reading had it."""
+    CLOSE_WAIT ones (how long each has been held, model/ages.py), and those whose Send-Q was
+    big at the ``earlier`` look and still is (whether the peer's window is closed or the data
+    is retransmitted, and the send buffer it fills: doctor/queues.py). Those alone are read
+    again, without owners: the owner scan is what costs, and the first reading had it."""
     import dataclasses
 
     from tcpstates.doctor.evidence import Thresholds
     from tcpstates.sources.base import identity, read_with_details
 
     least = Thresholds().queue_bytes
+    full = {
+        identity(s) for s in (earlier.sockets if earlier else ()) if (s.send_q or 0) >= least
+    }  # fmt: skip
 
     def wanted(sock: Socket) -> bool:
-        return sock.state is TcpState.CLOSE_WAIT or (sock.send_q or 0) >= least
+        if sock.state is TcpState.CLOSE_WAIT:
+            return True
+        return (
+            (sock.send_q or 0) >= least
+            and sock.state is not TcpState.LISTEN
+            and (identity(sock) in full)
+        )
 
-    states = frozenset(s.state for s in sockets if wanted(s) and s.state is not TcpState.LISTEN)
+    states = frozenset(s.state for s in sockets if wanted(s))
     if not states:
         return sockets
     query = dataclasses.replace(TCP, states=states)
