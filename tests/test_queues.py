@@ -33,8 +33,9 @@ from tcpstates.sources.kernel import KernelState
 S = TcpState
 
 # One end of a connection, in a process of its own named argv[1]: "deaf" accepts and never
-# reads; "writer" connects and writes until its queues are full; "closer" does so and then
-# closes, leaving FIN_WAIT1 behind the data. Each prints a line when done, then waits.
+# reads, "reader" reads all; "writer" connects and writes until its queues are full, "later"
+# does so when a line comes on its stdin; "closer" writes and then closes, leaving FIN_WAIT1
+# behind the data. Each prints a line when done, then waits.
 HELPER = r"""
 import ctypes, socket, sys, time
 name, mode, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -54,13 +55,18 @@ def fill(sock):
                 return sent
     return sent
 
-if mode == "deaf":
+if mode in ("deaf", "reader"):
     server = socket.create_server((host, port))
     print("listening", flush=True)
     conn, _ = server.accept()
     print("accepted", flush=True)
+    while mode == "reader" and conn.recv(65536):
+        pass
 else:
     conn = socket.create_connection((host, port))
+    if mode == "later":
+        print("connected", flush=True)
+        sys.stdin.readline()
     print(fill(conn), flush=True)
     if mode == "closer":
         conn.close()
@@ -80,7 +86,15 @@ def said(proc: subprocess.Popen[str], timeout: float = 15) -> str:
 
 def helper(space: Netns, name: str, mode: str, host: str, port: int) -> subprocess.Popen[str]:
     return space.popen(
-        sys.executable, "-c", HELPER, name, mode, host, str(port), stdout=subprocess.PIPE
+        sys.executable,
+        "-c",
+        HELPER,
+        name,
+        mode,
+        host,
+        str(port),
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
     )
 
 
@@ -162,7 +176,7 @@ def test_a_process_that_stops_reading_is_named_with_its_queue(deaf_pair) -> None
     assert f"the sender is on this host: q-writer (pid {writer.pid})" in "\n".join(
         reader["evidence"]
     )
-    assert not titled(findings, "Send-Q stays") and not titled(findings, "The peer")
+    assert not titled(findings, "Send-Q") and not titled(findings, "The peer")
     assert reader["next"] == f"tcpstates -s established --pid {deaf.pid} -i -m"
 
 
@@ -213,6 +227,41 @@ def test_a_peer_that_stops_reading_is_named_by_its_closed_window(netns) -> None:
     evidence = "\n".join(stuck["evidence"])
     assert f"q-writer (pid {writer.pid}): Send-Q {sent.send_q} of a " in evidence
     assert "receive window is closed on 1 of them" in evidence
+
+
+def test_a_send_queue_the_network_loses_is_told_from_a_deaf_peer(netns) -> None:
+    here, there = veth_pair(netns)
+    reader = helper(there, "q-reader", "reader", "10.77.0.2", 9250)
+    assert said(reader) == "listening"
+    writer = helper(here, "q-writer", "later", "10.77.0.2", 9250)
+    try:
+        assert said(writer) == "connected" and said(reader) == "accepted"
+        # From now on every segment reaches a host that no longer has the address, and is
+        # dropped there: lost on the way, as the sender sees it.
+        there.run("ip", "addr", "del", "10.77.0.2/24", "dev", "qb")
+        assert writer.stdin is not None
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert int(said(writer)) > 0
+        time.sleep(0.3)
+        findings = doctor(here, "--interval", "0.5")
+        rows = ss_rows(here)
+    finally:
+        for proc in (reader, writer):
+            proc.kill()
+            proc.wait(5)
+    (stuck,) = titled(findings, "Send-Q does not drain towards 10.77.0.2")
+    assert stuck["title"].endswith("the data is being retransmitted")
+    (sent,) = [r for r in rows if r.state == "ESTAB" and r.remote == "10.77.0.2:9250"]
+    (queue,) = stuck["data"]["sockets"]
+    assert (queue["pid"], queue["cause"], stuck["data"]["cause"]) == (
+        writer.pid,
+        "network",
+        "network",
+    )
+    assert queue["queued"] == sent.send_q >= Thresholds().queue_bytes
+    assert "retransmitting on 1 of them" in "\n".join(stuck["evidence"])
+    assert not titled(findings, "is not reading")
 
 
 def test_a_closing_socket_names_the_local_peer_that_does_not_read(netns) -> None:
@@ -349,7 +398,9 @@ def test_a_send_queue_retransmitted_blames_the_network() -> None:
     ev = Evidence(now, KERNEL, earlier=Look(before, KERNEL), seconds=0.5)
     (finding,) = peer_not_reading(ev, Thresholds())
     assert finding.data["cause"] == "network"
-    assert finding.title == "Send-Q stays full towards 10.0.0.9 (88KB): data is being retransmitted"
+    assert finding.title == (
+        "Send-Q does not drain towards 10.0.0.9 (88KB): the data is being retransmitted"
+    )
     assert list(not_reading(ev, Thresholds())) == []
 
 
@@ -364,3 +415,21 @@ def test_a_queue_lower_at_the_second_look_or_small_is_not_stuck() -> None:
     )
     (finding,) = not_reading(grown, th)
     assert finding.data["recv_q"] == 90001 and finding.data["pid"] == 7
+
+
+def test_the_peers_window_is_its_own_word_the_persist_timer_only_a_hint() -> None:
+    from tcpstates.model.details import TcpInfo
+
+    before = [end(40000, 443, send_q=90000)]
+
+    def cause(**kw: Any) -> object:
+        now = [end(40000, 443, send_q=90000, **kw)]
+        ev = Evidence(now, KERNEL, earlier=Look(before, KERNEL), seconds=0.5)
+        (finding,) = peer_not_reading(ev, Thresholds())
+        return finding.data["cause"]
+
+    assert cause(timer="persist") == "window"  # no tcp_info (procfs): the hint is all there is
+    assert cause(timer="persist", info=TcpInfo(snd_wnd_bytes=0)) == "window"
+    # Segments that cannot leave this host arm the persist timer too, the window wide open.
+    assert cause(timer="persist", info=TcpInfo(snd_wnd_bytes=65160)) is None
+    assert cause(info=TcpInfo(snd_wnd_bytes=65160, retrans_now=2)) == "network"

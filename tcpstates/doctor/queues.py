@@ -195,9 +195,17 @@ def _holder(sock: Socket) -> dict[str, Any]:
 
 def _cause(sock: Socket) -> str | None:
     """Why a Send-Q stays: "window" (the peer advertises no room: it does not read), "network"
-    (the data is retransmitted: lost on the way, or the peer is gone), or None."""
+    (the data is retransmitted: lost on the way, or the peer is gone), or None.
+
+    tcp_info's snd_wnd is the peer's own word. The persist timer is only a hint, taken where
+    tcp_info cannot be read: the kernel also runs it when segments could not leave this host
+    (a link down here), with the peer's window wide open.
+    """
     info = sock.info
-    if sock.timer == "persist" or (info is not None and info.snd_wnd_bytes == 0):
+    if info is not None and info.snd_wnd_bytes is not None:
+        if info.snd_wnd_bytes == 0:
+            return "window"
+    elif sock.timer == "persist":
         return "window"
     if (info is not None and (info.retrans_now or info.lost_segs)) or (
         sock.timer == "on" and sock.retransmits
@@ -242,16 +250,16 @@ def _send_finding(
     )
     title = {
         "window": _("The peer {peer} is not reading: {size}B stay in Send-Q"),
-        "network": _("Send-Q stays full towards {peer} ({size}B): data is being retransmitted"),
-        None: _("Send-Q stays full towards {peer} ({size}B)"),
+        "network": _(
+            "Send-Q does not drain towards {peer} ({size}B): the data is being retransmitted"
+        ),
+        None: _("Send-Q does not drain towards {peer} ({size}B)"),
     }[cause].format(peer=peer, size=size(total))
     lines = [_send_line(ev, s) for s, _p in group[:SHOWN]]
     lines += _more(len(group) - SHOWN)
     if causes["window"]:
         lines.append(
-            _("the peer's receive window is closed on {n} of them (persist timer)").format(
-                n=causes["window"]
-            )
+            _("the peer's receive window is closed on {n} of them").format(n=causes["window"])
         )
     if causes["network"]:
         lines.append(
