@@ -433,3 +433,22 @@ def test_the_peers_window_is_its_own_word_the_persist_timer_only_a_hint() -> Non
     # Segments that cannot leave this host arm the persist timer too, the window wide open.
     assert cause(timer="persist", info=TcpInfo(snd_wnd_bytes=65160)) is None
     assert cause(info=TcpInfo(snd_wnd_bytes=65160, retrans_now=2)) == "network"
+
+
+def test_many_peers_make_five_findings_worst_first_and_one_for_the_rest() -> None:
+    # Peer 10.0.1.N has N+1 connections of 20000 bytes each that stay.
+    socks = [
+        end(40000 + 10 * n + k, 443, remote_address=f"10.0.1.{n}", send_q=20000)
+        for n in range(8)
+        for k in range(n + 1)
+    ]
+    ev = Evidence(socks, KERNEL, earlier=Look(socks, KERNEL), seconds=0.5)
+    findings = list(peer_not_reading(ev, Thresholds()))
+    assert [f.data.get("peer") for f in findings] == [f"10.0.1.{n}" for n in (7, 6, 5, 4, 3)] + [
+        None
+    ]
+    rest = findings[-1]
+    assert rest.title == "Send-Q does not drain towards 3 more peers (117KB)"
+    assert rest.data["peers"] == {"10.0.1.2": 60000, "10.0.1.1": 40000, "10.0.1.0": 20000}
+    assert all(len(f.evidence) <= 6 for f in findings)
+    assert findings[0].evidence[3] == "and 5 more"

@@ -28,6 +28,7 @@ from tcpstates.sources.base import identity
 
 S = TcpState
 SHOWN = 3  # sockets listed in a finding's evidence; the rest are counted
+PEERS = 5  # peers with a finding each; the rest share one
 # A closing socket still sends what was written before close(); its FIN waits behind it.
 CLOSING = (S.FIN_WAIT1, S.LAST_ACK, S.CLOSING)
 
@@ -230,8 +231,32 @@ def peer_not_reading(ev: Evidence, th: Thresholds) -> Iterator[Finding]:
         key = (one.sock.remote_address, owner_of(peer) if peer is not None else None)
         towards[key].append((one, peer))
     ranked = sorted(towards.items(), key=lambda kv: -sum(s.queued for s, _p in kv[1]))
-    for (address, peer_owner), group in ranked:
+    for (address, peer_owner), group in ranked[:PEERS]:
         yield _send_finding(ev, address, peer_owner, group)
+    if rest := ranked[PEERS:]:
+        yield _more_peers(rest)
+
+
+def _more_peers(
+    rest: list[tuple[tuple[str, Owner | None], list[tuple[Stuck, Socket | None]]]],
+) -> Finding:
+    """The peers past the first PEERS, in one finding: a list, not a page of findings."""
+    queued: Counter[str] = Counter()
+    for (address, _owner), group in rest:
+        queued[address] += sum(s.queued for s, _p in group)
+    total = sum(queued.values())
+    return Finding(
+        Severity.WARNING,
+        ngettext(
+            "Send-Q does not drain towards {n} more peer ({size}B)",
+            "Send-Q does not drain towards {n} more peers ({size}B)",
+            len(rest),
+        ).format(n=len(rest), size=size(total)),
+        (_("bytes queued by peer: {peers}").format(peers=_top(queued)),),
+        _("As for the peers above: data this host wrote did not drain between two looks."),
+        "tcpstates -s established -i -m",
+        {"peers": dict(queued.most_common(20)), "count": len(rest), "send_q": total},
+    )
 
 
 def _send_finding(
