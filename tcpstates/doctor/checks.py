@@ -8,12 +8,11 @@ knowing).
 
 from __future__ import annotations
 
-import enum
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
 
+from tcpstates.doctor import queues
+from tcpstates.doctor.evidence import Check, Evidence, Finding, Look, Severity, Thresholds
 from tcpstates.explain.states import ADVICE, KILLING
 from tcpstates.model.ages import held_since_peer_closed_ms
 from tcpstates.model.errors import ExitStatus
@@ -24,84 +23,15 @@ from tcpstates.render.units import duration
 from tcpstates.sources.kernel import KernelState
 
 S = TcpState
+# What the checks are given and give, defined in evidence.py; importers of checks find them here.
+__all__ = ["CHECKS", "Check", "Evidence", "Finding", "Look", "Severity", "Thresholds"]
+__all__ += ["diagnose", "exit_status"]
 
 
-class Severity(enum.IntEnum):
-    INFO = 0
-    WARNING = 1
-    CRITICAL = 2
+DEFAULTS = Thresholds()
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    severity: Severity
-    title: str
-    evidence: tuple[str, ...]
-    meaning: str
-    next_command: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity.name.lower(),
-            "title": self.title,
-            "evidence": list(self.evidence),
-            "meaning": self.meaning,
-            "next": self.next_command,
-            "data": self.data,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    close_wait_warning: int = 10  # CLOSE_WAIT sockets one process may hold before we warn
-    close_wait_critical: int = 1000
-    ports_warning: float = 0.5  # share of the usable ephemeral ports towards one destination
-    ports_critical: float = 0.9
-    time_wait_info: int = 100  # TIME_WAIT towards one peer worth mentioning
-    stuck_send_q: int = 1  # bytes queued behind a FIN worth mentioning
-
-
-@dataclass(frozen=True, slots=True)
-class Look:
-    """One earlier reading: the sockets (their owners not looked up) and the kernel's counters."""
-
-    sockets: Sequence[Socket]
-    kernel: KernelState
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What the checks look at: the sockets and the kernel now and, on a live host, a first look
-    ``seconds`` earlier, which tells what keeps happening (a counter's rate, a queue that stays
-    full) from what happened once since boot. A capture is one moment: ``earlier`` is None."""
-
-    sockets: Sequence[Socket]
-    kernel: KernelState
-    hidden_processes: int = 0
-    owners_known: bool = True  # False when the source cannot name owners at all (a capture)
-    earlier: Look | None = None
-    seconds: float = 0.0  # between the two looks' readings of the counters
-
-    def growth(self, name: str) -> int | None:
-        """How much counter ``name`` grew between the looks; None with one look, or unknown."""
-        if self.earlier is None:
-            return None
-        before, now = self.earlier.kernel.counter(name), self.kernel.counter(name)
-        if before is None or now is None:
-            return None
-        return max(0, now - before)  # a counter never shrinks but by wrapping: say no growth
-
-    def rate(self, name: str) -> float | None:
-        """Counter ``name``'s growth per second between the looks."""
-        grown = self.growth(name)
-        return None if grown is None or self.seconds <= 0 else grown / self.seconds
-
-
-Check = Callable[[Evidence, Thresholds], Iterable[Finding]]
-
-
-def diagnose(evidence: Evidence, thresholds: Thresholds = Thresholds()) -> list[Finding]:
+def diagnose(evidence: Evidence, thresholds: Thresholds = DEFAULTS) -> list[Finding]:
     """Every finding, worst first (stable within a severity)."""
     findings = [finding for check in CHECKS for finding in check(evidence, thresholds)]
     return sorted(findings, key=lambda f: -f.severity)
@@ -123,6 +53,7 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     for sock in ev.sockets:
         if sock.state is S.CLOSE_WAIT:
             held[sock.pid, sock.process].append(sock)
+    listening = {s.local_port for s in ev.sockets if s.state is S.LISTEN}
     for (pid, process), socks in sorted(held.items(), key=lambda kv: -len(kv[1])):
         n = len(socks)
         severity = (
@@ -135,19 +66,20 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         who = owner(pid, process).prose()  # sockets of unseen owners are one group, inode or not
         peers = Counter(s.remote_address for s in socks)  # hosts: ports differ per connection
         ages = sorted(a for a in map(held_since_peer_closed_ms, socks) if a is not None)
+        served, dialed = _services(socks, listening)
         yield Finding(
             severity,
             ngettext(
                 "{n} CLOSE_WAIT socket held by {who}", "{n} CLOSE_WAIT sockets held by {who}", n
             ).format(n=n, who=who),
             (
+                _where(served, dialed, ages),
                 ngettext(
                     "{n} socket whose peer closed, not closed by {who}",
                     "{n} sockets whose peers closed, not closed by {who}",
                     n,
                 ).format(n=n, who=who),
                 _("peer hosts: {hosts}").format(hosts=_top(peers)),
-                *_held_for(ages),
             ),
             _(
                 "The peer closed and the kernel acknowledged; the application has not called"
@@ -162,6 +94,8 @@ def close_wait_held(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
                 "process": process,
                 "count": n,
                 "peers": dict(peers),
+                "ports": dict(served),
+                "remote_ports": dict(dialed),
                 "oldest_ms": ages[-1] if ages else None,
             },  # fmt: skip
         )
@@ -177,15 +111,40 @@ def _close_wait_next(pid: int | None, live: bool) -> str:
     return f"tcpstates -s close-wait{owned}"
 
 
-def _held_for(held: list[int]) -> tuple[str, ...]:
-    """How long the sockets have been held since their peers closed (sorted ages, in ms)."""
-    if not held:
-        return ()
-    oldest = duration(held[-1])
-    if len(held) == 1:
-        return (_("held for {age} since the peer closed").format(age=oldest),)
-    line = _("held for up to {oldest} since the peers closed (the newest {newest})")
-    return (line.format(oldest=oldest, newest=duration(held[0])),)
+def _services(socks: list[Socket], listening: set[int]) -> tuple[Counter[int], Counter[int]]:
+    """The ports of the service ``socks`` belong to: the local port where something listens on
+    it (this host serves there), else the remote one (this host is the client)."""
+    served = Counter(s.local_port for s in socks if s.local_port in listening)
+    dialed = Counter(s.remote_port for s in socks if s.local_port not in listening)
+    return served, dialed
+
+
+def _where(served: Counter[int], dialed: Counter[int], held: list[int]) -> str:
+    """Which service the sockets belong to and how long they have been held since their peers
+    closed (sorted ages, in ms): the first line of a CLOSE_WAIT finding."""
+    ports = Counter({str(port): n for port, n in served.items()})
+    remote = Counter({str(port): n for port, n in dialed.items()})
+    parts = []
+    if ports:
+        spelled = _top(ports) if len(ports) > 1 else next(iter(ports))
+        parts.append(
+            ngettext("on port {ports}", "on ports {ports}", len(ports)).format(ports=spelled)
+        )
+    if remote:
+        spelled = _top(remote) if len(remote) > 1 else next(iter(remote))
+        parts.append(
+            ngettext("to port {ports}", "to ports {ports}", len(remote)).format(ports=spelled)
+        )
+    if held:
+        oldest = duration(held[-1])
+        parts.append(
+            _("held for {age} since the peer closed").format(age=oldest)
+            if len(held) == 1
+            else _("held for up to {oldest} since the peers closed (the newest {newest})").format(
+                oldest=oldest, newest=duration(held[0])
+            )
+        )
+    return ", ".join(parts)
 
 
 def port_pressure(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
@@ -333,33 +292,6 @@ def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
             "tcpstates -s time-wait -s fin-wait-2 --summary",
             {"counts": dict(orphans)},
         )
-    stuck = [
-        s
-        for s in ev.sockets
-        if s.state in (S.FIN_WAIT1, S.LAST_ACK, S.CLOSING) and (s.send_q or 0) >= th.stuck_send_q
-    ]
-    if stuck:
-        peers = Counter(s.remote_address for s in stuck)
-        yield Finding(
-            Severity.WARNING,
-            ngettext(
-                "{n} closing socket stuck behind unsent data",
-                "{n} closing sockets stuck behind unsent data",
-                len(stuck),
-            ).format(n=len(stuck)),
-            (
-                _("FIN_WAIT1/LAST_ACK/CLOSING with Send-Q > 0: {n}").format(n=len(stuck)),
-                _("peer hosts: {hosts}").format(hosts=_top(peers)),
-                _("bytes queued: {n}").format(n=sum(s.send_q or 0 for s in stuck)),
-            ),
-            _(
-                "The FIN waits behind data the peer does not read (its window is closed): the"
-                " peer is gone or stuck. The kernel retransmits and finally drops them"
-                " (net.ipv4.tcp_orphan_retries for closed ones)."
-            ),
-            "tcpstates -s fin-wait-1 -s last-ack",
-            {"count": len(stuck), "peers": dict(peers)},
-        )
 
 
 def time_wait_volume(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
@@ -450,6 +382,7 @@ CHECKS: tuple[Check, ...] = (
     port_pressure,
     listen_overflow,
     kernel_owned,
+    *queues.CHECKS,
     time_wait_volume,
     visibility,
 )

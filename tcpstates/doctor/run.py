@@ -13,7 +13,7 @@ from tcpstates.model.states import TcpState
 from tcpstates.render.output import Output, say_source
 
 if TYPE_CHECKING:
-    from tcpstates.doctor.checks import Finding
+    from tcpstates.doctor.checks import Finding, Look
     from tcpstates.sources.base import Source
 
 FORMATS = ("table", "plain", "json")
@@ -51,7 +51,7 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool, interval: 
         started = time.monotonic()  # just after the first counters were read
         time.sleep(interval)
     reading = source.read(TCP, owners=place.live)
-    sockets = with_ages(source, list(reading.sockets))
+    sockets = with_ages(source, list(reading.sockets), earlier)
     kernel, known = kernel_of(place)
     seconds = time.monotonic() - started if earlier is not None else 0.0
     for problem in kernel.problems:  # a file left out; the findings still come
@@ -69,22 +69,40 @@ def doctor(place: Place, out: Output, fmt: str | None, verbose: bool, interval: 
     return status
 
 
-def with_ages(source: Source, sockets: list[Socket]) -> list[Socket]:
-    """``sockets``, the CLOSE_WAIT ones with their tcp_info where the source can read it: how
-    long each has been held (model/ages.py). Those alone are read again, without owners: the
-    owner scan is what costs, and the first reading had it."""
+def with_ages(source: Source, sockets: list[Socket], earlier: Look | None = None) -> list[Socket]:
+    """``sockets``, some with their tcp_info and memory where the source can read them: the
+    CLOSE_WAIT ones (how long each has been held, model/ages.py), and those whose Send-Q was
+    big at the ``earlier`` look and still is (whether the peer's window is closed or the data
+    is retransmitted, and the send buffer it fills: doctor/queues.py). Those alone are read
+    again, without owners: the owner scan is what costs, and the first reading had it."""
     import dataclasses
 
+    from tcpstates.doctor.evidence import Thresholds
     from tcpstates.sources.base import identity, read_with_details
 
-    if not any(sock.state is TcpState.CLOSE_WAIT for sock in sockets):
+    least = Thresholds().queue_bytes
+    full = {
+        identity(s) for s in (earlier.sockets if earlier else ()) if (s.send_q or 0) >= least
+    }  # fmt: skip
+
+    def wanted(sock: Socket) -> bool:
+        if sock.state is TcpState.CLOSE_WAIT:
+            return True
+        return (
+            (sock.send_q or 0) >= least
+            and sock.state is not TcpState.LISTEN
+            and (identity(sock) in full)
+        )
+
+    states = frozenset(s.state for s in sockets if wanted(s))
+    if not states:
         return sockets
-    query = dataclasses.replace(TCP, states=frozenset({TcpState.CLOSE_WAIT}))
-    again = read_with_details(source, query, False, Details(info=True))
-    infos = {(s.netns, identity(s)): s.info for s in again.sockets if s.info is not None}
+    query = dataclasses.replace(TCP, states=states)
+    again = read_with_details(source, query, False, Details(info=True, memory=True))
+    read = {(s.netns, identity(s)): s for s in again.sockets}
     return [
-        dataclasses.replace(sock, info=infos.get((sock.netns, identity(sock))))
-        if sock.state is TcpState.CLOSE_WAIT
+        dataclasses.replace(sock, info=found.info, memory=found.memory)
+        if wanted(sock) and (found := read.get((sock.netns, identity(sock)))) is not None
         else sock
         for sock in sockets
     ]
