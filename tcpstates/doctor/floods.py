@@ -179,9 +179,7 @@ def counters_line(ev: Evidence, names: Sequence[str]) -> str:
         f"{name} {'n/a' if rate is None else per_second(rate)}"
         for name, rate in rates(ev, names).items()
     )
-    return _("now, over {seconds:.1f} s: {counters}").format(
-        seconds=ev.seconds, counters=shown
-    )
+    return _("now, over {seconds:.1f} s: {counters}").format(seconds=ev.seconds, counters=shown)
 
 
 # --- the accept queue ---------------------------------------------------------------------------
