@@ -311,11 +311,7 @@ def _full_queue(
             " (its Send-Q): the queue is full past {limit}",
             n,
         ).format(n=n, who=who, backlog=backlog, limit=limit),
-        ngettext(
-            "from {addresses} address in {networks} networks (/24, /64); most: {top}",
-            "from {addresses} addresses in {networks} networks (/24, /64); most: {top}",
-            sources.addresses,
-        ).format(
+        _("source addresses: {addresses}; networks (/24, /64): {networks}; most: {top}").format(
             addresses=sources.addresses,
             networks=len(sources.networks),
             top=_top(sources.networks, TOP_NETWORKS),
@@ -333,15 +329,21 @@ def _full_queue(
                 n=len(queue.listeners), endpoint=where
             )
         )
-    if dropping:
+    if syncookies == 0:
         answer = _(
             "The kernel drops further SYNs (tcp_syncookies is off): new clients cannot connect."
         )
+    elif dropping:
+        answer = _("The kernel dropped SYNs between the two looks: new clients cannot connect.")
     else:
         answer = _(
             "The kernel answers further SYNs with SYN cookies, so real clients still connect"
             " (without window scaling and SACK when they send no timestamps)."
         )
+    if overflowing:
+        answer += " " + _(
+            "Its accept queue is full too (Recv-Q {recv_q}): SYNs are dropped, cookies or not."
+        ).format(recv_q=sock.recv_q)
     return Finding(
         Severity.CRITICAL if dropping or overflowing else Severity.WARNING,
         ngettext(
@@ -407,7 +409,7 @@ def _cookies_counted(ev: Evidence, syncookies: int | None) -> Iterable[Finding]:
             n=len(busiest[0].requests), endpoint=local_end(busiest[0].listener)
         )
         if busiest
-        else _("no half-open handshake at the second look")
+        else _("no listener with half-open handshakes at the second look")
     )
     yield Finding(
         severity,
