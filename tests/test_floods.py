@@ -292,3 +292,50 @@ def test_tcp_max_syn_backlog_counts_only_without_syncookies() -> None:
     off = kernel({}, **{"net.ipv4.tcp_syncookies": "0"})
     (full,) = [f for f in diagnose(Evidence(socks, off)) if "SYN" in f.title]
     assert full.severity.name == "CRITICAL" and full.data["limit"] == 2048 - 512
+
+
+# --- TIME_WAIT overflows: now, not since the namespace was made ------------------------------
+
+# Makes argv[1] connections on loopback and closes each from the client first, which leaves the
+# client's end in TIME_WAIT, at argv[2] closes a second.
+CLOSER = r"""
+import socket, sys, time
+n, rate = int(sys.argv[1]), float(sys.argv[2])
+server = socket.create_server(("127.0.0.1", 0))
+start = time.monotonic()
+for i in range(n):
+    client = socket.create_connection(server.getsockname())
+    accepted, _ = server.accept()
+    client.close()
+    time.sleep(0.01)  # the FIN is acknowledged: the client's end is in FIN_WAIT2
+    accepted.close()
+    time.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
+"""
+
+
+def time_wait_findings(cli: Any, space: Netns) -> list[Any]:
+    done = cli.process("--netns", space.name, "doctor", "-o", "json", "--interval", "0.5")
+    assert done.returncode == ExitStatus.OK, done.stderr
+    return [f for f in json.loads(done.stdout)["findings"] if f["title"].startswith("TIME_WAIT")]
+
+
+def test_time_wait_overflows_warn_while_they_happen_and_not_after(cli, netns) -> None:
+    space = netns("tw")
+    space.run("sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=4")
+    space.run(sys.executable, "-c", CLOSER, "12", "200")  # 8 closes skip TIME_WAIT
+    overflowed = nstat(space, "TcpExtTCPTimeWaitOverflow")["TcpExtTCPTimeWaitOverflow"]
+    assert overflowed >= 6
+    space.run("sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=1000")
+    # The counter says 8 since the namespace was made; nothing overflows now: no warning (it
+    # was "TIME_WAIT near its limit: 4 of tcp_max_tw_buckets 1000").
+    assert time_wait_findings(cli, space) == []
+    space.run("sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=4")
+    closer = space.popen(sys.executable, "-c", CLOSER, "200", "100")  # 2 s at most
+    try:
+        time.sleep(0.3)
+        (now,) = time_wait_findings(cli, space)
+    finally:
+        closer.wait(timeout=30)
+    assert now["title"].startswith("TIME_WAIT over its limit now: ")
+    assert now["severity"] == "warning"
+    assert "TCPTimeWaitOverflow" in now["evidence"][0] and "/s" in now["evidence"][0]
