@@ -78,7 +78,9 @@ print(sent)
 
 LISTENER = r"""
 import socket, sys, time
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+if ":" in sys.argv[1]:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # takes IPv4 too
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.listen(int(sys.argv[3]))
 print("listening", flush=True)
@@ -107,8 +109,8 @@ def pair(netns: Any) -> Iterator[Pair]:
     yield Pair(victim, attacker)
 
 
-def listen(space: Netns, port: int) -> None:
-    proc = space.popen(sys.executable, "-c", LISTENER, VICTIM, str(port), str(BACKLOG),
+def listen(space: Netns, port: int, address: str = VICTIM) -> None:
+    proc = space.popen(sys.executable, "-c", LISTENER, address, str(port), str(BACKLOG),
                        stdout=subprocess.PIPE)  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline() == "listening\n"
 
@@ -142,15 +144,21 @@ def doctor(cli: Any, space: Netns) -> tuple[subprocess.CompletedProcess[str], li
     return done, json.loads(done.stdout)["findings"], grown / seconds
 
 
-def finding_for(findings: list[Any], port: int) -> dict[str, Any]:
-    (found,) = [f for f in findings if f["title"].startswith(f"SYN queue full on {VICTIM}:{port}")]
+def finding_for(findings: list[Any], port: int, listener: str = VICTIM) -> dict[str, Any]:
+    title = f"SYN queue full on {listener}:{port}: "
+    (found,) = [f for f in findings if f["title"].startswith(title)]
     return found  # type: ignore[no-any-return]
 
 
-def test_a_syn_flood_on_one_listener_is_named_with_its_backlog_and_sources(cli, pair) -> None:
-    port = 8080
+@pytest.mark.parametrize(
+    ("address", "port", "shown"),
+    [(VICTIM, 8080, VICTIM), ("::", 8082, "*")],  # "::" taking IPv4 too: ss's "*"
+)
+def test_a_syn_flood_on_one_listener_is_named_with_its_backlog_and_sources(
+    cli, pair, address: str, port: int, shown: str
+) -> None:
     pair.victim.run("sysctl", "-qw", "net.ipv4.tcp_syncookies=1")
-    listen(pair.victim, port)
+    listen(pair.victim, port, address)
     attack = flood(pair, port)
     try:
         time.sleep(0.5)  # the queue fills in the first few dozen SYNs
@@ -159,7 +167,7 @@ def test_a_syn_flood_on_one_listener_is_named_with_its_backlog_and_sources(cli, 
     finally:
         sent, _ = attack.communicate(timeout=SECONDS + 10)
     assert int(sent) <= RATE * SECONDS
-    found = finding_for(findings, port)
+    found = finding_for(findings, port, shown)
     data = found["data"]
     assert (data["local_port"], data["backlog"], data["pid"] is not None) == (port, BACKLOG, True)
     # The kernel keeps backlog + 1 request sockets, and ss counts what doctor counted.
@@ -169,7 +177,7 @@ def test_a_syn_flood_on_one_listener_is_named_with_its_backlog_and_sources(cli, 
     cookies = data["rates"]["SyncookiesSent"]
     assert cookies > 0 and nstat_rate / 10 < cookies < nstat_rate * 10, (cookies, nstat_rate)
     assert data["rates"]["TCPReqQFullDrop"] == 0
-    peers = [peer.rsplit(":", 1)[0] for _, peer in seen]
+    peers = [peer.rsplit(":", 1)[0].strip("[]").removeprefix("::ffff:") for _, peer in seen]
     networks = {ipaddress.ip_network(f"{p}/24", strict=False) for p in peers}
     assert data["sources"]["addresses"] == len(set(peers))
     assert data["sources"]["networks"] == len(networks) > 1  # spoofed: scattered
