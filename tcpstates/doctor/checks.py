@@ -8,12 +8,15 @@ knowing).
 
 from __future__ import annotations
 
-import enum
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+# Finding and Severity live in findings.py, which floods.py builds on too; named here as well,
+# for what imports them from checks.
+from tcpstates.doctor.findings import Finding as Finding
+from tcpstates.doctor.findings import Severity as Severity
+from tcpstates.doctor.findings import top_counts as _top
 from tcpstates.doctor.floods import counters_line, listen_overflow, syn_flood
 from tcpstates.explain.states import ADVICE
 from tcpstates.model.ages import held_since_peer_closed_ms
@@ -25,32 +28,6 @@ from tcpstates.render.units import duration
 from tcpstates.sources.kernel import KernelState
 
 S = TcpState
-
-
-class Severity(enum.IntEnum):
-    INFO = 0
-    WARNING = 1
-    CRITICAL = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    severity: Severity
-    title: str
-    evidence: tuple[str, ...]
-    meaning: str
-    next_command: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity.name.lower(),
-            "title": self.title,
-            "evidence": list(self.evidence),
-            "meaning": self.meaning,
-            "next": self.next_command,
-            "data": self.data,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,23 +327,6 @@ def visibility(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         "sudo tcpstates" if ev.hidden_processes else "tcpstates -v",
         {"count": unowned, "hidden_processes": ev.hidden_processes},
     )
-
-
-def _top(counts: Counter[str], limit: int = 3) -> str:
-    shown = ", ".join(f"{name} {n}" for name, n in counts.most_common(limit))
-    rest = len(counts) - limit
-    return shown + (" " + _("and {n} more").format(n=rest) if rest > 0 else "")
-
-
-def _counter_line(kernel: KernelState, *names: str) -> str:
-    """The counters' totals and since when they count: boot for the host's, a namespace's
-    creation for its own (Scope.since)."""
-    values = [f"{name.split('.', 1)[1]} {_total(kernel.counter(name))}" for name in names]
-    return _("{since}: {counters}").format(since=kernel.scope.since(), counters=", ".join(values))
-
-
-def _total(value: int | None) -> str:
-    return "n/a" if value is None else str(value)
 
 
 Iterator_ = Iterable  # checks are generators; the alias keeps their signatures short

@@ -27,16 +27,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tcpstates.doctor.findings import Finding, Severity, top_counts, totals_line
 from tcpstates.explain.states import ADVICE
 from tcpstates.model.i18n import _, ngettext
 from tcpstates.model.sockets import Socket, local_end, owner_of
 from tcpstates.model.states import TcpState
 
-if TYPE_CHECKING:
-    from tcpstates.doctor.checks import Evidence, Finding, Thresholds
-
-# checks.py lists these checks in its CHECKS and defines the Finding they make: each function
-# imports what it needs from there when it runs, so either module may be imported first.
+if TYPE_CHECKING:  # checks.py imports this module to list its checks in CHECKS
+    from tcpstates.doctor.checks import Evidence, Thresholds
 
 S = TcpState
 REQUESTS = frozenset({S.SYN_RECV, S.NEW_SYN_RECV})
@@ -171,10 +169,8 @@ def rates(ev: Evidence, names: Sequence[str]) -> dict[str, float | None]:
 def counters_line(ev: Evidence, names: Sequence[str]) -> str:
     """The counters as rates over the time between the looks; with one look, their totals and
     since when they count (the namespace's, or since boot)."""
-    from tcpstates.doctor.checks import _counter_line
-
     if ev.earlier is None or ev.seconds <= 0:
-        return _counter_line(ev.kernel, *names)
+        return totals_line(ev.kernel, *names)
     shown = ", ".join(
         f"{name} {'n/a' if rate is None else per_second(rate)}"
         for name, rate in rates(ev, names).items()
@@ -188,8 +184,6 @@ def counters_line(ev: Evidence, names: Sequence[str]) -> str:
 def listen_overflow(ev: Evidence, th: Thresholds) -> Iterable[Finding]:
     """Listeners whose accept queue is full now (critical), and overflows counted between the
     looks that no full queue explains (critical too: connections are being dropped now)."""
-    from tcpstates.doctor.checks import Finding, Severity
-
     full = [
         s
         for s in ev.sockets
@@ -225,8 +219,6 @@ def listen_overflow(ev: Evidence, th: Thresholds) -> Iterable[Finding]:
 
 
 def _overflows_counted(ev: Evidence, explained: bool) -> Iterable[Finding]:
-    from tcpstates.doctor.checks import Finding, Severity, _counter_line
-
     grown = ev.growth(OVERFLOWS)
     if grown is None:  # one look: what the counter says since it started counting
         total = ev.kernel.counter(OVERFLOWS) or 0
@@ -238,7 +230,7 @@ def _overflows_counted(ev: Evidence, explained: bool) -> Iterable[Finding]:
                     "Listen queues have overflowed {n} times {since}",
                     total,
                 ).format(n=total, since=ev.kernel.scope.since()),
-                (_counter_line(ev.kernel, *ACCEPT_COUNTERS),),
+                (totals_line(ev.kernel, *ACCEPT_COUNTERS),),
                 _(
                     "Some listener was once too slow to accept(). Two looks apart (doctor"
                     " --interval) tell whether it is still happening."
@@ -294,8 +286,6 @@ def syn_flood(ev: Evidence, th: Thresholds) -> Iterable[Finding]:
 def _full_queue(
     ev: Evidence, queue: SynQueue, syncookies: int | None, max_syn_backlog: int | None
 ) -> Finding:
-    from tcpstates.doctor.checks import Finding, Severity, _top
-
     sock, n, backlog = queue.listener, len(queue.requests), queue.backlog
     who = owner_of(sock).prose()
     where = local_end(sock)
@@ -314,7 +304,7 @@ def _full_queue(
         _("source addresses: {addresses}; networks (/24, /64): {networks}; most: {top}").format(
             addresses=sources.addresses,
             networks=len(sources.networks),
-            top=_top(sources.networks, TOP_NETWORKS),
+            top=top_counts(sources.networks, TOP_NETWORKS),
         ),
         _("{counters} (every listener's)").format(counters=counters_line(ev, FLOOD_COUNTERS)),
         _("tcp_syncookies {cookies}, tcp_max_syn_backlog {max}, somaxconn {somaxconn}").format(
@@ -389,8 +379,6 @@ def _full_queue(
 def _cookies_counted(ev: Evidence, syncookies: int | None) -> Iterable[Finding]:
     """SYN cookies sent, or SYNs dropped at a full queue, between the looks while no queue is
     full at the second look: the flood has just stopped, or every SYN gets a cookie (2)."""
-    from tcpstates.doctor.checks import Finding, Severity
-
     cookies, dropped = ev.growth(COOKIES) or 0, ev.growth(QUEUE_FULL_DROPS) or 0
     if (not cookies and not dropped) or ev.seconds <= 0:
         return

@@ -13,7 +13,7 @@ from tcpstates.model.states import TcpState
 from tcpstates.render.output import Output, say_source
 
 if TYPE_CHECKING:
-    from tcpstates.doctor.checks import Finding
+    from tcpstates.doctor.findings import Finding
     from tcpstates.sources.base import Source
 
 FORMATS = ("table", "plain", "json")
