@@ -146,7 +146,13 @@ def test_a_full_accept_queue_is_critical_and_fails_the_gate(cli, sockets) -> Non
     done = cli.process("doctor", "-o", "json")
     full = [f for f in _findings(done) if f["title"] == f"Accept queue full on 127.0.0.1:{port}"]
     assert len(full) == 1 and full[0]["severity"] == "critical"
-    assert full[0]["data"] == {"local_port": port, "recv_q": 2, "backlog": 1}
+    data = full[0]["data"]
+    assert {k: data[k] for k in ("local_port", "recv_q", "backlog")} == {
+        "local_port": port,
+        "recv_q": 2,
+        "backlog": 1,
+    }
+    assert set(data["rates"]) == {"ListenOverflows", "ListenDrops"}  # now, between the looks
     assert done.returncode == ExitStatus.FINDINGS
 
 
@@ -315,8 +321,9 @@ def test_reserved_ports_shrink_the_budget() -> None:
 
 def test_syn_flood_without_syncookies_is_critical() -> None:
     kernel = KernelState({}, {**KERNEL.settings, "net.ipv4.tcp_syncookies": "0"})
-    socks = [sock(S.SYN_RECV, 80, 10000 + i, inode=0) for i in range(64)]
-    (flood,) = [f for f in diagnose(Evidence(socks, kernel)) if "half-open" in f.title]
+    socks = [sock(S.LISTEN, 80, send_q=16, recv_q=0)]
+    socks += [sock(S.SYN_RECV, 80, 10000 + i, inode=0) for i in range(17)]
+    (flood,) = [f for f in diagnose(Evidence(socks, kernel)) if "SYN queue full" in f.title]
     assert flood.severity is Severity.CRITICAL and exit_status([flood]) is ExitStatus.FINDINGS
 
 

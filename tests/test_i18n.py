@@ -283,6 +283,34 @@ def sock(state: TcpState, lport: int = 40000, rport: int = 80, **kw: Any) -> Soc
     return Socket(**fields)
 
 
+def flood_evidence() -> list[Evidence]:
+    """Two looks at floods: every wording of doctor/floods.py and of counters read twice."""
+    from tcpstates.doctor.checks import Look
+    from tcpstates.sources.kernel import Scope
+
+    names = ("SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop", "ListenOverflows",
+             "ListenDrops", "TCPTimeWaitOverflow")  # fmt: skip
+    before = {f"TcpExt.{name}": 10 for name in names}
+    everything = {f"TcpExt.{name}": 30 for name in names}
+    cookies = before | {"TcpExt.SyncookiesSent": 30, "TcpExt.TCPReqQFullDoCookies": 30}
+    settings = {"net.ipv4.tcp_max_syn_backlog": "2048", "net.core.somaxconn": "4096",
+                "net.ipv4.tcp_max_tw_buckets": "4"}  # fmt: skip
+    shared = [sock(S.LISTEN, 9090, 0, send_q=2), sock(S.LISTEN, 9090, 0, send_q=2, pid=43)]
+    deaf = [sock(S.LISTEN, 9090, 0, send_q=2, recv_q=3)]
+    roomy = [sock(S.LISTEN, 9090, 0, send_q=16)]
+    queue = [sock(S.SYN_RECV, 9090, i, remote_address=f"10.9.{i}.1") for i in range(6)]
+    cases = [("1", shared + queue, cookies), ("0", shared + queue, everything),
+             ("1", deaf + queue, everything), ("1", roomy + queue[:1], cookies),
+             ("2", [], cookies), ("0", [], everything)]  # fmt: skip
+    evidence = [
+        Evidence(found, KernelState(now, settings | {"net.ipv4.tcp_syncookies": mode}),
+                 earlier=Look([], KernelState(before, {})), seconds=0.5)
+        for mode, found, now in cases
+    ]  # fmt: skip
+    evidence.append(Evidence(queue, KernelState(everything, settings, scope=Scope.NAMESPACE)))
+    return evidence
+
+
 def everything_in_the_language_in_use() -> str:
     """Every kind of text tcpstates writes for people, for every state and scenario."""
     parts = []
@@ -317,6 +345,8 @@ def everything_in_the_language_in_use() -> str:
     findings = diagnose(evidence, Thresholds(time_wait_info=5))
     parts.append(render_findings.findings_text(findings))
     parts.append(render_findings.findings_text([]))
+    for flood in flood_evidence():
+        parts.append(render_findings.findings_text(diagnose(flood)))
     parts.append(json.dumps([f.as_dict() for f in findings]))
     summary = Summary({"tcp": {S.ESTABLISHED: 1}, "udp": {S.CLOSE: 2}})
     out = io.StringIO()

@@ -12,18 +12,21 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from tcpstates.doctor import queues
-from tcpstates.doctor.evidence import Check, Evidence, Finding, Look, Severity, Thresholds
+from tcpstates.doctor.evidence import Check, Evidence, Look, Thresholds
+from tcpstates.doctor.findings import Finding, Severity
+from tcpstates.doctor.findings import top_counts as _top
+from tcpstates.doctor.floods import counters_line, listen_overflow, syn_flood
 from tcpstates.explain.states import ADVICE, KILLING
 from tcpstates.model.ages import held_since_peer_closed_ms
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.i18n import _, ngettext
-from tcpstates.model.sockets import Socket, endpoint, local_end, owner, owner_of
+from tcpstates.model.sockets import Socket, endpoint, owner
 from tcpstates.model.states import TcpState
 from tcpstates.render.units import duration
-from tcpstates.sources.kernel import KernelState
 
 S = TcpState
-# What the checks are given and give, defined in evidence.py; importers of checks find them here.
+# What the checks are given and give, defined in evidence.py and findings.py; importers of
+# checks find them here.
 __all__ = ["CHECKS", "Check", "Evidence", "Finding", "Look", "Severity", "Thresholds"]
 __all__ += ["diagnose", "exit_status"]
 
@@ -197,80 +200,6 @@ def port_pressure(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
         )
 
 
-def listen_overflow(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
-    for sock in ev.sockets:
-        if sock.state is not S.LISTEN or not sock.send_q or sock.recv_q is None:
-            continue
-        if sock.recv_q >= sock.send_q:
-            who = owner_of(sock).prose()
-            yield Finding(
-                Severity.CRITICAL,
-                _("Accept queue full on {endpoint}").format(endpoint=local_end(sock)),
-                (
-                    _(
-                        "Recv-Q {recv_q} (connections waiting for accept()) >= Send-Q {send_q}"
-                        " (the backlog)"
-                    ).format(recv_q=sock.recv_q, send_q=sock.send_q),
-                    _counter_line(ev.kernel, "TcpExt.ListenOverflows", "TcpExt.ListenDrops"),
-                ),
-                _(
-                    "{who} does not accept() connections as fast as they arrive; new handshakes"
-                    " are dropped and clients retry or time out."
-                ).format(who=who)
-                + " "
-                + _(ADVICE[S.LISTEN][1]),
-                f"tcpstates -l --sport {sock.local_port}",
-                {"local_port": sock.local_port, "recv_q": sock.recv_q, "backlog": sock.send_q},
-            )
-    overflows = ev.kernel.counter("TcpExt.ListenOverflows") or 0
-    if overflows:
-        yield Finding(
-            Severity.INFO,
-            ngettext(
-                "Listen queues have overflowed {n} time since boot",
-                "Listen queues have overflowed {n} times since boot",
-                overflows,
-            ).format(n=overflows),
-            (_counter_line(ev.kernel, "TcpExt.ListenOverflows", "TcpExt.ListenDrops"),),
-            _(
-                "Counters since boot: some listener was once too slow to accept(). Compare two"
-                " readings to see whether it is still happening."
-            ),
-            "nstat -az TcpExtListenOverflows TcpExtListenDrops",
-            {"ListenOverflows": overflows},
-        )
-    yield from _syn_flood(ev)
-
-
-def _syn_flood(ev: Evidence) -> Iterator_[Finding]:
-    syn_recv = sum(1 for s in ev.sockets if s.state in (S.SYN_RECV, S.NEW_SYN_RECV))
-    backlog = ev.kernel.setting_int("net.ipv4.tcp_max_syn_backlog")
-    if not syn_recv or not backlog or syn_recv < backlog // 2:
-        return
-    cookies = ev.kernel.setting_int("net.ipv4.tcp_syncookies")
-    yield Finding(
-        Severity.WARNING if cookies else Severity.CRITICAL,
-        _("{n} half-open handshakes (SYN_RECV), tcp_max_syn_backlog {backlog}").format(
-            n=syn_recv, backlog=backlog
-        ),
-        (
-            _("SYN_RECV sockets: {n}; tcp_syncookies = {cookies}").format(
-                n=syn_recv, cookies=cookies
-            ),
-            _counter_line(ev.kernel, "TcpExt.SyncookiesSent", "TcpExt.ListenDrops"),
-        ),
-        _(ADVICE[S.SYN_RECV][0])
-        + " "
-        + (
-            _("Syncookies are on, so the host still answers.")
-            if cookies
-            else _("Syncookies are off.")
-        ),
-        "tcpstates -s syn-recv --summary",
-        {"syn_recv": syn_recv, "tcp_max_syn_backlog": backlog, "tcp_syncookies": cookies},
-    )
-
-
 def kernel_owned(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     orphans = Counter(
         s.state_name for s in ev.sockets if s.kernel_owned and s.state in (S.FIN_WAIT2, S.TIME_WAIT)
@@ -300,14 +229,17 @@ def time_wait_volume(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     )
     total = sum(per_peer.values())
     buckets = ev.kernel.setting_int("net.ipv4.tcp_max_tw_buckets")
-    overflow = ev.kernel.counter("TcpExt.TCPTimeWaitOverflow") or 0
+    # Overflows since boot say nothing of now; grown between the looks, they happen now.
+    overflow = ev.growth("TcpExt.TCPTimeWaitOverflow") or 0
     if buckets and (total >= 0.8 * buckets or overflow):
         yield Finding(
             Severity.WARNING,
-            _("TIME_WAIT near its limit: {n} of tcp_max_tw_buckets {buckets}").format(
-                n=total, buckets=buckets
-            ),
-            (_("TCPTimeWaitOverflow since boot: {n}").format(n=overflow),),
+            (
+                _("TIME_WAIT over its limit now: {n} of tcp_max_tw_buckets {buckets}")
+                if overflow
+                else _("TIME_WAIT near its limit: {n} of tcp_max_tw_buckets {buckets}")
+            ).format(n=total, buckets=buckets),
+            (counters_line(ev, ("TcpExt.TCPTimeWaitOverflow",)),),
             _(
                 "Past the limit the kernel skips TIME_WAIT for new closes, losing its protection"
                 " against late segments."
@@ -364,23 +296,13 @@ def visibility(ev: Evidence, th: Thresholds) -> Iterator_[Finding]:
     )
 
 
-def _top(counts: Counter[str], limit: int = 3) -> str:
-    shown = ", ".join(f"{name} {n}" for name, n in counts.most_common(limit))
-    rest = len(counts) - limit
-    return shown + (" " + _("and {n} more").format(n=rest) if rest > 0 else "")
-
-
-def _counter_line(kernel: KernelState, *names: str) -> str:
-    values = [f"{name.split('.', 1)[1]} {kernel.counter(name)}" for name in names]
-    return _("since boot: {counters}").format(counters=", ".join(values))
-
-
 Iterator_ = Iterable  # checks are generators; the alias keeps their signatures short
 
 CHECKS: tuple[Check, ...] = (
     close_wait_held,
     port_pressure,
     listen_overflow,
+    syn_flood,
     kernel_owned,
     *queues.CHECKS,
     time_wait_volume,

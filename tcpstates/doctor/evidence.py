@@ -1,43 +1,16 @@
-"""What doctor's checks are given and what they give: the evidence (one look or two), the
-thresholds, and the findings. Apart from checks.py so that the checks in other modules of
-doctor (queues.py) and the list of them all (checks.CHECKS) import it without a cycle.
+"""What doctor's checks are given: the evidence (one look or two) and the thresholds; what they
+give is findings.py's. Apart from checks.py so that the checks in other modules of
+doctor (queues.py, floods.py) and the list of them all (checks.CHECKS) import it without a cycle.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from tcpstates.doctor.findings import Finding
 from tcpstates.model.sockets import Socket
 from tcpstates.sources.kernel import KernelState
-
-
-class Severity(enum.IntEnum):
-    INFO = 0
-    WARNING = 1
-    CRITICAL = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    severity: Severity
-    title: str
-    evidence: tuple[str, ...]
-    meaning: str
-    next_command: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity.name.lower(),
-            "title": self.title,
-            "evidence": list(self.evidence),
-            "meaning": self.meaning,
-            "next": self.next_command,
-            "data": self.data,
-        }
 
 
 @dataclass(frozen=True, slots=True)

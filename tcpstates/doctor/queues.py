@@ -19,7 +19,8 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tcpstates.doctor.evidence import Evidence, Finding, Severity, Thresholds
+from tcpstates.doctor.evidence import Evidence, Thresholds
+from tcpstates.doctor.findings import Finding, Severity
 from tcpstates.model.i18n import _, ngettext
 from tcpstates.model.sockets import Owner, Socket, local_end, owner_of, remote_end
 from tcpstates.model.states import TcpState

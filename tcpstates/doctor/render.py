@@ -7,7 +7,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from tcpstates.doctor.checks import Finding, Severity
+from tcpstates.doctor.findings import Finding, Severity
 from tcpstates.model.i18n import N_, _
 from tcpstates.render.safe import safe
 

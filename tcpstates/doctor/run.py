@@ -13,7 +13,8 @@ from tcpstates.model.states import TcpState
 from tcpstates.render.output import Output, say_source
 
 if TYPE_CHECKING:
-    from tcpstates.doctor.checks import Finding, Look
+    from tcpstates.doctor.evidence import Look
+    from tcpstates.doctor.findings import Finding
     from tcpstates.sources.base import Source
 
 FORMATS = ("table", "plain", "json")

@@ -44,11 +44,16 @@ ADVICE: dict[TcpState, tuple[str, str]] = {
     S.SYN_RECV: (
         N_(
             "Handshakes this host answered that the client never completed: a SYN flood, a lossy"
-            " path, or a listener whose accept queue is full so the final ACK is dropped."
+            " path, or a listener whose accept queue is full so the final ACK is dropped. A"
+            " listener keeps at most its backlog + 1 of them (listen()'s backlog capped by"
+            " somaxconn: its Send-Q), whatever tcp_max_syn_backlog says; further SYNs get a SYN"
+            " cookie, which takes no place in the queue (tcp_syncookies 1), or are dropped (0)."
         ),
         N_(
-            "net.ipv4.tcp_syncookies should be 1; the LISTEN socket's Recv-Q against its Send-Q"
-            " (accept queue against backlog); nstat -az TcpExtListenOverflows TcpExtListenDrops."
+            "Which listener they wait at, from how many sources, and whether cookies are sent"
+            " or SYNs dropped now: tcpstates doctor. net.ipv4.tcp_syncookies should be 1; a"
+            " burst of real clients needs a larger listen() backlog and somaxconn; nstat"
+            " TcpExtSyncookiesSent TcpExtTCPReqQFullDrop TcpExtListenOverflows."
         ),
     ),
     S.FIN_WAIT1: (

@@ -161,8 +161,9 @@ _TUNABLES = (
     Tunable(
         "net.ipv4.tcp_syncookies",
         N_(
-            "Answers a handshake with a cookie instead of a queue entry when the SYN queue is"
-            " full, so a SYN flood cannot fill it."
+            "Answers a SYN with a cookie instead of a queue entry when the listener's SYN queue"
+            " is full (more half-open handshakes than its backlog), so a SYN flood cannot shut"
+            " clients out; 2: every SYN."
         ),
         N_(
             "Speed up an application that does not accept() its connections: that is the"
@@ -173,12 +174,12 @@ _TUNABLES = (
     Tunable(
         "net.ipv4.tcp_max_syn_backlog",
         N_(
-            "The most half-open handshakes (SYN_RECV) a listener keeps; past it, syncookies"
-            " or drops."
+            "Counts only with tcp_syncookies 0: once a listener's SYN queue is within a quarter"
+            " of it, SYNs from peers not yet known to be alive are dropped."
         ),
         N_(
-            "Enlarge the accept queue of completed connections: that is listen()'s backlog,"
-            " capped by somaxconn."
+            "Bound the SYN queue: each listener's backlog does (listen()'s, capped by"
+            " somaxconn; a backlog of 16 keeps 17 half-open handshakes)."
         ),
     ),
     Tunable(
