@@ -235,7 +235,7 @@ def _overflows_counted(ev: Evidence, explained: bool) -> Iterable[Finding]:
                     "Some listener was once too slow to accept(). Two looks apart (doctor"
                     " --interval) tell whether it is still happening."
                 ),
-                "nstat -az TcpExtListenOverflows TcpExtListenDrops",
+                "tcpstates counters --interval 5 TcpExtListenOverflows TcpExtListenDrops",
                 {"ListenOverflows": total},
             )
         return

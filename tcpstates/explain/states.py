@@ -52,8 +52,9 @@ ADVICE: dict[TcpState, tuple[str, str]] = {
         N_(
             "Which listener they wait at, from how many sources, and whether cookies are sent"
             " or SYNs dropped now: tcpstates doctor. net.ipv4.tcp_syncookies should be 1; a"
-            " burst of real clients needs a larger listen() backlog and somaxconn; nstat"
-            " TcpExtSyncookiesSent TcpExtTCPReqQFullDrop TcpExtListenOverflows."
+            " burst of real clients needs a larger listen() backlog and somaxconn; how fast"
+            " the kernel counts them: tcpstates counters --interval 5 'TcpExtSyncookies*'"
+            " TcpExtTCPReqQFullDrop TcpExtListenOverflows."
         ),
     ),
     S.FIN_WAIT1: (
