@@ -122,6 +122,36 @@ def endpoint_filters(f: F) -> F:
     return f
 
 
+def socket_filters(listening: str) -> Callable[[F], F]:
+    """-s, -l, -t, -u, the endpoint filters, --pid and --process: everything that selects
+    sockets, for the commands that act on a selection of them (the listing's, kill). ``listening``
+    is -l's help, which says what -l means there."""
+    options = (
+        state_option("Only sockets in STATE; repeat for several (their union)."),
+        click.option("-l", "--listening", is_flag=True, help=listening),
+        click.option("-t", "--tcp", is_flag=True, help="TCP sockets (the default)."),
+        click.option("-u", "--udp", is_flag=True, help="UDP sockets; with -t, both."),
+        endpoint_filters,
+        click.option(
+            "--pid",
+            type=click.IntRange(min=0),
+            help="Only sockets process PID holds (first holder or any other).",
+        ),
+        click.option(
+            "--process",
+            metavar="NAME",
+            help="Only sockets a process named NAME holds (glob; any holder).",
+        ),
+    )
+
+    def decorate(f: F) -> F:
+        for option in reversed(options):  # decorators apply bottom-up; keep the order in --help
+            f = option(f)
+        return f
+
+    return decorate
+
+
 source_option = click.option(
     "--source",
     type=click.Choice(READERS),

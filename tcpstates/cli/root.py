@@ -28,13 +28,12 @@ from tcpstates.cli.options import (
     FORMATS,
     SCENARIO_NAMES,
     color_option,
-    endpoint_filters,
     format_option,
     interval_option,
     lang_option,
     no_pager_option,
     place_options,
-    state_option,
+    socket_filters,
     wide_option,
 )
 from tcpstates.cli.requests import Request
@@ -96,21 +95,7 @@ COMMANDS AND OPTIONS in man tcpstates, which tells the full story."""
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@state_option("Only sockets in STATE; repeat for several (their union).")
-@click.option(
-    "-l", "--listening", is_flag=True, help="Only listening sockets (LISTEN; UNCONN for UDP)."
-)
-@click.option("-t", "--tcp", is_flag=True, help="TCP sockets (the default).")
-@click.option("-u", "--udp", is_flag=True, help="UDP sockets; with -t, both.")
-@endpoint_filters
-@click.option(
-    "--pid",
-    type=click.IntRange(min=0),
-    help="Only sockets process PID holds (first holder or any other).",
-)
-@click.option(
-    "--process", metavar="NAME", help="Only sockets a process named NAME holds (glob; any holder)."
-)
+@socket_filters("Only listening sockets (LISTEN; UNCONN for UDP).")
 @format_option(FORMATS)
 @click.option("--summary", is_flag=True, help="Count sockets per state instead of listing them.")
 @click.option(

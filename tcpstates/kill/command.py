@@ -8,11 +8,10 @@ import click
 
 from tcpstates.cli.options import (
     color_option,
-    endpoint_filters,
     format_option,
     lang_option,
     place_options,
-    state_option,
+    socket_filters,
     wide_option,
 )
 from tcpstates.cli.requests import KillRequest
@@ -43,21 +42,7 @@ Examples:
 
 
 @click.command(epilog=EPILOG)
-@state_option("Only sockets in STATE; repeat for several (their union).")
-@click.option(
-    "-l", "--listening", is_flag=True, help="Listening sockets (LISTEN; UNCONN for UDP), named."
-)
-@click.option("-t", "--tcp", is_flag=True, help="TCP sockets (the default).")
-@click.option("-u", "--udp", is_flag=True, help="UDP sockets; with -t, both.")
-@endpoint_filters
-@click.option(
-    "--pid",
-    type=click.IntRange(min=0),
-    help="Only sockets process PID holds (first holder or any other).",
-)
-@click.option(
-    "--process", metavar="NAME", help="Only sockets a process named NAME holds (glob; any holder)."
-)
+@socket_filters("Listening sockets (LISTEN; UNCONN for UDP), named.")
 @click.option("-y", "--yes", is_flag=True, help="Destroy without asking.")
 @click.option(
     "--dry-run",
