@@ -200,3 +200,18 @@ def test_prometheus_text_format_calls_the_counters_untyped() -> None:
     assert [f.name for f in families] == ["node_netstat_TcpExt_ListenDrops"]
     assert "# TYPE node_netstat_TcpExt_ListenDrops untyped\n" in exposition(families, Format.TEXT)
     assert "# TYPE node_netstat_TcpExt_ListenDrops unknown\n" in exposition(families)
+
+
+def test_a_captures_counter_names_are_shown_as_written_never_as_markup(tmp_path) -> None:
+    # A capture comes from another host: a "counter" named like Rich markup must not style
+    # (or hide) anything on this terminal.
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text("")
+    (tmp_path / "net" / "netstat").write_text("TcpExt: [red]Evil[/red] [link=x]L\nTcpExt: 5 6\n")
+    done = subprocess.run(
+        [*TCPSTATES, "counters", "--from", str(tmp_path), "-o", "table", "--color", "always"],
+        capture_output=True, text=True, timeout=30, env={**os.environ, "COLUMNS": "100"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "TcpExt[red]Evil[/red]" in done.stdout and "TcpExt[link=x]L" in done.stdout
+    assert "\x1b[31m" not in done.stdout and "\x1b]8;" not in done.stdout

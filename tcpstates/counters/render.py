@@ -68,6 +68,7 @@ def table(reading: Reading, width: int | None) -> Table:
     when too little is: a name or a number is never cut."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     columns = _columns(reading)
     cells = [_cells(row, reading) for row in reading.rows]
@@ -80,8 +81,8 @@ def table(reading: Reading, width: int | None) -> Table:
         grid.add_column(column.header, justify=column.align, no_wrap=True)
     if keep_meaning:
         grid.add_column(columns[-1].header, ratio=1, overflow="fold")
-    for row in cells:
-        grid.add_row(*(row if keep_meaning else row[:-1]))
+    for row in cells:  # as Text: a capture's counter name may look like Rich markup ([red])
+        grid.add_row(*(Text(cell) for cell in (row if keep_meaning else row[:-1])))
     if not keep_meaning:
         grid.caption = _("meanings hidden: the terminal is too narrow (-o plain has them)")
     return grid
