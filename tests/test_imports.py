@@ -70,3 +70,11 @@ def test_a_listing_leaves_the_state_machine_alone() -> None:
 
     assert SCENARIO_NAMES == tuple(SCENARIOS)  # the --scenario choices are the scenarios
     assert "tcpstates.model.lifecycle" not in loaded_modules("-o", "plain", "--no-owners")
+
+
+def test_a_listing_loads_neither_the_resolver_nor_the_watch() -> None:
+    # Both were loaded by every listing: -r's request helper imported its resolver before
+    # asking whether -r was typed, and click calls --watch's callback even when untyped.
+    loaded = loaded_modules("-s", "time-wait", "-o", "plain", "--no-owners")
+    assert not loaded & {"tcpstates.sources.names", "tcpstates.watch.frames"}
+    assert "tcpstates.sources.names" in loaded_modules("-r", "-s", "listen", "-o", "plain")

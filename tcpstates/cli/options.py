@@ -36,6 +36,8 @@ def interval_option(
     ctx: click.Context, param: click.Parameter, value: float | None
 ) -> float | None:
     """What repeats every SECONDS (--watch, export --interval): at most a day between two."""
+    if value is None:  # not typed: click calls this for every command line, a listing's too
+        return None
     from tcpstates.watch.frames import MAX_INTERVAL
 
     return positive_seconds(value, MAX_INTERVAL)

@@ -118,10 +118,13 @@ def kernel_details_refused(place: Place) -> dict[str, str]:
 
 
 def _resolving(resolve: bool) -> Resolving | None:
-    """-r's names from this host's services file and resolver; None: numbers."""
+    """-r's names from this host's services file and resolver; None: numbers (and then the
+    resolver's module is not even loaded: every listing passes here)."""
+    if not resolve:
+        return None
     from tcpstates.sources.names import Resolving
 
-    return Resolving() if resolve else None
+    return Resolving()
 
 
 @dataclass(frozen=True, slots=True)
