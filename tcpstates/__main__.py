@@ -1,7 +1,8 @@
 """The program's entry (the console script and ``python -m tcpstates``).
 
-A JSON summary is answered by the fast path without loading click (fastpath.py); everything
-else goes to the click command, and so does a shell asking for completions, whatever argv says.
+A JSON summary and a piped listing are answered by the fast paths without loading click
+(_fastpath/); everything else goes to the click command, and so does a shell asking for
+completions, whatever argv says.
 """
 
 import os
@@ -15,9 +16,13 @@ COMPLETE_VAR = "_TCPSTATES_COMPLETE"
 def main() -> None:
     status = None
     if not os.environ.get(COMPLETE_VAR):
-        from tcpstates._fastpath.summary import run_fast
+        from tcpstates._fastpath import summary
 
-        status = run_fast(sys.argv[1:])
+        status = summary.run_fast(sys.argv[1:])
+        if status is None:  # loaded only now: a summary needs none of what a listing loads
+            from tcpstates._fastpath import listing
+
+            status = listing.run_fast(sys.argv[1:])
     if status is None:
         from tcpstates.cli.root import main as cli_main
 

@@ -203,3 +203,122 @@ def test_the_version_is_clicks_words_without_click(cli, flag: str) -> None:
     )
     assert fast.stderr == "0 False\n"
     assert fast.stdout == cli(flag).stdout == f"tcpstates, version {tcpstates.__version__}\n"
+
+
+# --- the listing's fast path ----------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tcpstates._fastpath import listing as fast_listing  # noqa: E402
+from tcpstates.cli.requests import ListRequest  # noqa: E402
+from tcpstates.cli.root import resolve  # noqa: E402
+
+LISTING_FAST = [
+    [],
+    ["-o", "plain"],
+    ["-s", "time-wait", "-o", "plain", "--no-owners"],
+    ["--state=close-wait", "--state", "LISTEN", "-o", "json"],
+    ["-t", "-u", "-o", "jsonl"],
+    ["-4", "--port", "7100", "-o", "csv", "-H"],
+    ["--sport=7100", "-6", "--format=plain", "-n", "--no-header"],
+    ["--dport", "7100", "-o", "json", "-o", "plain"],
+    ["-s", "connected", "-u", "--ipv6", "--no-owners"],
+]
+LISTING_NOT_FAST = [
+    ["-tan"], ["-l"], ["-p"], ["-a"], ["-e"], ["-v"], ["-W"], ["-i"],
+    ["--local", "127.0.0.1"], ["--pid", "1"], ["--process", "x"],
+    ["-s", "bogus"], ["-s"], ["--port", "70000"], ["--port", "9" * 5000], ["--port", "x"],
+    ["-o", "table"], ["-o", "openmetrics"], ["-H", "-o", "json"], ["-ojson"], ["-s=listen"],
+    ["--summary"], ["--watch"], ["doctor"], ["--explain", "06"], ["--", "-o"], ["--bogus"],
+    ["--color", "always"], ["--source", "procfs"], ["--netns", "x"], ["-o", "json", "-h"],
+]  # fmt: skip
+
+
+def _same_request(argv: list[str]) -> None:
+    plan = fast_listing.parse(argv)
+    assert plan is not None, argv
+    built = ListRequest(
+        query=plan.query, fmt=plan.fmt, no_owners=plan.no_owners, no_header=plan.no_header
+    )
+    assert resolve(argv) == built  # every field: what the fast path leaves at its default too
+
+
+@pytest.mark.parametrize("argv", LISTING_FAST, ids=lambda a: " ".join(a) or "(none)")
+def test_the_listing_plan_is_the_click_commands_request(argv: list[str]) -> None:
+    _same_request(argv)
+
+
+@pytest.mark.parametrize("argv", LISTING_NOT_FAST, ids=lambda a: " ".join(a)[:40])
+def test_any_other_listing_is_left_to_the_click_command(argv: list[str]) -> None:
+    assert fast_listing.parse(argv) is None
+
+
+WORDS = st.sampled_from(
+    ["-t", "-u", "-4", "-6", "--no-owners", "-n", "-H", "--tcp", "--udp", "--ipv4", "--ipv6"]
+)
+VALUED = st.tuples(
+    st.sampled_from(["-s", "--state", "--port", "--sport", "--dport", "-o", "--format"]),
+    st.sampled_from(
+        [
+            "time-wait",
+            "LISTEN",
+            "06",
+            "all",
+            "connected",
+            "syn-recv",
+            "plain",
+            "json",
+            "jsonl",
+            "csv",
+            "table",
+            "0",
+            "22",
+            "65535",
+            "65536",
+            "bogus",
+        ]
+    ),  # fmt: skip
+).map(list)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(WORDS.map(lambda w: [w]), VALUED), max_size=6))
+def test_every_list_the_fast_path_takes_builds_what_click_builds(parts: list[list[str]]) -> None:
+    argv = [word for part in parts for word in part]
+    if fast_listing.parse(argv) is not None:
+        _same_request(argv)
+
+
+@pytest.mark.parametrize("argv", LISTING_FAST, ids=lambda a: " ".join(a) or "(none)")
+def test_the_listing_is_the_same_bytes_as_the_click_command(
+    namespace: namespaces.Namespace, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    with namespaces.entered(namespace):
+        fast = _capture(monkeypatch, fast_listing.run_fast, argv)
+        full = _capture(monkeypatch, run, argv)
+    assert fast[0] == full[0] == 0
+    assert _timers_masked(fast[1]) == _timers_masked(full[1])
+    assert "7100" in fast[1] or argv[-1] == "--no-owners"  # the namespace's sockets were read
+
+
+def _timers_masked(text: str) -> str:
+    """The output with the time left on each timer left out: it runs between the readings."""
+    import re
+
+    text = re.sub(r'("timer_ms": )\d+', r"\1N", text)
+    return re.sub(r",(timewait|keepalive|on|persist|probe),\d+,", r",\1,N,", text)
+
+
+def test_a_piped_listing_takes_the_fast_path_without_click() -> None:
+    probe = (
+        "import sys; sys.argv[1:] = ['-s', 'listen', '-o', 'plain', '--no-owners'];"
+        "from tcpstates.__main__ import main\n"
+        "try: main()\n"
+        "except SystemExit as e: status = e.code\n"
+        "print(status, 'click' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 False"

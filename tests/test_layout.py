@@ -42,7 +42,9 @@ MAY_IMPORT = {
     "model": frozenset({"model"}),
     "sources": frozenset({"model"}),
     "render": frozenset({"model"}),
-    "_fastpath": SHARED,
+    # A fast path builds the click command's values and hands them to the same library code,
+    # the listing's (listing/run.py): never a second way to list.
+    "_fastpath": SHARED | {"listing"},
     "__main__": frozenset({"_fastpath", "cli"}),  # the entry: the fast path or the click group
     "catalog": frozenset({"model"}),  # the catalogue tool: i18n's constants
 }
@@ -55,7 +57,7 @@ RULES = {
     "model": "model imports only model",
     "sources": "sources imports only model and sources",
     "render": "render imports only model and render",
-    "_fastpath": "_fastpath imports only model, sources, render and _fastpath",
+    "_fastpath": "_fastpath imports only model, sources, render, listing and _fastpath",
     "__main__": "__main__ imports only _fastpath and cli",
     "catalog": "catalog imports only model",
     "feature": "a feature imports only model, sources, render, itself and other features",

@@ -70,7 +70,7 @@ def run_fast(argv: Sequence[str]) -> int | None:
     except Exception:  # noqa: BLE001 - the click command will meet it again and say what it is
         return None
     except KeyboardInterrupt:
-        return _quiet_exit("INTERRUPTED")
+        return quiet_exit("INTERRUPTED")
     return _write(text)
 
 
@@ -79,9 +79,9 @@ def _write(text: str) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        return _quiet_exit("BROKEN_PIPE")
+        return quiet_exit("BROKEN_PIPE")
     except KeyboardInterrupt:
-        return _quiet_exit("INTERRUPTED")
+        return quiet_exit("INTERRUPTED")
     except OSError as e:
         from tcpstates.model.errors import output_failed
 
@@ -120,7 +120,7 @@ def _json_object(pairs: list[tuple[str, int]], indent: str) -> str:
     return "{\n" + lines + "\n" + indent + "}"
 
 
-def _quiet_exit(status: str) -> int:
+def quiet_exit(status: str) -> int:
     from tcpstates.model.errors import ExitStatus, silence_stdout
 
     silence_stdout()
