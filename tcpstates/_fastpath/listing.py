@@ -107,25 +107,19 @@ def run_fast(argv: Sequence[str]) -> int | None:
     plan = parse(argv)
     if plan is None:
         return None
-    from tcpstates._fastpath.summary import quiet_exit
+    from tcpstates._fastpath.summary import written
     from tcpstates.listing.run import list_sockets
-    from tcpstates.model.errors import TcpstatesError, output_failed
+    from tcpstates.model.errors import TcpstatesError
     from tcpstates.model.place import Place
     from tcpstates.render.output import Output
 
     out = Output.from_environment()
     try:
-        list_sockets(
-            plan.query, Place(), out, plan.fmt, not plan.no_owners, False,
-            header=not plan.no_header,
+        return written(
+            lambda: list_sockets(
+                plan.query, Place(), out, plan.fmt, not plan.no_owners, False,
+                header=not plan.no_header,
+            )
         )  # fmt: skip
-        sys.stdout.flush()
     except TcpstatesError:
         return None  # nothing written yet (a reading fails before rows are); click says it
-    except BrokenPipeError:
-        return quiet_exit("BROKEN_PIPE")
-    except KeyboardInterrupt:
-        return quiet_exit("INTERRUPTED")
-    except OSError as e:
-        return output_failed(e)
-    return 0

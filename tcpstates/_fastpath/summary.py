@@ -12,7 +12,7 @@ sockets, so the fast path cannot drift from the command it stands in for.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tcpstates.model.state_codes import TCP_SUMMARY, UDP_SUMMARY
 from tcpstates.sources import inet_diag as diag
@@ -75,8 +75,15 @@ def run_fast(argv: Sequence[str]) -> int | None:
 
 
 def _write(text: str) -> int:
+    return written(lambda: sys.stdout.write(text))
+
+
+def written(write: Callable[[], object]) -> int:
+    """The exit status of ``write`` to stdout, flushed, as the click command's would be: 0, or
+    quiet on a closed pipe and Ctrl-C, or one line for an output that fails. Both fast paths
+    write through this."""
     try:
-        sys.stdout.write(text)
+        write()
         sys.stdout.flush()
     except BrokenPipeError:
         return quiet_exit("BROKEN_PIPE")
