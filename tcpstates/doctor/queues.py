@@ -128,12 +128,9 @@ def not_reading(ev: Evidence, th: Thresholds) -> Iterator[Finding]:
             for s in socks[:SHOWN]
         ]
         lines += _more(len(socks) - SHOWN)
-        for sender_who, queued in _by_owner(senders, "send_q")[:SHOWN]:
-            lines.append(
-                _("the sender is on this host: {who}, its Send-Q {queued}").format(
-                    who=sender_who.prose(), queued=queued
-                )
-            )
+        lines += _owner_lines(
+            senders, "send_q", _("the sender is on this host: {who}, its Send-Q {queued}")
+        )
         yield Finding(
             Severity.WARNING,
             ngettext(
@@ -162,12 +159,13 @@ def not_reading(ev: Evidence, th: Thresholds) -> Iterator[Finding]:
         )
 
 
-def _by_owner(socks: Iterable[Socket], queue: str) -> list[tuple[Owner, int]]:
-    """The owners of ``socks`` with the bytes in their ``queue``, most first."""
+def _owner_lines(socks: Iterable[Socket], queue: str, line: str) -> list[str]:
+    """An evidence line for each owner of ``socks``, the SHOWN with the most bytes in their
+    ``queue`` first: ``line`` with its {who} and {queued} filled in."""
     totals: Counter[Owner] = Counter()
     for sock in socks:
         totals[owner_of(sock)] += getattr(sock, queue) or 0
-    return totals.most_common()
+    return [line.format(who=who.prose(), queued=n) for who, n in totals.most_common(SHOWN)]
 
 
 def _record(stuck: Stuck) -> dict[str, Any]:
@@ -178,11 +176,6 @@ def _record(stuck: Stuck) -> dict[str, Any]:
         "queued": stuck.queued,
         "before": stuck.before,
     }
-
-
-def _sender(stuck: Stuck) -> dict[str, Any]:
-    sock = stuck.sock
-    return {**_record(stuck), "pid": sock.pid, "process": sock.process, "cause": _cause(sock)}
 
 
 def _holder(sock: Socket) -> dict[str, Any]:
@@ -367,12 +360,11 @@ def closing_stuck(ev: Evidence, th: Thresholds) -> Iterator[Finding]:
         _("peer hosts: {hosts}").format(hosts=_top(hosts)),
         _("bytes queued: {n}").format(n=sum(s.send_q or 0 for s in stuck)),
     ]
-    for who, queued in _by_owner(local, "recv_q")[:SHOWN]:
-        lines.append(
-            _("the peer is on this host: {who} holds it and has not read {queued} bytes").format(
-                who=who.prose(), queued=queued
-            )
-        )
+    lines += _owner_lines(
+        local,
+        "recv_q",
+        _("the peer is on this host: {who} holds it and has not read {queued} bytes"),
+    )
     yield Finding(
         Severity.WARNING,
         ngettext(
