@@ -387,22 +387,17 @@ def _trace(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
 def _kill(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
     from tcpstates.cli.options import NAMED_STATES
 
-    q, where = query(p), place(p, typed)
-    check_interface(q, where, rq.KillRequest)
+    fields = _common(p, typed, rq.KillRequest)
+    states = fields["query"].states
     # -s's states named one by one, and -l's (query() adds UDP's UNCONN to it with -u).
     named = click.get_current_context().meta.get(NAMED_STATES, frozenset())
     if p.get("listening"):
-        named |= {TcpState.LISTEN, TcpState.CLOSE} & q.states
+        named |= {TcpState.LISTEN, TcpState.CLOSE} & states
     return rq.KillRequest(
-        query=q,
-        named=frozenset(named) & q.states,
-        place=where,
-        fmt=p.get("fmt"),
-        color=p.get("color") or "auto",
-        wide=bool(p.get("wide")),
-        lang=p.get("lang"),
+        named=frozenset(named) & states,
         yes=bool(p.get("yes")),
         dry_run=bool(p.get("dry_run")),
+        **fields,
     )
 
 
