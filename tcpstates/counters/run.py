@@ -38,7 +38,8 @@ def counters(
         seconds = time.monotonic() - started
     now = nstat_values(kernel)
     names = wanted(list(now), patterns)
-    whole = frozenset(n for n in names if n.lower() in {p.lower() for p in patterns})
+    typed = {pattern.lower() for pattern in patterns}
+    whole = frozenset(n for n in names if n.lower() in typed)  # named whole: shown at 0 too
     reading = Reading(
         rows(before, now, names, seconds, whole, zeros),
         kernel.scope.since(),

@@ -110,13 +110,18 @@ def _listening_addresses(address: str) -> tuple[str, ...]:
     """Where a listener taking ``address`` may be bound, most specific first."""
     if ":" not in address:
         return address, _ANY4, _ANY6
-    if address.lower().startswith("::ffff:") and "." in address:
+    if _v4_mapped(address):
         return address, address[7:], _MAPPED_ANY, _ANY4, _ANY6
     return address, _ANY6
 
 
 def _is_v4(address: str) -> bool:
-    return ":" not in address or (address.lower().startswith("::ffff:") and "." in address)
+    return ":" not in address or _v4_mapped(address)
+
+
+def _v4_mapped(address: str) -> bool:
+    """``::ffff:a.b.c.d``: an IPv4 client of a dual-stack socket."""
+    return address.lower().startswith("::ffff:") and "." in address
 
 
 def network_of(address: str) -> str:
