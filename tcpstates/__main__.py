@@ -1,7 +1,7 @@
 """The program's entry (the console script and ``python -m tcpstates``).
 
-A JSON summary and a piped listing are answered by the fast paths without loading click
-(_fastpath/); everything else goes to the click command, and so does a shell asking for
+A piped listing or summary, and --version, are answered by the light front end without loading
+click (_fastpath/); everything else goes to the click command, and so does a shell asking for
 completions, whatever argv says.
 """
 
@@ -16,13 +16,9 @@ COMPLETE_VAR = "_TCPSTATES_COMPLETE"
 def main() -> None:
     status = None
     if not os.environ.get(COMPLETE_VAR):
-        from tcpstates._fastpath import summary
+        from tcpstates._fastpath.run import run_fast
 
-        status = summary.run_fast(sys.argv[1:])
-        if status is None:  # loaded only now: a summary needs none of what a listing loads
-            from tcpstates._fastpath import listing
-
-            status = listing.run_fast(sys.argv[1:])
+        status = run_fast(sys.argv[1:])
     if status is None:
         from tcpstates.cli.root import main as cli_main
 

@@ -42,9 +42,10 @@ MAY_IMPORT = {
     "model": frozenset({"model"}),
     "sources": frozenset({"model"}),
     "render": frozenset({"model"}),
-    # A fast path builds the click command's values and hands them to the same library code,
-    # the listing's (listing/run.py): never a second way to list.
-    "_fastpath": SHARED | {"listing"},
+    # The light front end builds the click command's values and hands them to the same library
+    # code, the listing's and the summary's (listing/run.py, summary/run.py): never a second
+    # way to list or count.
+    "_fastpath": SHARED | {"listing", "summary"},
     "__main__": frozenset({"_fastpath", "cli"}),  # the entry: the fast path or the click group
     "catalog": frozenset({"model"}),  # the catalogue tool: i18n's constants
 }
@@ -57,7 +58,7 @@ RULES = {
     "model": "model imports only model",
     "sources": "sources imports only model and sources",
     "render": "render imports only model and render",
-    "_fastpath": "_fastpath imports only model, sources, render, listing and _fastpath",
+    "_fastpath": "_fastpath imports only model, sources, render, listing, summary and _fastpath",
     "__main__": "__main__ imports only _fastpath and cli",
     "catalog": "catalog imports only model",
     "feature": "a feature imports only model, sources, render, itself and other features",
@@ -332,13 +333,14 @@ def test_relative_import_in_a_package_init_starts_from_that_package() -> None:
         ("tcpstates.doctor.checks", "tcpstates.explain.command", "command"),
         ("tcpstates.doctor.command", "tcpstates.doctor.command", None),
         ("tcpstates.doctor.checks", "tcpstates.doctor.command", None),
-        ("tcpstates.doctor.checks", "tcpstates._fastpath.summary", "feature"),
+        ("tcpstates.doctor.checks", "tcpstates._fastpath.run", "feature"),
         ("tcpstates.doctor.command", "tcpstates.cli.options", None),
         ("tcpstates.doctor.command", "tcpstates.cli.root", "cli"),
         ("tcpstates.doctor.checks", "tcpstates.cli.options", "cli"),
         ("tcpstates.cli.root", "tcpstates.explain.command", None),
-        ("tcpstates._fastpath.summary", "tcpstates.summary.counts", "_fastpath"),
-        ("tcpstates._fastpath.summary", "tcpstates.sources.place", None),
+        ("tcpstates._fastpath.run", "tcpstates.summary.run", None),
+        ("tcpstates._fastpath.run", "tcpstates.doctor.run", "_fastpath"),
+        ("tcpstates._fastpath.parse", "tcpstates.sources.place", None),
         ("tcpstates.__main__", "tcpstates.cli.root", None),
         ("tcpstates.__main__", "tcpstates.model.states", "__main__"),
         ("tcpstates.catalog", "tcpstates.model.i18n", None),
