@@ -8,7 +8,6 @@ timers' time left tick, and those are compared within the time between the reads
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import re
 import socket
@@ -25,6 +24,7 @@ from ss_reader import ss_path
 from terminal import table_lines, terminal
 from zoo import LOOP4, Sockets
 
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import new_socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.units import timer_left
@@ -287,9 +287,9 @@ def test_the_positional_decoder_gives_what_the_plain_one_gives(raw: bytes):
     plain = details._decoded(dict(zip(details._NAMES, values, strict=True)), "cubic")
     assert fast == plain and type(fast) is type(plain)
     # And its JSON, written by a template for speed, is what json.dumps writes.
-    for info in (fast, dataclasses.replace(fast, congestion=None, ssthresh_segs=None)):
+    for info in (fast, replace(fast, congestion=None, ssthresh_segs=None)):
         sock = new_socket("tcp", 4, "127.0.0.1", 1, "127.0.0.1", 2, TcpState.ESTABLISHED)
-        sock = dataclasses.replace(sock, info=info)
+        sock = replace(sock, info=info)
         assert _info_json(sock) == json.dumps(info.as_dict())
 
 

@@ -3,6 +3,7 @@ import io
 import json
 import re
 
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import FIELDS, Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import Layout
@@ -113,14 +114,13 @@ def test_csv_header_and_escaping():
 
 def test_json_and_csv_values_follow_fields() -> None:
     # record_values is spelled out for speed; this holds it to FIELDS, field by field.
-    import dataclasses
 
     from tcpstates.render.formats import record_values
 
-    full = dataclasses.replace(
+    full = replace(
         SOCKETS[0], timer="keepalive", timer_ms=7000, retransmits=3, interface="lo", v6only=True
     )
-    for sock in (full, SOCKETS[2], dataclasses.replace(full, netns=4026531840, v6only=False)):
+    for sock in (full, SOCKETS[2], replace(full, netns=4026531840, v6only=False)):
         expected = tuple(
             "N"
             if value is None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tcpstates.model.record import fields as record_fields
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import FIELDS, Socket, endpoint, new_socket, owner_of
 from tcpstates.model.states import TcpState
 
@@ -48,10 +48,10 @@ def test_fast_record_is_frozen_and_slotted() -> None:
         remote_port=0,
         state=TcpState.LISTEN,
     )
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         sock.state = TcpState.CLOSE  # type: ignore[misc]
     assert not hasattr(sock, "__dict__")
-    assert dataclasses.replace(sock, local_port=81).local_port == 81
+    assert replace(sock, local_port=81).local_port == 81
 
 
 def test_fast_constructor_rejects_what_socket_rejects() -> None:
@@ -184,12 +184,12 @@ DETAILS = ("holders", "cgroup", "info", "memory")  # after netns, only when aske
 
 def test_fields_are_the_records_in_its_order() -> None:
     assert list(RECORD) == list(FIELDS)
-    assert FIELDS + ("netns", *DETAILS) == tuple(f.name for f in dataclasses.fields(Socket))
+    assert FIELDS + ("netns", *DETAILS) == record_fields(Socket)
     assert new_socket(*RECORD.values()) == Socket(**RECORD)  # sources pass them by position
 
 
 def test_as_dict_follows_fields() -> None:
-    sock = dataclasses.replace(Socket(**RECORD), netns=4026531840)
+    sock = replace(Socket(**RECORD), netns=4026531840)
     assert sock.as_dict() == {**RECORD, "state": "CLOSE_WAIT", "netns": 4026531840}
     assert list(sock.as_dict()) == [*FIELDS, "netns"]
 

@@ -15,11 +15,11 @@ import pty
 import re
 import struct
 import termios
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import Socket, endpoint
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import (

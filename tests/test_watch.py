@@ -26,7 +26,6 @@ import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -36,6 +35,7 @@ from terminal import needs_tmux, terminal
 
 from tcpstates.model.errors import ExitStatus
 from tcpstates.model.query import Query
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import Layout

@@ -9,7 +9,6 @@ no mode silently overrides another: ``--save DIR --summary`` is refused, not a s
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from tcpstates.model.place import (
     Where,
 )
 from tcpstates.model.query import End, Query
+from tcpstates.model.record import replace
 from tcpstates.model.states import TcpState
 
 if TYPE_CHECKING:
@@ -359,7 +359,7 @@ def _export(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
             raise UsageError(f"--listen: {e}") from None
     selected = query(p)
     if p.get("udp"):  # export's -u counts UDP too, where a listing's -u alone is UDP only
-        selected = dataclasses.replace(selected, protos=frozenset({"tcp", "udp"}))
+        selected = replace(selected, protos=frozenset({"tcp", "udp"}))
     return rq.ExportRequest(
         query=selected,
         place=place(p, typed),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from tcpstates.model.place import Place
 from tcpstates.model.query import Query
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import Details, Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.output import Output, say_source
@@ -76,7 +77,6 @@ def with_ages(source: Source, sockets: list[Socket], earlier: Look | None = None
     big at the ``earlier`` look and still is (whether the peer's window is closed or the data
     is retransmitted, and the send buffer it fills: doctor/queues.py). Those alone are read
     again, without owners: the owner scan is what costs, and the first reading had it."""
-    import dataclasses
 
     from tcpstates.doctor.evidence import Thresholds
     from tcpstates.sources.base import identity, read_with_details
@@ -98,11 +98,11 @@ def with_ages(source: Source, sockets: list[Socket], earlier: Look | None = None
     states = frozenset(s.state for s in sockets if wanted(s))
     if not states:
         return sockets
-    query = dataclasses.replace(TCP, states=states)
+    query = replace(TCP, states=states)
     again = read_with_details(source, query, False, Details(info=True, memory=True))
     read = {(s.netns, identity(s)): s for s in again.sockets}
     return [
-        dataclasses.replace(sock, info=found.info, memory=found.memory)
+        replace(sock, info=found.info, memory=found.memory)
         if wanted(sock) and (found := read.get((sock.netns, identity(sock)))) is not None
         else sock
         for sock in sockets

@@ -6,7 +6,6 @@ state's general explanation (``explain``), which follows the accounts once per s
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -16,6 +15,7 @@ from typing import Any
 from tcpstates.explain.states import Explanation, explain
 from tcpstates.model.ages import held_since_peer_closed_ms, left_ms
 from tcpstates.model.i18n import N_, _, ngettext
+from tcpstates.model.record import as_dict
 from tcpstates.model.sockets import Socket, local_end, owner_of, remote_end
 from tcpstates.model.states import TcpState
 from tcpstates.render.units import duration
@@ -135,7 +135,7 @@ class Account:
 
     def as_dict(self) -> dict[str, Any]:
         sock, holders = self.socket, self.socket.holders
-        owners = None if holders is None else [dataclasses.asdict(h) for h in holders]
+        owners = None if holders is None else [as_dict(h) for h in holders]
         return {
             "socket": {**sock.as_dict(), "owners": owners},  # as a listing's JSON has them
             "happened": self.happened,

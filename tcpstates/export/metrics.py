@@ -17,15 +17,19 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from tcpstates.model.query import Query
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import KERNEL_OWNER, UNSEEN_OWNER, Socket
 from tcpstates.model.states import TcpState, state_name
-from tcpstates.sources.base import Source, select
+from tcpstates.sources.base import select
 from tcpstates.summary.counts import TCP_STATES, UDP_STATES
 from tcpstates.summary.groups import KEYS, METRIC_BY, GroupKey
+
+if TYPE_CHECKING:
+    from tcpstates.sources.base import Source
 
 # node_exporter's tcpstat collector (collector/tcpstat_linux.go): one gauge, IPv4 and IPv6 TCP
 # summed, the kernel's states 1-11 in lower case (TCP_STATES, the summary's), and only the states

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from tcpstates.model.query import Query
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
+TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
     from tcpstates.model.place import Place
     from tcpstates.render.columns import Layout, Names
@@ -42,9 +42,7 @@ def list_sockets(
     # A record carries every holder; a row only those of a socket several processes hold.
     fmt = out.resolve_format(fmt)
     machine = fmt in ("json", "jsonl", "csv")
-    details = dataclasses.replace(
-        details, holders=owners and machine, sharers=owners and not machine
-    )
+    details = replace(details, holders=owners and machine, sharers=owners and not machine)
     source = open_place(place)
     say_source(out, source, verbose)
     # A socket's cgroup falls back on its owner's where the source sends none: owners are then
@@ -62,7 +60,7 @@ def list_sockets(
         sockets = list(sockets)
         hosts = resolving.hosts()
         numeric = hosts.resolve(addresses(sockets))
-        chosen = dataclasses.replace(chosen, names=names(resolving, hosts))
+        chosen = replace(chosen, names=names(resolving, hosts))
     render(sockets, chosen, out, fmt)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     if numeric and resolving is not None:

@@ -10,12 +10,15 @@ ssthresh never set, a pacing rate with no limit).
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, fields
-from typing import Any
+
+from tcpstates.model.record import Record, fields
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
-class TcpInfo:
+class TcpInfo(Record):
     """tcp_info (include/uapi/linux/tcp.h) and the congestion control, as ss -ti reports them."""
 
     congestion: str | None = None  # INET_DIAG_CONG: cubic, bbr, reno ...
@@ -69,8 +72,7 @@ class TcpInfo:
         return dict(zip(INFO_FIELDS, _info_values(self), strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class Memory:
+class Memory(Record):
     """INET_DIAG_SKMEMINFO (SK_MEMINFO_*, include/uapi/linux/sock_diag.h), as ss -m's skmem."""
 
     rmem_alloc_bytes: int  # r: received data held, not yet read by the application
@@ -87,8 +89,8 @@ class Memory:
         return dict(zip(MEMORY_FIELDS, _memory_values(self), strict=True))
 
 
-INFO_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TcpInfo))
-MEMORY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Memory))
+INFO_FIELDS: tuple[str, ...] = fields(TcpInfo)
+MEMORY_FIELDS: tuple[str, ...] = fields(Memory)
 _info_values = operator.attrgetter(*INFO_FIELDS)
 _memory_values = operator.attrgetter(*MEMORY_FIELDS)
 # ss -m's letters for the same values, in its order.

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import Any
 
 DOMAIN = "tcpstates"
 LANGUAGES = ("en", "id")  # English (the source) and the catalogues shipped

@@ -7,41 +7,35 @@ say, as one value: every command that reads sockets opens its source from it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tcpstates.model.record import Record
 
 READERS = ("auto", "netlink", "procfs", "psutil")  # --source's choices; auto picks the fastest
 
 
-@dataclass(frozen=True, slots=True)
-class ThisNamespace:
+class ThisNamespace(Record):
     """The network namespace tcpstates runs in (the host, or the container it runs inside)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NamedNetns:
+class NamedNetns(Record):
     name: str  # as ip netns names it, under /run/netns
 
 
-@dataclass(frozen=True, slots=True)
-class NetnsOfPid:
+class NetnsOfPid(Record):
     pid: int  # the namespace this process is in: a container's
 
 
-@dataclass(frozen=True, slots=True)
-class AllNetns:
+class AllNetns(Record):
     """Every namespace found through /proc/*/ns/net and /run/netns, found again at each read."""
 
 
-@dataclass(frozen=True, slots=True)
-class Capture:
+class Capture(Record):
     paths: tuple[str, ...]  # files or --save directories; "-" is standard input
 
 
 Where = ThisNamespace | NamedNetns | NetnsOfPid | AllNetns | Capture
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
+class Place(Record):
     where: Where = ThisNamespace()
     reader: str = "auto"  # one of READERS; a capture is read as text whatever this says
 

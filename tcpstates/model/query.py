@@ -7,14 +7,17 @@ is built, and netlink hands them to the kernel; ``matches`` applies the rest.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
-from dataclasses import dataclass, field
 from functools import lru_cache
 
+from tcpstates.model.record import Record
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    import ipaddress
+
+    Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_network(text: str) -> Network:
@@ -23,6 +26,8 @@ def parse_network(text: str) -> Network:
     >>> parse_network("10.0.0.0/8"), parse_network("::1")
     (IPv4Network('10.0.0.0/8'), IPv6Network('::1/128'))
     """
+    import ipaddress  # 1 ms: loaded only by a query that names addresses
+
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
@@ -32,8 +37,7 @@ def parse_network(text: str) -> Network:
         raise ValueError(f"{text!r} is not an IP address or CIDR block") from None
 
 
-@dataclass(frozen=True, slots=True)
-class End:
+class End(Record):
     """What ``--local`` or ``--remote`` names: an address or block, and the interface it is
     on where ``%IF`` follows it (a link-local address's scope, as ``ip`` and ss write it)."""
 
@@ -62,6 +66,8 @@ def parse_end(text: str) -> End:
 
 @lru_cache(maxsize=4096)
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    import ipaddress
+
     return ipaddress.ip_address(text)
 
 
@@ -72,19 +78,18 @@ def address_in(text: str, network: Network) -> bool:
     True
     """
     address = _address(text)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    if address.version == 6 and address.ipv4_mapped is not None:
         if network.version == 4:
             return address.ipv4_mapped in network
     return address.version == network.version and address in network
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(Record):
     """A filter over sockets. Empty sets and ``None`` mean "any"."""
 
     protos: frozenset[str] = frozenset({"tcp"})
     families: frozenset[int] = frozenset({4, 6})
-    states: frozenset[TcpState] = field(default_factory=frozenset)
+    states: frozenset[TcpState] = frozenset()
     port: int | None = None
     sport: int | None = None
     dport: int | None = None

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields, make_dataclass
-from typing import Any, TypeVar
 
-from tcpstates.model.details import Memory, TcpInfo
 from tcpstates.model.i18n import N_, _
+from tcpstates.model.record import Record, bulk_constructor, fields
 from tcpstates.model.states import TcpState, state_name
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from tcpstates.model.details import Memory, TcpInfo
 
 
-@dataclass(frozen=True, slots=True)
-class Socket:
+class Socket(Record):
     """One socket as the kernel reports it, with its owner where one could be seen.
 
     ``inode`` 0 means no file descriptor refers to the socket: the kernel alone holds it
@@ -92,8 +93,7 @@ class Socket:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
+class Holder(Record):
     """One process holding a socket through one of its file descriptors."""
 
     pid: int
@@ -101,8 +101,7 @@ class Holder:
     fd: int
 
 
-@dataclass(frozen=True, slots=True)
-class Details:
+class Details(Record):
     """What a reading asks the kernel for beyond the record, and what the record then carries.
 
     Each costs something per socket (a bigger netlink reply, a /proc read per owner), so
@@ -128,36 +127,13 @@ class Details:
 NO_DETAILS = Details()
 NETNS = "netns"  # the field that follows the record's for sockets of a named namespace
 # The record's fields, in order; what follows them (netns, the details) only when asked for.
-_ALL_FIELDS = tuple(f.name for f in fields(Socket))
+_ALL_FIELDS = fields(Socket)
 FIELDS: tuple[str, ...] = _ALL_FIELDS[: _ALL_FIELDS.index(NETNS)]
 
-
-def twin_constructor(cls: type[T]) -> Callable[..., T]:
-    """A constructor for records made by the 100,000: the same frozen ``cls``, several times
-    cheaper.
-
-    A frozen dataclass sets each of its fields through ``object.__setattr__`` (for Socket's 16
-    fields about 3 us a record, a quarter of a second at 100k sockets). A mutable twin with the
-    same slots is built far faster and then turns itself into a ``cls`` by ``__class__``
-    assignment, which Python allows between classes of identical layout. What comes out is a
-    frozen ``cls`` in every respect (tests/test_sockets.py and tests/test_details.py hold each
-    to its plain constructor).
-    """
-
-    def become(self: Any) -> None:
-        self.__class__ = cls
-
-    return make_dataclass(
-        f"{cls.__name__}UnderConstruction",
-        [(f.name, f.type, f) for f in fields(cls)],  # type: ignore[arg-type]
-        namespace={"__post_init__": become},
-        slots=True,
-    )
-
-
-new_socket: Callable[..., Socket] = twin_constructor(Socket)
+# Made by the 100,000, by position (model/record.py says why).
+new_socket: Callable[..., Socket] = bulk_constructor(Socket)
 # One a socket a process holds when every holder is asked for: 100,000 of them too.
-new_holder: Callable[[int, str | None, int], Holder] = twin_constructor(Holder)
+new_holder: Callable[[int, str | None, int], Holder] = bulk_constructor(Holder)
 
 
 def endpoint(
@@ -217,8 +193,7 @@ class OwnerKind(enum.Enum):
     UNSEEN = "unseen"  # maybe a process we may not look into, or the source cannot tell
 
 
-@dataclass(frozen=True, slots=True)
-class OwnerSpelling:
+class OwnerSpelling(Record):
     """How an owner that is no seen process is written, in each place an owner is written."""
 
     cell: str  # the Process column of a listing or a trace, and a --by process group
@@ -235,28 +210,17 @@ OWNER_SPELLINGS: dict[OwnerKind, OwnerSpelling] = {
 NAMELESS = "?"  # a process whose name could not be read (it exited while we looked)
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
+class Owner(Record):
     """A socket's owner as data: what ``--by process`` groups by, and what each spelling of an
-    owner is made from."""
+    owner is made from. Made by ``owner``, ``owner_of`` and ``_made`` only: ``text`` and
+    ``label`` follow from the other three."""
 
     kind: OwnerKind
-    pid: int | None = None
-    process: str | None = None
+    pid: int | None
+    process: str | None
     # Its spellings that need no language, made once: an Owner stands for many sockets.
-    text: str = field(init=False, repr=False, compare=False)  # ``nginx (812)``, ``(kernel)``
-    label: str = field(init=False, repr=False, compare=False)  # as a metric label: ``nginx``
-
-    def __post_init__(self) -> None:
-        if self.kind is OwnerKind.PROCESS:
-            text = f"{self.process or NAMELESS} ({self.pid})"
-            # The name alone: a pid in a label would make a new series at each restart.
-            unnamed = OWNER_SPELLINGS[OwnerKind.UNSEEN].label
-            label = self.process if self.process is not None else unnamed
-        else:
-            text, label = OWNER_SPELLINGS[self.kind].cell, OWNER_SPELLINGS[self.kind].label
-        object.__setattr__(self, "text", text)
-        object.__setattr__(self, "label", label)
+    text: str  # ``nginx (812)``, ``(kernel)``
+    label: str  # as a metric label: ``nginx``
 
     def prose(self) -> str:
         """In a sentence, in the language in use: ``nginx (pid 812)``, ``an unknown process``."""
@@ -277,7 +241,7 @@ def owner(pid: int | None, process: str | None, inode: int | None = None) -> Own
 def _seen(pid: int, process: str | None) -> Owner:
     # 100,000 sockets have a few hundred owners: one Owner each, not one per socket (grouping
     # or counting by process would otherwise spend most of its time making them).
-    return Owner(OwnerKind.PROCESS, pid, process)
+    return _made(OwnerKind.PROCESS, pid, process)
 
 
 def owner_of(sock: Socket) -> Owner:
@@ -286,5 +250,15 @@ def owner_of(sock: Socket) -> Owner:
     return KERNEL_OWNER if sock.inode == 0 else UNSEEN_OWNER
 
 
-KERNEL_OWNER = Owner(OwnerKind.KERNEL)
-UNSEEN_OWNER = Owner(OwnerKind.UNSEEN)
+def _made(kind: OwnerKind, pid: int | None = None, process: str | None = None) -> Owner:
+    if kind is OwnerKind.PROCESS:
+        text = f"{process or NAMELESS} ({pid})"
+        # The name alone: a pid in a label would make a new series at each restart.
+        label = process if process is not None else OWNER_SPELLINGS[OwnerKind.UNSEEN].label
+    else:
+        text, label = OWNER_SPELLINGS[kind].cell, OWNER_SPELLINGS[kind].label
+    return Owner(kind, pid, process, text, label)
+
+
+KERNEL_OWNER = _made(OwnerKind.KERNEL)
+UNSEEN_OWNER = _made(OwnerKind.UNSEEN)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from tcpstates.model.i18n import N_
+from tcpstates.model.record import Record
 
 
 class Phase(enum.Enum):
@@ -42,8 +42,7 @@ class Phase(enum.Enum):
         return phase
 
 
-@dataclass(frozen=True, slots=True)
-class StateInfo:
+class StateInfo(Record):
     ss_name: str
     phase: Phase
     description: str
@@ -178,8 +177,7 @@ _INFO: dict[TcpState, StateInfo] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Names:
+class Names(Record):
     """One state's name in every vocabulary that has one; None where a vocabulary has none."""
 
     netstat: str  # TIME_WAIT: netstat, /proc readers, and tcpstates' JSON

@@ -13,7 +13,8 @@ a pod's containers share one network namespace, which is the pod's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from tcpstates.model.record import Record
 
 # Scope prefix of each engine's systemd driver (<prefix>-<64 hex>.scope) -> the engine.
 _ENGINES = {"docker": "docker", "cri-containerd": "containerd", "crio": "cri-o", "libpod": "podman"}
@@ -27,8 +28,7 @@ _UNIT = re.compile(r"[^/]+\.(?:service|scope)")
 SHORT_ID = 12  # how docker ps shortens a container id
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
+class Workload(Record):
     """What a cgroup runs: ``kind`` is "unit", "pod" or an engine (docker, containerd, cri-o,
     podman); ``ident`` the unit's name, the pod's uid or the container's full id."""
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal
 
+from tcpstates.model.record import Record
 from tcpstates.model.sockets import (
     KERNEL_OWNER,
     NAMELESS,
@@ -26,12 +25,15 @@ from tcpstates.model.states import TcpState, state_name
 from tcpstates.render import units
 from tcpstates.render.safe import safe
 
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import Literal
+
 KERNEL = OWNER_SPELLINGS[OwnerKind.KERNEL].cell  # the Process cell of a socket no process holds
 UNSEEN = "-"  # a value the source could not give: a queue, or the pid of an owner not seen
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
+class Column(Record):
     header: str
     align: Literal["left", "right"]
     short: str = ""  # a shorter header that says the same, for a table fitted to a terminal
@@ -72,8 +74,7 @@ DETAIL_COLUMNS = (TIMER, *INFO, *MEMORY)
 CGROUP = Column("Cgroup", "left", keep_end=True)  # --cgroup
 
 
-@dataclass(frozen=True, slots=True)
-class Names:
+class Names(Record):
     """-r: the names the Local and Peer cells show instead of numbers, where one is known.
 
     ``hosts`` may be a dict that fills while a --watch runs (sources/names.py's HostNames);
@@ -101,8 +102,7 @@ class Names:
         return Names({}, self.services)
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
+class Layout(Record):
     """Which optional columns a listing shows."""
 
     proto: bool = False

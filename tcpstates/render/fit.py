@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tcpstates.model.record import replace
 from tcpstates.render.columns import (
     CGROUP,
     DETAIL_COLUMNS,
@@ -264,7 +265,7 @@ def fit_layout(
     names = layout.names
     if width is None or fitted.width <= width or names is None or not names.hosts:
         return fitted
-    numeric = dataclasses.replace(layout, names=names.numeric_hosts())
+    numeric = replace(layout, names=names.numeric_hosts())
     fallback = fit(*columns_of(numeric), width, steps, ellipsis)
     if fallback.width >= fitted.width:
         return fitted  # no name was wider than its address: nothing to give up

@@ -10,14 +10,17 @@ import functools
 import json
 import operator
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from itertools import islice
 from json.encoder import encode_basestring_ascii
-from typing import TextIO
 
 from tcpstates.model.details import INFO_FIELDS, MEMORY_FIELDS
+from tcpstates.model.record import Record
 from tcpstates.model.sockets import FIELDS, NETNS, NO_DETAILS, Details, Socket
 from tcpstates.render.safe import safe
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import TextIO
 
 _CHUNK = 2048
 
@@ -92,8 +95,7 @@ def json_record_maker(details: Details = NO_DETAILS) -> Callable[[Socket], str]:
     return detailed
 
 
-@dataclass(frozen=True, slots=True)
-class Extra:
+class Extra(Record):
     """A part of the record written only when asked for (a Details flag): under one key in
     JSON, as flat columns in CSV."""
 

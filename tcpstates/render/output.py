@@ -8,16 +8,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TextIO
 
+from tcpstates.model.record import Record
 from tcpstates.render.safe import safe
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 DEFAULT_WIDTH = 80  # a terminal that does not say its size: Rich assumes the same
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(Record):
     stdout: TextIO
     stderr: TextIO
     is_terminal: bool

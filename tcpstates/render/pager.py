@@ -21,8 +21,8 @@ import select
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 
+from tcpstates.model.record import replace
 from tcpstates.render.output import Output
 
 DEFAULT = "less"

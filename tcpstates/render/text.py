@@ -7,10 +7,13 @@ a few large writes, which is what keeps 100,000 rows fast.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TextIO
 
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import Column, Layout
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import TextIO
 
 CHUNK = 4096  # rows per write
 

@@ -7,27 +7,28 @@ were asked for, how many processes could not be looked into.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Hashable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Protocol
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
+from tcpstates.model.record import Record, replace
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(Record):
     sockets: Iterator[Socket]
     hidden_processes: int = 0
 
 
-class Source(Protocol):
-    name: str
-    why: str  # for -v: why this source was picked
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:  # a type only: typing (Protocol) is not loaded to run
+    from typing import Protocol
 
-    def read(self, query: Query, owners: bool, details: Details = NO_DETAILS) -> Reading: ...
+    class Source(Protocol):
+        name: str
+        why: str  # for -v: why this source was picked
+
+        def read(self, query: Query, owners: bool, details: Details = NO_DETAILS) -> Reading: ...
 
 
 class DetailsUnavailable(SourceError):
@@ -50,7 +51,7 @@ def read_with_details(source: Source, query: Query, owners: bool, details: Detai
     try:
         return source.read(query, owners, details)
     except DetailsUnavailable:
-        return source.read(query, owners, dataclasses.replace(details, info=False, memory=False))
+        return source.read(query, owners, replace(details, info=False, memory=False))
 
 
 def kernel_interfaces_only(source: str, query: Query) -> None:

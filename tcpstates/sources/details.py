@@ -12,8 +12,13 @@ import sys
 from collections.abc import Mapping
 
 from tcpstates.model.details import Memory, TcpInfo
-from tcpstates.model.sockets import twin_constructor
+from tcpstates.model.record import bulk_constructor
 from tcpstates.sources import inet_diag as diag
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from tcpstates.model.sockets import Details, Socket
+    from tcpstates.sources.cgroups import CgroupPaths
 
 # struct tcp_info (include/uapi/linux/tcp.h) up to tcpi_rcv_wnd, in order; "_" marks what is
 # not reported. Byte 6 holds the two window scales, byte 7 the app-limited bit.
@@ -76,12 +81,12 @@ def congestion(attributes: Mapping[int, bytes]) -> str | None:
     return raw.split(b"\0", 1)[0].decode("ascii", "backslashreplace")
 
 
-_new_info = twin_constructor(TcpInfo)
+_new_info = bulk_constructor(TcpInfo)
 
 
 def _whole(t: tuple[int, ...], cong: str | None) -> TcpInfo:
     """``_decoded`` for a tcp_info that has every field of _LAYOUT, as this kernel's does:
-    by position, into a twin (model/sockets.twin_constructor). Reading tcp_info for 100,000
+    by position, into a twin (model/record.bulk_constructor). Reading tcp_info for 100,000
     sockets this costs about a fifth of ``_decoded``'s dict and keywords (tests/test_details.py
     holds the two to one answer)."""
     (_, _, retransmits, _, _, _, wscale, flags, rto, ato, snd_mss, rcv_mss, unacked, sacked,
@@ -196,3 +201,22 @@ def cgroup_id(attributes: Mapping[int, bytes]) -> int | None:
     (kernels before 5.7, timewait and request sockets)."""
     raw = attributes.get(diag.INET_DIAG_CGROUP_ID)
     return None if raw is None or len(raw) < 8 else int.from_bytes(raw[:8], sys.byteorder)
+
+
+def complete(
+    sock: Socket, found: dict[int, bytes], details: Details, cgroups: CgroupPaths | None
+) -> None:
+    """What ``found`` (a record's attributes) adds to ``sock``, as ``details`` asks: its
+    cgroup, tcp_info, memory and IPV6_V6ONLY."""
+    # Made a moment ago for this reading alone: completed in place (see namespaced._fill).
+    if cgroups is not None:
+        found_id = cgroup_id(found)
+        if found_id is not None:
+            object.__setattr__(sock, "cgroup", cgroups.path(found_id))
+    if details.info:
+        object.__setattr__(sock, "info", tcp_info(found))
+    if details.memory:
+        object.__setattr__(sock, "memory", memory(found))
+    v6only_off = v6only(found)
+    if v6only_off is not None:
+        object.__setattr__(sock, "v6only", v6only_off)

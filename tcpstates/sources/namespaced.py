@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import NETNS, NO_DETAILS, Details, Socket
 from tcpstates.model.states import TcpState
-from tcpstates.sources.base import Reading, Source, kernel_details_only, kernel_interfaces_only
+from tcpstates.sources.base import Reading, kernel_details_only, kernel_interfaces_only
 from tcpstates.sources.netns import (
     Found,
     Namespace,
@@ -33,6 +33,9 @@ from tcpstates.sources.netns import (
 from tcpstates.sources.owners import holders_wanted, scan_owners
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from tcpstates.sources.base import Source
 
 
 class NamespacedSource:

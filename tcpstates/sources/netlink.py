@@ -7,24 +7,27 @@ out of a reused receive buffer. The wire protocol itself is in inet_diag.py.
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # socket.py would load selectors too: 2 ms for nothing here
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from tcpstates.model.errors import SourceError
-from tcpstates.model.query import Network, Query
+from tcpstates.model.query import Query
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket, new_socket
 from tcpstates.model.states import BY_CODE, TcpState
-from tcpstates.sources import details as attributes
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
-from tcpstates.sources.cgroups import CgroupPaths
 from tcpstates.sources.inet_diag import dump, dump_packed
 from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
 
+TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
+    from typing import Any
+
+    from tcpstates.model.query import Network
     from tcpstates.sources.destroy import Handle
+
+    _Rows = Iterable[tuple[tuple[Any, ...], dict[int, bytes]]]  # records and their attributes
 
 _INODES = diag.INODES
 _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
@@ -219,8 +222,7 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
     asked = (diag.INET_DIAG_INFO, diag.INET_DIAG_CONG) * details.info
     asked += (diag.INET_DIAG_SKMEMINFO,) * details.memory
     ext, mask, program = diag.extension_bits(*asked), state_mask(query.states), _program(query)
-    Rows = Iterable[tuple[tuple[Any, ...], dict[int, bytes]]]
-    dumps: list[tuple[str, Rows]] = [
+    dumps: list[tuple[str, _Rows]] = [
         (proto, diag.dump_detailed(protocol, family, mask, ext, program))
         for proto, protocol, family in _dumps(query)
     ]
@@ -230,6 +232,10 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
         wanted = {record[_INODE] for _, rows in dumps for record, _ in rows} - {0}
         scan = scan_owners("/proc", wanted, holders)
     listeners = _Listeners(query.sport)
+    # Here: a listing without details loads neither.
+    from tcpstates.sources.cgroups import CgroupPaths
+    from tcpstates.sources.details import complete
+
     cgroups = CgroupPaths() if details.cgroup else None
     by_inode = scan.by_inode if scan else None
 
@@ -239,7 +245,7 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
             # wait in ``found`` meanwhile, so one _decode (and its address cache) serves all.
             found: list[dict[int, bytes]] = []
             for sock in _decode(_records(rows, listeners, found), proto, by_inode):
-                _complete(sock, found.pop(), details, cgroups)
+                complete(sock, found.pop(), details, cgroups)
                 yield sock
 
     if scan is None:
@@ -256,23 +262,6 @@ def _records(
     for record, attributes_of in rows:
         found.append(attributes_of)
         yield listeners.completed(record) if record[_STATE] == _SYN_RECV else record
-
-
-def _complete(
-    sock: Socket, found: dict[int, bytes], details: Details, cgroups: CgroupPaths | None
-) -> None:
-    # Made a moment ago for this reading alone: completed in place (see namespaced._fill).
-    if cgroups is not None:
-        cgroup_id = attributes.cgroup_id(found)
-        if cgroup_id is not None:
-            object.__setattr__(sock, "cgroup", cgroups.path(cgroup_id))
-    if details.info:
-        object.__setattr__(sock, "info", attributes.tcp_info(found))
-    if details.memory:
-        object.__setattr__(sock, "memory", attributes.memory(found))
-    v6only = attributes.v6only(found)
-    if v6only is not None:
-        object.__setattr__(sock, "v6only", v6only)
 
 
 def _listener_uids(program: bytes) -> dict[tuple[int, bytes, int], int]:

@@ -32,30 +32,37 @@ import os
 import sys
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
 
 from tcpstates.model.query import Query
+from tcpstates.model.record import Record
 from tcpstates.model.sockets import Details, Holder, Socket, new_holder
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
+class Owner(Record):
     pid: int
     process: str
 
 
-@dataclass(slots=True)
 class OwnerMap:
     """Socket inode -> owner (and, when asked for, what every holder needs); how many
-    processes could not be looked into."""
+    processes could not be looked into. Filled in as a scan goes: not a frozen record."""
 
-    by_inode: dict[int, Owner] = field(default_factory=dict)
-    hidden_processes: int = 0
-    # Scans for holders only. Most sockets have one holder: for those, the owner's fd alone,
-    # a Holder record made only if asked for; for the few several fds hold, every holder.
-    fds: dict[int, int] = field(default_factory=dict)  # inode -> the owner's (first) fd
-    shared: dict[int, tuple[Holder, ...]] = field(default_factory=dict)  # by pid then fd
-    holders_read: bool = False  # whether the scan was for holders (read every process)
+    __slots__ = ("by_inode", "hidden_processes", "fds", "shared", "holders_read")
+
+    def __init__(
+        self,
+        by_inode: dict[int, Owner] | None = None,
+        hidden_processes: int = 0,
+        holders_read: bool = False,  # whether the scan was for holders (read every process)
+    ) -> None:
+        self.by_inode = {} if by_inode is None else by_inode
+        self.hidden_processes = hidden_processes
+        # Scans for holders only. Most sockets have one holder: for those, the owner's fd
+        # alone, a Holder record made only if asked for; for the few several fds hold, every
+        # holder.
+        self.fds: dict[int, int] = {}  # inode -> the owner's (first) fd
+        self.shared: dict[int, tuple[Holder, ...]] = {}  # by pid then fd
+        self.holders_read = holders_read
 
     def fill_holders(self, sockets: Iterable[Socket], every: bool) -> Iterator[Socket]:
         """``sockets`` with their holders, where the scan was for holders: with ``every``, on
@@ -129,13 +136,13 @@ def scan_owners(
     return result
 
 
-@dataclass(slots=True)
 class _FdTable:
     """One process's open /proc/PID/fd directory and the descriptor names in it."""
 
-    pid: int
-    dir_fd: int
-    names: list[str]
+    __slots__ = ("pid", "dir_fd", "names")
+
+    def __init__(self, pid: int, dir_fd: int, names: list[str]) -> None:
+        self.pid, self.dir_fd, self.names = pid, dir_fd, names
 
     # Two loops, not one with a flag: these run once per open file on the host, and the
     # owner alone needs no fd (a tuple per socket costs a scan a twentieth more).

@@ -7,10 +7,7 @@ namespace or a capture was asked for.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.place import (
@@ -22,15 +19,19 @@ from tcpstates.model.place import (
     Place,
     ThisNamespace,
 )
-from tcpstates.sources.base import Source
 
-T = TypeVar("T")
-
+TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
     from tcpstates.model.states import TcpState
     from tcpstates.model.tunables import Setting
+    from tcpstates.sources.base import Source
     from tcpstates.sources.kernel import KernelState, Reader, Scope
     from tcpstates.sources.netns import Namespace
+
+    T = TypeVar("T")
 
 
 def open_place(place: Place) -> Source:
@@ -80,6 +81,8 @@ def kernel_of(place: Place) -> tuple[KernelState, bool]:
 
     kernel = _where_the_kernel_is(place, lambda proc, read: read_kernel(proc, read))
     known = bool(kernel.settings or kernel.counters or kernel.problems)
+    import dataclasses  # KernelState is a dataclass: settings are not on a listing's path
+
     return dataclasses.replace(kernel, scope=scope_of(place)), known
 
 

@@ -7,21 +7,25 @@ kernel's data (netlink: one byte a socket); otherwise the records are built and 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
 
 from tcpstates.model.query import Query
+from tcpstates.model.record import Record
 from tcpstates.model.state_codes import TCP_SUMMARY, UDP_SUMMARY
 from tcpstates.model.states import TcpState, state_name
-from tcpstates.sources.base import Source, select
+from tcpstates.sources.base import select
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from typing import Any
+
+    from tcpstates.sources.base import Source
 
 # The states a summary always shows, zero or not, so dashboards and scripts see stable keys.
 TCP_STATES = tuple(TcpState(code) for code, _ in TCP_SUMMARY)
 UDP_STATES = tuple(TcpState(code) for code, _ in UDP_SUMMARY)
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(Record):
     """Sockets per state, per protocol, in a stable order."""
 
     counts: dict[str, dict[TcpState, int]]  # proto -> state -> count, in the order shown

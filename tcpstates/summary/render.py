@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.i18n import N_, _
 from tcpstates.model.states import TcpState, state_name
@@ -11,7 +10,10 @@ from tcpstates.render.columns import Column
 from tcpstates.render.text import write_rows
 from tcpstates.summary.counts import Summary
 
+TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from rich.table import Table
 
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
 
 from tcpstates.model.query import Query
 from tcpstates.render.output import Output, Skips, say_source
 from tcpstates.render.safe import safe
 
+TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from tcpstates.model.place import Place
     from tcpstates.sources.base import Source
     from tcpstates.sources.namespaced import NamespacedSource
     from tcpstates.summary.groups import Group
 
+    T = TypeVar("T")
+
 FORMATS = ("table", "plain", "json", "jsonl")
-T = TypeVar("T")
 
 
 def summary(query: Query, place: Place, out: Output, fmt: str | None, verbose: bool) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tcpstates.model.errors import UsageError
 from tcpstates.model.query import Query
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
 
@@ -80,7 +80,7 @@ def watch(
     if live:
         view = layout(query, owners, source, details=details)
         if hosts is not None and resolving is not None:
-            view = dataclasses.replace(view, names=names(resolving, hosts))
+            view = replace(view, names=names(resolving, hosts))
         render_watch.show_live(stream, out, view, interval=interval, listing=listing)
     else:
         render_watch.write_jsonl(stream, out.stdout, changes=listing)
