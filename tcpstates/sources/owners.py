@@ -69,7 +69,9 @@ class OwnerMap:
         each socket (() for one no process holds, inode 0; None for one whose holder was not
         seen); else only on those several fds hold, which is all the table's ``+N`` and --pid
         need (a Holder record for each of 100,000 sockets costs a twentieth of a listing)."""
-        return self._filled(sockets, every) if self.holders_read else iter(sockets)
+        if not self.holders_read or not (every or self.shared):
+            return iter(sockets)  # nothing to fill: no pass over every socket for nothing
+        return self._filled(sockets, every)
 
     def _filled(self, sockets: Iterable[Socket], every: bool) -> Iterator[Socket]:
         shared, fds, by_inode, make, nobody = (
