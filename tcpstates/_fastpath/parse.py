@@ -11,17 +11,20 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from tcpstates.model.query import End, Query
+    from tcpstates.model.sockets import Details
 
 FORMATS = {"listing": ("plain", "json", "jsonl", "csv"), "summary": ("plain", "json", "jsonl")}
 # Flags by every spelling (short ones may be combined, as in -tanp), valued options likewise.
 _SHORT_FLAGS = {
     "t": "tcp", "u": "udp", "4": "ipv4", "6": "ipv6", "n": "numeric", "H": "no_header",
-    "a": "all_states", "l": "listening", "p": "processes",
+    "a": "all_states", "l": "listening", "p": "processes", "e": "extended", "i": "info",
+    "m": "memory",
 }  # fmt: skip
 _LONG_FLAGS = {
     "--tcp": "tcp", "--udp": "udp", "--ipv4": "ipv4", "--ipv6": "ipv6", "--numeric": "numeric",
     "--no-header": "no_header", "--all": "all_states", "--listening": "listening",
     "--processes": "processes", "--no-owners": "no_owners", "--summary": "summary",
+    "--extended": "extended", "--info": "info", "--memory": "memory", "--timers": "timers",
 }  # fmt: skip
 _SHORT_VALUED = {"s": "states", "o": "fmt"}
 _LONG_VALUED = {
@@ -29,7 +32,11 @@ _LONG_VALUED = {
     "--local": "local", "--remote": "remote", "--format": "fmt",
 }  # fmt: skip
 # What a summary's request has no field for: click refuses these with it.
-_NOT_WITH_SUMMARY = frozenset({"no_owners", "no_header", "processes"})
+_NOT_WITH_SUMMARY = frozenset(
+    {"no_owners", "no_header", "processes", "extended", "info", "memory", "timers"}
+)
+# Columns a record carries always: click refuses them with a record's formats.
+_COLUMNS_ONLY = frozenset({"extended", "timers"})
 MAX_PORT = 65535
 MISSING = "\0"  # an option's value that the argument list ends before (no argument holds NUL)
 
@@ -37,13 +44,29 @@ MISSING = "\0"  # an option's value that the argument list ends before (no argum
 class Plan:
     """What an argument list asks for: a listing or a summary, and the values of its request."""
 
-    __slots__ = ("summary", "query", "fmt", "no_owners", "no_header")
+    __slots__ = ("summary", "query", "fmt", "flags")
 
-    def __init__(
-        self, summary: bool, query: Query, fmt: str | None, no_owners: bool, no_header: bool
-    ) -> None:
-        self.summary, self.query, self.fmt = summary, query, fmt
-        self.no_owners, self.no_header = no_owners, no_header
+    def __init__(self, summary: bool, query: Query, fmt: str | None, flags: set[str]) -> None:
+        self.summary, self.query, self.fmt, self.flags = summary, query, fmt, frozenset(flags)
+
+    @property
+    def no_owners(self) -> bool:
+        return "no_owners" in self.flags
+
+    @property
+    def no_header(self) -> bool:
+        return "no_header" in self.flags
+
+    def details(self) -> Details:
+        """What a listing reads beyond the record (-i, -m, --timers), as its request says."""
+        from tcpstates.model.sockets import Details
+
+        info, memory, timers = (
+            "info" in self.flags,
+            "memory" in self.flags,
+            "timers" in self.flags,
+        )
+        return Details(info, memory, timers)
 
 
 def parse(argv: Sequence[str]) -> Plan | None:
@@ -102,7 +125,7 @@ def _plan(flags: set[str], values: dict[str, list[str]]) -> Plan | None:
     query = _query(flags, values)
     if query is None:
         return None
-    return Plan(summary, query, fmt, "no_owners" in flags, "no_header" in flags)
+    return Plan(summary, query, fmt, flags)
 
 
 def _contradicts(
@@ -115,6 +138,8 @@ def _contradicts(
         return True
     if summary:
         return bool(flags & _NOT_WITH_SUMMARY)
+    if fmt in ("json", "jsonl", "csv") and flags & _COLUMNS_ONLY:
+        return True
     return "no_header" in flags and fmt in ("json", "jsonl")
 
 

@@ -48,7 +48,10 @@ def _answer(plan: Plan, out: Output) -> None:
     from tcpstates.listing.run import list_sockets
 
     owners, header = not plan.no_owners, not plan.no_header
-    list_sockets(plan.query, Place(), out, plan.fmt, owners, False, header=header)
+    list_sockets(
+        plan.query, Place(), out, plan.fmt, owners, False,
+        extended="extended" in plan.flags, header=header, details=plan.details(),
+    )  # fmt: skip
 
 
 def written(write: Callable[[], object]) -> int:
