@@ -43,7 +43,14 @@ from tcpstates.sources.base import select as select_sockets
 from tcpstates.sources.place import open_source
 from tcpstates.summary.counts import TCP_STATES
 from tcpstates.watch.frames import Change, ChangeKind, Frame, diff, frames
-from tcpstates.watch.render import fitted_view, frame_line, frame_view, iso_time
+from tcpstates.watch.render import (
+    CHUNK,
+    fitted_view,
+    frame_line,
+    frame_view,
+    iso_time,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
 
@@ -785,3 +792,19 @@ def test_a_watch_looks_owners_up_only_when_it_shows_or_filters_by_them(
     result = cli("--watch", "0.01", "-o", "jsonl", *args)
     assert result.returncode == 0, result.stderr
     assert asked == [looked_up, looked_up]
+
+
+def test_the_streamed_jsonl_is_frame_lines_bytes() -> None:
+    # write_jsonl writes a frame a chunk of changes at a time; frame_line is the plain version.
+    many = [
+        replace(SERVER, local_port=1000 + i, inode=i, pid=i % 7 or None,
+                process=["nginx", "a\x1b[2Jb\u202e", None, 'q"uote\\'][i % 4],
+                netns=None if i % 3 else 4026531840 + i % 2)
+        for i in range(2 * CHUNK + 17)
+    ]  # fmt: skip
+    query = Query(protos=frozenset({"tcp", "udp"}))
+    frames = [*STORY, *scripted_frames([], many, many[5:], query=query)]
+    streamed = io.StringIO()
+    write_jsonl(frames, streamed)
+    assert streamed.getvalue() == "".join(frame_line(frame) for frame in frames)
+    assert max(len(frame.changes) for frame in frames) > 2 * CHUNK
