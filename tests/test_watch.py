@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import TCPSTATES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 from terminal import needs_tmux, terminal
 
@@ -808,3 +810,42 @@ def test_the_streamed_jsonl_is_frame_lines_bytes() -> None:
     write_jsonl(frames, streamed)
     assert streamed.getvalue() == "".join(frame_line(frame) for frame in frames)
     assert max(len(frame.changes) for frame in frames) > 2 * CHUNK
+
+
+def _plain_diff(previous: list[Socket], current: list[Socket]) -> tuple[Change, ...]:
+    """diff as it was before Grouped: a list of sockets per key, both reads grouped afresh."""
+    from collections import defaultdict
+
+    from tcpstates.watch.frames import _KIND_ORDER, _diff_group, socket_key, sort_key
+
+    before: defaultdict[object, list[Socket]] = defaultdict(list)
+    after: defaultdict[object, list[Socket]] = defaultdict(list)
+    for groups, sockets in ((before, previous), (after, current)):
+        for sock in sockets:
+            groups[socket_key(sock)].append(sock)
+    changes: list[Change] = []
+    for key in before.keys() | after.keys():
+        changes += _diff_group(before.get(key, []), after.get(key, []))
+    changes.sort(key=lambda change: (sort_key(change.socket), _KIND_ORDER[change.kind]))
+    return tuple(changes)
+
+
+# Few ports and inodes, so that keys are often shared (SO_REUSEPORT, a TIME_WAIT beside a new
+# connection) and inodes 0 and None meet non-zero ones.
+SOCKETS = st.builds(
+    lambda port, peer, state, inode, netns: replace(
+        SERVER, local_port=port, remote_port=peer, state=state, inode=inode, netns=netns
+    ),
+    st.sampled_from([80, 443]),
+    st.sampled_from([0, 5000]),
+    st.sampled_from([TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT,
+                     TcpState.CLOSE_WAIT]),
+    st.sampled_from([None, 0, 11, 12, 13]),
+    st.sampled_from([None, 4026531840]),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(SOCKETS, max_size=8), st.lists(SOCKETS, max_size=8))
+def test_the_grouped_diff_is_the_plain_one(previous: list[Socket], current: list[Socket]) -> None:
+    assert diff(previous, current) == _plain_diff(previous, current)

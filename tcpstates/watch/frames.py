@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -145,23 +145,58 @@ def diff(previous: Iterable[Socket], current: Iterable[Socket]) -> tuple[Change,
     Each round walks the sockets in ``sort_key`` order, so the result does not depend on the
     order of the input.
     """
-    before = _group(previous)
-    after = _group(current)
+    return diff_grouped(Grouped(previous), Grouped(current))
+
+
+class Grouped:
+    """A reading by ``socket_key``: what ``diff`` compares, and all a watch keeps of the last
+    reading.
+
+    Nearly every key has one socket: it is the dict's value itself, and the few keys several
+    share keep the rest in ``more``. A list per key, as a plain grouping has, cost a 100k
+    watch 20 MB for each of the two readings it compares.
+    """
+
+    __slots__ = ("first", "more")
+
+    def __init__(self, sockets: Iterable[Socket]) -> None:
+        self.first: dict[Key, Socket] = {}
+        self.more: dict[Key, list[Socket]] = {}
+        first, more = self.first, self.more
+        for sock in sockets:
+            key = socket_key(sock)
+            if first.setdefault(key, sock) is not sock:
+                more.setdefault(key, []).append(sock)
+
+    def all(self, key: Key) -> list[Socket]:
+        found = self.first.get(key)
+        return [] if found is None else [found, *self.more.get(key, ())]
+
+
+def diff_grouped(before: Grouped, after: Grouped) -> tuple[Change, ...]:
+    """``diff`` of two groupings (a watch keeps the last one rather than group it again)."""
     changes: list[Change] = []
-    for key in before.keys() | after.keys():
-        changes += _diff_group(before.get(key, []), after.get(key, []))
+    shared = before.more.keys() | after.more.keys()
+    for key, old in before.first.items():
+        new = after.first.get(key)
+        if key in shared:
+            changes += _diff_group(before.all(key), after.all(key))
+        elif new is None:
+            changes.append(Change(ChangeKind.VANISHED, old))
+        elif old.state is not new.state or (old.inode and new.inode and old.inode != new.inode):
+            changes += _pair_or_split(old, new)  # else the same socket, in the same state
+    for key, new in after.first.items():
+        if key not in before.first:
+            changes += _diff_group([], after.all(key)) if key in shared else [_appeared(new)]
     changes.sort(key=lambda change: (sort_key(change.socket), _KIND_ORDER[change.kind]))
     return tuple(changes)
 
 
+def _appeared(sock: Socket) -> Change:
+    return Change(ChangeKind.APPEARED, sock)
+
+
 _KIND_ORDER = {ChangeKind.VANISHED: 0, ChangeKind.CHANGED: 1, ChangeKind.APPEARED: 2}
-
-
-def _group(sockets: Iterable[Socket]) -> dict[Key, list[Socket]]:
-    groups: defaultdict[Key, list[Socket]] = defaultdict(list)
-    for sock in sockets:
-        groups[socket_key(sock)].append(sock)
-    return groups
 
 
 def _diff_group(old: list[Socket], new: list[Socket]) -> list[Change]:
@@ -251,23 +286,26 @@ def frames(
     query = query or Query()
     shown = shown_states(query)
     protos = tuple(proto for proto in ("tcp", "udp") if proto in query.protos)
-    previous: tuple[Socket, ...] = ()
+    # Of the last reading only its grouping is kept: the sockets themselves, once each.
+    previous = Grouped(())
     last: Tally = Counter()
     first: Tally | None = None
     number = 0
     while True:
         started = clock()
-        current = tuple(sorted(read(), key=sort_key))
+        current = sorted(read(), key=sort_key)
         now = Counter((sock.proto, sock.state) for sock in current)
         if first is None:
             first = now
+        grouped = Grouped(current)
         yield Frame(
             number=number,
             time=datetime.fromtimestamp(started, timezone.utc),
             protos=protos,
             counts=count_rows(shown, now, last, first),
-            changes=diff(previous, current),
-            sockets=current,
+            changes=diff_grouped(previous, grouped),
+            sockets=tuple(current),
         )
-        previous, last, number = current, now, number + 1
+        previous, last, number = grouped, now, number + 1
+        del current, grouped  # the next reading is made with only ``previous`` held
         sleep(min(interval, max(0.0, interval - (clock() - started))))
