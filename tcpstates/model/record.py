@@ -65,6 +65,10 @@ class _RecordType(type):
             return super().__new__(mcs, name, bases, namespace)
         if bases != (Record,):
             raise TypeError(f"{name}: a record derives from Record alone")
+        if "__annotations__" not in namespace and "__annotate__" in namespace:
+            # Python 3.14 evaluates a class's annotations lazily, unless the module says
+            # ``from __future__ import annotations`` (ours all do): fields would go unseen.
+            raise TypeError(f"{name}: a record's module needs from __future__ import annotations")
         annotations = namespace.get("__annotations__", {})
         names = tuple(n for n, kind in annotations.items() if not _class_var(kind))
         defaults = {n: namespace.pop(n) for n in names if n in namespace}
