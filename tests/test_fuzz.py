@@ -127,7 +127,7 @@ def test_netlink_decoder_gives_records_or_one_error(chunk: bytes) -> None:
     try:
         offsets, _ = diag.parse_chunk(chunk, len(chunk))
         records = [RECORD.unpack_from(chunk, offset) for offset in offsets]
-        sockets = list(netlink._decode(records, "tcp", None))
+        sockets = list(netlink.decode(records, "tcp", None))
     except SourceError:
         return
     assert all(isinstance(s, Socket) for s in sockets)

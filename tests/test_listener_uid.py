@@ -188,7 +188,7 @@ def test_only_blank_request_sockets_change_and_all_records_stay_in_order() -> No
             packed = bytearray()
             for n, (state, on, uid, inode, _) in enumerate(sent):
                 packed += _record(state, on, uid, inode, remote_port=n + 1)
-            decoded = list(netlink._decode(netlink._Listeners(None).records(packed), "tcp", None))
+            decoded = list(netlink.decode(netlink._Listeners(None).records(packed), "tcp", None))
     assert [(s.state, s.local_port, s.remote_port, s.uid) for s in decoded] == [
         (state, on, n + 1, want) for n, (state, on, _, _, want) in enumerate(sent)
     ]

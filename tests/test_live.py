@@ -114,7 +114,7 @@ def _zoo_records(zoo: Zoo, packed: bytes) -> list[tuple]:
     from tcpstates.sources import inet_diag as diag
     from tcpstates.sources import netlink
 
-    records = netlink._decode(diag.RECORD.iter_unpack(packed), "tcp", None)
+    records = netlink.decode(diag.RECORD.iter_unpack(packed), "tcp", None)
     return [(key(s), s.inode) for s in ours(zoo, records)]
 
 
@@ -179,7 +179,7 @@ def test_port_and_address_filters_run_in_the_kernel_as_in_the_query(zoo):
     from tcpstates.sources import netlink
 
     def zoo_sockets(packed: bytes) -> list[Socket]:
-        return ours(zoo, netlink._decode(diag.RECORD.iter_unpack(packed), "tcp", None))
+        return ours(zoo, netlink.decode(diag.RECORD.iter_unpack(packed), "tcp", None))
 
     mask = diag.ALL_STATES
     everything = zoo_sockets(diag.dump_packed(socket.IPPROTO_TCP, socket.AF_UNSPEC, mask))

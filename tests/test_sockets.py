@@ -198,7 +198,7 @@ def test_netlink_builds_the_record_in_fields_order() -> None:
     import socket
 
     from tcpstates.sources import inet_diag as diag
-    from tcpstates.sources.netlink import _decode
+    from tcpstates.sources.netlink import decode
     from tcpstates.sources.owners import Owner
 
     packed = diag.RECORD.pack(
@@ -208,7 +208,7 @@ def test_netlink_builds_the_record_in_fields_order() -> None:
         socket.inet_aton("10.0.0.1") + bytes(12), socket.inet_aton("10.0.0.2") + bytes(12),
         0, 7000, 11, 12, 1001, 4242,  # interface, expires, rqueue, wqueue, uid, inode
     )  # fmt: skip
-    (sock,) = _decode(diag.RECORD.iter_unpack(packed), "tcp", {4242: Owner(77, "app")})
+    (sock,) = decode(diag.RECORD.iter_unpack(packed), "tcp", {4242: Owner(77, "app")})
     assert sock == Socket(**RECORD)
 
 

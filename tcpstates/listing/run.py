@@ -8,6 +8,7 @@ from tcpstates.model.query import Query
 from tcpstates.model.record import replace
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket
 from tcpstates.render.output import Output, Skips, say_source
+from tcpstates.sources.base import select
 
 TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def list_sockets(
     the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers,
     --cgroup), ``resolving`` names ports and hosts in a table or plain text (-r). Owners shown
     are every holder of each socket (``owners`` in JSON, ``+N`` in the Process column)."""
-    from tcpstates.sources.base import select
+    from tcpstates.listing import packed
     from tcpstates.sources.place import open_place
 
     # A record carries every holder; a row only those of a socket several processes hold.
@@ -45,6 +46,37 @@ def list_sockets(
     details = replace(details, holders=owners and machine, sharers=owners and not machine)
     source = open_place(place)
     say_source(out, source, verbose)
+    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
+    plain = fmt == "plain" and resolving is None
+    fast = packed.netlink_of(source, query, chosen) if plain else None
+    if fast is not None:
+        from tcpstates.render.text import write_rows
+
+        rows, hidden = packed.plain_rows(fast, query, chosen)
+        write_rows(rows, chosen.columns, out.stdout, header=chosen.header)
+    else:
+        hidden = read_and_render(query, source, out, fmt, owners, chosen, resolving)
+    out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
+    Skips(verbose, out.stderr.write).report(source)
+    if hidden and owners:
+        out.stderr.write(
+            f"tcpstates: the sockets of {hidden} processes of other users"
+            " cannot be attributed; their owner shows as -\n"
+        )
+
+
+def read_and_render(
+    query: Query,
+    source: Source,
+    out: Output,
+    fmt: str,
+    owners: bool,
+    chosen: Layout,
+    resolving: Resolving | None,
+) -> int:
+    """Read ``source``'s sockets and write them in ``fmt``; returns how many processes could
+    not be looked into for owners."""
+    details = chosen.details
     # A socket's cgroup falls back on its owner's where the source sends none: owners are then
     # looked for even if not shown. netlink sends it: a /proc scan would cost more than the rest.
     fallback = details.cgroup and not getattr(source, "gives_cgroups", False)
@@ -54,7 +86,6 @@ def list_sockets(
         from tcpstates.sources.cgroups import completed
 
         sockets = completed(sockets)
-    chosen = layout(query, owners, source, extended=extended, header=header, details=details)
     numeric = 0
     if resolving is not None:
         sockets = list(sockets)
@@ -62,15 +93,10 @@ def list_sockets(
         numeric = hosts.resolve(addresses(sockets))
         chosen = replace(chosen, names=names(resolving, hosts))
     render(sockets, chosen, out, fmt)
-    out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
     if numeric and resolving is not None:
+        out.stdout.flush()
         out.stderr.write(left_numeric(numeric, resolving.budget))
-    Skips(verbose, out.stderr.write).report(source)
-    if reading.hidden_processes and owners:
-        out.stderr.write(
-            f"tcpstates: the sockets of {reading.hidden_processes} processes of other users"
-            " cannot be attributed; their owner shows as -\n"
-        )
+    return reading.hidden_processes
 
 
 def addresses(sockets: Iterable[Socket]) -> set[str]:

@@ -169,7 +169,7 @@ class Layout(Record):
         prefixes: dict[str, str] = {}  # address -> "address:" or "[address]:"
         owners: dict[tuple[int, str | None, int], tuple[str, str]] = {}
         names, lead_proto, labels, show_owners, extended, cgroups = (
-            _STATE_NAMES,
+            STATE_NAMES,
             self.proto,
             self.netns_labels,
             self.owners,
@@ -244,7 +244,7 @@ class Layout(Record):
             if not show_owners:
                 return cells
             if sock.pid is None:
-                return cells + (_KERNEL_OWNED if sock.inode == 0 else _UNSEEN_OWNER)
+                return cells + (KERNEL_OWNED_CELLS if sock.inode == 0 else UNSEEN_OWNER_CELLS)
             holders = sock.holders
             more = 0 if holders is None or len(holders) < 2 else others(holders)
             key = (sock.pid, sock.process, more)
@@ -254,12 +254,12 @@ class Layout(Record):
 
 
 # proto -> state -> the name a listing shows (UDP's CLOSE is UNCONN); a socket's own state_name.
-_STATE_NAMES: dict[str, dict[TcpState, str]] = {
+STATE_NAMES: dict[str, dict[TcpState, str]] = {
     proto: {state: state_name(state, proto) for state in TcpState} for proto in ("tcp", "udp")
 }
 # The other way: the state a State cell names (UNCONN: UDP's CLOSE), to colour it by.
 STATE_OF_NAME: dict[str, TcpState] = {
-    name: state for names in _STATE_NAMES.values() for state, name in names.items()
+    name: state for names in STATE_NAMES.values() for state, name in names.items()
 }
 
 
@@ -362,5 +362,6 @@ def others(holders: tuple[Holder, ...]) -> int:
     return len({holder.pid for holder in holders}) - 1
 
 
-_KERNEL_OWNED = owner_cells(KERNEL_OWNER)
-_UNSEEN_OWNER = owner_cells(UNSEEN_OWNER)
+# The PID and Process cells of a socket no process holds, and of one whose holder is unseen.
+KERNEL_OWNED_CELLS = owner_cells(KERNEL_OWNER)
+UNSEEN_OWNER_CELLS = owner_cells(UNSEEN_OWNER)

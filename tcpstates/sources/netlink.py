@@ -13,12 +13,13 @@ from collections.abc import Iterable, Iterator
 
 from tcpstates.model.errors import SourceError
 from tcpstates.model.query import Query
+from tcpstates.model.record import Record
 from tcpstates.model.sockets import NO_DETAILS, Details, Socket, new_socket
 from tcpstates.model.states import BY_CODE, TcpState
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.inet_diag import dump, dump_packed
-from tcpstates.sources.owners import Owner, holders_wanted, scan_owners
+from tcpstates.sources.owners import Owner, OwnerMap, holders_wanted, scan_owners
 
 TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
@@ -40,6 +41,14 @@ _MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96, IPv4 addresses as an IPv6 so
 _MAPPED_ANY = _MAPPED + _ANY4
 # Where a record tuple (inet_diag.RECORD) holds what a listener is matched on.
 _FAMILY, _STATE, _SPORT, _SRC, _UID, _INODE = 5, 6, 9, 11, 17, 18
+
+
+class RawReading(Record):
+    """A read's records before they are sockets: per dump, its protocol's name and its records
+    (inet_diag.RECORD tuples); the owners found for them, None when not asked for."""
+
+    dumps: list[tuple[str, Iterator[tuple[Any, ...]]]]
+    owners: OwnerMap | None
 
 
 def state_mask(states: frozenset[TcpState]) -> int:
@@ -68,8 +77,22 @@ class NetlinkSource:
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
         if details.from_kernel or details.cgroup:  # the cgroup id is an attribute too
             return _read_detailed(query, owners, details)
+        raw = self.records(query, owners, details)
+        sockets = (
+            sock
+            for proto, records in raw.dumps
+            for sock in decode(records, proto, raw.owners.by_inode if raw.owners else None)
+        )
+        scan = raw.owners
+        if scan is None:
+            return Reading(sockets)
+        return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
+
+    def records(self, query: Query, owners: bool, details: Details = NO_DETAILS) -> RawReading:
+        """What ``read`` decodes into sockets: the records of each dump, undecoded, and the
+        owners of their sockets (with ``owners``). listing/packed.py makes rows of them."""
         if not owners:
-            return Reading(self._sockets(query, None))
+            return RawReading(list(self._dumps(query)), None)
         # Dump first, then look only for the owners of what the kernel sent: a TIME_WAIT
         # listing needs no /proc scan at all, since no process holds those sockets.
         # The records wait in their binary form, back to back: a tenth of the memory of tuples.
@@ -79,15 +102,9 @@ class NetlinkSource:
             for proto, protocol, family in _dumps(query)
         ]
         wanted = {inode for _, packed in dumps for (inode,) in _INODES.iter_unpack(packed)} - {0}
-        holders = holders_wanted(query, details)
-        scan = scan_owners("/proc", wanted, holders)
+        scan = scan_owners("/proc", wanted, holders_wanted(query, details))
         listeners = _Listeners(query.sport)
-        sockets = (
-            sock
-            for proto, packed in dumps
-            for sock in _decode(listeners.records(packed), proto, scan.by_inode)
-        )
-        return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
+        return RawReading([(proto, listeners.records(packed)) for proto, packed in dumps], scan)
 
     def probe(self) -> None:
         """Raise SourceError unless this kernel answers sock_diag dumps."""
@@ -106,10 +123,6 @@ class NetlinkSource:
             for code, n in diag.count_states(protocol, family, mask, tcp_queues).items():
                 counts[proto, BY_CODE[code]] += n
         return counts
-
-    def _sockets(self, query: Query, owners: dict[int, Owner] | None) -> Iterator[Socket]:
-        for proto, records in self._dumps(query):
-            yield from _decode(records, proto, owners)
 
     def _dumps(self, query: Query) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
         mask, program = state_mask(query.states), _program(query)
@@ -145,7 +158,7 @@ def read_handles(query: Query, owners: bool) -> tuple[list[tuple[Socket, Handle]
     listeners = _Listeners(query.sport)
     found: list[tuple[Socket, Handle]] = []
     for proto, protocol, packed in dumps:
-        sockets: Iterable[Socket] = _decode(
+        sockets: Iterable[Socket] = decode(
             listeners.records(packed), proto, scan.by_inode if scan else None
         )
         if scan is not None:
@@ -241,10 +254,10 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
 
     def sockets() -> Iterator[Socket]:
         for proto, rows in dumps:
-            # _decode takes a record and yields its socket in step: the record's attributes
-            # wait in ``found`` meanwhile, so one _decode (and its address cache) serves all.
+            # decode takes a record and yields its socket in step: the record's attributes
+            # wait in ``found`` meanwhile, so one decode (and its address cache) serves all.
             found: list[dict[int, bytes]] = []
-            for sock in _decode(_records(rows, listeners, found), proto, by_inode):
+            for sock in decode(_records(rows, listeners, found), proto, by_inode):
                 complete(sock, found.pop(), details, cgroups)
                 yield sock
 
@@ -340,9 +353,11 @@ def _dumps(query: Query) -> Iterator[tuple[str, int, int]]:
             yield from ((proto, protocol, af) for af in diag.dump_families(protocol, families))
 
 
-def _decode(
+def decode(
     records: Iterable[tuple[Any, ...]], proto: str, owners: dict[int, Owner] | None
 ) -> Iterator[Socket]:
+    """The sockets of ``records`` (inet_diag.RECORD tuples of protocol ``proto``), each with
+    its owner in ``owners`` (by inode)."""
     # 100,000 records: everything looked up once, and new_socket's arguments given by position
     # (sockets.FIELDS order), which costs a fifth less than by keyword.
     ntohs, inet6, states, timers, make = socket.ntohs, socket.AF_INET6, BY_CODE, TIMERS, new_socket
