@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from array import array
 
 from tcpstates.sources import owners
 from tcpstates.sources.owners import scan_owners
@@ -92,5 +93,6 @@ def test_split_scan_on_the_live_host_finds_what_the_serial_scan_finds(sockets, m
 
 
 def test_child_results_come_back_and_a_failed_child_is_reported():
-    assert owners._Child(lambda: [(1, 2, 3), (3, 2**40, 4)]).result() == [(1, 2, 3), (3, 2**40, 4)]
-    assert owners._Child(lambda: [1 // 0]).result() is None  # type: ignore[list-item]
+    sent = array("Q", [1, 2, 3, 3, 2**40, 4])
+    assert owners._Child(lambda: sent).result() == sent
+    assert owners._Child(lambda: array("Q", [1 // 0])).result() is None
