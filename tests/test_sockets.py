@@ -220,3 +220,22 @@ def test_procfs_builds_the_record_in_fields_order() -> None:
     owners = {4242: Owner(77, "app")}
     (sock,) = parse_table([line], "tcp", owners=owners, byteorder="little")
     assert sock == Socket(**RECORD)
+
+
+def test_the_inodes_an_owner_scan_looks_for_are_the_non_zero_ones() -> None:
+    import socket
+
+    from tcpstates.sources import inet_diag as diag
+    from tcpstates.sources.netlink import Inodes
+
+    def record(inode: int) -> bytes:
+        return diag.RECORD.pack(
+            0, 0, 0, 0, 0, socket.AF_INET, 1, 0, 0, 1, 2, bytes(16), bytes(16), 0, 0, 0, 0, 0, inode
+        )
+
+    dumps = [bytearray(b"".join(map(record, [0, 5, 2**32 - 1, 0]))), bytearray(record(9))]
+    wanted = Inodes(dumps)
+    assert len(wanted) == 3 and bool(wanted)
+    assert list(wanted) == [5, 2**32 - 1, 9]
+    assert 9 in wanted and 0 not in wanted and 6 not in wanted
+    assert not Inodes([bytearray(record(0))]) and not Inodes([])
