@@ -813,7 +813,7 @@ def test_the_streamed_jsonl_is_frame_lines_bytes() -> None:
 
 
 def _plain_diff(previous: list[Socket], current: list[Socket]) -> tuple[Change, ...]:
-    """diff as it was before Grouped: a list of sockets per key, both reads grouped afresh."""
+    """diff as it was before the merge: a list of sockets per key, both reads grouped afresh."""
     from collections import defaultdict
 
     from tcpstates.watch.frames import _KIND_ORDER, _diff_group, socket_key, sort_key
@@ -847,7 +847,7 @@ SOCKETS = st.builds(
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(SOCKETS, max_size=8), st.lists(SOCKETS, max_size=8))
-def test_the_grouped_diff_is_the_plain_one(previous: list[Socket], current: list[Socket]) -> None:
+def test_the_merged_diff_is_the_plain_one(previous: list[Socket], current: list[Socket]) -> None:
     assert diff(previous, current) == _plain_diff(previous, current)
 
 
@@ -861,3 +861,14 @@ def test_the_flat_sort_key_orders_as_key_then_rank(sockets: list[Socket]) -> Non
     assert [sort_key(s) for s in sorted(sockets, key=sort_key)] == [
         (*socket_key(s), *_rank(s)) for s in nested
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SOCKETS, max_size=12), st.lists(st.sampled_from(["tcp", "udp"]), max_size=12))
+def test_in_order_is_the_plain_sort(sockets: list[Socket], protos: list[str]) -> None:
+    from tcpstates.watch.frames import in_order, sort_key
+
+    mixed = [replace(s, proto=p) for s, p in zip(sockets, protos + ["tcp"] * 12, strict=False)]
+    mixed += [replace(s, family=6, local_address="::1") for s in sockets[:3]]
+    assert in_order(mixed) == sorted(mixed, key=sort_key)
+    assert [id(s) for s in in_order(mixed)] == [id(s) for s in sorted(mixed, key=sort_key)]

@@ -50,6 +50,9 @@ def watch(
             "-r names ends in a table; --watch writes JSON Lines here, whose records keep"
             " addresses and ports numeric"
         )
+    from tcpstates.watch.memory import fix_mmap_threshold
+
+    fix_mmap_threshold()
     source = open_place(place)
     say_source(out, source, verbose)
     listing = not counts_only
