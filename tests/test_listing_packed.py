@@ -91,6 +91,7 @@ from tcpstates.model.sockets import Details
 from tcpstates.model.states import parse_states
 from tcpstates.sources.base import select
 from tcpstates.sources.netlink import NetlinkSource
+import tcpstates.sources.owners  # loaded when needed, and nobody may not read root's Python
 
 if "nobody" in sys.argv:
     os.setgid(65534)

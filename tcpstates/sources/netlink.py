@@ -19,7 +19,6 @@ from tcpstates.model.states import BY_CODE, TcpState
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
 from tcpstates.sources.inet_diag import dump, dump_packed
-from tcpstates.sources.owners import Owner, OwnerMap, holders_wanted, scan_owners
 
 TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
     from tcpstates.model.query import Network
     from tcpstates.sources.destroy import Handle
+    from tcpstates.sources.owners import Owner, OwnerMap
 
     _Rows = Iterable[tuple[tuple[Any, ...], dict[int, bytes]]]  # records and their attributes
 
@@ -49,6 +49,16 @@ class RawReading(Record):
 
     dumps: list[tuple[str, Iterator[tuple[Any, ...]]]]
     owners: OwnerMap | None
+
+
+def _owners_of(wanted: Inodes, query: Query, details: Details) -> OwnerMap | None:
+    """The owners of the ``wanted`` sockets; None when there is none to look for (a listing of
+    TIME_WAIT alone), which spares it loading the scan too."""
+    if not wanted:
+        return None
+    from tcpstates.sources.owners import holders_wanted, scan_owners
+
+    return scan_owners("/proc", wanted, holders_wanted(query, details))
 
 
 class Inodes(Collection[int]):
@@ -131,8 +141,7 @@ class NetlinkSource:
             (proto, dump_packed(protocol, family, mask, program))
             for proto, protocol, family in _dumps(query)
         ]
-        wanted = Inodes([packed for _, packed in dumps])
-        scan = scan_owners("/proc", wanted, holders_wanted(query, details))
+        scan = _owners_of(Inodes([packed for _, packed in dumps]), query, details)
         listeners = _Listeners(query.sport)
         return RawReading([(proto, listeners.records(packed)) for proto, packed in dumps], scan)
 
@@ -183,8 +192,7 @@ def read_handles(query: Query, owners: bool) -> tuple[list[tuple[Socket, Handle]
     ]
     scan = None
     if owners:
-        wanted = Inodes([packed for *_, packed in dumps])
-        scan = scan_owners("/proc", wanted, holders_wanted(query, NO_DETAILS))
+        scan = _owners_of(Inodes([packed for *_, packed in dumps]), query, NO_DETAILS)
     listeners = _Listeners(query.sport)
     found: list[tuple[Socket, Handle]] = []
     for proto, protocol, packed in dumps:
@@ -269,11 +277,13 @@ def _read_detailed(query: Query, owners: bool, details: Details) -> Reading:
         (proto, diag.dump_detailed(protocol, family, mask, ext, program))
         for proto, protocol, family in _dumps(query)
     ]
-    scan, holders = None, owners and holders_wanted(query, details)
+    scan = None
     if owners:  # the owners of what was sent: every record first (without, they stream)
+        from tcpstates.sources.owners import holders_wanted, scan_owners
+
         dumps = [(proto, list(rows)) for proto, rows in dumps]
         wanted = {record[_INODE] for _, rows in dumps for record, _ in rows} - {0}
-        scan = scan_owners("/proc", wanted, holders)
+        scan = scan_owners("/proc", wanted, holders_wanted(query, details))
     listeners = _Listeners(query.sport)
     # Here: a listing without details loads neither.
     from tcpstates.sources.cgroups import CgroupPaths
