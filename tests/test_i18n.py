@@ -213,7 +213,7 @@ def test_the_wheel_holds_the_mo_not_its_sources_and_translates_with_it(
     for page in PAGES.values():  # every manual page, where man looks in the environment
         assert any(n.endswith(f".data/data/share/man/man{page[-1]}/{page}") for n in names), page
     # The console script enters where the summary fast path is tried before click loads.
-    assert "tcpstates = tcpstates.__main__:main" in scripts
+    assert "tcpstates = tcpstates.__main__:entry" in scripts
     # What the wheel installs translates with the .mo alone, as the checkout does.
     args = ["--lang", "id", "--explain", "-o", "plain"]
     run = "import runpy, sys, tcpstates; print(tcpstates.__file__, file=sys.stderr); "

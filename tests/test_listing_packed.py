@@ -75,6 +75,8 @@ udp6.bind(("::1", 7206))
 talking = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 talking.connect(("127.0.0.1", 7206))
 held += [udp, udp6, talking]
+for port in range(20000, 20900):  # 900 more rows: a listing longer than a pipe holds
+    held.append(socket.create_server(("127.0.0.5", port)))
 ctypes.CDLL(None).prctl(15, b"ev\x1b[1mil\n")  # PR_SET_NAME: what the rows must escape
 time.sleep(0.2)
 print("ready", flush=True)
@@ -164,3 +166,15 @@ def test_every_form_is_in_the_namespace(space: Netns) -> None:
         "ESTABLISHED", " +1", "(kernel)", "ev\\x1b[1mil\\x0a",
     ):  # fmt: skip
         assert form in text, form
+
+
+def test_the_console_script_ends_with_every_byte_written(space: Netns) -> None:
+    """entry() ends a fast answer with os._exit: the listing, longer than a pipe holds, must
+    be whole by then, and the same as main()'s, which exits as usual."""
+    outputs = []
+    for function in ("entry", "main"):
+        code = f"import sys; from tcpstates.__main__ import {function}; {function}()"
+        done = space.run(sys.executable, "-c", code, "-o", "plain", "-s", "listen")
+        outputs.append(done.stdout)
+    assert len(outputs[0]) > 65536 and outputs[0].count("127.0.0.5:") == 900
+    assert outputs[0] == outputs[1]
