@@ -94,6 +94,15 @@ from tcpstates.model.states import parse_states
 from tcpstates.sources.base import select
 from tcpstates.sources.netlink import NetlinkSource
 import tcpstates.sources.owners  # loaded when needed, and nobody may not read root's Python
+import io
+from tcpstates.render.output import Output
+from tcpstates.render.table import write_table, write_table_of
+import rich.console, rich.text  # the table colours states with Rich's codes
+
+def table(write, width):
+    out = Output(io.StringIO(), io.StringIO(), True, "always", width=width)
+    write(out)
+    return out.stdout.getvalue()
 
 if "nobody" in sys.argv:
     os.setgid(65534)
@@ -108,7 +117,16 @@ for states, protos, families, owners, extended in json.loads(sys.argv[1]):
     fast, hidden = packed.plain_rows(source, query, chosen)
     reading = source.read(query, owners, details)
     plain = chosen.rows(select(reading, query))
-    results.append([fast, plain, hidden, reading.hidden_processes])
+    tables = [
+        [
+            table(lambda out: write_table_of(
+                lambda layout: packed.plain_rows(source, query, layout)[0], chosen, out), width),
+            table(lambda out: write_table(
+                select(source.read(query, owners, details), query), chosen, out), width),
+        ]
+        for width in (60, 100)
+    ]
+    results.append([fast, plain, hidden, reading.hidden_processes, tables])
 print(json.dumps(results))
 """
 
@@ -146,11 +164,13 @@ def _both_ways(space: Netns, *argv: str) -> list[list[object]]:
 @pytest.mark.parametrize("user", ["root", "nobody"])
 def test_the_packed_rows_are_the_plain_rows(space: Netns, user: str) -> None:
     hidden_seen = []
-    for listing, (fast, plain, hidden, hidden_plain) in zip(
+    for listing, (fast, plain, hidden, hidden_plain, tables) in zip(
         LISTINGS, _both_ways(space, user), strict=True
     ):
         assert fast == plain, listing
         assert hidden == hidden_plain, listing
+        for packed_table, plain_table in tables:  # the table a terminal gets, fitted
+            assert packed_table == plain_table and "\x1b[" in packed_table, listing
         hidden_seen.append(hidden)
     # nobody cannot look into root's holder: its owners are unseen ("-"), and said to be.
     assert any(hidden_seen) == (user == "nobody")

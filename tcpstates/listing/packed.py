@@ -1,10 +1,11 @@
-"""Plain rows straight from the kernel's records, with no Socket between them.
+"""A listing's rows straight from the kernel's records, with no Socket between them.
 
-A piped listing (``-o plain``, the form scripts and ``| grep`` read) from netlink makes a Socket
-of each record and then a row of each Socket's attributes. Here the row is made from the record's
-fields directly. Beyond the kernel's dump and the owner scan, at 50,000 sockets that costs
-0.8 µs a socket where the two steps take 1.7 (a TIME_WAIT listing), and 1.2 where they take 2.3
-(every socket, with owners): a seventh of a TIME_WAIT listing's wall time.
+A listing from netlink (the table a terminal gets, and ``-o plain``, the form scripts and
+``| grep`` read) made a Socket of each record and then a row of each Socket's attributes. Here
+the row is made from the record's fields directly. Beyond the kernel's dump and the owner
+scan, at 50,000 sockets that costs 0.8 µs a socket where the two steps take 1.7 (a TIME_WAIT
+listing), and 1.2 where they take 2.3 (every socket, with owners): a seventh of a TIME_WAIT
+listing's wall time.
 
 Only the common record takes the short way: one with no interface (no scope, no
 SO_BINDTODEVICE), not an IPv6 socket that also takes IPv4, and held by at most one process.
@@ -43,9 +44,9 @@ _DUAL_STACK = frozenset(kind for kind, v6only in V6ONLY_OF_TYPE.items() if v6onl
 
 
 def netlink_of(source: Source, query: Query, layout: Layout) -> netlink.NetlinkSource | None:
-    """``source`` if a plain listing of it in ``layout`` can be made here (netlink's records of
-    the namespace this process is in, no filter left to apply to the rows, no detail column,
-    no names); else None."""
+    """``source`` if the rows of a listing of it in ``layout`` can be made here (netlink's
+    records of the namespace this process is in, no filter left to apply to the rows, no detail
+    column, no names); else None."""
     shown = layout.details
     if shown.info or shown.memory or shown.timers or shown.cgroup or query.filters_rows:
         return None

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tcpstates.render.columns import Layout, Names
     from tcpstates.sources.base import Source
     from tcpstates.sources.names import Budget, HostNames, Resolving
+    from tcpstates.sources.netlink import NetlinkSource
 
 FORMATS = ("table", "plain", "json", "jsonl", "csv")
 
@@ -47,13 +48,10 @@ def list_sockets(
     source = open_place(place)
     say_source(out, source, verbose)
     chosen = layout(query, owners, source, extended=extended, header=header, details=details)
-    plain = fmt == "plain" and resolving is None
-    fast = packed.netlink_of(source, query, chosen) if plain else None
+    text = fmt in ("plain", "table") and resolving is None
+    fast = packed.netlink_of(source, query, chosen) if text else None
     if fast is not None:
-        from tcpstates.render.text import write_rows
-
-        rows, hidden = packed.plain_rows(fast, query, chosen)
-        write_rows(rows, chosen.columns, out.stdout, header=chosen.header)
+        hidden = write_packed(fast, query, chosen, out, fmt)
     else:
         hidden = read_and_render(query, source, out, fmt, owners, chosen, resolving)
     out.stdout.flush()  # what is said on stderr comes after the listing on a terminal, not in it
@@ -63,6 +61,29 @@ def list_sockets(
             f"tcpstates: the sockets of {hidden} processes of other users"
             " cannot be attributed; their owner shows as -\n"
         )
+
+
+def write_packed(source: NetlinkSource, query: Query, chosen: Layout, out: Output, fmt: str) -> int:
+    """The plain listing or the table, of rows made straight from netlink's records
+    (listing/packed.py); returns how many processes could not be looked into for owners."""
+    from tcpstates.listing import packed
+
+    hidden = 0
+
+    def rows_of(layout: Layout) -> list[tuple[str, ...]]:
+        nonlocal hidden
+        rows, hidden = packed.plain_rows(source, query, layout)
+        return rows
+
+    if fmt == "plain":
+        from tcpstates.render.text import write_rows
+
+        write_rows(rows_of(chosen), chosen.columns, out.stdout, header=chosen.header)
+    else:
+        from tcpstates.render.table import write_table_of
+
+        write_table_of(rows_of, chosen, out)
+    return hidden
 
 
 def read_and_render(

@@ -12,7 +12,7 @@ Rich would write, made once per state name. It costs little more than plain text
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING, TextIO
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from tcpstates.render.output import Output
 
+Rows = list[tuple[str, ...]]
 HEADER_STYLE = "bold"
 FOOTER_STYLE = "dim"
 
@@ -35,18 +36,26 @@ def write_table(sockets: Iterable[Socket], layout: Layout, out: Output) -> None:
     """The listing as a table fitted to ``out.fit_width()`` (None: as wide as it is), then the
     counts per state and, when something gave way, a footer saying what.
 
-    The sockets are not kept (but with -r, whose names may have to give way to addresses), nor
-    the rows once turned into columns: at 100,000 rows that is 40 MB, and the counts come from
-    the State column as well.
+    The sockets are not kept (but with -r, whose names may have to give way to addresses).
+    """
+    if layout.names is not None:
+        sockets = list(sockets)  # -r: made again with addresses when the names do not fit
+    write_table_of(lambda chosen: chosen.rows(sockets), layout, out)
+
+
+def write_table_of(rows_of: Callable[[Layout], Rows], layout: Layout, out: Output) -> None:
+    """``write_table`` of the rows ``rows_of`` makes for a layout: ``layout`` itself, and with
+    -r the same with every host as its address, should the names not fit.
+
+    The rows are not kept once turned into columns: at 100,000 rows that is 40 MB, and the
+    counts come from the State column as well.
     """
     console = out.console()
     width = out.fit_width()
     glyphs = Glyphs.for_stream(out.stdout)
-    if layout.names is not None:
-        sockets = list(sockets)  # -r: made again with addresses when the names do not fit
 
     def columns_of(chosen: Layout) -> Columns:
-        rows = chosen.rows(sockets)
+        rows = rows_of(chosen)
         # The columns hold the same strings as the rows, which are not kept.
         return chosen.columns, list(zip(*rows, strict=True)) if rows else [()] * len(chosen.columns)
 
