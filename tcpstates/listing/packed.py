@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import _socket as socket
 
-from tcpstates.model.sockets import owner
+from tcpstates.model.sockets import address_prefix, owner
 from tcpstates.model.states import BY_CODE
 from tcpstates.render.columns import (
     KERNEL_OWNED_CELLS,
@@ -73,7 +73,7 @@ def plain_rows(
 
     def prefix(family: int, raw: bytes) -> str:
         address = socket.inet_ntop(family, raw[:4] if family == inet else raw)
-        text = prefixes[family][raw] = f"[{address}]:" if family != inet else f"{address}:"
+        text = prefixes[family][raw] = address_prefix(address)
         return text
 
     def holder_cells(found: Owner) -> tuple[str, str]:

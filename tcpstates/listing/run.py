@@ -38,7 +38,6 @@ def list_sockets(
     the header out (-H), ``details`` reads and shows more of each socket (-i, -m, --timers,
     --cgroup), ``resolving`` names ports and hosts in a table or plain text (-r). Owners shown
     are every holder of each socket (``owners`` in JSON, ``+N`` in the Process column)."""
-    from tcpstates.listing import packed
     from tcpstates.sources.place import open_place
 
     # A record carries every holder; a row only those of a socket several processes hold.
@@ -48,8 +47,11 @@ def list_sockets(
     source = open_place(place)
     say_source(out, source, verbose)
     chosen = layout(query, owners, source, extended=extended, header=header, details=details)
-    text = fmt in ("plain", "table") and resolving is None
-    fast = packed.netlink_of(source, query, chosen) if text else None
+    fast = None
+    if fmt in ("plain", "table") and resolving is None:  # rows for a person or a pipe
+        from tcpstates.listing import packed
+
+        fast = packed.netlink_of(source, query, chosen)
     if fast is not None:
         hidden = write_packed(fast, query, chosen, out, fmt)
     else:

@@ -118,12 +118,9 @@ class NetlinkSource:
         if details.from_kernel or details.cgroup:  # the cgroup id is an attribute too
             return _read_detailed(query, owners, details)
         raw = self.records(query, owners, details)
-        sockets = (
-            sock
-            for proto, records in raw.dumps
-            for sock in decode(records, proto, raw.owners.by_inode if raw.owners else None)
-        )
         scan = raw.owners
+        by_inode = scan.by_inode if scan is not None else None
+        sockets = (sock for proto, rows in raw.dumps for sock in decode(rows, proto, by_inode))
         if scan is None:
             return Reading(sockets)
         return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
