@@ -202,7 +202,7 @@ def diff_sorted(before: Iterable[Socket], after: Iterable[Socket]) -> tuple[Chan
 
     The two are walked side by side, one key at a time, as a merge walks two sorted files: a
     watch keeps the last reading as it was sorted and nothing else of it. Grouping both by key
-    in dicts, as a plain diff does, cost a 100k watch 15 MB for each of the two readings.
+    in dicts, as a plain diff does, cost a watch 7.4 MB for each reading of 50,000 sockets.
     The changes come out in ``sort_key`` order with no sort of their own, since every change
     of one key has a socket of that key (tests/test_watch.py holds this to the plain diff).
     """

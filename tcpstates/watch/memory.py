@@ -5,8 +5,8 @@ mmap, and gives it back to the system when it is freed; but every time such a bl
 it raises the size that gets mmap (up to 32 MiB). From the second reading on, those blocks come
 from the heap instead, and once freed they stay resident under the next reading's sockets.
 Fixing the threshold at glibc's starting value, as MALLOC_MMAP_THRESHOLD_ would, keeps them
-mmapped. At 100,000 sockets it took a --watch's peak RSS from 108 MiB to 100
-(tests/benchmarks/watch_bench.py).
+mmapped. At 100,000 sockets this and frames.in_order (measured together) took a --watch's
+peak RSS from 108 MiB to 100 (tests/benchmarks/watch_bench.py).
 """
 
 from __future__ import annotations
