@@ -599,3 +599,32 @@ def test_an_awkward_process_name_survives_the_round_trip(cli) -> None:
     processes = values(parse(done.stdout)["tcpstates_sockets_by_process"], "process")
     assert processes.get(name.replace("\n", "\\x0a"), 0) >= 1  # the line feed spelled out
     assert "\x07" not in done.stdout and "\n" not in name.replace("\n", "\\x0a")
+
+
+@pytest.mark.parametrize("moment", ["created", "written"])
+def test_a_stop_mid_write_leaves_the_new_file_whole_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    """SIGTERM (a service manager's stop) arriving just after the temporary file is created,
+    or while it is written, takes effect once the file is in place: never a temporary left
+    behind (it was, now and then, in test_the_textfile_is_never_seen_half_written)."""
+    from tcpstates.cli.signals import terminate_as_interrupt
+    from tcpstates.export import textfile
+
+    target = tmp_path / "tcpstates.prom"
+    target.write_text("old\n")
+    # Just after the temporary file is made, or while it is written (os.fsync).
+    where, name = (textfile, "_create_temporary") if moment == "created" else (os, "fsync")
+    real = getattr(where, name)
+
+    def then_stopped(*args: Any, **kwargs: Any) -> Any:
+        done = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return done
+
+    with monkeypatch.context() as patched, terminate_as_interrupt():
+        patched.setattr(where, name, then_stopped)
+        with pytest.raises(KeyboardInterrupt):
+            textfile.write_atomically(str(target), "new\n")
+    assert os.listdir(tmp_path) == ["tcpstates.prom"]
+    assert target.read_text() == "new\n"

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import secrets
+import signal
 import stat
 
 from tcpstates.model.errors import TcpstatesError
@@ -124,7 +125,25 @@ def _refuse_unless_regular(dir_fd: int, name: str) -> None:
         raise TextfileError(f"{kind}, not a regular file; it is left as it is")
 
 
+# A stop: a service manager's SIGTERM (cli/signals.py makes it a KeyboardInterrupt) or Ctrl-C.
+_STOPS = {signal.SIGTERM, signal.SIGINT}
+
+
 def _replace(dir_fd: int, name: str, text: str) -> None:
+    """Write ``text`` to a temporary file and rename it over ``name``, with stops held.
+
+    A stop raised between the temporary's creation and the ``try`` that removes it on failure
+    left it behind (now and then, at --interval 0.001). Held, a stop takes effect once the
+    file is in place: a stop waits for one write at the most.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        _write_and_rename(dir_fd, name, text)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _write_and_rename(dir_fd: int, name: str, text: str) -> None:
     temporary, fd = _create_temporary(dir_fd, name)
     try:
         try:
