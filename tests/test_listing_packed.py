@@ -94,6 +94,7 @@ from tcpstates.model.states import parse_states
 from tcpstates.sources.base import select
 from tcpstates.sources.netlink import NetlinkSource
 import tcpstates.sources.owners  # loaded when needed, and nobody may not read root's Python
+import _queue  # as owners: loaded by the read-ahead of a dump of several reads
 import io
 from tcpstates.render.output import Output
 from tcpstates.render.table import write_table, write_table_of
