@@ -70,6 +70,19 @@ def plain_rows(
     # Per family, raw address -> "address:": IPv4's 0.0.0.0 and IPv6's :: are both 16 zeros.
     prefixes: dict[int, dict[bytes, str]] = {inet: {}, socket.AF_INET6: {}}
     held: dict[int, tuple[str, str]] = {}  # id of an Owner (one per process) -> its two cells
+    # A port as the kernel sends it (network order) -> its cell; a count -> its text. A look-up
+    # costs 25 ns where ntohs and str cost 100, and 40 for a queue's str: 2 ms of a TIME_WAIT
+    # listing of 20,000 sockets, measured. At most 65,536 ports; as many counts as differ.
+    ports: dict[int, str] = {0: "*"}
+    counts: dict[int, str] = {}
+
+    def port_cell(raw: int) -> str:
+        text = ports[raw] = str(ntohs(raw))
+        return text
+
+    def count_cell(count: int) -> str:
+        text = counts[count] = str(count)
+        return text
 
     def prefix(family: int, raw: bytes) -> str:
         address = socket.inet_ntop(family, raw[:4] if family == inet else raw)
@@ -97,13 +110,12 @@ def plain_rows(
             if index or kind in dual_stack or inode in shared or known is None:
                 add(the_plain_way(record, proto))
                 continue
-            port, peer_port = ntohs(sport), ntohs(dport)
             cells: tuple[str, ...] = (
                 names[code],
-                str(rqueue),
-                str(wqueue),
-                (known.get(src) or prefix(family, src)) + (str(port) if port else "*"),
-                (known.get(dst) or prefix(family, dst)) + (str(peer_port) if peer_port else "*"),
+                counts.get(rqueue) or count_cell(rqueue),
+                counts.get(wqueue) or count_cell(wqueue),
+                (known.get(src) or prefix(family, src)) + (ports.get(sport) or port_cell(sport)),
+                (known.get(dst) or prefix(family, dst)) + (ports.get(dport) or port_cell(dport)),
             )
             if lead_proto:
                 cells = (proto, *cells)
