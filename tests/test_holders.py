@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import TCPSTATES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from terminal import needs_tmux, terminal
 
 from tcpstates.model.query import Query
@@ -242,6 +244,14 @@ def test_a_cut_process_name_keeps_its_count() -> None:
     assert "process names cut" in fitted.notes
     # Too narrow to keep a letter before the count: cut as any cell is.
     assert fit._cut(["abc +12"], 5, "…", columns.PROCESS, columns.more_suffix_length) == ["abc …"]
+
+
+@given(st.from_regex(r"[ab ]{0,2}( ?\+?[0-9\u0663]{0,3}){0,2}\n?", fullmatch=True))
+@settings(max_examples=1000)  # a thousandth of a second each
+def test_the_count_after_a_process_is_what_its_pattern_says(cell: str) -> None:
+    # more_suffix_length spares a listing the import of re; it must say what the pattern says.
+    found = re.search(r" \+[1-9][0-9]*\Z", cell)
+    assert columns.more_suffix_length(cell) == (len(found.group()) if found else 0)
 
 
 def test_doctests() -> None:

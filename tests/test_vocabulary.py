@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tcpstates.explain.sockets import Target, parse_target
 from tcpstates.explain.states import name_clashes, names_dict
@@ -72,6 +75,22 @@ def test_linux_only_and_unknown_states_have_no_foreign_names() -> None:
 )  # fmt: skip
 def test_state_codes_as_proc_net_tcp_prints_them(text: str, state: TcpState) -> None:
     assert is_state_code(text) and parse_state(text) is state
+
+
+@given(
+    st.tuples(
+        st.sampled_from(["", " ", "\t", "\u00a0"]),
+        st.sampled_from(["", "0", "1", "a"]),
+        st.sampled_from(["", "x", "X"]),
+        st.text(alphabet="09aAfFgG:\u0660", max_size=3),
+        st.sampled_from(["", " ", "\n"]),
+    ).map("".join)
+)
+@settings(max_examples=2000)  # a thousandth of a second each
+def test_a_state_code_is_what_its_pattern_says(text: str) -> None:
+    # is_state_code spares a listing the import of re; it must say what the pattern says.
+    pattern = r"0[0-9A-Fa-f]|0[xX][0-9A-Fa-f]{1,2}"
+    assert is_state_code(text) == (re.fullmatch(pattern, text.strip()) is not None)
 
 
 @pytest.mark.parametrize(

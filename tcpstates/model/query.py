@@ -6,7 +6,6 @@ is built, and netlink hands them to the kernel; ``matches`` applies the rest.
 
 from __future__ import annotations
 
-import fnmatch
 from functools import lru_cache
 
 from tcpstates.model.record import Record
@@ -139,6 +138,8 @@ class Query(Record):
             return False
         if self.process is None:
             return True
+        import fnmatch  # here, not above: fnmatch loads re, 2.5 ms every listing would pay
+
         return process is not None and fnmatch.fnmatchcase(process, self.process)
 
     @property
