@@ -23,16 +23,19 @@ from tcpstates.sources import inet_diag as diag
 from tcpstates.sources import netlink
 
 LISTENERS = 800  # about 3 reads of records; stays under a default limit of 1024 descriptors
+LISTEN = 1 << 10
 
 
 @pytest.fixture(scope="module")
 def listeners() -> Iterator[list[socket.socket]]:
+    """IPv4 listeners on 127.77.0.1 and IPv6 ones on ::ffff:127.77.0.1, made in turn, so that
+    the kernel's walk meets both families in every read."""
     made = []
     try:
-        for _ in range(LISTENERS):
-            s = socket.socket()
+        for i in range(LISTENERS):
+            s = socket.socket(socket.AF_INET6 if i % 2 else socket.AF_INET)
             made.append(s)
-            s.bind(("127.77.0.1", 0))
+            s.bind(("::ffff:127.77.0.1" if i % 2 else "127.77.0.1", 0))
             s.listen()
         yield made
     finally:
@@ -53,11 +56,13 @@ class InTurn:
         self.sock.close()
 
 
+PROGRAM = netlink._program(Query(local=parse_network("127.77.0.1")))  # v4-mapped ends too
+
+
 def records() -> tuple[list[bytes], int]:
     """Our listeners' records as one dump gives them, and how many reads it took."""
-    program = netlink._program(Query(local=parse_network("127.77.0.1")))
     found, reads = [], 0
-    for buffer, offsets in diag.batches(socket.IPPROTO_TCP, socket.AF_UNSPEC, 1 << 10, program):
+    for buffer, offsets in diag.batches(socket.IPPROTO_TCP, socket.AF_UNSPEC, LISTEN, PROGRAM):
         reads += 1
         # From inet_diag_msg on: the header's port id is the netlink socket's, not the record's.
         found += [bytes(buffer[o + diag.HEADER.size : o + diag.RECORD.size]) for o in offsets]
@@ -141,8 +146,27 @@ def test_an_error_in_the_reading_thread_reaches_the_caller(
 def test_a_caller_that_stops_midway_leaves_no_thread_and_no_socket(
     before: tuple[int, int],
 ) -> None:
-    program = netlink._program(Query(local=parse_network("127.77.0.1")))
-    dump = diag.batches(socket.IPPROTO_TCP, socket.AF_UNSPEC, 1 << 10, program)
+    dump = diag.batches(socket.IPPROTO_TCP, socket.AF_UNSPEC, LISTEN, PROGRAM)
     next(dump)
     dump.close()
     settled(*before)
+
+
+def test_a_dump_in_parts_comes_read_by_read_with_ipv6_last(listeners: list[socket.socket]) -> None:
+    # What a streamed listing reads: the same records as dump_packed, in its order.
+    buffer, offsets = next(diag.batches(socket.IPPROTO_TCP, socket.AF_UNSPEC, LISTEN, PROGRAM))
+    assert {buffer[o + diag.FAMILY_OFFSET] for o in offsets} == {2, 10}  # both, from the start
+    parts = list(diag.packed_reads(socket.IPPROTO_TCP, socket.AF_UNSPEC, LISTEN, PROGRAM))
+    families = [f for part in parts for f in part[diag.FAMILY_OFFSET :: diag.RECORD.size]]
+    assert len(parts) >= 3 and families == [2] * (LISTENERS // 2) + [10] * (LISTENERS // 2)
+    apart = b"".join(
+        diag.dump_packed(socket.IPPROTO_TCP, family, LISTEN, PROGRAM)
+        for family in (socket.AF_INET, socket.AF_INET6)
+    )
+    assert sorted(without_headers(b"".join(parts))) == sorted(without_headers(apart))
+
+
+def without_headers(packed: bytes) -> list[bytes]:
+    """Each record from inet_diag_msg on (the header's port id is the netlink socket's)."""
+    size, header = diag.RECORD.size, diag.HEADER.size
+    return [packed[at + header : at + size] for at in range(0, len(packed), size)]

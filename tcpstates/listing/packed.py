@@ -60,7 +60,8 @@ def plain_rows(
 ) -> tuple[list[tuple[str, ...]], int]:
     """The cells of every row of the listing (``layout.rows`` of the source's sockets), and
     how many processes could not be looked into for owners."""
-    raw = source.records(query, layout.owners, layout.details)
+    # Streamed: no row is written before the last is made, so a failed read writes nothing.
+    raw = source.records(query, layout.owners, layout.details, streamed=True)
     scan = raw.owners
     by_inode = {} if scan is None else scan.by_inode
     shared = {} if scan is None else scan.shared

@@ -224,12 +224,24 @@ def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> 
     attributes are cut off, all but one: an IPv6 listener's or unconnected socket's v6only,
     which its packed nlmsg_type carries (``V6ONLY_OF_TYPE``).
     """
-    ipv4, ipv6 = bytearray(), bytearray()
+    packed = bytearray()
+    for part in packed_reads(protocol, family, mask, program):
+        packed += part
+    return packed
+
+
+def packed_reads(
+    protocol: int, family: int, mask: int, program: bytes = b""
+) -> Iterator[bytearray]:
+    """``dump_packed``'s records in parts, as the reads come: each read's IPv4 records,
+    then every IPv6 one (so that, joined, they are ``dump_packed``'s)."""
+    ipv6 = bytearray()
     size, at_family, at_state = RECORD.size, FAMILY_OFFSET, STATE_OFFSET
     # Only those states have the attribute: their state byte is read for IPv6 records alone,
     # and not at all when the dump cannot hold them (an established listing).
     v6only_states = _V6ONLY_STATES if mask & _V6ONLY_STATES_MASK else b""
     for buffer, offsets in batches(protocol, family, mask, program):
+        ipv4 = bytearray()
         for offset in offsets:
             if buffer[offset + at_family] != AF_INET6:
                 ipv4 += buffer[offset : offset + size]
@@ -237,8 +249,10 @@ def dump_packed(protocol: int, family: int, mask: int, program: bytes = b"") -> 
             if buffer[offset + at_state] in v6only_states:
                 _mark_v6only(buffer, offset)
             ipv6 += buffer[offset : offset + size]
-    ipv4 += ipv6
-    return ipv4
+        if ipv4:
+            yield ipv4
+    if ipv6:
+        yield ipv6
 
 
 # INET_DIAG_SKV6ONLY comes with IPv6 sockets in LISTEN (10) and CLOSE (7) alone

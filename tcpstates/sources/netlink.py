@@ -18,7 +18,7 @@ from tcpstates.model.sockets import NO_DETAILS, Details, Socket, new_socket
 from tcpstates.model.states import BY_CODE, TcpState
 from tcpstates.sources import inet_diag as diag
 from tcpstates.sources.base import TIMERS, Reading
-from tcpstates.sources.inet_diag import dump, dump_packed
+from tcpstates.sources.inet_diag import dump, dump_packed, packed_reads
 
 TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ _PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 _SYN_RECV = TcpState.SYN_RECV.value  # how the kernel reports a request socket (NEW_SYN_RECV)
 _LISTEN_MASK = 1 << TcpState.LISTEN
+_HELD_BY_NONE = frozenset({TcpState.TIME_WAIT})  # the kernel's alone: no process has an fd
 # A listener's possible local addresses, as idiag_src holds them (an IPv4 one in 4 bytes).
 _ANY4, _ANY6 = bytes(4), bytes(16)
 _MAPPED = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96, IPv4 addresses as an IPv6 socket has them
@@ -125,11 +126,20 @@ class NetlinkSource:
             return Reading(sockets)
         return Reading(scan.fill_holders(sockets, details.holders), scan.hidden_processes)
 
-    def records(self, query: Query, owners: bool, details: Details = NO_DETAILS) -> RawReading:
+    def records(
+        self, query: Query, owners: bool, details: Details = NO_DETAILS, *, streamed: bool = False
+    ) -> RawReading:
         """What ``read`` decodes into sockets: the records of each dump, undecoded, and the
-        owners of their sockets (with ``owners``). listing/packed.py makes rows of them."""
-        if not owners:
-            return RawReading(list(self._dumps(query)), None)
+        owners of their sockets (with ``owners``). listing/packed.py makes rows of them.
+
+        ``streamed``: when no owners are looked for (none asked, or TIME_WAIT alone, which no
+        process holds), hand each read's records on as it comes, so that the caller's work on
+        them overlaps the kernel's on the next (inet_diag._ReadAhead): a TIME_WAIT listing of
+        20,000 of 100,000 sockets took 86 ms, and 79 streamed. A failed read then fails midway
+        through the records: only for a caller that writes nothing before it has them all.
+        """
+        if not owners or (streamed and query.states == _HELD_BY_NONE):
+            return RawReading(list(self._dumps(query, streamed)), None)
         # Dump first, then look only for the owners of what the kernel sent: a TIME_WAIT
         # listing needs no /proc scan at all, since no process holds those sockets.
         # The records wait in their binary form, back to back: a tenth of the memory of tuples.
@@ -160,11 +170,15 @@ class NetlinkSource:
                 counts[proto, BY_CODE[code]] += n
         return counts
 
-    def _dumps(self, query: Query) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
+    def _dumps(
+        self, query: Query, streamed: bool = False
+    ) -> Iterator[tuple[str, Iterator[tuple[Any, ...]]]]:
         mask, program = state_mask(query.states), _program(query)
         listeners = _Listeners(query.sport)
         for proto, protocol, family in _dumps(query):
-            if proto == "tcp":  # packed, to find its request sockets at once (no slower)
+            if proto == "tcp" and streamed:
+                yield proto, listeners.streamed(packed_reads(protocol, family, mask, program))
+            elif proto == "tcp":  # packed, to find its request sockets at once (no slower)
                 yield proto, listeners.records(dump_packed(protocol, family, mask, program))
             else:  # UDP has no request sockets
                 yield proto, dump(protocol, family, mask, program)
@@ -229,6 +243,11 @@ class _Listeners:
         if _SYN_RECV not in states:
             return diag.RECORD.iter_unpack(packed)
         return self._completed(packed, states)
+
+    def streamed(self, parts: Iterable[bytearray]) -> Iterator[tuple[Any, ...]]:
+        """``records`` of each part of a packed dump as it comes (inet_diag.packed_reads)."""
+        for part in parts:
+            yield from self.records(part)
 
     def _completed(self, packed: bytearray, states: bytearray) -> Iterator[tuple[Any, ...]]:
         record_at, size, view = diag.RECORD.unpack_from, diag.RECORD.size, memoryview(packed)
