@@ -1,0 +1,79 @@
+"""What is typed into top's filter bar, as the Query the command line would build.
+
+The words are the command line's options without their dashes, so that nothing new is learnt:
+``state:close-wait port:8080 process:nginx`` filters as ``-s close-wait --port 8080 --process
+nginx`` does. A word without a key is a process name (a glob, as --process takes). The typed
+filter narrows what the command line asked to read; it never widens it.
+"""
+
+from __future__ import annotations
+
+from tcpstates.model.query import Query, parse_network
+from tcpstates.model.record import replace
+from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, parse_states
+
+KEYS = ("state", "port", "sport", "dport", "local", "remote", "pid", "process")
+_ALIASES = {"s": "state", "p": "process"}
+
+
+class FilterError(ValueError):
+    """A filter that cannot be read; its message is one line for the filter bar."""
+
+
+def parse_filter(text: str, base: Query) -> Query:
+    """``base`` narrowed by the words of ``text``.
+
+    >>> q = parse_filter("state:close-wait port:8080 nginx", Query())
+    >>> sorted(s.name for s in q.states), q.port, q.process
+    (['CLOSE_WAIT'], 8080, 'nginx')
+    >>> parse_filter("colour:red", Query())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tcpstates.top.filters.FilterError: colour: no such key; keys: state port sport dport ...
+    """
+    fields: dict[str, object] = {}
+    states: list[str] = []
+    for word in text.split():
+        key, colon, value = word.partition(":")
+        if not colon:
+            key, value = "process", word
+        key = _ALIASES.get(key.lower(), key.lower())
+        if key not in KEYS:
+            raise FilterError(f"{key}: no such key; keys: {' '.join(KEYS)}")
+        if not value:
+            raise FilterError(f"{key}: needs a value ({key}:VALUE)")
+        if key == "state":
+            states += value.split(",")
+        else:
+            fields[key] = _value(key, value)
+    if states:
+        fields["states"] = _narrowed(base.states, _states(states))
+    return replace(base, **fields)
+
+
+def _value(key: str, value: str) -> object:
+    if key in ("port", "sport", "dport", "pid"):
+        if not value.isdecimal() or (key != "pid" and int(value) > 65535):
+            most = "a pid" if key == "pid" else "a port, 0 to 65535"
+            raise FilterError(f"{key}:{value}: not {most}")
+        return int(value)
+    if key in ("local", "remote"):
+        try:
+            return parse_network(value)
+        except ValueError as e:
+            raise FilterError(f"{key}:{value}: {e}") from None
+    return value  # process: a glob
+
+
+def _states(texts: list[str]) -> frozenset[TcpState]:
+    try:
+        return parse_states(texts)
+    except UnknownStateError as e:
+        groups = ", ".join(GROUPS)
+        why = f"no such state (a name such as close-wait, or {groups})"
+        raise FilterError(f"state:{e.text}: {why}") from None
+
+
+def _narrowed(read: frozenset[TcpState], typed: frozenset[TcpState]) -> frozenset[TcpState]:
+    """The typed states within those read (every state when none was given)."""
+    return typed & read if read else typed
