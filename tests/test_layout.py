@@ -34,6 +34,7 @@ FEATURES = frozenset(
         "manual",
         "kill",
         "counters",
+        "top",
     }
 )
 # The other packages and top-level modules -> what each may import besides itself. cli/ may import

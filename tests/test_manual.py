@@ -18,6 +18,7 @@ NAMES = {
     "tcpstates": "tcpstates - list sockets",
     "doctor": "tcpstates-doctor - diagnose",
     "kill": "tcpstates-kill - destroy the sockets",
+    "top": "tcpstates-top - an interactive view",
     "counters": "tcpstates-counters - the kernel",
     "trace": "tcpstates-trace - stream",
     "export": "tcpstates-export - socket counts",

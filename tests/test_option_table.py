@@ -36,9 +36,10 @@ COMMANDS: dict[str, list[str]] = {
     "cleanup": ["trace", "--cleanup"],
     "export": ["export"],
     "kill": ["kill"],
+    "top": ["top"],
     "counters": ["counters"],
 }
-SUBCOMMANDS = {"doctor", "trace", "export", "kill", "counters"}
+SUBCOMMANDS = {"doctor", "trace", "export", "kill", "counters", "top"}
 
 # Values for parameters whose click type says nothing useful (STRING, or a callback's input).
 STRINGS = {

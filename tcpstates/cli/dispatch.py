@@ -425,6 +425,9 @@ BUILDERS: dict[type[rq.Request], Builder] = {
     ),
     rq.TraceRequest: _trace,
     rq.KillRequest: _kill,
+    rq.TopRequest: lambda p, t: rq.TopRequest(
+        interval=p.get("interval") or rq.TOP_INTERVAL, **_common(p, t, rq.TopRequest)
+    ),
     rq.CountersRequest: lambda p, t: rq.CountersRequest(
         patterns=tuple(p.get("patterns") or ()),
         interval=p.get("interval"),

@@ -29,6 +29,7 @@ TEXT = ("table", "plain", "json", "jsonl")
 # where sockets are listed or counted, and changing nothing (-tanp, -an, -tulpn work).
 HABITS = frozenset({"all_states", "numeric"})
 LOOK_INTERVAL = 0.5  # seconds between doctor's two looks (doctor/run.py); 0: one look
+TOP_INTERVAL = 2.0  # seconds between top's readings, as --watch's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +413,26 @@ class KillRequest(Request):
         return kill(
             self.query, self.named, self.place, out, self.fmt, yes=self.yes, dry_run=self.dry_run
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TopRequest(Request):
+    NAME = "top"
+    RUNS_UNTIL_STOPPED = True
+    REFUSED = {
+        "captures": "a capture is one moment; top reads again and again",
+        "verbose": "its status line names where it reads",
+    }
+    query: Query = Query()
+    place: Place = Place()
+    interval: float = TOP_INTERVAL
+    no_owners: bool = False
+    lang: str | None = None
+
+    def run(self, out: Output) -> int:
+        from tcpstates.top.run import top
+
+        return top(self.query, self.place, out, self.interval, owners=not self.no_owners)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from tcpstates.model.errors import ExitStatus, TcpstatesError, output_failed, si
 from tcpstates.model.states import valid_names
 from tcpstates.render.safe import safe
 from tcpstates.summary.groups import BY
+from tcpstates.top.command import top
 from tcpstates.trace.command import trace
 
 EPILOG = f"""\b
@@ -226,6 +227,7 @@ cli.add_command(trace)
 cli.add_command(doctor)
 cli.add_command(export)
 cli.add_command(kill)
+cli.add_command(top)
 cli.add_command(counters)
 cli.add_command(help_command)
 

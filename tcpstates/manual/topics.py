@@ -6,6 +6,7 @@ PAGES = {
     "tcpstates": "tcpstates.1",
     "doctor": "tcpstates-doctor.1",
     "kill": "tcpstates-kill.1",
+    "top": "tcpstates-top.1",
     "counters": "tcpstates-counters.1",
     "trace": "tcpstates-trace.1",
     "export": "tcpstates-export.1",

@@ -1,0 +1,85 @@
+"""``tcpstates top``: open the place, and hand its readings to the screen (top/app.py).
+
+Textual is an optional extra: without it, one line says how to get it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+from tcpstates.model.errors import ExitStatus, SourceError, UsageError
+from tcpstates.model.place import Place
+from tcpstates.model.query import Query
+from tcpstates.model.record import replace
+from tcpstates.model.sockets import Details, Socket
+from tcpstates.render.output import Output
+
+TYPE_CHECKING = False  # see model/record.py
+if TYPE_CHECKING:
+    from tcpstates.top.app import TopApp
+
+MISSING = "tcpstates top needs Textual, an optional extra: pip install 'tcpstates[top]'"
+
+
+def top(query: Query, place: Place, out: Output, interval: float, owners: bool) -> int:
+    """Run the screen until q or Ctrl-C; 1 with one line when a reading fails."""
+    try:
+        import textual  # noqa: F401  (the extra, or one line that says how to get it)
+    except ImportError:
+        raise SourceError(MISSING) from None
+    if not out.is_terminal:
+        raise UsageError("top draws a terminal, and stdout is not one; use --watch -o jsonl")
+    app = screen(query, place, interval, owners)
+    app.run()
+    if app.failure is not None:
+        out.stderr.write(f"tcpstates top: {app.failure}\n")
+        return ExitStatus.ERROR
+    return ExitStatus.OK
+
+
+def screen(query: Query, place: Place, interval: float, owners: bool) -> TopApp:
+    """The screen for ``place``, not yet running (tests run it under Textual's pilot)."""
+    from tcpstates.listing.run import layout
+    from tcpstates.sources.base import select
+    from tcpstates.sources.place import open_place
+    from tcpstates.top.app import TopApp
+
+    source = open_place(place)
+    details = Details(sharers=owners)  # "nginx +3": how many more hold a shared socket
+
+    def read() -> Iterable[Socket]:
+        return select(source.read(query, owners or query.needs_owners, details), query)
+
+    view = layout(query, owners, source, details=details)
+    return TopApp(read, query, view, interval, where(place), destroyer(place, query))
+
+
+def where(place: Place) -> str:
+    """The place as the status line names it: the options that name it, or this host."""
+    return " ".join(place.arguments) or "this host"
+
+
+def destroyer(place: Place, base: Query) -> Callable[[list[Socket]], str] | None:
+    """What destroys chosen sockets, as ``tcpstates kill`` does (root, a live place in one
+    namespace); None where it cannot."""
+    if os.geteuid() != 0 or not place.live or place.several:
+        return None
+
+    def destroy(chosen: list[Socket]) -> str:
+        from tcpstates.kill.logic import destroy, read
+        from tcpstates.kill.render import totals_line
+        from tcpstates.watch.frames import socket_key
+
+        # Read again with handles, and destroy only what was chosen and is still there: the
+        # states chosen are named, so a listener chosen on screen is a listener meant.
+        named = frozenset(sock.state for sock in chosen)
+        selection, kernel = read(place, replace(base, states=named), named)
+        keys = {socket_key(sock) for sock in chosen}
+        with kernel:
+            done = destroy([t for t in selection.targets if socket_key(t.socket) in keys], kernel)
+        vanished = len(chosen) - len(done)
+        said = totals_line(done) if done else "none of them was there any more"
+        return said + (f"; {vanished} gone before" if done and vanished > 0 else "")
+
+    return destroy

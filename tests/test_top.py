@@ -1,0 +1,337 @@
+"""tcpstates top on real sockets: a CLOSE_WAIT pile appears while it runs, comes to the top,
+is filtered, explained and (as root) destroyed after a question, checked with ss; the real
+program fits 60 to 200 columns in a tmux pane and leaves the terminal as it was.
+
+The screen is driven by Textual's own pilot (``App.run_test``), on the same screen
+``tcpstates top`` builds (top/run.py's ``screen``), reading this host's sockets through a
+port filter, so that the suite runs as root and as nobody alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+from conftest import TCPSTATES
+from terminal import needs_tmux, terminal
+from textual.pilot import Pilot
+
+from tcpstates.cli.root import resolve
+from tcpstates.model.place import Place
+from tcpstates.model.query import Query
+from tcpstates.model.states import TcpState
+from tcpstates.render.columns import STATE, Layout
+from tcpstates.top import filters, view
+from tcpstates.top.app import Confirm, TopApp
+from tcpstates.top.run import MISSING, screen
+from tcpstates.watch.frames import frames
+
+PAIRS, CLOSED = 12, 9  # connections to the pile's server; clients that close theirs
+
+
+class Pile:
+    """A server on 127.0.0.1 that never closes what it accepts, and its clients."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.clients = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(PAIRS)]
+        self.accepted = [self.server.accept()[0] for _ in range(PAIRS)]
+
+    def close_clients(self, n: int) -> None:
+        """The clients' ends close first: the server's ends go to CLOSE_WAIT and stay."""
+        for client in self.clients[:n]:
+            client.close()
+
+    def close(self) -> None:
+        for s in (self.server, *self.clients, *self.accepted):
+            s.close()
+
+
+@pytest.fixture
+def pile() -> Iterator[Pile]:
+    made = Pile()
+    yield made
+    made.close()
+
+
+def close_waits(port: int) -> int:
+    """How many of the server's ends ss sees in CLOSE_WAIT."""
+    done = subprocess.run(
+        ["ss", "-Htn", "state", "close-wait", f"( sport = :{port} )"],
+        capture_output=True, text=True, check=True, timeout=10,
+    )  # fmt: skip
+    return len(done.stdout.splitlines())
+
+
+def run(app: TopApp, scenario: Callable[[Pilot[None]], Awaitable[None]], width: int = 80) -> None:
+    """``scenario`` played on ``app`` in a headless terminal of ``width`` × 24."""
+
+    async def play() -> None:
+        async with app.run_test(size=(width, 24)) as pilot:
+            await scenario(pilot)
+
+    asyncio.run(play())
+
+
+async def until(pilot: Pilot[None], done: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "not shown in time"
+        await pilot.pause(0.05)
+
+
+def server_side(port: int) -> TopApp:
+    return screen(Query(sport=port), Place(), 0.2, owners=True)
+
+
+def states(app: TopApp) -> list[str]:
+    return [row.socket.state_name for row in app.shown]
+
+
+# -- the filter bar ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "argv"),
+    [
+        ("state:close-wait port:8080 process:nginx", "-s close-wait --port 8080 --process nginx"),
+        ("s:listen,established sport:22", "-s listen -s established --sport 22"),
+        ("dport:443 remote:10.0.0.0/8 pid:7", "--dport 443 --remote 10.0.0.0/8 --pid 7"),
+        ("local:::1 nginx*", "--local ::1 --process nginx*"),
+    ],
+)
+def test_the_filter_bar_reads_as_the_command_line_does(typed: str, argv: str) -> None:
+    asked = resolve(["top", *argv.split()]).query  # type: ignore[attr-defined]
+    assert filters.parse_filter(typed, Query()) == asked
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("colour:red", "colour: no such key"),
+        ("port:70000", "port:70000: not a port"),
+        ("pid:x", "pid:x: not a pid"),
+        ("state:sleepy", "state:sleepy: no such state"),
+        ("local:nowhere", "local:nowhere:"),
+        ("sport:", "sport: needs a value"),
+    ],
+)
+def test_a_filter_that_cannot_be_read_says_why_in_one_line(typed: str, said: str) -> None:
+    with pytest.raises(filters.FilterError) as caught:
+        filters.parse_filter(typed, Query())
+    assert str(caught.value).startswith(said) and "\n" not in str(caught.value)
+
+
+def test_a_typed_filter_narrows_what_was_asked_and_never_widens_it() -> None:
+    asked = Query(states=frozenset({TcpState.LISTEN, TcpState.ESTABLISHED}))
+    typed = filters.parse_filter("state:established,time-wait", asked)
+    assert typed.states == {TcpState.ESTABLISHED}
+
+
+# -- rows, order, history ------------------------------------------------------------------
+
+
+def test_a_pile_comes_to_the_top_whatever_its_name(pile: Pile) -> None:
+    # The clients' side: 9 FIN_WAIT2 and 3 ESTABLISHED. By name ESTABLISHED would lead.
+    pile.close_clients(CLOSED)
+    query = Query(dport=pile.port)
+    app = screen(query, Place(), 1.0, owners=True)
+    frame = next(frames(app.read, 1.0, query=query))
+    shown = view.sort_rows(view.rows(frame, app.layout, query), STATE, app.layout)
+    assert [row.socket.state_name for row in shown] == ["FIN_WAIT2"] * CLOSED + ["ESTABLISHED"] * (
+        PAIRS - CLOSED
+    )
+    backwards = view.sort_rows(shown, STATE, app.layout, reverse=True)
+    assert backwards[0].socket.state_name == "ESTABLISHED"
+
+
+def test_ports_sort_as_numbers_not_text(pile: Pile) -> None:
+    query = Query(dport=pile.port)
+    app = screen(query, Place(), 1.0, owners=True)
+    frame = next(frames(app.read, 1.0, query=query))
+    local = next(c for c in app.layout.columns if c.header == "Local Address:Port")
+    ports = [
+        r.socket.local_port
+        for r in view.sort_rows(view.rows(frame, app.layout, query), local, app.layout)
+    ]
+    assert ports == sorted(ports) and len(ports) == PAIRS
+
+
+def test_the_history_strip_puts_the_largest_pile_first() -> None:
+    history = view.History()
+    for counts in ([0, 5], [3, 5], [9, 5]):
+        history.counts.setdefault("CLOSE_WAIT", deque(maxlen=view.HISTORY))
+        history.counts.setdefault("LISTEN", deque(maxlen=view.HISTORY))
+        history.counts["CLOSE_WAIT"].append(counts[0])
+        history.counts["LISTEN"].append(counts[1])
+    assert history.lines(3) == [("CLOSE_WAIT", "▁▃█", 9), ("LISTEN", "███", 5)]
+
+
+def test_a_fitted_table_never_cuts_a_state_an_address_a_port_or_a_pid(pile: Pile) -> None:
+    query = Query(sport=pile.port)
+    layout = Layout(owners=True)
+    app = screen(query, Place(), 1.0, owners=True)
+    frame = next(frames(app.read, 1.0, query=query))
+    found = view.rows(frame, layout, query)
+    for width in (40, 55, 80):
+        fitted = view.fitted_rows(found, layout, width)
+        for name in ("State", "Local Address:Port", "Peer Address:Port", "PID"):
+            column = next(c for c in layout.columns if c.header == name)
+            k = fitted.index(column)
+            assert k is not None, (name, width)
+            index = layout.columns.index(column)
+            for cell, whole in zip(fitted.cells[k], (r.cells[index] for r in found), strict=True):
+                # Written shorter at most (a listener's peer 0.0.0.0:* as *:*), never cut.
+                assert "…" not in cell and cell.rpartition(":")[2] == whole.rpartition(":")[2]
+                assert cell == whole or name.endswith("Port"), (name, width)
+
+
+# -- the screen, under Textual's pilot -----------------------------------------------------
+
+
+def test_a_pile_appears_comes_to_the_top_and_is_explained(pile: Pile) -> None:
+    app = server_side(pile.port)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: states(app).count("ESTABLISHED") == PAIRS)
+        pile.close_clients(CLOSED)
+        await until(pilot, lambda: states(app)[:CLOSED] == ["CLOSE_WAIT"] * CLOSED)
+        marks = [row.mark for row in app.shown[:CLOSED]]
+        assert marks == ["~"] * CLOSED or marks == [""] * CLOSED  # marked for one refresh
+        assert app.history.counts["CLOSE_WAIT"][-1] == CLOSED
+        await pilot.press("slash", *"state:close-wait", "enter")
+        assert states(app) == ["CLOSE_WAIT"] * CLOSED and app.typed_text == "state:close-wait"
+        await pilot.press("i")
+        story = str(app.query_one("#story").render())
+        assert "CLOSE_WAIT" in story and "close() this socket" in story
+        await pilot.press("escape", "e")
+        said = " ".join(str(app.query_one("#story").render()).split())
+        assert "The remote end has shut down, waiting for the socket to close." in said
+        await pilot.press("escape", "q")
+
+    run(app, scenario)
+
+
+def test_a_filter_that_cannot_be_read_leaves_the_last_one(pile: Pile) -> None:
+    app = server_side(pile.port)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: len(app.shown) == PAIRS + 1)
+        await pilot.press("slash", *"state:listen", "enter")
+        await pilot.press("slash", "ctrl+u", *"colour:red", "enter")
+        assert app.typed_text == "state:listen" and states(app) == ["LISTEN"]
+        assert any("colour: no such key" in str(n.message) for n in app._notifications)
+
+    run(app, scenario)
+
+
+def test_no_key_raises(pile: Pile) -> None:
+    app = server_side(pile.port)
+    keys = [*"qwertyuiopasdfghjklzxcvbnm", "slash", "escape", "enter", "tab", "up", "down"]
+    keys.remove("q")
+    keys.remove("k")  # destroys, after a question: played below
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: len(app.shown) == PAIRS + 1)
+        for key in keys * 2:
+            await pilot.press(key)
+            if app.query_one("#filter").has_class("shown"):
+                await pilot.press("escape")
+        assert app.is_running and app.failure is None
+
+    run(app, scenario)
+
+
+def test_no_is_no(pile: Pile) -> None:
+    pile.close_clients(CLOSED)
+    app = server_side(pile.port)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: states(app)[:1] == ["CLOSE_WAIT"])
+        await pilot.press("k")
+        if app.destroy is not None:
+            assert isinstance(app.screen, Confirm)
+            await pilot.press("n")
+        assert not isinstance(app.screen, Confirm)
+
+    run(app, scenario)
+    assert close_waits(pile.port) == CLOSED
+
+
+@pytest.mark.root
+def test_a_socket_is_destroyed_after_yes_and_ss_agrees(pile: Pile) -> None:
+    pile.close_clients(CLOSED)
+    app = server_side(pile.port)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: states(app)[:1] == ["CLOSE_WAIT"])
+        chosen = app.shown[0].socket
+        await pilot.press("k")
+        assert isinstance(app.screen, Confirm)
+        assert f"{chosen.remote_port}" in str(app.screen.query_one("Static").render())
+        await pilot.press("y")
+        await until(pilot, lambda: states(app).count("CLOSE_WAIT") == CLOSED - 1)
+        left = {row.socket.remote_port for row in app.shown if row.mark != "-"}
+        assert chosen.remote_port not in left
+
+    run(app, scenario)
+    assert close_waits(pile.port) == CLOSED - 1
+
+
+def test_without_root_nothing_can_be_destroyed(pile: Pile) -> None:
+    if os.geteuid() == 0:
+        assert server_side(pile.port).destroy is not None
+    else:
+        assert server_side(pile.port).destroy is None
+
+
+# -- the real program ----------------------------------------------------------------------
+
+
+@needs_tmux
+@pytest.mark.parametrize("width", [60, 72, 80, 120, 200])
+def test_the_real_screen_fits_and_leaves_the_terminal_as_it_was(pile: Pile, width: int) -> None:
+    pile.close_clients(CLOSED)
+    argv = [*TCPSTATES, "top", "--sport", str(pile.port), "--interval", "0.3"]
+    with terminal(argv, width, 24) as term:
+        shown = term.wait_for("CLOSE_WAIT")
+        lines = [line for line in shown.splitlines() if "CLOSE_WAIT" in line and ":" in line]
+        assert lines, shown
+        for line in lines:
+            assert len(line) <= width
+            assert re.search(rf"127\.0\.0\.1:{pile.port}\b", line), line
+            assert re.search(r"127\.0\.0\.1:\d{4,5}\b", line.split(f":{pile.port}", 1)[1]), line
+            assert f" {os.getpid()} " in f"{line} ", line  # the holder's PID, whole
+        term.keys("q")
+        after = term.wait_for("EXIT=")
+        assert "EXIT=0" in after and "CLOSE_WAIT" not in after  # the screen it drew is gone
+
+
+def test_off_a_terminal_it_says_so_in_one_line() -> None:
+    done = subprocess.run(
+        [*TCPSTATES, "top"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "tcpstates: top draws a terminal, and stdout is not one; use --watch -o jsonl\n"
+    )
+
+
+def test_without_textual_one_line_says_how_to_get_it() -> None:
+    code = (
+        "import sys; sys.modules['textual'] = None; sys.argv[1:] = ['top']\n"
+        "from tcpstates.__main__ import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode, done.stderr) == (1, f"tcpstates: {MISSING}\n")
