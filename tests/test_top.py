@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -27,12 +27,13 @@ from textual.pilot import Pilot
 from tcpstates.cli.root import resolve
 from tcpstates.model.place import Place
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import STATE, Layout
 from tcpstates.top import filters, view
 from tcpstates.top.app import Confirm, TopApp
 from tcpstates.top.run import MISSING, screen
-from tcpstates.watch.frames import frames
+from tcpstates.watch.frames import frames, socket_key
 
 PAIRS, CLOSED = 12, 9  # connections to the pile's server; clients that close theirs
 
@@ -47,9 +48,14 @@ class Pile:
         self.accepted = [self.server.accept()[0] for _ in range(PAIRS)]
 
     def close_clients(self, n: int) -> None:
-        """The clients' ends close first: the server's ends go to CLOSE_WAIT and stay."""
+        """The clients' ends close first: the server's ends go to CLOSE_WAIT and stay, the
+        clients' to FIN_WAIT2 (once their FIN is acknowledged: waited for, 5 s at most)."""
         for client in self.clients[:n]:
             client.close()
+        deadline = time.monotonic() + 5
+        while in_state("fin-wait-2", f"dport = :{self.port}") < n:
+            assert time.monotonic() < deadline, "the clients' ends never reached FIN_WAIT2"
+            time.sleep(0.01)
 
     def close(self) -> None:
         for s in (self.server, *self.clients, *self.accepted):
@@ -65,8 +71,12 @@ def pile() -> Iterator[Pile]:
 
 def close_waits(port: int) -> int:
     """How many of the server's ends ss sees in CLOSE_WAIT."""
+    return in_state("close-wait", f"sport = :{port}")
+
+
+def in_state(state: str, where: str) -> int:
     done = subprocess.run(
-        ["ss", "-Htn", "state", "close-wait", f"( sport = :{port} )"],
+        ["ss", "-Htn", "state", state, f"( {where} )"],
         capture_output=True, text=True, check=True, timeout=10,
     )  # fmt: skip
     return len(done.stdout.splitlines())
@@ -94,7 +104,11 @@ def server_side(port: int) -> TopApp:
 
 
 def states(app: TopApp) -> list[str]:
-    return [row.socket.state_name for row in app.shown]
+    return [sock.state_name for sock in app.ordered.sockets]
+
+
+def listed(app: TopApp) -> list[Socket]:
+    return app.ordered.sockets
 
 
 # -- the filter bar ------------------------------------------------------------------------
@@ -146,12 +160,37 @@ def test_a_pile_comes_to_the_top_whatever_its_name(pile: Pile) -> None:
     query = Query(dport=pile.port)
     app = screen(query, Place(), 1.0, owners=True)
     frame = next(frames(app.read, 1.0, query=query))
-    shown = view.sort_rows(view.rows(frame, app.layout, query), STATE, app.layout)
-    assert [row.socket.state_name for row in shown] == ["FIN_WAIT2"] * CLOSED + ["ESTABLISHED"] * (
-        PAIRS - CLOSED
-    )
-    backwards = view.sort_rows(shown, STATE, app.layout, reverse=True)
-    assert backwards[0].socket.state_name == "ESTABLISHED"
+    shown = view.order(frame, app.layout, (None, STATE, False)).sockets
+    expected = ["FIN_WAIT2"] * CLOSED + ["ESTABLISHED"] * (PAIRS - CLOSED)
+    assert [sock.state_name for sock in shown] == expected
+    backwards = view.order(frame, app.layout, (None, STATE, True)).sockets
+    assert backwards[0].state_name == "ESTABLISHED"
+
+
+def test_piles_are_ordered_as_sorting_by_pile_size_orders_them(pile: Pile) -> None:
+    # by_pile spares a refresh the sort; it must give what sorting (pile size, name) gives,
+    # TCP's CLOSE and UDP's UNCONN (one state, two names) included, both ways.
+    pile.close_clients(CLOSED)
+    udp = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    try:
+        for u in udp:
+            u.bind(("127.0.0.1", 0))
+        query = Query(protos=frozenset({"tcp", "udp"}))
+        app = screen(query, Place(), 1.0, owners=False)
+        frame = next(frames(app.read, 1.0, query=query))
+        listed = list(frame.sockets)
+        names = {s.state_name for s in listed}
+        assert {"UNCONN", "CLOSE_WAIT", "LISTEN"} <= names
+        pile_size = Counter(s.state for s in listed)
+        for reverse in (False, True):
+            plain = sorted(
+                listed, key=lambda s: (-pile_size[s.state], s.state_name), reverse=reverse
+            )
+            assert view.by_pile(listed, reverse) == plain
+        assert view.state_counts(frame) == Counter(s.state_name for s in listed)
+    finally:
+        for u in udp:
+            u.close()
 
 
 def test_ports_sort_as_numbers_not_text(pile: Pile) -> None:
@@ -159,11 +198,18 @@ def test_ports_sort_as_numbers_not_text(pile: Pile) -> None:
     app = screen(query, Place(), 1.0, owners=True)
     frame = next(frames(app.read, 1.0, query=query))
     local = next(c for c in app.layout.columns if c.header == "Local Address:Port")
-    ports = [
-        r.socket.local_port
-        for r in view.sort_rows(view.rows(frame, app.layout, query), local, app.layout)
-    ]
+    ports = [s.local_port for s in view.order(frame, app.layout, (None, local, False)).sockets]
     assert ports == sorted(ports) and len(ports) == PAIRS
+
+
+def test_the_socket_under_the_cursor_is_found_again_wherever_it_went(pile: Pile) -> None:
+    query = Query(dport=pile.port)
+    app = screen(query, Place(), 1.0, owners=True)
+    frame = next(frames(app.read, 1.0, query=query))
+    first = view.order(frame, app.layout, (None, STATE, False)).sockets
+    chosen = first[3]
+    again = view.order(frame, app.layout, (None, STATE, True), socket_key(chosen))
+    assert again.cursor is not None and again.sockets[again.cursor] is chosen
 
 
 def test_the_history_strip_puts_the_largest_pile_first() -> None:
@@ -176,23 +222,29 @@ def test_the_history_strip_puts_the_largest_pile_first() -> None:
     assert history.lines(3) == [("CLOSE_WAIT", "▁▃█", 9), ("LISTEN", "███", 5)]
 
 
-def test_a_fitted_table_never_cuts_a_state_an_address_a_port_or_a_pid(pile: Pile) -> None:
+def test_a_fitted_window_never_cuts_a_state_an_address_a_port_or_a_pid(pile: Pile) -> None:
     query = Query(sport=pile.port)
     layout = Layout(owners=True)
     app = screen(query, Place(), 1.0, owners=True)
     frame = next(frames(app.read, 1.0, query=query))
-    found = view.rows(frame, layout, query)
+    ordered = view.order(frame, layout, (None, STATE, False))
     for width in (40, 55, 80):
-        fitted = view.fitted_rows(found, layout, width)
+        shown = view.window(ordered, 2, 8, layout, width)
+        assert len(shown.lines) == 8 and shown.start == 2
+        fitted = shown.fitted
         for name in ("State", "Local Address:Port", "Peer Address:Port", "PID"):
             column = next(c for c in layout.columns if c.header == name)
             k = fitted.index(column)
             assert k is not None, (name, width)
             index = layout.columns.index(column)
-            for cell, whole in zip(fitted.cells[k], (r.cells[index] for r in found), strict=True):
+            wholes = [layout.row_maker()(sock)[index] for sock in ordered.sockets[2:10]]
+            for cell, whole in zip(fitted.cells[k], wholes, strict=True):
                 # Written shorter at most (a listener's peer 0.0.0.0:* as *:*), never cut.
                 assert "…" not in cell and cell.rpartition(":")[2] == whole.rpartition(":")[2]
                 assert cell == whole or name.endswith("Port"), (name, width)
+            assert all(
+                cell in line for cell, line in zip(fitted.cells[k], shown.lines, strict=True)
+            )
 
 
 # -- the screen, under Textual's pilot -----------------------------------------------------
@@ -205,7 +257,7 @@ def test_a_pile_appears_comes_to_the_top_and_is_explained(pile: Pile) -> None:
         await until(pilot, lambda: states(app).count("ESTABLISHED") == PAIRS)
         pile.close_clients(CLOSED)
         await until(pilot, lambda: states(app)[:CLOSED] == ["CLOSE_WAIT"] * CLOSED)
-        marks = [row.mark for row in app.shown[:CLOSED]]
+        marks = [app.ordered.mark(sock) for sock in listed(app)[:CLOSED]]
         assert marks == ["~"] * CLOSED or marks == [""] * CLOSED  # marked for one refresh
         assert app.history.counts["CLOSE_WAIT"][-1] == CLOSED
         await pilot.press("slash", *"state:close-wait", "enter")
@@ -225,7 +277,7 @@ def test_a_filter_that_cannot_be_read_leaves_the_last_one(pile: Pile) -> None:
     app = server_side(pile.port)
 
     async def scenario(pilot: Pilot[None]) -> None:
-        await until(pilot, lambda: len(app.shown) == PAIRS + 1)
+        await until(pilot, lambda: len(listed(app)) == PAIRS + 1)
         await pilot.press("slash", *"state:listen", "enter")
         await pilot.press("slash", "ctrl+u", *"colour:red", "enter")
         assert app.typed_text == "state:listen" and states(app) == ["LISTEN"]
@@ -241,7 +293,7 @@ def test_no_key_raises(pile: Pile) -> None:
     keys.remove("k")  # destroys, after a question: played below
 
     async def scenario(pilot: Pilot[None]) -> None:
-        await until(pilot, lambda: len(app.shown) == PAIRS + 1)
+        await until(pilot, lambda: len(listed(app)) == PAIRS + 1)
         for key in keys * 2:
             await pilot.press(key)
             if app.query_one("#filter").has_class("shown"):
@@ -274,13 +326,13 @@ def test_a_socket_is_destroyed_after_yes_and_ss_agrees(pile: Pile) -> None:
 
     async def scenario(pilot: Pilot[None]) -> None:
         await until(pilot, lambda: states(app)[:1] == ["CLOSE_WAIT"])
-        chosen = app.shown[0].socket
+        chosen = listed(app)[0]
         await pilot.press("k")
         assert isinstance(app.screen, Confirm)
         assert f"{chosen.remote_port}" in str(app.screen.query_one("Static").render())
         await pilot.press("y")
         await until(pilot, lambda: states(app).count("CLOSE_WAIT") == CLOSED - 1)
-        left = {row.socket.remote_port for row in app.shown if row.mark != "-"}
+        left = {s.remote_port for s in listed(app) if app.ordered.mark(s) != "-"}
         assert chosen.remote_port not in left
 
     run(app, scenario)

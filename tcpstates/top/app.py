@@ -9,6 +9,7 @@ by top/view.py. Nothing here reads the kernel or decides what a row says.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
@@ -17,8 +18,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
+from tcpstates.explain.render_diagram import diagram_lines
 from tcpstates.explain.render_sockets import accounts_text
 from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import account
@@ -26,15 +28,24 @@ from tcpstates.explain.states import explain
 from tcpstates.model.errors import TcpstatesError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
-from tcpstates.render.columns import STATE, Column, Layout
-from tcpstates.render.fit import GAP, Fitted
+from tcpstates.render.columns import STATE, Layout
 from tcpstates.render.safe import safe
 from tcpstates.top.filters import FilterError, parse_filter
-from tcpstates.top.view import History, Row, fitted_rows, rows, sort_rows
-from tcpstates.watch.frames import Frame, frames
+from tcpstates.top.table import SocketTable
+from tcpstates.top.view import (
+    MARK,
+    History,
+    Ordered,
+    Settings,
+    Window,
+    find,
+    order,
+    state_counts,
+    window,
+)
+from tcpstates.watch.frames import Frame, Key, frames, socket_key
 
 # What a mark looks like for the one frame it is shown (top/view.py MARKS).
-MARK_STYLES = {"+": "bold green", "~": "bold yellow", "-": "dim strike"}
 STRIP_ROWS = 5  # states shown in the history strip, the largest piles
 SCROLLBAR = 2  # the table's vertical scroll bar, there once rows outnumber lines
 SIDE_BY_SIDE = 120  # columns from which the side panel leaves the table room for both ends
@@ -90,6 +101,7 @@ class TopApp(App[None]):
         Binding("k", "kill_selected", "Kill"),
         Binding("K", "kill_filtered", "Kill shown", show=False),
         Binding("escape", "close", "Close", show=False),
+        *(Binding(str(n), f"pick({n})", show=False) for n in range(1, STRIP_ROWS + 1)),
     ]
 
     def __init__(
@@ -104,32 +116,30 @@ class TopApp(App[None]):
         super().__init__()
         self.read, self.asked, self.layout, self.interval = read, query, layout, interval
         self.where, self.destroy = where, destroy
-        self.typed, self.typed_text = query, ""
+        self.typed: Query | None = None  # the filter bar's query; None: nothing typed
+        self.typed_text = ""
         self.sort_column, self.reverse = STATE, False
         self.frame: Frame | None = None
-        self.shown: list[Row] = []
+        self.ordered = Ordered(self.settings(), [], {})
+        self.shown: Window | None = None  # the rows on screen, as text
         self.history = History()
         self.stopping = threading.Event()
         self.failure: str | None = None
-        self.headers: tuple[str, ...] = ()
-        self.notes: tuple[str, ...] = ()  # what fitting the width hid or cut
+        self.table = SocketTable(id="table")
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         yield Input(placeholder="state:close-wait port:8080 process:nginx", id="filter")
         yield Static(id="strip")
         with Horizontal(id="main"):
-            yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+            yield self.table
             with VerticalScroll(id="panel"):
                 yield Static(id="story")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
+        self.table.focus()
         self.run_worker(self._readings, thread=True, exit_on_error=False)
-
-    def on_resize(self) -> None:
-        self.redraw()
 
     def on_unmount(self) -> None:
         self.stopping.set()
@@ -141,7 +151,8 @@ class TopApp(App[None]):
             for frame in frames(self.read, self.interval, query=self.asked, sleep=self._sleep):
                 if self.stopping.is_set():
                     return
-                self.call_from_thread(self.show_frame, frame)
+                ordered = order(frame, self.layout, self.settings(), self.selected_key)
+                self.call_from_thread(self.show_frame, frame, state_counts(frame), ordered)
         except (TcpstatesError, OSError) as e:  # a reading that fails (a namespace gone)
             if not self.stopping.is_set():
                 self.call_from_thread(self.fail, str(e) or type(e).__name__)
@@ -155,79 +166,96 @@ class TopApp(App[None]):
 
     # -- drawing -----------------------------------------------------------------------------
 
-    def show_frame(self, frame: Frame) -> None:
+    def show_frame(self, frame: Frame, counts: Counter[str], ordered: Ordered) -> None:
         self.frame = frame
-        self.history.add(frame)
-        self.redraw()
+        self.history.add(counts)
+        if ordered.settings == self.settings():
+            self._list(ordered)
+        else:  # a key changed the filter or the order while it was being read
+            self.redraw()
+
+    def settings(self) -> Settings:
+        """What a frame is ordered for; read by the reading's thread too: plain values."""
+        return (self.typed, self.sort_column, self.reverse)
 
     def redraw(self) -> None:
-        if self.frame is None:
-            return
-        table = self.query_one(DataTable)
-        selected = self._selected_key()
-        self.shown = sort_rows(
-            rows(self.frame, self.layout, self.typed), self.sort_column, self.layout, self.reverse
-        )
-        fitted = fitted_rows(self.shown, self.layout, self._table_width())
-        self._set_columns(table, fitted)
-        table.clear()
-        for i, row in enumerate(self.shown):
-            cells = [_aligned(fitted.cells[k][i], c) for k, c in enumerate(fitted.columns)]
-            table.add_row(Text(row.mark, style=MARK_STYLES.get(row.mark, "")), *cells, key=row.key)
-        keys = [row.key for row in self.shown]
-        if selected in keys:
-            table.move_cursor(row=keys.index(selected), scroll=False)
-        self.notes = fitted.notes
+        """List the last frame again, as the filter and the order now say."""
+        if self.frame is not None:
+            self._list(order(self.frame, self.layout, self.settings(), self.selected_key))
+
+    def _list(self, ordered: Ordered) -> None:
+        selected, self.ordered = self.selected_key, ordered
+        table = self.table
+        # The cursor stays on its socket, wherever that is now (it may have moved meanwhile).
+        at = ordered.cursor if selected == ordered.on else None
+        if at is None and selected is not None and selected != ordered.on:
+            at = find(ordered.sockets, selected)
+        if at is not None:
+            table.cursor_row = at
+        table.rows = len(ordered.sockets)  # before the window: where the cursor may be
+        table.move_cursor(table.cursor_row)
+        self._show_window(round(table.scroll_offset.y), table.lines_for_rows)
         self._draw_status()
         self._draw_strip()
 
+    def on_socket_table_window_needed(self, event: SocketTable.WindowNeeded) -> None:
+        self._show_window(event.start, event.count)
+        self._draw_status()
+
+    def _show_window(self, start: int, count: int) -> None:
+        self.shown = window(self.ordered, start, count, self.layout, self._table_width())
+        self.table.show(len(self.ordered.sockets), self.shown)
+
+    def on_resize(self) -> None:
+        if self.frame is not None:
+            self.call_after_refresh(self.redraw)  # once the table has its new size
+
+    @property
+    def selected_key(self) -> Key | None:
+        """The cursor's socket, by its ends: the same from one reading to the next."""
+        sock = self.selected()
+        return None if sock is None else socket_key(sock)
+
     def _table_width(self) -> int:
-        """What the cells may take: the table's width but the mark column and the scroll bar."""
-        width = self.query_one(DataTable).size.width or self.size.width
-        return max(20, width - (1 + GAP) - SCROLLBAR)
+        """What the cells may take: the table's width but the mark and the scroll bar."""
+        width = self.table.size.width or self.size.width
+        return max(20, width - MARK - SCROLLBAR)
 
-    def _set_columns(self, table: DataTable[Text], fitted: Fitted) -> None:
-        headers = tuple(fitted.headers)
-        if headers == self.headers:
-            return
-        table.clear(columns=True)
-        table.add_column(" ", key="mark", width=1)
-        for column, header in zip(fitted.columns, headers, strict=True):
-            table.add_column(_aligned(header, column), key=column.header)
-        self.headers = headers
-
-    def _selected_key(self) -> str | None:
-        row = self.selected()
-        return None if row is None else row.key
-
-    def selected(self) -> Row | None:
-        table = self.query_one(DataTable)
-        if not self.shown or not 0 <= table.cursor_row < len(self.shown):
-            return None
-        return self.shown[table.cursor_row]
+    def selected(self) -> Socket | None:
+        listed, row = self.ordered.sockets, self.table.cursor_row
+        return listed[row] if 0 <= row < len(listed) else None
 
     def _draw_status(self) -> None:
         assert self.frame is not None
         order = "▼" if not self.reverse else "▲"
         parts = [
-            f"{self.where}  {len(self.shown)} of {len(self.frame.sockets)} sockets",
+            f"{self.where}  {len(self.ordered.sockets)} of {len(self.frame.sockets)} sockets",
             f"sorted by {self.sort_column.header} {order}",
         ]
         if self.typed_text:
             parts.append(f"filter: {safe(self.typed_text)}")
-        if self.notes:
-            parts.append("; ".join(self.notes))
+        if self.shown is not None and self.shown.fitted.notes:
+            parts.append("; ".join(self.shown.fitted.notes))
         self.query_one("#status", Static).update(Text("  ·  ".join(parts)))
 
     def _draw_strip(self) -> None:
-        width = max(10, self.size.width - 30)
+        width = max(10, self.size.width - 24)
         lines = [
-            f"{name:<12} {count:>7} {line}"
-            for name, line, count in self.history.lines(width)[:STRIP_ROWS]
+            f"{n} {name:<12} {count:>7} {line}"
+            for n, (name, line, count) in enumerate(self.strip(width), start=1)
         ]
         self.query_one("#strip", Static).update(Text("\n".join(lines)))
 
+    def strip(self, width: int) -> list[tuple[str, str, int]]:
+        return self.history.lines(width)[:STRIP_ROWS]
+
     # -- keys ----------------------------------------------------------------------------------
+
+    def action_pick(self, n: int) -> None:
+        """Show only the sockets in the strip's ``n``th state (the same as typing its filter)."""
+        strip = self.strip(1)
+        if n <= len(strip):
+            self._filter(f"state:{strip[n - 1][0]}")
 
     def action_filter(self) -> None:
         bar = self.query_one("#filter", Input)
@@ -236,25 +264,29 @@ class TopApp(App[None]):
         bar.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._filter(event.value)
+
+    def _filter(self, text: str) -> None:
         try:
-            self.typed = parse_filter(event.value, self.asked)
+            typed = parse_filter(text, self.asked)
         except FilterError as e:
             self.notify(str(e), severity="error", timeout=6, markup=False)
             return
-        self.typed_text = event.value.strip()
+        self.typed_text = text.strip()
+        self.typed = typed if self.typed_text else None  # nothing typed: no filter to apply
         self._close_filter()
         self.redraw()
 
     def _close_filter(self) -> None:
         self.query_one("#filter", Input).remove_class("shown")
-        self.query_one(DataTable).focus()
+        self.table.focus()
 
     def action_close(self) -> None:
         self._close_filter()
         panel = self.query_one("#panel", VerticalScroll)
         if panel.has_class("shown"):
             panel.remove_class("shown")
-            table = self.query_one(DataTable)
+            table = self.table
             table.display = True
             table.focus()
             self.call_after_refresh(self.redraw)
@@ -268,29 +300,32 @@ class TopApp(App[None]):
         self.reverse = not self.reverse
         self.redraw()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        header = event.column_key.value
-        chosen = next((c for c in self.layout.columns if c.header == header), None)
-        if chosen is not None:
-            self.reverse = chosen == self.sort_column and not self.reverse
-            self.sort_column = chosen
-            self.redraw()
+    def on_socket_table_header_clicked(self, event: SocketTable.HeaderClicked) -> None:
+        if self.shown is None or event.index >= len(self.shown.fitted.columns):
+            return
+        chosen = self.shown.fitted.columns[event.index]
+        self.reverse = chosen == self.sort_column and not self.reverse
+        self.sort_column = chosen
+        self.redraw()
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_socket_table_chosen(self, event: SocketTable.Chosen) -> None:
         self.action_story()
 
     def action_story(self) -> None:
         row = self.selected()
         if row is not None:
-            self._panel(accounts_text([account(row.socket)], self._panel_width()))
+            self._panel(accounts_text([account(row)], self._panel_width()))
 
     def action_explain_state(self) -> None:
         row, frame = self.selected(), self.frame
         if row is None or frame is None:
             return
-        state = row.socket.state
-        count = sum(1 for sock in frame.sockets if sock.state is state)
-        self._panel(explanation_text(explain(state, count), self._panel_width()))
+        state, width = row.state, self._panel_width()
+        # The diagram's boxes count TCP sockets, as --diagram's do: a UDP socket has no such life.
+        counts = Counter(sock.state for sock in frame.sockets if sock.proto == "tcp")
+        text = explanation_text(explain(state, counts[state]), width)
+        picture = "\n".join(diagram_lines(dict(counts), focus=state, width=width))
+        self._panel(f"{text}\n{picture}\n")
 
     def _panel_width(self) -> int:
         """The text's width: the panel is beside the table from SIDE_BY_SIDE columns up, and in
@@ -306,16 +341,17 @@ class TopApp(App[None]):
             panel.add_class("shown")
             alone = self.size.width < SIDE_BY_SIDE
             panel.set_class(alone, "alone")
-            self.query_one(DataTable).display = not alone
+            self.table.display = not alone
             self.call_after_refresh(self.redraw)  # the table is narrower now: fit it again
 
     def action_kill_selected(self) -> None:
         row = self.selected()
         if row is not None:
-            self._kill([row.socket])
+            self._kill([row])
 
     def action_kill_filtered(self) -> None:
-        self._kill([row.socket for row in self.shown if row.mark != "-"])
+        listed = self.ordered
+        self._kill([sock for sock in listed.sockets if listed.mark(sock) != "-"])
 
     def _kill(self, chosen: list[Socket]) -> None:
         destroy = self.destroy
@@ -335,7 +371,3 @@ class TopApp(App[None]):
                 self.notify(destroy(chosen), timeout=8, markup=False)
 
         self.push_screen(Confirm(f"Destroy {what}?\nEach peer gets a RST."), answered)
-
-
-def _aligned(text: str, column: Column) -> Text:
-    return Text(text, justify="right" if column.align == "right" else "left")

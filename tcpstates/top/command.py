@@ -16,7 +16,9 @@ Keys:
   s, r     sort by the next column, reverse the order (or click a header);
            State sorts the largest pile first
   i, Enter the selected socket's story: what happened, what comes next
-  e        the selected socket's state: the manual's words, live count
+  e        the selected socket's state: the manual's words, the diagram
+           with live counts
+  1 to 5   only the sockets in that state of the history strip
   k, K     destroy the selected socket, or every one shown (root; asks)
   Esc      close the filter bar or the side panel
   q        quit
