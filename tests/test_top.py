@@ -265,6 +265,8 @@ def test_a_pile_appears_comes_to_the_top_and_is_explained(pile: Pile) -> None:
         await pilot.press("i")
         story = str(app.query_one("#story").render())
         assert "CLOSE_WAIT" in story and "close() this socket" in story
+        # Read again with its tcp_info: how long it has been held, its round trip.
+        assert "held in CLOSE_WAIT for" in story and "round trip" in story
         await pilot.press("escape", "e")
         said = " ".join(str(app.query_one("#story").render()).split())
         assert "The remote end has shut down, waiting for the socket to close." in said

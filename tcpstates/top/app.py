@@ -126,6 +126,9 @@ class TopApp(App[None]):
         self.stopping = threading.Event()
         self.failure: str | None = None
         self.table = SocketTable(id="table")
+        # The selected socket read again with what a story tells (tcp_info, every holder);
+        # top/run.py gives it. Without: the story of the socket as the last frame read it.
+        self.detailed: Callable[[Socket], Socket | None] = lambda sock: sock
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -314,7 +317,11 @@ class TopApp(App[None]):
     def action_story(self) -> None:
         row = self.selected()
         if row is not None:
-            self._panel(accounts_text([account(row)], self._panel_width()))
+            sock = self.detailed(row)
+            if sock is None:
+                self.notify("it has just closed", markup=False)
+                sock = row  # its story as the last reading saw it
+            self._panel(accounts_text([account(sock)], self._panel_width()))
 
     def action_explain_state(self) -> None:
         row, frame = self.selected(), self.frame

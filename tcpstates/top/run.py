@@ -51,8 +51,22 @@ def screen(query: Query, place: Place, interval: float, owners: bool) -> TopApp:
     def read() -> Iterable[Socket]:
         return select(source.read(query, owners or query.needs_owners, details), query)
 
+    def detailed(sock: Socket) -> Socket | None:
+        """``sock`` read again with its tcp_info and every holder, for its story; None when
+        it is gone. The kernel picks it out by its ports."""
+        from tcpstates.sources.base import read_with_details
+        from tcpstates.watch.frames import socket_key
+
+        ports = {"sport": sock.local_port, "dport": sock.remote_port or None}
+        one = replace(query, states=frozenset({sock.state}), **ports)
+        reading = read_with_details(source, one, True, Details(info=True, holders=True))
+        key = socket_key(sock)
+        return next((s for s in select(reading, one) if socket_key(s) == key), None)
+
     view = layout(query, owners, source, details=details)
-    return TopApp(read, query, view, interval, where(place), destroyer(place, query))
+    app = TopApp(read, query, view, interval, where(place), destroyer(place, query))
+    app.detailed = detailed
+    return app
 
 
 def where(place: Place) -> str:
