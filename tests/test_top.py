@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 from conftest import TCPSTATES
 from terminal import needs_tmux, terminal
 from textual.pilot import Pilot
+from textual.widgets import OptionList
 
 from tcpstates.cli.root import resolve
 from tcpstates.model.place import Place
@@ -126,6 +128,23 @@ def listed(app: TopApp) -> list[Socket]:
 def test_the_filter_bar_reads_as_the_command_line_does(typed: str, argv: str) -> None:
     asked = resolve(["top", *argv.split()]).query  # type: ignore[attr-defined]
     assert filters.parse_filter(typed, Query()) == asked
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "tcpstates kill -s close-wait --pid 812 --dry-run",
+        "tcpstates --remote 10.0.0.5 --dport 5432 --summary",
+        "tcpstates -s time-wait --remote 192.0.2.7",
+        "tcpstates -s time-wait -s fin-wait-2 --summary",
+    ],
+)
+def test_a_findings_next_command_selects_what_the_command_line_does(command: str) -> None:
+    # What doctor says to run next, turned into the filter bar's words (Enter on a finding).
+    asked = resolve(shlex.split(command)[1:]).query  # type: ignore[attr-defined]
+    typed = filters.parse_filter(filters.from_command(command), Query())
+    for name in ("states", "port", "sport", "dport", "local", "remote", "pid", "process"):
+        assert getattr(typed, name) == getattr(asked, name), name
 
 
 @pytest.mark.parametrize(
@@ -270,7 +289,15 @@ def test_a_pile_appears_comes_to_the_top_and_is_explained(pile: Pile) -> None:
         await pilot.press("escape", "e")
         said = " ".join(str(app.query_one("#story").render()).split())
         assert "The remote end has shut down, waiting for the socket to close." in said
-        await pilot.press("escape", "q")
+        await pilot.press("escape", "escape", "f")  # doctor's findings: one on the pile
+        findings = app.query_one("#findings", OptionList)
+        titles = [finding.title for finding in app.found]
+        at = next(i for i, t in enumerate(titles) if "CLOSE_WAIT sockets held by" in t)
+        findings.highlighted = at
+        await pilot.press("enter")  # its sockets: the filter of what doctor says to run next
+        assert app.typed_text == f"state:close-wait pid:{os.getpid()}"
+        assert states(app) == ["CLOSE_WAIT"] * CLOSED
+        await pilot.press("q")
 
     run(app, scenario)
 

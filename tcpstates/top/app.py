@@ -18,8 +18,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, OptionList, Static
 
+from tcpstates.doctor.findings import Finding
 from tcpstates.explain.render_diagram import diagram_lines
 from tcpstates.explain.render_sockets import accounts_text
 from tcpstates.explain.render_states import explanation_text
@@ -30,7 +31,7 @@ from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import STATE, Layout
 from tcpstates.render.safe import safe
-from tcpstates.top.filters import FilterError, parse_filter
+from tcpstates.top.filters import FilterError, from_command, parse_filter
 from tcpstates.top.table import SocketTable
 from tcpstates.top.view import (
     MARK,
@@ -45,7 +46,6 @@ from tcpstates.top.view import (
 )
 from tcpstates.watch.frames import Frame, Key, frames, socket_key
 
-# What a mark looks like for the one frame it is shown (top/view.py MARKS).
 STRIP_ROWS = 5  # states shown in the history strip, the largest piles
 SCROLLBAR = 2  # the table's vertical scroll bar, there once rows outnumber lines
 SIDE_BY_SIDE = 120  # columns from which the side panel leaves the table room for both ends
@@ -98,6 +98,7 @@ class TopApp(App[None]):
         Binding("r", "reverse", "Reverse"),
         Binding("e", "explain_state", "State"),
         Binding("i", "story", "Socket"),
+        Binding("f", "findings", "Findings"),
         Binding("k", "kill_selected", "Kill"),
         Binding("K", "kill_filtered", "Kill shown", show=False),
         Binding("escape", "close", "Close", show=False),
@@ -129,6 +130,9 @@ class TopApp(App[None]):
         # The selected socket read again with what a story tells (tcp_info, every holder);
         # top/run.py gives it. Without: the story of the socket as the last frame read it.
         self.detailed: Callable[[Socket], Socket | None] = lambda sock: sock
+        # doctor's findings on a frame's sockets (top/run.py gives it), and the last shown.
+        self.findings: Callable[[Iterable[Socket]], list[Finding]] = lambda sockets: []
+        self.found: list[Finding] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -138,6 +142,7 @@ class TopApp(App[None]):
             yield self.table
             with VerticalScroll(id="panel"):
                 yield Static(id="story")
+                yield OptionList(id="findings")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -232,7 +237,8 @@ class TopApp(App[None]):
         assert self.frame is not None
         order = "▼" if not self.reverse else "▲"
         parts = [
-            f"{self.where}  {len(self.ordered.sockets)} of {len(self.frame.sockets)} sockets",
+            f"{self.where}  {len(self.ordered.sockets) - self.ordered.gone}"
+            f" of {len(self.frame.sockets)} sockets",
             f"sorted by {self.sort_column.header} {order}",
         ]
         if self.typed_text:
@@ -340,7 +346,31 @@ class TopApp(App[None]):
         share = 48 if self.size.width >= SIDE_BY_SIDE else 100
         return max(30, self.size.width * share // 100 - 4)
 
-    def _panel(self, text: str) -> None:
+    def action_findings(self) -> None:
+        """doctor's findings on the last frame, worst first; Enter on one shows its sockets."""
+        if self.frame is None:
+            return
+        self.found = self.findings(self.frame.sockets)
+        listed = self.query_one("#findings", OptionList)
+        listed.clear_options()
+        listed.add_options([_finding_text(finding) for finding in self.found])
+        if not self.found:
+            listed.add_option(Text("No findings: nothing doctor would point at."))
+        listed.highlighted = 0
+        self._panel("", findings=True)
+        listed.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_index >= len(self.found):
+            return
+        words = from_command(self.found[event.option_index].next_command)
+        self.action_close()
+        if words:
+            self._filter(words)
+
+    def _panel(self, text: str, findings: bool = False) -> None:
+        self.query_one("#findings", OptionList).display = findings
+        self.query_one("#story", Static).display = not findings
         self.query_one("#story", Static).update(Text(text))
         panel = self.query_one("#panel", VerticalScroll)
         panel.scroll_home(animate=False)
@@ -378,3 +408,16 @@ class TopApp(App[None]):
                 self.notify(destroy(chosen), timeout=8, markup=False)
 
         self.push_screen(Confirm(f"Destroy {what}?\nEach peer gets a RST."), answered)
+
+
+def _finding_text(finding: Finding) -> Text:
+    """A finding as the panel lists it: its severity and title, its evidence, what to run."""
+    said = Text(f"{finding.severity.name} ", style=_SEVERITY[finding.severity.name])
+    said.append(finding.title, style="bold")
+    for line in finding.evidence:
+        said.append(f"\n  {line}")
+    said.append(f"\n  next: {finding.next_command}", style="dim")
+    return said
+
+
+_SEVERITY = {"CRITICAL": "bold red", "WARNING": "yellow", "INFO": "cyan"}

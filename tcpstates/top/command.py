@@ -19,6 +19,8 @@ Keys:
   e        the selected socket's state: the manual's words, the diagram
            with live counts
   1 to 5   only the sockets in that state of the history strip
+  f        doctor's findings on what is shown; Enter on one filters to
+           its sockets
   k, K     destroy the selected socket, or every one shown (root; asks)
   Esc      close the filter bar or the side panel
   q        quit

@@ -8,6 +8,8 @@ filter narrows what the command line asked to read; it never widens it.
 
 from __future__ import annotations
 
+import shlex
+
 from tcpstates.model.query import Query, parse_network
 from tcpstates.model.record import replace
 from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, parse_states
@@ -77,3 +79,29 @@ def _states(texts: list[str]) -> frozenset[TcpState]:
 def _narrowed(read: frozenset[TcpState], typed: frozenset[TcpState]) -> frozenset[TcpState]:
     """The typed states within those read (every state when none was given)."""
     return typed & read if read else typed
+
+
+# The command line's filter options, and the key each is in the filter bar.
+_OPTIONS = {
+    "-s": "state",
+    "--state": "state",
+    "--port": "port",
+    "--sport": "sport",
+    "--dport": "dport",
+    "--local": "local",
+    "--remote": "remote",
+    "--pid": "pid",
+    "--process": "process",
+}
+
+
+def from_command(command: str) -> str:
+    """The filter bar's words for the sockets a tcpstates command line selects (what a doctor
+    finding says to run next): its filter options, the rest (--summary, kill) left out.
+
+    >>> from_command("tcpstates kill -s close-wait --pid 812 --dry-run")
+    'state:close-wait pid:812'
+    """
+    words = shlex.split(command)
+    found = [f"{_OPTIONS[a]}:{b}" for a, b in zip(words, words[1:], strict=False) if a in _OPTIONS]
+    return " ".join(found)

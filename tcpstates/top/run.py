@@ -17,6 +17,7 @@ from tcpstates.render.output import Output
 
 TYPE_CHECKING = False  # see model/record.py
 if TYPE_CHECKING:
+    from tcpstates.doctor.findings import Finding
     from tcpstates.top.app import TopApp
 
 MISSING = "tcpstates top needs Textual, an optional extra: pip install 'tcpstates[top]'"
@@ -63,9 +64,17 @@ def screen(query: Query, place: Place, interval: float, owners: bool) -> TopApp:
         key = socket_key(sock)
         return next((s for s in select(reading, one) if socket_key(s) == key), None)
 
+    def findings(sockets: Iterable[Socket]) -> list[Finding]:
+        """doctor's findings on a frame's TCP sockets and this place's kernel, one look."""
+        from tcpstates.doctor.checks import Evidence, diagnose
+        from tcpstates.sources.place import kernel_of
+
+        tcp = [sock for sock in sockets if sock.proto == "tcp"]
+        return diagnose(Evidence(tcp, kernel_of(place)[0], owners_known=owners))
+
     view = layout(query, owners, source, details=details)
     app = TopApp(read, query, view, interval, where(place), destroyer(place, query))
-    app.detailed = detailed
+    app.detailed, app.findings = detailed, findings
     return app
 
 

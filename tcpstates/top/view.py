@@ -39,6 +39,7 @@ class Ordered:
     marks: dict[int, str]  # id(socket) -> "+", "~" or "-"; unmarked sockets are not in it
     on: Key | None = None  # the socket the cursor was on when this was ordered
     cursor: int | None = None  # where that socket is now; None: not listed
+    gone: int = 0  # how many of ``sockets`` vanished (listed once more, marked "-")
 
     def mark(self, sock: Socket) -> str:
         return self.marks.get(id(sock), "")
@@ -50,11 +51,14 @@ def order(frame: Frame, layout: Layout, settings: Settings, on: Key | None = Non
     typed, column, reverse = settings
     marks = {id(change.socket): MARKS[change.kind] for change in frame.changes}
     gone = [c.socket for c in frame.changes if c.kind is ChangeKind.VANISHED]
-    listed = [*frame.sockets, *gone]
     if typed is not None:
-        listed = [s for s in listed if typed.wants_state(s.state) and typed.matches(s)]
-    listed = sort_sockets(listed, column, layout, reverse)
-    return Ordered(settings, listed, marks, on, None if on is None else find(listed, on))
+        gone = [s for s in gone if typed.wants_state(s.state) and typed.matches(s)]
+        here = [s for s in frame.sockets if typed.wants_state(s.state) and typed.matches(s)]
+    else:
+        here = list(frame.sockets)
+    listed = sort_sockets([*here, *gone], column, layout, reverse)
+    cursor = None if on is None else find(listed, on)
+    return Ordered(settings, listed, marks, on, cursor, len(gone))
 
 
 def find(listed: Sequence[Socket], key: Key) -> int | None:
