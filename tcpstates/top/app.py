@@ -30,6 +30,7 @@ from tcpstates.model.errors import TcpstatesError
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import STATE, Layout
+from tcpstates.render.fit import pack
 from tcpstates.render.safe import safe
 from tcpstates.top.filters import FilterError, from_command, parse_filter
 from tcpstates.top.table import SocketTable
@@ -80,7 +81,7 @@ class TopApp(App[None]):
 
     TITLE = "tcpstates top"
     CSS = """
-    #status { height: 1; background: $boost; }
+    #status { height: auto; background: $boost; }
     #strip { height: auto; }
     #main { height: 1fr; }
     #table { width: 1fr; }
@@ -245,7 +246,9 @@ class TopApp(App[None]):
             parts.append(f"filter: {safe(self.typed_text)}")
         if self.shown is not None and self.shown.fitted.notes:
             parts.append("; ".join(self.shown.fitted.notes))
-        self.query_one("#status", Static).update(Text("  ·  ".join(parts)))
+        # Wrapped between its parts, never within one: a narrow pane gets a second line.
+        lines = pack(parts, "  ·  ", max(20, self.size.width))
+        self.query_one("#status", Static).update(Text("\n".join(lines)))
 
     def _draw_strip(self) -> None:
         width = max(10, self.size.width - 24)
