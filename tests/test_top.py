@@ -84,11 +84,15 @@ def in_state(state: str, where: str) -> int:
     return len(done.stdout.splitlines())
 
 
-def run(app: TopApp, scenario: Callable[[Pilot[None]], Awaitable[None]], width: int = 80) -> None:
-    """``scenario`` played on ``app`` in a headless terminal of ``width`` × 24."""
+def run(
+    app: TopApp,
+    scenario: Callable[[Pilot[None]], Awaitable[None]],
+    size: tuple[int, int] = (80, 24),
+) -> None:
+    """``scenario`` played on ``app`` in a headless terminal of ``size`` (columns, lines)."""
 
     async def play() -> None:
-        async with app.run_test(size=(width, 24)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await scenario(pilot)
 
     asyncio.run(play())
@@ -300,6 +304,35 @@ def test_a_pile_appears_comes_to_the_top_and_is_explained(pile: Pile) -> None:
         await pilot.press("q")
 
     run(app, scenario)
+
+
+@pytest.mark.parametrize(("size", "beside"), [((160, 50), True), ((80, 24), False)])
+def test_the_side_panel_is_beside_the_table_when_both_fit(
+    pile: Pile, size: tuple[int, int], beside: bool
+) -> None:
+    pile.close_clients(CLOSED)
+    app = server_side(pile.port)
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: states(app)[:1] == ["CLOSE_WAIT"])
+        await pilot.press("i")
+        await pilot.pause(0.2)
+        panel, table = app.query_one("#panel"), app.table
+        assert panel.display and table.display == beside
+        if beside:  # the table, narrower, fitted again: both ends and the PID still whole
+            assert table.size.width + panel.size.width <= size[0]
+            shown = app.shown
+            assert shown is not None
+            assert all(len(line) <= table.size.width for line in shown.lines)
+            for line, sock in zip(shown.lines, listed(app)[shown.start :], strict=False):
+                peer = f":{sock.remote_port}" if sock.remote_port else "*:*"  # a listener's
+                assert f":{sock.local_port}" in line and peer in line
+                assert f" {sock.pid} " in f"{line} "
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert not panel.display and table.display
+
+    run(app, scenario, size)
 
 
 def test_a_filter_that_cannot_be_read_leaves_the_last_one(pile: Pile) -> None:
