@@ -18,9 +18,10 @@ from tcpstates.render.columns import Column, Layout
 from tcpstates.render.fit import GAP, Fitted, fit
 from tcpstates.render.text import template
 from tcpstates.watch.frames import ChangeKind, Frame, Key, socket_key
+from tcpstates.watch.render import MARKS as WATCH_MARKS
 
-# A row's mark for one frame: what the watch's table says with its change column.
-MARKS = {ChangeKind.APPEARED: "+", ChangeKind.CHANGED: "~", ChangeKind.VANISHED: "-"}
+# A row's mark for one frame: the watch's change column's, so both say the same.
+MARKS = {kind: mark for kind, (mark, _) in WATCH_MARKS.items()}
 SPARKS = "▁▂▃▄▅▆▇█"
 HISTORY = 60  # frames of counts kept per state: two minutes at the default interval
 
@@ -76,12 +77,11 @@ def sort_sockets(
     Sorted is stable: within equals, the watch's order (``frames.sort_key``) stays."""
     if column.header == "State":
         return by_pile(listed, reverse)
-    pile = Counter(s.state for s in listed)
     by = _SORTS.get(column.header)
     if by is None:  # a detail column: by its text
         index, make = layout.columns.index(column), layout.row_maker()
         return sorted(listed, key=lambda s: make(s)[index], reverse=reverse)
-    return sorted(listed, key=lambda s: by(s, pile), reverse=reverse)
+    return sorted(listed, key=by, reverse=reverse)
 
 
 def by_pile(listed: Sequence[Socket], reverse: bool = False) -> list[Socket]:
@@ -148,24 +148,20 @@ def _address(family: int, address: str) -> bytes:
         return address.encode()  # a capture's odd text sorts after the addresses
 
 
-_SORTS: dict[str, Callable[[Socket, Counter[TcpState]], Any]] = {
-    "State": lambda s, pile: (-pile[s.state], s.state_name),
-    "Recv-Q": lambda s, _: -1 if s.recv_q is None else s.recv_q,
-    "Send-Q": lambda s, _: -1 if s.send_q is None else s.send_q,
-    "Local Address:Port": lambda s, _: (
-        s.family,
-        _address(s.family, s.local_address),
-        s.local_port,
-    ),
-    "Peer Address:Port": lambda s, _: (
+# Each column's sort key but State's (``by_pile``) and the detail columns' (their text).
+_SORTS: dict[str, Callable[[Socket], Any]] = {
+    "Recv-Q": lambda s: -1 if s.recv_q is None else s.recv_q,
+    "Send-Q": lambda s: -1 if s.send_q is None else s.send_q,
+    "Local Address:Port": lambda s: (s.family, _address(s.family, s.local_address), s.local_port),
+    "Peer Address:Port": lambda s: (
         s.family,
         _address(s.family, s.remote_address),
         s.remote_port,
     ),
-    "PID": lambda s, _: -1 if s.pid is None else s.pid,
-    "Process": lambda s, _: (s.process or "").lower(),
-    "Uid": lambda s, _: -1 if s.uid is None else s.uid,
-    "Inode": lambda s, _: s.inode or 0,
+    "PID": lambda s: -1 if s.pid is None else s.pid,
+    "Process": lambda s: (s.process or "").lower(),
+    "Uid": lambda s: -1 if s.uid is None else s.uid,
+    "Inode": lambda s: s.inode or 0,
 }
 
 
