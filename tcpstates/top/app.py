@@ -195,15 +195,24 @@ class TopApp(App[None]):
     def _list(self, ordered: Ordered) -> None:
         selected, self.ordered = self.selected_key, ordered
         table = self.table
-        # The cursor stays on its socket, wherever that is now (it may have moved meanwhile).
-        at = ordered.cursor if selected == ordered.on else None
-        if at is None and selected is not None and selected != ordered.on:
-            at = find(ordered.sockets, selected)
+        # The cursor stays on its socket, wherever that is now; the reading's thread found it
+        # unless the cursor moved meanwhile.
+        if selected == ordered.on:
+            at = ordered.cursor
+        else:
+            at = None if selected is None else find(ordered.sockets, selected)
         if at is not None:
             table.cursor_row = at
         table.rows = len(ordered.sockets)  # before the window: where the cursor may be
         table.move_cursor(table.cursor_row)
-        self._show_window(round(table.scroll_offset.y), table.lines_for_rows)
+        self._refit()
+
+    def _refit(self) -> None:
+        """The rows on screen fitted to the table's width again, and the lines above it: what
+        a new size needs, which leaves the order as it was."""
+        if self.frame is None:
+            return
+        self._show_window(round(self.table.scroll_offset.y), self.table.lines_for_rows)
         self._draw_status()
         self._draw_strip()
 
@@ -217,7 +226,7 @@ class TopApp(App[None]):
 
     def on_resize(self) -> None:
         if self.frame is not None:
-            self.call_after_refresh(self.redraw)  # once the table has its new size
+            self.call_after_refresh(self._refit)  # once the table has its new size
 
     @property
     def selected_key(self) -> Key | None:
@@ -301,7 +310,7 @@ class TopApp(App[None]):
             table = self.table
             table.display = True
             table.focus()
-            self.call_after_refresh(self.redraw)
+            self.call_after_refresh(self._refit)
 
     def action_sort(self) -> None:
         columns = self.layout.columns
@@ -382,7 +391,7 @@ class TopApp(App[None]):
             alone = self.size.width < SIDE_BY_SIDE
             panel.set_class(alone, "alone")
             self.table.display = not alone
-            self.call_after_refresh(self.redraw)  # the table is narrower now: fit it again
+            self.call_after_refresh(self._refit)  # the table is narrower now: fit it again
 
     def action_kill_selected(self) -> None:
         row = self.selected()
