@@ -335,6 +335,41 @@ def test_the_side_panel_is_beside_the_table_when_both_fit(
     run(app, scenario, size)
 
 
+HOSTILE = r"""
+import ctypes, socket, sys
+server = socket.create_server(("127.0.0.1", 0))
+clients = [socket.create_connection(server.getsockname()) for _ in range(3)]
+held = [server.accept()[0] for _ in clients]
+for c in clients:
+    c.close()  # the held ends go to CLOSE_WAIT
+ctypes.CDLL(None).prctl(15, b"ev\x1b[31mil")  # PR_SET_NAME: a name that colours a terminal
+print(server.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_hostile_process_name_reaches_the_findings_escaped() -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOSTILE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        port = int(holder.stdout.readline())
+        app = server_side(port)
+
+        async def scenario(pilot: Pilot[None]) -> None:
+            await until(pilot, lambda: states(app).count("CLOSE_WAIT") == 3)
+            await pilot.press("f")
+            options = app.query_one("#findings", OptionList)
+            shown = [str(options.get_option_at_index(i).prompt) for i in range(len(app.found))]
+            pile = next(text for text in shown if "CLOSE_WAIT sockets held by" in text)
+            assert "\x1b" not in "".join(shown) and "ev\\x1b[31mil" in pile
+
+        run(app, scenario)
+    finally:
+        holder.communicate(input="", timeout=10)
+
+
 def test_a_filter_that_cannot_be_read_leaves_the_last_one(pile: Pile) -> None:
     app = server_side(pile.port)
 

@@ -424,11 +424,12 @@ class TopApp(App[None]):
 
 def _finding_text(finding: Finding) -> Text:
     """A finding as the panel lists it: its severity and title, its evidence, what to run."""
+    # Escaped as doctor's own output is: a title names processes, whose names anyone picks.
     said = Text(f"{finding.severity.name} ", style=_SEVERITY[finding.severity.name])
-    said.append(finding.title, style="bold")
+    said.append(safe(finding.title), style="bold")
     for line in finding.evidence:
-        said.append(f"\n  {line}")
-    said.append(f"\n  next: {finding.next_command}", style="dim")
+        said.append(f"\n  {safe(line)}")
+    said.append(f"\n  next: {safe(finding.next_command)}", style="dim")
     return said
 
 
