@@ -459,7 +459,7 @@ class _ReadAhead:
     _WAKE = 1.0
 
     def __init__(self, sock: _socket.socket) -> None:
-        # Here, not above: _queue costs 0.3 ms to load, paid only by a dump of several reads.
+        # Here, not above: _queue costs 0.5 ms to load, paid only by a dump of several reads.
         from _queue import SimpleQueue
         from _thread import allocate_lock, start_new_thread
 
