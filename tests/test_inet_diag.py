@@ -10,6 +10,7 @@ caller that stops midway; each must leave the same records, no thread and no soc
 from __future__ import annotations
 
 import _thread
+import contextlib
 import errno
 import os
 import socket
@@ -76,11 +77,17 @@ def in_turn(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 def sockets_open() -> int:
-    return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") for fd in fds())
+    return sum(link.startswith("socket:") for link in fd_links())
 
 
-def fds() -> list[str]:
-    return [fd for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")]
+def fd_links() -> list[str]:
+    """What each of our descriptors names. One may close while this looks (that is what the
+    tests wait for): it is gone, not an error."""
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return links
 
 
 def settled(threads: int, sockets: int) -> None:
