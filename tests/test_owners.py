@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import _thread
 import os
+import time
 from array import array
 
 from tcpstates.sources import owners
@@ -96,3 +98,27 @@ def test_child_results_come_back_and_a_failed_child_is_reported():
     sent = array("Q", [1, 2, 3, 3, 2**40, 4])
     assert owners._Child(lambda: sent).result() == sent
     assert owners._Child(lambda: array("Q", [1 // 0])).result() is None
+
+
+def test_no_fork_beside_a_thread_started_without_threading(tmp_path, monkeypatch):
+    # inet_diag's read-ahead is such a thread: threading.active_count() does not see it.
+    fake_proc(tmp_path, 100, "a", [11, 12])
+    monkeypatch.setattr(owners, "SPLIT_AT", 1)
+    forks: list[int] = []
+    child = owners._Child
+    monkeypatch.setattr(owners, "_Child", lambda work: forks.append(1) or child(work))
+    scan_owners(str(tmp_path), wanted={11, 12})
+    assert forks == [1] or (os.cpu_count() or 1) == 1
+    release = _thread.allocate_lock()
+    release.acquire()
+    _thread.start_new_thread(release.acquire, ())
+    try:
+        for _ in range(100):  # counted once it runs
+            if _thread._count():
+                break
+            time.sleep(0.01)
+        forks.clear()
+        scan = scan_owners(str(tmp_path), wanted={11, 12})
+        assert forks == [] and set(scan.by_inode) == {11, 12}
+    finally:
+        release.release()

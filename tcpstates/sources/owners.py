@@ -28,8 +28,8 @@ the same owners and holders as a plain one.
 
 from __future__ import annotations
 
+import _thread
 import os
-import sys
 from array import array
 from collections.abc import Callable, Collection, Iterable, Iterator
 
@@ -274,12 +274,9 @@ def _by_pid_fd(holder: Holder) -> tuple[int, int]:
 
 def _may_fork() -> bool:
     # fork copies only the calling thread; with other threads running it is not safe.
-    threading = sys.modules.get("threading")
-    return (
-        hasattr(os, "fork")
-        and (os.cpu_count() or 1) > 1
-        and (threading is None or threading.active_count() == 1)
-    )
+    # _thread's count, not threading's: it also counts threads started without threading, as
+    # inet_diag's read-ahead is, which can outlive its dump by a read.
+    return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and _thread._count() == 0
 
 
 def _scan_split(proc: str, result: OwnerMap, wanted: Collection[int], holders: bool) -> OwnerMap:
