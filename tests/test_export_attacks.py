@@ -195,11 +195,26 @@ def exporter(tmp_path: Path, *args: str, nofile: int | None = None) -> Iterator[
         assert process.poll() is None, err.read_text()
         yield process.pid, f"http://127.0.0.1:{port}/metrics"
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        try:
+            assert process.wait(timeout=10) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"no exit 10 s after SIGTERM: {stuck(process.pid)}; {err.read_text()}")
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def stuck(pid: int) -> str:
+    """Where each of ``pid``'s threads waits (state, kernel wait channel), to tell a hang from
+    a slow machine when a stop times out."""
+    tasks = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        with contextlib.suppress(OSError):
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            tasks.append(f"{task.name} {state} {(task / 'wchan').read_text()}")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return f"threads {tasks}, children {children}"
 
 
 def proc_status(pid: int) -> tuple[int, int, float]:
