@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
+import subprocess
+import sys
 import time
 from array import array
+from pathlib import Path
+
+import pytest
 
 from tcpstates.sources import owners
 from tcpstates.sources.owners import scan_owners
@@ -109,16 +115,107 @@ def test_no_fork_beside_a_thread_started_without_threading(tmp_path, monkeypatch
     monkeypatch.setattr(owners, "_Child", lambda work: forks.append(1) or child(work))
     scan_owners(str(tmp_path), wanted={11, 12})
     assert forks == [1] or (os.cpu_count() or 1) == 1
-    release = _thread.allocate_lock()
-    release.acquire()
-    _thread.start_new_thread(release.acquire, ())
-    try:
-        for _ in range(100):  # counted once it runs
-            if _thread._count():
-                break
-            time.sleep(0.01)
-        forks.clear()
+    forks.clear()
+    with Thread():
         scan = scan_owners(str(tmp_path), wanted={11, 12})
-        assert forks == [] and set(scan.by_inode) == {11, 12}
-    finally:
-        release.release()
+    assert forks == [] and set(scan.by_inode) == {11, 12}
+
+
+class Thread:
+    """A thread started without threading, as inet_diag's read-ahead is, until ``stop``."""
+
+    def __enter__(self) -> Thread:
+        self.release = _thread.allocate_lock()
+        self.release.acquire()
+        _thread.start_new_thread(self.release.acquire, ())
+        deadline = time.monotonic() + 2
+        while not _thread._count():  # counted once it runs
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.release()
+
+
+def asked(monkeypatch) -> list[int]:
+    """How many halves the helper is asked to read, from here on."""
+    halves: list[int] = []
+    ask = owners._Helper.ask
+    monkeypatch.setattr(owners._Helper, "ask", lambda *a: halves.append(1) or ask(*a))
+    return halves
+
+
+def test_beside_threads_the_helper_reads_half_and_finds_what_a_plain_scan_finds(
+    sockets, monkeypatch
+):
+    listeners = [sockets.listener() for _ in range(20)]
+    wanted = {os.fstat(s.fileno()).st_ino for s in listeners}
+    plain = scan_owners("/proc", wanted, holders=True)
+    monkeypatch.setattr(owners, "SPLIT_AT", 1)
+    halves = asked(monkeypatch)
+    with owners.ScanHelper():
+        helper = owners._helper
+        assert helper is not None or (os.cpu_count() or 1) == 1
+        with Thread():
+            for holders in (False, True, False):  # one helper, asked again and again
+                split = scan_owners("/proc", wanted, holders)
+                assert {i: split.by_inode[i] for i in wanted} == {
+                    i: plain.by_inode[i] for i in wanted
+                }
+                if holders:
+                    assert split.fds == plain.fds and split.shared == plain.shared
+    if helper is not None:
+        assert halves == [1, 1, 1]
+        assert owners._helper is None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(helper.pid, os.WNOHANG)  # gone, and reaped
+
+
+def test_a_helper_that_dies_leaves_the_scan_whole(tmp_path, monkeypatch):
+    fake_proc(tmp_path, 100, "a", [11, 12])
+    fake_proc(tmp_path, 200, "b", [13, *range(14, 40)])
+    plain = scan_owners(str(tmp_path))
+    monkeypatch.setattr(owners, "SPLIT_AT", 1)
+    with owners.ScanHelper():
+        if owners._helper is None:
+            pytest.skip("one core: no helper is made")
+        os.kill(owners._helper.pid, signal.SIGKILL)
+        with Thread():
+            for _ in range(2):  # it dies asked, then is asked no more
+                assert scan_owners(str(tmp_path), wanted=set(range(11, 40))).by_inode == (
+                    plain.by_inode
+                )
+
+
+def test_the_helper_ignores_ctrl_c_and_leaves_with_its_process(tmp_path):
+    # Ctrl-C goes to the terminal's whole process group: the screen decides, not the helper.
+    script = (
+        "import os, signal, sys, time\n"
+        "from tcpstates.sources.owners import ScanHelper\n"
+        "import tcpstates.sources.owners as owners\n"
+        "with ScanHelper():\n"
+        "    print(owners._helper.pid, flush=True)\n"
+        "    os.kill(owners._helper.pid, signal.SIGINT)\n"
+        "    time.sleep(0.3)\n"
+        "    print(os.waitpid(owners._helper.pid, os.WNOHANG)[0], flush=True)\n"
+        "    os._exit(0)  # no goodbye: the helper must see its requests end and leave\n"
+    )
+    if (os.cpu_count() or 1) == 1:
+        pytest.skip("one core: no helper is made")
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    helper, waited = (int(line) for line in run.stdout.split())
+    assert waited == 0 and run.stderr == ""  # still there after SIGINT, and silent
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{helper}") and "Z" not in status(helper):
+        assert time.monotonic() < deadline, "the helper outlived its process"
+        time.sleep(0.02)
+
+
+def status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

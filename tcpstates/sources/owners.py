@@ -122,7 +122,7 @@ def scan_owners(
     result = OwnerMap(holders_read=holders)
     if wanted is not None and not wanted:
         return result
-    if wanted is not None and len(wanted) >= SPLIT_AT and _may_fork():
+    if wanted is not None and len(wanted) >= SPLIT_AT and (_may_fork() or _helper is not None):
         return _scan_split(proc, result, wanted, holders)
     remaining = set(wanted) if wanted is not None and not holders else None
     recorder = _Recorder(result, proc, wanted)
@@ -284,7 +284,7 @@ def _scan_split(proc: str, result: OwnerMap, wanted: Collection[int], holders: b
     tables = list(_fd_tables(proc, result))
     try:
         theirs, ours = _halves(tables)
-        child = _Child(lambda: _sockets_of(theirs, holders))
+        child = _other_core(theirs, proc, holders)
         found = _sockets_of(ours, holders)
         child_found = child.result()
         if child_found is None:  # the child failed: do its half here
@@ -350,6 +350,15 @@ def _group_by_pid(*founds: Found) -> dict[int, Found]:
     return grouped
 
 
+def _other_core(theirs: Work, proc: str, holders: bool) -> _Child | _Asked:
+    """``theirs`` being read on the other core: by a child forked now, or, beside threads
+    that make a fork unsafe, by the helper forked before them (``ScanHelper``)."""
+    if _may_fork():
+        return _Child(lambda: _sockets_of(theirs, holders))
+    assert _helper is not None
+    return _helper.ask(proc, theirs, holders)
+
+
 class _Child:
     """``work`` running in a forked child; ``result()`` waits for its (pid, inode, fd)s."""
 
@@ -383,6 +392,165 @@ def _child_main(work: Callable[[], Found], write_end: int) -> None:  # pragma: n
         status = 0
     finally:
         os._exit(status)  # no atexit handlers, no second flush of the parent's buffers
+
+
+class ScanHelper:
+    """A process, forked on entry, that reads the other half of the scans made inside.
+
+    A scan splits by forking a child (``_Child``), and fork is not safe beside threads (it
+    copies only the calling thread; a lock another held stays held in the child): so a scan
+    made from a screen's worker thread, as ``tcpstates top`` reads, took one core, and a top
+    refresh at 50,000 sockets cost 1.5 times a ``--watch`` frame. Entered while this process
+    has a single thread, this forks a helper once; each split scan inside then sends it the
+    pids and descriptor names of its half, which the helper opens and reads itself and
+    answers (pid, inode, fd) for, as the forked child would. It leaves when the request pipe
+    closes (the context's exit, or this process's end), and ignores Ctrl-C, which the
+    terminal sends to it too: the screen decides when to stop. Where it cannot be forked,
+    or dies, or is busy with another thread's scan, the scan reads its half itself
+    (tests/test_owners.py holds both to a plain scan).
+    """
+
+    def __enter__(self) -> None:
+        global _helper
+        if _helper is None and _may_fork():
+            self._made: _Helper | None = _Helper()
+            _helper = self._made
+        else:
+            self._made = None
+
+    def __exit__(self, *exc: object) -> None:
+        global _helper
+        if self._made is not None:
+            _helper = None
+            self._made.close()
+
+
+_helper: _Helper | None = None
+
+
+class _Helper:
+    """The process ``ScanHelper`` forks, seen from this side: one request at a time."""
+
+    def __init__(self) -> None:
+        from _thread import allocate_lock
+
+        requests, self._requests = os.pipe()
+        self._replies, replies = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - runs in the helper
+            _help(requests, replies)
+        os.close(requests)
+        os.close(replies)
+        self._busy, self._alive = allocate_lock(), True
+
+    def ask(self, proc: str, theirs: Work, holders: bool) -> _Asked:
+        """Ask for ``theirs`` to be read; its answer, or None (then read it here), later."""
+        if not self._alive or not self._busy.acquire(blocking=False):
+            return _Asked(None)
+        import marshal
+
+        request = marshal.dumps((proc, holders, [(t.pid, names) for t, names in theirs]))
+        try:
+            _send(self._requests, request)
+        except OSError:
+            return self._dead()
+        return _Asked(self)
+
+    def answer(self) -> Found | None:
+        try:
+            data = _receive(self._replies)
+        except OSError:
+            data = None
+        if data is None or len(data) % 24:
+            return self._dead().result()
+        self._busy.release()
+        found: Found = array("Q")
+        found.frombytes(data)
+        return found
+
+    def _dead(self) -> _Asked:
+        self._alive = False  # and stays busy: nothing is asked of it again
+        return _Asked(None)
+
+    def close(self) -> None:
+        os.close(self._requests)  # the helper reads the end of its requests, and leaves
+        os.close(self._replies)
+        os.waitpid(self.pid, 0)
+
+
+class _Asked:
+    """A half asked of the helper; ``result()`` as ``_Child``'s (None: not read there)."""
+
+    def __init__(self, helper: _Helper | None) -> None:
+        self._helper = helper
+
+    def result(self) -> Found | None:
+        return None if self._helper is None else self._helper.answer()
+
+
+def _help(requests: int, replies: int) -> None:  # pragma: no cover - runs in the helper
+    """The helper's life: read each half asked for, until the requests end."""
+    import marshal
+    import signal
+
+    status = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Nothing of the screen's: not its terminal, not another descriptor kept open.
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.dup2(requests, 3)
+        os.dup2(replies, 4)
+        os.closerange(5, os.sysconf("SC_OPEN_MAX"))
+        while (request := _receive(3)) is not None:
+            proc, holders, work = marshal.loads(request)
+            _send(4, _read_half(proc, work, holders).tobytes())
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _read_half(proc: str, work: list[tuple[int, list[str]]], holders: bool) -> Found:
+    """(pid, inode, fd) of the sockets among the named descriptors of each pid in ``work``."""
+    tables: Work = []
+    try:
+        for pid, names in work:
+            try:
+                dir_fd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:  # gone since it was listed
+                continue
+            tables.append((_FdTable(pid, dir_fd, names), names))
+        return _sockets_of(tables, holders)
+    finally:
+        for table, _ in tables:
+            os.close(table.dir_fd)
+
+
+_LENGTH = 8  # bytes of the length before each message, little-endian
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(len(data).to_bytes(_LENGTH, "little") + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _receive(fd: int) -> bytes | None:
+    """The next message; None where the other side has closed (or broke off mid-message)."""
+    head = _read_exactly(fd, _LENGTH)
+    return None if head is None else _read_exactly(fd, int.from_bytes(head, "little"))
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    parts, left = [], size
+    while left:
+        part = os.read(fd, min(left, 1 << 20))
+        if not part:
+            return None
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def _process_name(proc: str, pid: int) -> str:

@@ -31,8 +31,11 @@ def top(query: Query, place: Place, out: Output, interval: float, owners: bool) 
         raise SourceError(MISSING) from None
     if not out.is_terminal:
         raise UsageError("top draws a terminal, and stdout is not one; use --watch -o jsonl")
+    from tcpstates.sources.owners import ScanHelper
+
     app = screen(query, place, interval, owners)
-    app.run()
+    with ScanHelper():  # forked before Textual's threads: the owner scan keeps two cores
+        app.run()
     if app.failure is not None:
         out.stderr.write(f"tcpstates top: {app.failure}\n")
         return ExitStatus.ERROR

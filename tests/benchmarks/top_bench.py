@@ -11,7 +11,8 @@ owners), and a key to reach the screen in under 100 ms while a refresh runs. Per
 * a watch: ``tcpstates --watch 0.001 -o jsonl`` for a few frames (watch_bench.py's round); a
   frame is the median gap between two lines after the first;
 * top: the screen ``tcpstates top`` builds, headless at 160x50 under Textual's pilot, reading
-  every 1 ms; a refresh is the median gap between two frames put on screen after the first
+  every 1 ms, with the owner scan's helper as top() makes it (sources/owners.ScanHelper); a
+  refresh is the median gap between two frames put on screen after the first
   (the reading, and the rows drawn: everything a refresh costs);
 * keys: Down sent KEYS times, 50 ms apart, while it refreshes (as a terminal's key arrives,
   with no waiting for the screen to be idle); each is timed from the key to the table's
@@ -40,6 +41,8 @@ def top_round() -> tuple[list[float], list[float]]:
     """(the refreshes' seconds, the keys' seconds) of one headless top."""
     from tcpstates.model.place import Place
     from tcpstates.model.query import Query
+    from tcpstates.sources import owners
+    from tcpstates.sources.owners import ScanHelper
     from tcpstates.top.run import screen
     from tcpstates.top.table import SocketTable
 
@@ -72,7 +75,10 @@ def top_round() -> tuple[list[float], list[float]]:
                 await pilot.pause(0.01)
             await pilot.press("q")
 
-    asyncio.run(play())
+    with ScanHelper():  # as top() runs its screen
+        if owners._helper is None:
+            raise RuntimeError("no scan helper: this process already has threads")
+        asyncio.run(play())
     if len(shown) < REFRESHES + 2:
         raise RuntimeError(f"top put {len(shown)} frames on screen, not {REFRESHES + 2}")
     gaps = [b - a for a, b in zip(shown, shown[1:], strict=False)]
