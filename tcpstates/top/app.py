@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 
@@ -126,6 +127,8 @@ class TopApp(App[None]):
         self.shown: Window | None = None  # the rows on screen, as text
         self.history = History()
         self.stopping = threading.Event()
+        self.drawn = threading.Event()  # the last frame posted is on screen
+        self.drawn.set()
         self.failure: str | None = None
         self.table = SocketTable(id="table")
         # The selected socket read again with what a story tells (tcp_info, every holder);
@@ -155,16 +158,36 @@ class TopApp(App[None]):
 
     # -- readings, on the worker thread ------------------------------------------------------
 
+    class FrameRead(Message):
+        """A frame read, counted and ordered on the reading's thread, for the screen's."""
+
+        def __init__(self, frame: Frame, counts: Counter[str], ordered: Ordered) -> None:
+            super().__init__()
+            self.frame, self.counts, self.ordered = frame, counts, ordered
+
     def _readings(self) -> None:
+        # Posted, not called: the next reading starts while the screen draws this one (the
+        # kernel's part of it, and the owner scan's other half, run without the GIL), but not
+        # before the last frame posted is drawn, so frames never queue behind a slow screen.
         try:
             for frame in frames(self.read, self.interval, query=self.asked, sleep=self._sleep):
+                ordered = order(frame, self.layout, self.settings(), self.selected_key)
+                while not self.drawn.wait(0.1):
+                    if self.stopping.is_set():
+                        return
                 if self.stopping.is_set():
                     return
-                ordered = order(frame, self.layout, self.settings(), self.selected_key)
-                self.call_from_thread(self.show_frame, frame, state_counts(frame), ordered)
+                self.drawn.clear()
+                self.post_message(self.FrameRead(frame, state_counts(frame), ordered))
         except (TcpstatesError, OSError) as e:  # a reading that fails (a namespace gone)
             if not self.stopping.is_set():
                 self.call_from_thread(self.fail, str(e) or type(e).__name__)
+
+    def on_top_app_frame_read(self, message: FrameRead) -> None:
+        try:
+            self.show_frame(message.frame, message.counts, message.ordered)
+        finally:
+            self.drawn.set()
 
     def _sleep(self, seconds: float) -> None:
         self.stopping.wait(seconds)
