@@ -484,3 +484,25 @@ def test_without_textual_one_line_says_how_to_get_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
     )
     assert (done.returncode, done.stderr) == (1, f"tcpstates: {MISSING}\n")
+
+
+@needs_tmux
+def test_in_indonesian_the_keys_the_status_and_a_bad_filter_say_it_in_indonesian(
+    pile: Pile,
+) -> None:
+    pile.close_clients(CLOSED)
+    argv = [*TCPSTATES, "top", "--lang", "id", "--sport", str(pile.port), "--interval", "0.3"]
+    with terminal(argv, 80, 24) as term:
+        shown = term.wait_for("k Matikan")  # the footer's last key: every label fits
+        assert re.search(r"host ini  \d+ dari \d+ soket  ·  diurutkan menurut State", shown)
+        footer = shown.rstrip().splitlines()[-1]
+        for key in ("q Keluar", "/ Saring", "s Urutkan", "i Soket", "f Temuan", "k Matikan"):
+            assert key in footer, footer
+        term.keys("/")
+        term.wait_for("state:close-wait port:8080")  # the filter bar, open to type in
+        term.keys("colour:red", "Enter")
+        assert "colour: tidak ada kunci seperti itu" in term.wait_for("tidak ada kunci")
+        term.keys("Escape")  # apart from the q: a terminal sends Escape then q as Alt+q
+        term.wait_until(lambda screen: "colour:red" not in screen)
+        term.keys("q")
+        assert "EXIT=0" in term.wait_for("EXIT=")

@@ -28,6 +28,7 @@ from tcpstates.explain.render_states import explanation_text
 from tcpstates.explain.sockets import account
 from tcpstates.explain.states import explain
 from tcpstates.model.errors import TcpstatesError
+from tcpstates.model.i18n import N_, _, ngettext
 from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import STATE, Layout
@@ -70,10 +71,24 @@ class Confirm(ModalScreen[bool]):
         self.question = question
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self.question) + Text.from_markup("\n\n[b]y[/b] yes   [b]n[/b] no"))
+        keys = Text.from_markup(_("\n\n[b]y[/b] yes   [b]n[/b] no"))
+        yield Static(Text(self.question) + keys)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+# (key, action, label) of each key the footer shows.
+KEYS = (
+    ("q", "quit", N_("Quit")),
+    ("slash", "filter", N_("Filter")),
+    ("s", "sort", N_("Sort")),
+    ("r", "reverse", N_("Reverse")),
+    ("e", "explain_state", N_("State")),
+    ("i", "story", N_("Socket")),
+    ("f", "findings", N_("Findings")),
+    ("k", "kill_selected", N_("Kill")),
+)
 
 
 class TopApp(App[None]):
@@ -81,6 +96,8 @@ class TopApp(App[None]):
     applied), ``destroy`` (when the place allows it) destroys sockets and says how it went."""
 
     TITLE = "tcpstates top"
+    # Its "^p palette" took 12 of the footer's 80 columns, and it lists nothing the keys lack.
+    ENABLE_COMMAND_PALETTE = False
     CSS = """
     #status { height: auto; background: $boost; }
     #strip { height: auto; }
@@ -92,17 +109,10 @@ class TopApp(App[None]):
     #filter { display: none; }
     #filter.shown { display: block; }
     """
+    # The keys the footer shows are bound in __init__, labelled in the language chosen by then.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-        Binding("slash", "filter", "Filter"),
-        Binding("s", "sort", "Sort"),
-        Binding("r", "reverse", "Reverse"),
-        Binding("e", "explain_state", "State"),
-        Binding("i", "story", "Socket"),
-        Binding("f", "findings", "Findings"),
-        Binding("k", "kill_selected", "Kill"),
-        Binding("K", "kill_filtered", "Kill shown", show=False),
+        Binding("ctrl+c", "quit", show=False, priority=True),
+        Binding("K", "kill_filtered", show=False),
         Binding("escape", "close", "Close", show=False),
         *(Binding(str(n), f"pick({n})", show=False) for n in range(1, STRIP_ROWS + 1)),
     ]
@@ -117,6 +127,8 @@ class TopApp(App[None]):
         destroy: Callable[[list[Socket]], str] | None = None,
     ) -> None:
         super().__init__()
+        for key, action, label in KEYS:
+            self.bind(key, action, description=_(label))
         self.read, self.asked, self.layout, self.interval = read, query, layout, interval
         self.where, self.destroy = where, destroy
         self.typed: Query | None = None  # the filter bar's query; None: nothing typed
@@ -269,13 +281,17 @@ class TopApp(App[None]):
     def _draw_status(self) -> None:
         assert self.frame is not None
         order = "▼" if not self.reverse else "▲"
+        shown, read = len(self.ordered.sockets) - self.ordered.gone, len(self.frame.sockets)
         parts = [
-            f"{self.where}  {len(self.ordered.sockets) - self.ordered.gone}"
-            f" of {len(self.frame.sockets)} sockets",
-            f"sorted by {self.sort_column.header} {order}",
+            self.where
+            + "  "
+            + ngettext("{shown} of {n} socket", "{shown} of {n} sockets", read).format(
+                shown=shown, n=read
+            ),
+            _("sorted by {column} {order}").format(column=self.sort_column.header, order=order),
         ]
         if self.typed_text:
-            parts.append(f"filter: {safe(self.typed_text)}")
+            parts.append(_("filter: {words}").format(words=safe(self.typed_text)))
         if self.shown is not None and self.shown.fitted.notes:
             parts.append("; ".join(self.shown.fitted.notes))
         # Wrapped between its parts, never within one: a narrow pane gets a second line.
@@ -360,7 +376,7 @@ class TopApp(App[None]):
         if row is not None:
             sock = self.detailed(row)
             if sock is None:
-                self.notify("it has just closed", markup=False)
+                self.notify(_("it has just closed"), markup=False)
                 sock = row  # its story as the last reading saw it
             self._panel(accounts_text([account(sock)], self._panel_width()))
 
@@ -390,7 +406,7 @@ class TopApp(App[None]):
         listed.clear_options()
         listed.add_options([_finding_text(finding) for finding in self.found])
         if not self.found:
-            listed.add_option(Text("No findings: nothing doctor would point at."))
+            listed.add_option(Text(_("No findings: nothing doctor would point at.")))
         listed.highlighted = 0
         self._panel("", findings=True)
         listed.focus()
@@ -428,7 +444,7 @@ class TopApp(App[None]):
     def _kill(self, chosen: list[Socket]) -> None:
         destroy = self.destroy
         if destroy is None:
-            self.notify("killing needs root, and one live namespace", severity="warning")
+            self.notify(_("killing needs root, and one live namespace"), severity="warning")
             return
         if not chosen:
             return
@@ -436,24 +452,24 @@ class TopApp(App[None]):
         index = self.layout.state_index
         what = " ".join(first[index : index + 1] + first[index + 3 : index + 5])
         if len(chosen) > 1:
-            what = f"{len(chosen)} sockets, the first {what}"
+            what = _("{n} sockets, the first {socket}").format(n=len(chosen), socket=what)
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(destroy(chosen), timeout=8, markup=False)
 
-        self.push_screen(Confirm(f"Destroy {what}?\nEach peer gets a RST."), answered)
+        question = _("Destroy {sockets}?\nEach peer gets a RST.").format(sockets=what)
+        self.push_screen(Confirm(question), answered)
 
 
 def _finding_text(finding: Finding) -> Text:
     """A finding as the panel lists it: its severity and title, its evidence, what to run."""
+    from tcpstates.doctor.render import NEXT, STYLES
+
     # Escaped as doctor's own output is: a title names processes, whose names anyone picks.
-    said = Text(f"{finding.severity.name} ", style=_SEVERITY[finding.severity.name])
+    said = Text(f"{finding.severity.name} ", style=STYLES[finding.severity])
     said.append(safe(finding.title), style="bold")
     for line in finding.evidence:
         said.append(f"\n  {safe(line)}")
-    said.append(f"\n  next: {safe(finding.next_command)}", style="dim")
+    said.append(f"\n  {_(NEXT)} {safe(finding.next_command)}", style="dim")
     return said
-
-
-_SEVERITY = {"CRITICAL": "bold red", "WARNING": "yellow", "INFO": "cyan"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 
+from tcpstates.model.i18n import _
 from tcpstates.model.query import Query, parse_network
 from tcpstates.model.record import replace
 from tcpstates.model.states import GROUPS, TcpState, UnknownStateError, parse_states
@@ -41,9 +42,11 @@ def parse_filter(text: str, base: Query) -> Query:
             key, value = "process", word
         key = _ALIASES.get(key.lower(), key.lower())
         if key not in KEYS:
-            raise FilterError(f"{key}: no such key; keys: {' '.join(KEYS)}")
+            raise FilterError(
+                _("{key}: no such key; keys: {keys}").format(key=key, keys=" ".join(KEYS))
+            )
         if not value:
-            raise FilterError(f"{key}: needs a value ({key}:VALUE)")
+            raise FilterError(_("{key}: needs a value ({key}:VALUE)").format(key=key))
         if key == "state":
             states += value.split(",")
         else:
@@ -56,8 +59,8 @@ def parse_filter(text: str, base: Query) -> Query:
 def _value(key: str, value: str) -> object:
     if key in ("port", "sport", "dport", "pid"):
         if not value.isdecimal() or (key != "pid" and int(value) > 65535):
-            most = "a pid" if key == "pid" else "a port, 0 to 65535"
-            raise FilterError(f"{key}:{value}: not {most}")
+            wrong = _("{word}: not a pid") if key == "pid" else _("{word}: not a port, 0 to 65535")
+            raise FilterError(wrong.format(word=f"{key}:{value}"))
         return int(value)
     if key in ("local", "remote"):
         try:

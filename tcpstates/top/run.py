@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 
 from tcpstates.model.errors import ExitStatus, SourceError, UsageError
+from tcpstates.model.i18n import N_, _, ngettext
 from tcpstates.model.place import Place
 from tcpstates.model.query import Query
 from tcpstates.model.record import replace
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from tcpstates.doctor.findings import Finding
     from tcpstates.top.app import TopApp
 
-MISSING = "tcpstates top needs Textual, an optional extra: pip install 'tcpstates[top]'"
+MISSING = N_("tcpstates top needs Textual, an optional extra: pip install 'tcpstates[top]'")
+NOT_A_TERMINAL = N_("top draws a terminal, and stdout is not one; use --watch -o jsonl")
 
 
 def top(query: Query, place: Place, out: Output, interval: float, owners: bool) -> int:
@@ -28,9 +30,9 @@ def top(query: Query, place: Place, out: Output, interval: float, owners: bool) 
     try:
         import textual  # noqa: F401  (the extra, or one line that says how to get it)
     except ImportError:
-        raise SourceError(MISSING) from None
+        raise SourceError(_(MISSING)) from None
     if not out.is_terminal:
-        raise UsageError("top draws a terminal, and stdout is not one; use --watch -o jsonl")
+        raise UsageError(_(NOT_A_TERMINAL))
     from tcpstates.sources.owners import ScanHelper
 
     app = screen(query, place, interval, owners)
@@ -83,7 +85,7 @@ def screen(query: Query, place: Place, interval: float, owners: bool) -> TopApp:
 
 def where(place: Place) -> str:
     """The place as the status line names it: the options that name it, or this host."""
-    return " ".join(place.arguments) or "this host"
+    return " ".join(place.arguments) or _("this host")
 
 
 def destroyer(place: Place, base: Query) -> Callable[[list[Socket]], str] | None:
@@ -105,7 +107,9 @@ def destroyer(place: Place, base: Query) -> Callable[[list[Socket]], str] | None
         with kernel:
             done = destroy([t for t in selection.targets if socket_key(t.socket) in keys], kernel)
         vanished = len(chosen) - len(done)
-        said = totals_line(done) if done else "none of them was there any more"
-        return said + (f"; {vanished} gone before" if done and vanished > 0 else "")
+        if not done:
+            return _("none of them was there any more")
+        gone = ngettext("{n} gone before", "{n} gone before", vanished).format(n=vanished)
+        return totals_line(done) + (f"; {gone}" if vanished > 0 else "")
 
     return destroy
