@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 
 from tcpstates.doctor.findings import Finding
+from tcpstates.doctor.render import findings_renderable
 from tcpstates.explain.render_diagram import diagram_lines
 from tcpstates.explain.render_sockets import accounts_text
 from tcpstates.explain.render_states import explanation_text
@@ -404,9 +405,11 @@ class TopApp(App[None]):
         self.found = self.findings(self.frame.sockets)
         listed = self.query_one("#findings", OptionList)
         listed.clear_options()
-        listed.add_options([_finding_text(finding) for finding in self.found])
+        # As doctor shows them (escaped: a title names processes, whose names anyone picks),
+        # each an option of its own; none found is one option, saying so.
+        listed.add_options([findings_renderable([finding]) for finding in self.found])
         if not self.found:
-            listed.add_option(Text(_("No findings: nothing doctor would point at.")))
+            listed.add_option(findings_renderable([]))
         listed.highlighted = 0
         self._panel("", findings=True)
         listed.focus()
@@ -460,16 +463,3 @@ class TopApp(App[None]):
 
         question = _("Destroy {sockets}?\nEach peer gets a RST.").format(sockets=what)
         self.push_screen(Confirm(question), answered)
-
-
-def _finding_text(finding: Finding) -> Text:
-    """A finding as the panel lists it: its severity and title, its evidence, what to run."""
-    from tcpstates.doctor.render import NEXT, STYLES
-
-    # Escaped as doctor's own output is: a title names processes, whose names anyone picks.
-    said = Text(f"{finding.severity.name} ", style=STYLES[finding.severity])
-    said.append(safe(finding.title), style="bold")
-    for line in finding.evidence:
-        said.append(f"\n  {safe(line)}")
-    said.append(f"\n  {_(NEXT)} {safe(finding.next_command)}", style="dim")
-    return said
