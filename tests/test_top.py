@@ -10,6 +10,7 @@ port filter, so that the suite runs as root and as nobody alike.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import shlex
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -33,7 +35,7 @@ from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import STATE, Layout
 from tcpstates.top import filters, view
-from tcpstates.top.app import Confirm, TopApp
+from tcpstates.top.app import COLLECT_AFTER, Confirm, TopApp
 from tcpstates.top.run import MISSING, screen
 from tcpstates.watch.frames import frames, socket_key
 
@@ -596,3 +598,27 @@ def test_golden_screens(golden, size: tuple[int, int], keys: tuple[str, ...], na
 
     run(app, scenario, size)
     golden(name, shown[0])
+
+
+def test_while_the_screen_runs_cycles_are_collected_later_and_still_freed(pile: Pile) -> None:
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    app = server_side(pile.port)
+    freed: list[bool] = []
+
+    class Node:
+        other: Node
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.frame is not None)
+        assert gc.get_threshold()[0] == COLLECT_AFTER and gc.get_freeze_count() > frozen
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        weakref.finalize(a, freed.append, True)
+        del a, b  # a cycle: only the collector frees it
+        kept = [[] for _ in range(2 * COLLECT_AFTER)]  # objects enough to start a collection
+        await until(pilot, lambda: bool(freed))
+        del kept
+
+    run(app, scenario)
+    assert freed == [True]
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (thresholds, frozen)
