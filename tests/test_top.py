@@ -21,6 +21,7 @@ import time
 import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from conftest import TCPSTATES
@@ -31,6 +32,7 @@ from textual.widgets import OptionList
 from tcpstates.cli.root import resolve
 from tcpstates.model.place import Place
 from tcpstates.model.query import Query
+from tcpstates.model.record import replace
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import STATE, Layout
@@ -292,6 +294,9 @@ def test_a_pile_appears_comes_to_the_top_and_is_explained(pile: Pile) -> None:
         assert "CLOSE_WAIT" in story and "close() this socket" in story
         # Read again with its tcp_info: how long it has been held, its round trip.
         assert "held in CLOSE_WAIT for" in story and "round trip" in story
+        # And the cgroup its holder (this test) runs in, as /proc/self/cgroup has it.
+        cgroup = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].split("\n")[0]
+        assert f"cgroup {cgroup}" in " ".join(story.split())
         await pilot.press("escape", "e")
         said = " ".join(str(app.query_one("#story").render()).split())
         assert "The remote end has shut down, waiting for the socket to close." in said
@@ -522,6 +527,7 @@ def fixed_reading() -> list[Socket]:
     here, peer, mapped = "10.0.0.5", "10.0.0.9", "::ffff:127.0.0.1"
     gunicorn, sshd = (31337, "gunicorn"), (812, "sshd")
     pile = [tcp((here, 8080), (peer, 41000 + n), CW, (1, 0), 5000 + n, gunicorn) for n in range(30)]
+    pile[0] = replace(pile[0], cgroup="/system.slice/docker-" + "4c01db0b339c" * 5 + "abcd.scope")
     return [
         *pile,
         tcp(("0.0.0.0", 8080), ("0.0.0.0", 0), LISTEN, (0, 4096), 4000, gunicorn),

@@ -12,6 +12,7 @@ from tcpstates.explain.sockets import Account
 from tcpstates.explain.states import Explanation
 from tcpstates.model.i18n import _
 from tcpstates.model.sockets import NAMELESS, Holder, local_end, owner_of, remote_end
+from tcpstates.model.workloads import workload
 from tcpstates.render.columns import owner_cells
 from tcpstates.render.safe import safe
 
@@ -53,10 +54,27 @@ def _account_text(a: Account, width: int) -> str:
         *break_at_spaces(f"  {next_:<{label}} {safe(a.next_step)}", width, hang),
         *_held_by(held, label, holders, width, hang),
         *break_at_spaces(f"  {queues}{timer}", width, "  "),
+        *(cgroup_lines(sock.cgroup, width) if sock.cgroup else []),
         *(break_at_spaces(f"  {a.age}", width, "    ") if a.age else []),
         *(line for said in a.health for line in break_at_spaces(f"  {said}", width, "    ")),
     ]
     return "\n".join(lines) + "\n"
+
+
+def cgroup_lines(path: str, width: int) -> list[str]:
+    """What runs in the cgroup at ``path`` (``docker 4c01db0b339c``), where the path says and
+    its last part does not already, then the path, cut at the width where it has no spaces to
+    break at (a container's is 80 characters): a socket's story gives it whole."""
+    found = workload(path)
+    label = None if found is None else found.label()
+    lines = []
+    if label is not None and not path.endswith("/" + label):
+        lines.append("  " + _("runs in {workload}").format(workload=safe(label)))
+    head, rest = "  " + _("cgroup") + " ", safe(path)
+    room = max(10, width - len(head))
+    lines.append(head + rest[:room])
+    lines += [" " * len(head) + rest[i : i + room] for i in range(room, len(rest), room)]
+    return lines
 
 
 def _held_by(

@@ -65,9 +65,15 @@ def screen(query: Query, place: Place, interval: float, owners: bool) -> TopApp:
 
         ports = {"sport": sock.local_port, "dport": sock.remote_port or None}
         one = replace(query, states=frozenset({sock.state}), **ports)
-        reading = read_with_details(source, one, True, Details(info=True, holders=True))
+        story = Details(info=True, holders=True, cgroup=True)
+        reading = read_with_details(source, one, True, story)
         key = socket_key(sock)
-        return next((s for s in select(reading, one) if socket_key(s) == key), None)
+        found = next((s for s in select(reading, one) if socket_key(s) == key), None)
+        if found is None or found.cgroup is not None:
+            return found
+        from tcpstates.sources.cgroups import completed
+
+        return next(completed([found]))  # the owner's, where the source gives none
 
     def findings(sockets: Iterable[Socket]) -> list[Finding]:
         """doctor's findings on a frame's TCP sockets and this place's kernel, one look."""
