@@ -109,9 +109,12 @@ def destroyer(place: Place, base: Query) -> Callable[[list[Socket]], str] | None
         # states chosen are named, so a listener chosen on screen is a listener meant.
         named = frozenset(sock.state for sock in chosen)
         selection, kernel = read(place, replace(base, states=named), named)
-        keys = {socket_key(sock) for sock in chosen}
+        # By the ends alone: the place is one namespace, which top's readings of a named one
+        # label with its inode and kill's reading, made inside it, does not.
+        keys = {socket_key(sock)[1:] for sock in chosen}
+        targets = [t for t in selection.targets if socket_key(t.socket)[1:] in keys]
         with kernel:
-            done = destroy([t for t in selection.targets if socket_key(t.socket) in keys], kernel)
+            done = destroy(targets, kernel)
         vanished = len(chosen) - len(done)
         if not done:
             return _("none of them was there any more")
