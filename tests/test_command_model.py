@@ -117,6 +117,9 @@ def test_a_capture_is_diagnosed_and_explained_from_itself(cli, tmp_path) -> None
         (["-W", "doctor"], "--wide does not apply to doctor"),
         (["-W", "-o", "json"], "--wide does not apply to -o json: only a table is fitted"),
         (["--watch", "1", "--summary", "-W"], "--wide does not apply to --watch: counts have"),
+        # The root's --by takes breakdowns export does not: once a traceback, exit 1.
+        (["--by", "remote", "export"], "--by remote does not apply to export"),
+        (["--by", "state-group", "export"], "--by state-group does not apply to export"),
     ],
 )
 def test_what_cannot_apply_is_refused_in_one_line(cli, tmp_path, args, line) -> None:
@@ -141,3 +144,13 @@ def test_export_counts_udp_with_u_and_honours_a_filter_typed_before_it(cli, sock
     assert 'node_tcp_connection_states{state="listen"} 1\n' in one.stdout
     udp_only = cli("--port", str(udp_port), "-u", "export")
     assert 'tcpstates_sockets{proto="udp",family="ipv4",state="unconn"} 1\n' in udp_only.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_export_says_its_source_with_v_typed_before_or_after(cli, where: str) -> None:
+    # -v was once taken by export and dropped: the exposition alone, as without it.
+    args = ["-v", "export"] if where == "before" else ["export", "-v"]
+    said, quiet = cli(*args), cli("export")
+    assert said.returncode == quiet.returncode == 0, said.stderr + quiet.stderr
+    assert "tcpstates: reading sockets with " in said.stderr
+    assert "reading sockets with" not in quiet.stderr

@@ -357,6 +357,14 @@ def _export(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
             listen = parse_listen(p["listen"])
         except ValueError as e:
             raise UsageError(f"--listen: {e}") from None
+    from tcpstates.export.metrics import BY
+
+    # --by typed before the subcommand is the root's, which takes more breakdowns than these.
+    for by in p.get("by") or ():
+        if by not in BY:
+            raise UsageError(
+                f"--by {by} does not apply to export; it breaks down by {', '.join(BY)}"
+            )
     selected = query(p)
     if p.get("udp"):  # export's -u counts UDP too, where a listing's -u alone is UDP only
         selected = replace(selected, protos=frozenset({"tcp", "udp"}))

@@ -524,7 +524,9 @@ class ExportRequest(Request):
         from tcpstates.export.run import export
 
         selection = Selection(self.query, self.by, self.max_series)
-        return export(self.place, selection, out, self.listen, self.textfile, self.interval)
+        return export(
+            self.place, selection, out, self.listen, self.textfile, self.interval, self.verbose
+        )
 
 
 @dataclass(frozen=True, slots=True)

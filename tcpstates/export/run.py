@@ -36,8 +36,10 @@ def export(
     listen: tuple[str, int] | None = None,
     textfile: str | None = None,
     interval: float | None = None,
+    verbose: bool = False,
 ) -> int:
-    """Serve ``listen``, write ``textfile`` (every ``interval``), or print once.
+    """Serve ``listen``, write ``textfile`` (every ``interval``), or print once; ``verbose``
+    says first which source reads the sockets, and why, as -v does for a listing.
 
     Serving and rewriting run until interrupted (KeyboardInterrupt), which the command line
     turns SIGTERM into: that is how an exporter stops.
@@ -45,7 +47,7 @@ def export(
     # node_exporter reads the kernel's counters itself (its netstat collector, on by default):
     # the same names again in a file its textfile collector reads would collide with them and
     # fail each scrape's gathering. Served or printed, they are tcpstates' to give.
-    read = reader(place, selection, netstat=textfile is None)
+    read = reader(place, selection, netstat=textfile is None, said=out if verbose else None)
     if listen is not None:
         return serve(listen, read, out)
     if textfile is not None:
@@ -110,12 +112,15 @@ def gather(
 
 
 def reader(
-    place: Place, selection: Selection, netstat: bool = True
+    place: Place, selection: Selection, netstat: bool = True, said: Output | None = None
 ) -> Callable[[], tuple[MetricFamily, ...]]:
-    """What each scrape or rewrite calls: the place is found once, its sockets read each time."""
+    """What each scrape or rewrite calls: the place is found once, its sockets read each time
+    (and the source it was found with said on ``said``, when given)."""
     from tcpstates.sources.place import open_place
 
     source = open_place(place)
+    if said is not None:
+        say_source(said, source, True)
     return lambda: gather(source, selection, place, netstat)
 
 
