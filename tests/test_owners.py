@@ -106,7 +106,18 @@ def test_child_results_come_back_and_a_failed_child_is_reported():
     assert owners._Child(lambda: array("Q", [1 // 0])).result() is None
 
 
-def test_no_fork_beside_a_thread_started_without_threading(tmp_path, monkeypatch):
+@pytest.fixture
+def alone() -> None:
+    """No thread of an earlier test's still running (a read-ahead ends within its 1 s wake, a
+    name lookup within 1 s): a scan may fork only then, and these tests look at whether it
+    does. Waits 5 s at most."""
+    deadline = time.monotonic() + 5
+    while _thread._count():
+        assert time.monotonic() < deadline, f"{_thread._count()} threads still running"
+        time.sleep(0.02)
+
+
+def test_no_fork_beside_a_thread_started_without_threading(tmp_path, monkeypatch, alone):
     # inet_diag's read-ahead is such a thread: threading.active_count() does not see it.
     fake_proc(tmp_path, 100, "a", [11, 12])
     monkeypatch.setattr(owners, "SPLIT_AT", 1)
@@ -147,7 +158,7 @@ def asked(monkeypatch) -> list[int]:
 
 
 def test_beside_threads_the_helper_reads_half_and_finds_what_a_plain_scan_finds(
-    sockets, monkeypatch
+    sockets, monkeypatch, alone
 ):
     listeners = [sockets.listener() for _ in range(20)]
     wanted = {os.fstat(s.fileno()).st_ino for s in listeners}
@@ -172,7 +183,7 @@ def test_beside_threads_the_helper_reads_half_and_finds_what_a_plain_scan_finds(
             os.waitpid(helper.pid, os.WNOHANG)  # gone, and reaped
 
 
-def test_a_helper_that_dies_leaves_the_scan_whole(tmp_path, monkeypatch):
+def test_a_helper_that_dies_leaves_the_scan_whole(tmp_path, monkeypatch, alone):
     fake_proc(tmp_path, 100, "a", [11, 12])
     fake_proc(tmp_path, 200, "b", [13, *range(14, 40)])
     plain = scan_owners(str(tmp_path))
