@@ -83,7 +83,15 @@ class Leak:
 @pytest.fixture
 def leak(netns: Callable[[str], Netns]) -> Iterator[Leak]:
     """A fresh leak, in a namespace of its own: LISTEN and LEAKED CLOSE_WAIT on PORT."""
-    space = netns("kill")
+    made = leak_in(netns("kill"))
+    yield made
+    made.proc.kill()
+    made.proc.wait(timeout=10)
+
+
+def leak_in(space: Netns) -> Leak:
+    """A holder of LISTEN and LEAKED CLOSE_WAIT on PORT, started in ``space`` (which kills
+    it when it is deleted), once ss there sees them."""
     proc = space.popen(
         sys.executable, "-c", HOLDER, str(PORT), str(LEAKED),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -94,9 +102,7 @@ def leak(netns: Callable[[str], Netns]) -> Iterator[Leak]:
     while made.states() != ["CLOSE-WAIT"] * LEAKED + ["LISTEN"]:
         assert time.monotonic() < deadline, made.states()
         time.sleep(0.05)
-    yield made
-    proc.kill()
-    proc.wait(timeout=10)
+    return made
 
 
 def test_a_close_wait_leak_is_killed_by_filter_and_its_listener_left_alone(leak: Leak) -> None:

@@ -635,15 +635,11 @@ def test_in_a_namespace_it_makes_a_pile_is_found_explained_and_one_socket_killed
 ) -> None:
     # As root (the netns fixture skips otherwise, saying so): kill's own holder of a pile, in
     # a namespace of this test's, read with --netns; ss inside it checks what was destroyed.
-    from test_kill import HOLDER, LEAKED, PORT, Leak
+    from test_kill import LEAKED, PORT, leak_in
 
     space = netns("top")
-    proc = space.popen(
-        sys.executable, "-c", HOLDER, str(PORT), str(LEAKED),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    leak = Leak(space, PORT, proc)
+    leak = leak_in(space)
+    proc = leak.proc
     app = screen(Query(sport=PORT), Place(NamedNetns(space.name)), 0.2, owners=True)
     assert app.destroy is not None and app.where == f"--netns {space.name}"
 
