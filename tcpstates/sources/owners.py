@@ -432,13 +432,25 @@ class _Helper:
     """The process ``ScanHelper`` forks, seen from this side: one request at a time."""
 
     def __init__(self) -> None:
+        import signal
         from _thread import allocate_lock
 
         requests, self._requests = os.pipe()
         self._replies, replies = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # pragma: no cover - runs in the helper
-            _help(requests, replies)
+        # Ctrl-C held back across the fork: one arriving before the helper ignores it would
+        # raise in the helper while it still runs this process's code.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the helper
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                _help(requests, replies)
+        finally:
+            if pid != 0:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        self.pid = pid
         os.close(requests)
         os.close(replies)
         self._busy, self._alive = allocate_lock(), True
@@ -491,11 +503,9 @@ class _Asked:
 def _help(requests: int, replies: int) -> None:  # pragma: no cover - runs in the helper
     """The helper's life: read each half asked for, until the requests end."""
     import marshal
-    import signal
 
     status = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Nothing of the screen's: not its terminal, not another descriptor kept open.
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
