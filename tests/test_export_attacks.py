@@ -483,3 +483,24 @@ def test_the_loop_outlives_a_full_tmpfs(tmp_path: Path) -> None:
         f"tcpstates: cannot write {target}: No space left on device; trying again every 0.2 s",
         f"tcpstates: wrote {target} again",
     ]
+
+
+def test_an_exporter_started_with_sigterm_held_back_still_stops_on_it() -> None:
+    # A blocked mask is inherited: the old exporter then waited in epoll through SIGTERM (the
+    # CI flake of this file's stop tests, seen as "do_epoll_wait" by stuck()).
+    port = free_port()
+    process = subprocess.Popen(
+        (*TCPSTATES, "export", "--listen", f"127.0.0.1:{port}"),
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}),
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None and "serving" in process.stderr.readline()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()

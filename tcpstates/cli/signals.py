@@ -16,9 +16,13 @@ from collections.abc import Iterator
 def terminate_as_interrupt() -> Iterator[None]:
     """Inside, SIGTERM raises KeyboardInterrupt; the previous handler comes back after."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # A mask is inherited: started by a process that held SIGTERM or SIGINT back, an exporter
+    # would wait in epoll through every stop. Whatever started it, these must reach it.
+    held = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         signal.signal(signal.SIGTERM, previous)
 
 
