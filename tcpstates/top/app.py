@@ -18,6 +18,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
@@ -230,6 +231,9 @@ class TopApp(App[None]):
     def on_top_app_frame_read(self, message: FrameRead) -> None:
         try:
             self.show_frame(message.frame, message.counts, message.ordered)
+        except NoMatches:  # posted as the screen was taken down (q): nothing to draw on
+            if not (self.stopping.is_set() or self._exit_renderables or self.return_code):
+                raise
         finally:
             self.drawn.set()
 
