@@ -178,17 +178,25 @@ def test_a_malformed_request_is_answered_and_the_server_goes_on(fake, head: byte
 
 
 @contextlib.contextmanager
-def exporter(tmp_path: Path, *args: str, nofile: int | None = None) -> Iterator[tuple[int, str]]:
-    """``export --listen 127.0.0.1:PORT ARGS`` running: (pid, url); stderr in tmp_path/err."""
+def exporter(
+    tmp_path: Path, *args: str, nofile: int | None = None, blocked: frozenset[int] = frozenset()
+) -> Iterator[tuple[int, str]]:
+    """``export --listen 127.0.0.1:PORT ARGS`` running: (pid, url); stderr in tmp_path/err.
+    ``nofile`` limits its descriptors; ``blocked`` signals it is started with held back."""
     port = free_port()
-    limit = None if nofile is None else (nofile, nofile)
+
+    def start() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+
     err = tmp_path / "err"
     with err.open("w") as f:
         process = subprocess.Popen(
             (*TCPSTATES, "export", "--listen", f"127.0.0.1:{port}", *args),
             stderr=f,
             stdout=subprocess.DEVNULL,
-            preexec_fn=None if limit is None else lambda: resource.setrlimit(7, limit),  # NOFILE
+            preexec_fn=start,
         )
     try:
         wait_for(lambda: "serving" in err.read_text() or process.poll() is not None, 15)
@@ -485,22 +493,9 @@ def test_the_loop_outlives_a_full_tmpfs(tmp_path: Path) -> None:
     ]
 
 
-def test_an_exporter_started_with_sigterm_held_back_still_stops_on_it() -> None:
+def test_an_exporter_started_with_sigterm_held_back_still_stops_on_it(tmp_path: Path) -> None:
     # A blocked mask is inherited: the old exporter then waited in epoll through SIGTERM (the
-    # CI flake of this file's stop tests, seen as "do_epoll_wait" by stuck()).
-    port = free_port()
-    process = subprocess.Popen(
-        (*TCPSTATES, "export", "--listen", f"127.0.0.1:{port}"),
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}),
-    )  # fmt: skip
-    try:
-        assert process.stderr is not None and "serving" in process.stderr.readline()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+    # CI flake of this file's stop tests, seen as "do_epoll_wait" by stuck()). exporter()
+    # stops it with SIGTERM and asks for exit 0 within 10 s.
+    with exporter(tmp_path, blocked=frozenset({signal.SIGTERM})):
+        pass
