@@ -165,13 +165,17 @@ def spellings(address: str, port: int, interface: str | None, dual_stack: bool) 
 
 
 def rows_of(lines: list[str]) -> list[list[str]]:
-    """The words of each row of the table on screen (a watch's mark left out)."""
+    """The words of each row of the table on screen (a watch's mark left out), those of a
+    row's next lines (an end under the row, render/fit.py's Shape) with its first line's."""
     rule = next((i for i, line in enumerate(lines) if line.startswith("─")), len(lines))
-    rows = []
+    rows: list[list[str]] = []
     for line in lines[rule + 1 :]:
         words = line.split()
         if len(words) > 1 and words[0] in "+-~" and words[1] in STATE_NAMES:
             words = words[1:]
+        if rows and line.startswith(" ") and words and words[0] not in STATE_NAMES:
+            rows[-1] += words
+            continue
         if not words or words[0] not in STATE_NAMES:
             break
         rows.append(words)
@@ -310,3 +314,84 @@ def read_for(fd: int, seconds: float) -> bytes:
         if select.select([fd], [], [], 0.05)[0]:
             got += os.read(fd, 65536)
     return got
+
+
+# -- ends too long for one line: a namespace of the test's own, with long IPv6 addresses ------
+
+# Eight groups, none zero: a privacy address as a laptop has one; and a server's, shorter.
+CLIENT, SERVER = "2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", "2a00:1450:4001:82b::200e"
+LONG_HOLDER = r"""
+import socket, sys
+client_address, server_address = sys.argv[1:3]
+listener = socket.socket(socket.AF_INET6)
+listener.bind((server_address, 443))
+listener.listen()
+held = [listener]
+for port in (51514, 61000):
+    client = socket.socket(socket.AF_INET6)
+    client.bind((client_address, port))
+    client.connect((server_address, 443))
+    held += [client, listener.accept()[0]]
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture(scope="module")
+def far(netns: Any) -> Any:
+    """A namespace whose sockets have ends of 30 and 47 characters, held by a process in it."""
+    space = netns("long")
+    for address in (CLIENT, SERVER):
+        space.run("ip", "addr", "add", f"{address}/128", "dev", "lo", "nodad")
+    proc = space.popen(
+        sys.executable, "-c", LONG_HOLDER, CLIENT, SERVER,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    return space
+
+
+def far_records(space: Any) -> list[dict[str, Any]]:
+    done = space.run(*TCPSTATES, "-o", "json")
+    found: list[dict[str, Any]] = json.loads(done.stdout)
+    assert {r["local_address"] for r in found} == {CLIENT, SERVER}, found
+    for r in found:  # the ends as they are written, [v6]:port
+        r["local"] = endpoint(r["local_address"], r["local_port"], None, False)
+        r["peer"] = endpoint(r["remote_address"], r["remote_port"], None, False)
+    return found
+
+
+@pytest.mark.parametrize("width", (*WIDTHS, 52))
+def test_long_ends_fit_on_lines_of_their_own(far, width):
+    expected = far_records(far)
+    with terminal(far.argv(*TCPSTATES, "--no-pager"), width, 60) as term:
+        term.wait_for("EXIT=")
+        lines = table_lines(term.joined_lines())
+    assert max(map(len, lines)) <= width, "\n".join(lines)
+    assert_whole(rows_of(lines), expected)
+    # A row takes two lines or three exactly where its state, ends and PID would not go in one.
+    widest = {
+        key: max(len(str(r[key])) for r in expected) for key in ("state", "local", "peer", "pid")
+    }
+    stacked = lines[1].startswith(" ")  # the header's second line
+    assert stacked == (sum(widest.values()) + 3 * 2 > width), "\n".join(lines)
+
+
+@pytest.mark.parametrize("width", (60, 80))
+def test_a_watch_of_long_ends_fits(far, width):
+    expected = far_records(far)
+    with terminal(far.argv(*TCPSTATES, "--watch", "0.3"), width, 30) as term:
+        term.wait_until(lambda screen: len(rows_of(view_lines(term))) == len(expected))
+        lines = view_lines(term)
+    assert max(map(len, lines)) <= width, "\n".join(lines)
+    assert_whole(rows_of(lines), expected)
+
+
+def test_one_namespace_is_named_without_its_inode_on_a_narrow_terminal(far):
+    with terminal([*TCPSTATES, "--netns", far.name, "--no-pager"], 80, 60) as term:
+        term.wait_for("EXIT=")
+        lines = table_lines(term.joined_lines())
+    assert max(map(len, lines)) <= 80, "\n".join(lines)
+    named = [line for line in lines if line.startswith(far.name + "  ")]
+    assert len(named) == 5 and str(far.inode) not in "\n".join(lines)
+    assert lines[-1].startswith("Netns without inodes;")

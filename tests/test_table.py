@@ -27,6 +27,7 @@ from tcpstates.render.columns import (
     DETAIL_COLUMNS,
     INODE,
     LOCAL,
+    NETNS,
     PEER,
     PID,
     PROCESS,
@@ -83,10 +84,19 @@ def plain(sockets: list[Socket], **layout: bool) -> str:
 
 
 def body(text: str) -> list[str]:
-    """The table's header and rows: the lines but the rule and what follows the rows."""
-    header, rule, *rest = text.splitlines()
-    assert set(rule) == {"─"}
-    return [header, *rest[: rest.index(next(r for r in rest if " socket" in r))]]
+    """The table's header and rows, a row of several lines (render/fit.py's Shape) joined
+    in one, two blanks apart: the lines but the rule and what follows the rows."""
+    lines = text.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line and set(line) == {"─"})
+    rows = ["  ".join(line.strip() for line in lines[:rule])]
+    for line in lines[rule + 1 :]:
+        if not line.startswith(" ") and " socket" in line:
+            break  # the counts
+        if line.startswith(" "):  # a row's next line
+            rows[-1] += "  " + line.strip()
+        else:
+            rows.append(line)
+    return rows
 
 
 # -- the order things give way in ------------------------------------------------------------
@@ -128,13 +138,10 @@ def test_each_step_is_taken_only_while_the_table_is_too_wide():
     assert at_80.splitlines()[-1] == (
         "v4-mapped as [a.b.c.d]; Recv-Q (all 0) hidden; process names cut; -W shows all"
     )
-    # At 60 every optional column is gone, and one note says which.
+    # At 60 every optional column is gone, and the footer, briefer, says how many.
     at_60 = table(HOST, 60)
     assert body(at_60)[0].split() == ["State", "Local", "Peer", "PID"]
-    assert at_60.splitlines()[-2:] == [
-        "v4-mapped as [a.b.c.d];",
-        "Recv-Q (all 0), Send-Q, Process hidden; -W shows all",
-    ]
+    assert at_60.splitlines()[-1] == "v4-mapped as [a.b.c.d]; 3 columns hidden; -W shows all"
 
 
 def test_names_are_cut_with_an_ellipsis_before_a_column_is_hidden():
@@ -143,30 +150,107 @@ def test_names_are_cut_with_an_ellipsis_before_a_column_is_hidden():
     cut = [w for w in " ".join(body(text)[1:]).split() if w.endswith("…")]
     assert cut == ["sshdsshds…", "python3py…", "python3py…", "python3py…"], text
     assert max(map(len, text.splitlines())) == 75  # cut to what room was left, no more
-    assert text.splitlines()[-2].endswith("; process names cut;")
+    assert "; process names cut;" in text.splitlines()[-1]
     assert "Send-Q" in body(text)[0]  # not hidden: cutting names made room enough
 
 
 def test_queues_are_hidden_as_all_zero_only_when_every_one_is():
     busy = [replace(HOST[2], recv_q=7), *HOST[3:6]]
-    text = table(busy, 70)
-    assert "(all 0)" in text and "Send-Q (all 0)" in text and "Recv-Q (all 0)" not in text
+    text = table(busy, 88)
+    assert "Send-Q (all 0)" in text and "Recv-Q" not in text.splitlines()[-1]
+    assert "Recv-Q" in body(text)[0] and "Send-Q" not in body(text)[0]
 
 
-def test_too_narrow_for_the_identities_lines_are_as_wide_as_they_must_be():
-    far = sock(6, "2001:db8:1234::17", 443, "2001:db8:ffff::9", 61000, EST, 1234567, "nginx")
-    text = table([*HOST, far], 60)
-    assert body(text)[0].split() == [
-        "State",
-        "Local",
-        "Address:Port",
-        "Peer",
-        "Address:Port",
-        "PID",
+LONG = [
+    # A privacy address: eight groups, none of them zero; the longest end there is but a scope.
+    sock(6, "2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", 51514, "2a00:1450:4001:82b::200e", 443,
+         EST, 1234567, "firefox", send_q=3),
+    sock(6, "2a00:1450:4001:82b::200e", 443, "::", 0, LISTEN, 23456, "nginx", send_q=511),
+]  # fmt: skip
+
+
+def test_too_narrow_for_the_identities_the_peer_goes_under_the_local_end():
+    text = table(LONG, 80)
+    assert text.splitlines()[:6] == [
+        "State        Local Address:Port                                   PID  Process",
+        "             Peer Address:Port",
+        "─" * 78,
+        "ESTABLISHED  [2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10]:51514  1234567  firefox",
+        "             [2a00:1450:4001:82b::200e]:443",
+        "LISTEN       [2a00:1450:4001:82b::200e]:443                     23456  nginx",
     ]
-    assert "[2001:db8:1234::17]:443  [2001:db8:ffff::9]:61000  1234567" in text
-    assert len(text.splitlines()[1]) == 71  # as wide as they must be, no wider
-    assert text.splitlines()[-1].endswith("-W shows all")
+    # Of what one line could not keep, Process (hidden last) came back on two; the queues
+    # would make the lines 86 wide.
+    assert text.splitlines()[-1] == "Recv-Q (all 0), Send-Q hidden; -W shows all"
+
+
+def test_narrower_still_both_ends_go_under_the_rest_of_the_row():
+    text = table(LONG, 60)
+    assert text.splitlines()[:7] == [
+        "State        Recv-Q  Send-Q      PID  Process",
+        "    Local Address:Port",
+        "    Peer Address:Port",
+        "─" * 51,
+        "ESTABLISHED       0       3  1234567  firefox",
+        "    [2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10]:51514",
+        "    [2a00:1450:4001:82b::200e]:443",
+    ]
+    assert max(map(len, text.splitlines())) <= 60
+
+
+@pytest.mark.parametrize("width", [*WIDTHS, 52])
+def test_long_ends_fit_whole_at_every_width(width):
+    text = table([*HOST, *LONG], width)
+    assert max(map(len, text.splitlines())) <= width, text
+    rows = body(text)[1:]
+    for row, s in zip(rows, [*HOST, *LONG], strict=True):
+        words = row.split()
+        assert words[0] == s.state_name
+        assert spellings(s.local_address, s.local_port) & set(words), row
+        assert spellings(s.remote_address, s.remote_port) & set(words), row
+        assert str(s.pid) in words or s.pid is None, row
+
+
+def test_a_row_stays_one_line_while_hiding_can_make_it_fit():
+    # Two lines a row halve what a screen shows: only when the identities alone do not fit.
+    assert "  [2001:db8::9]:5000  1234567\n" in table(HOST, 60)
+
+
+def test_too_narrow_even_for_lines_of_their_own_lines_are_as_wide_as_they_must_be():
+    text = table(LONG, 40)
+    assert "    [2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10]:51514" in text.splitlines()
+    assert max(map(len, text.splitlines())) == 4 + 47  # no wider than they must be
+
+
+def test_a_watch_row_of_two_lines_keeps_its_mark_and_colours():
+    from tcpstates.watch.render import MARKED_STATE, _append_cell  # noqa: F401
+
+    fitted = fit([STATE, LOCAL, PEER, PID], [["LISTEN"], ["[2a00:1450:4001:82b::200e]:443"],
+                 ["[2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10]:51514"], ["7"]], 60)  # fmt: skip
+    assert fitted.text(fitted.headers).splitlines() == [
+        "State   Local Address:Port                               PID",
+        "        Peer Address:Port",
+    ]
+    assert fitted.width == 60
+
+
+def test_one_namespace_is_named_without_its_inode_when_room_is_short():
+    cells = [["4026532174 (tcpstates-t-1)"] * 2, ["ESTABLISHED", "LISTEN"], ["127.0.0.1:1"] * 2]
+    fitted = fit([NETNS, STATE, LOCAL], cells, 40)
+    assert list(fitted.cells[0]) == ["tcpstates-t-1"] * 2
+    assert fitted.notes == ("Netns without inodes",)
+    assert fit([NETNS, STATE, LOCAL], cells, 80).cells[0] == cells[0]  # room enough: as it is
+
+
+def test_the_footer_is_one_line_said_briefer_as_the_width_narrows():
+    fitted = fit([STATE, RECV_Q, SEND_Q, PROCESS], [["LISTEN"], ["0"], ["1"], ["nginx"]], 8)
+    assert fitted.footer(None) == ["Recv-Q (all 0), Send-Q, Process hidden; -W shows all"]
+    assert fitted.footer(40) == ["3 columns hidden; -W shows all"]
+    assert fitted.footer(29) == ["3 hidden; -W shows all"]
+    fitted = fit([STATE, RECV_Q, PROCESS], [["LISTEN"], ["0"], ["nginx-worker"]], 16)
+    assert fitted.footer(None) == ["Recv-Q (all 0) hidden; process names cut; -W shows all"]
+    assert fitted.footer(40) == ["columns cut and hidden; -W shows all"]
+    assert fitted.footer(30) == ["columns cut and hidden;", "-W shows all"]
 
 
 def test_a_column_hidden_early_comes_back_when_a_later_step_left_room():
@@ -188,7 +272,7 @@ def test_fit_never_names_an_identity_in_a_step():
     assert cutting == {RECV_Q, SEND_Q, PROCESS, UID, INODE, CGROUP, *DETAIL_COLUMNS}
     assert not {STATE, PID} & named and {LOCAL, PEER} & named == {LOCAL, PEER}
     compacts = [s for s in GIVE_WAY if s.give is Give.COMPACT]
-    assert {c for s in compacts for c in s.columns} == {LOCAL, PEER}
+    assert {c for s in compacts for c in s.columns} == {LOCAL, PEER, NETNS}
 
 
 def test_compaction_loses_nothing():
@@ -273,11 +357,22 @@ def test_golden_watch_screens(golden, utc, width):
         "ssh")]])  # fmt: skip
     stream = frames(lambda: next(reads), 2, sleep=lambda s: None, clock=lambda: 1767621802.125)
     next(stream)
-    console = Console(file=io.StringIO(), width=width, height=24, color_system=None)
-    console.print(fitted_view(next(stream), console, Layout(), 2, True, width))
-    text = "\n".join(line.rstrip() for line in console.file.getvalue().splitlines())  # type: ignore[attr-defined]
-    assert max(map(len, text.splitlines())) <= width
-    golden(f"screens/watch-{width}.txt", text + "\n")
+    frame = next(stream)
+    texts = []
+    # On a console as wide as the terminal, Rich wraps what is too wide; on one 1000 wide it
+    # does not, and a line too wide shows as too wide.
+    for columns in (width, 1000):
+        console = Console(file=io.StringIO(), width=columns, height=24, color_system=None)
+        console.print(fitted_view(frame, console, Layout(), 2, True, width))
+        texts.append([line.rstrip() for line in console.file.getvalue().splitlines()])  # type: ignore[attr-defined]
+    assert max(map(len, texts[1])) <= width
+    assert texts[0] == texts[1]
+    golden(f"screens/watch-{width}.txt", "\n".join(texts[0]) + "\n")
+
+
+@pytest.mark.parametrize("width", (60, 80, 120))
+def test_golden_long_ends_screens(golden, width):
+    golden(f"screens/listing-long-{width}.txt", table([*HOST, *LONG], width))
 
 
 # -- the width to fit ------------------------------------------------------------------------

@@ -440,10 +440,14 @@ def test_view_at_a_pinned_width(utc):
 def test_the_counts_are_one_line_of_the_states_that_hold_or_moved(utc):
     # The first frame has nothing to compare with: counts only, no change, no total's move.
     assert render(frame_view(STORY[0], Layout(), interval=2)).splitlines()[1] == "LISTEN 1"
-    # At 60 columns the line breaks between states, never inside one.
-    lines = render(frame_view(STORY[2], Layout(), interval=2, width=60), width=60).splitlines()
-    assert lines[1:3] == ["ESTABLISHED 0 -2  FIN_WAIT2 1 +1  CLOSE_WAIT 1 +1  LISTEN 1",
-                          "+2 since start"]  # fmt: skip
+    # Where they do not all go in one line, the unmoved give way first, then the smaller.
+    lines = render(frame_view(STORY[2], Layout(), interval=2, width=80), width=80).splitlines()
+    assert lines[1:3] == [
+        "ESTABLISHED 0 -2  FIN_WAIT2 1 +1  CLOSE_WAIT 1 +1  LISTEN 1  +2 since start",
+        "",
+    ]
+    lines = render(frame_view(STORY[2], Layout(), interval=2, width=70), width=70).splitlines()
+    assert lines[1:3] == ["FIN_WAIT2 1 +1  CLOSE_WAIT 1 +1  2 more states  +2 since start", ""]
 
 
 def test_view_marks_vanished_and_appeared_rows(utc):

@@ -11,9 +11,15 @@ One engine for every socket table a person reads, the listing (render/table.py) 
   address headers as Local and Peer); then the queues hidden where every one is 0; then
   process names cut, ending in ``…`` as ps does; then the other optional columns hidden.
   A column hidden early comes back when a later step left room for it.
+* When a row's state, ends and PID alone are wider than the terminal, a row takes more than
+  one line, for an end is never cut: the peer goes under the local end (``Shape.PEER``); if
+  that is still too wide, both ends go on lines of their own under the rest of the row
+  (``Shape.ENDS``); and what was hidden comes back where it then fits. Nothing is lost, so
+  the footer says nothing of it; -W shows a row on one line.
 * A column no step names is never cut or hidden: a state, an address, a port, a PID. When
-  those alone are wider than the terminal, lines are as wide as they must be (the terminal
-  wraps them): a wrapped line is better than an address or a PID that lies.
+  those alone are wider than the terminal even so (a 200-character host name with -r that
+  has no address to fall back to), lines are as wide as they must be (the terminal wraps
+  them): a wrapped line is better than an address or a PID that lies.
 * A host name (-r) is never cut either: cut, it could name another host. When the columns no
   step names do not fit with names, every host is written as its address instead, and the
   footer says so; ports keep their names.
@@ -34,6 +40,7 @@ from tcpstates.render.columns import (
     DETAIL_COLUMNS,
     INODE,
     LOCAL,
+    NETNS,
     PEER,
     PROCESS,
     RECV_Q,
@@ -43,6 +50,7 @@ from tcpstates.render.columns import (
     Layout,
     more_suffix_length,
 )
+from tcpstates.render.text import template
 
 GAP = 2  # blanks between two columns
 CUT_FLOOR = 8  # a cut column keeps this much: "(kernel)" whole, or 7 letters of a name and …
@@ -51,6 +59,7 @@ WIDE_HINT = "-W shows all"
 MAPPED = "[::ffff:"  # how a v4-mapped address begins in a cell
 MAPPED_NOTE = "v4-mapped as [a.b.c.d]"
 HOSTS_NOTE = "host names as addresses"
+HIDDEN = " hidden"  # how the note of the hidden columns ends
 ANY_PEERS = frozenset({"0.0.0.0:*", "[::]:*"})  # the peer of a listener or unconnected socket
 
 
@@ -61,6 +70,15 @@ class Give(enum.Enum):
     HIDE_ZEROS = "hide zeros"  # hidden where every cell is 0: it says nothing
     CUT = "cut"  # cells cut to what room is left, ending in …, down to CUT_FLOOR
     HIDE = "hide"
+    STACK = "stack"  # the ends moved to lines of their own in each row: nothing is lost
+
+
+class Shape(enum.Enum):
+    """How a row's cells lie on its lines."""
+
+    LINE = "one line"
+    PEER = "peer under local"  # a second line, the peer under the local end
+    ENDS = "ends under"  # a line for the local end, one for the peer, under the rest
 
 
 HIDING = (Give.HIDE_ZEROS, Give.HIDE)
@@ -81,6 +99,7 @@ class Step:
     # CUT: how many characters at a cell's end the cut keeps, cutting before them (the ``+3``
     # of ``nginx +3``: how many more processes hold the socket is not to be cut away).
     tail: Callable[[str], int] | None = None
+    shape: Shape = Shape.LINE  # STACK: the shape it gives the rows
 
 
 def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
@@ -112,8 +131,26 @@ def compact_ends(column: Column, cells: Sequence[str]) -> list[str]:
     return ["*:*" if cell in ANY_PEERS else cell for cell in shorter]
 
 
-# The listing's order: what gives way first. A column named nowhere never gives way.
-GIVE_WAY: tuple[Step, ...] = (
+def compact_netns(column: Column, cells: Sequence[str]) -> list[str]:
+    """A namespace's label without its inode, ``4026532174 (web)`` as ``web``: unless two
+    namespaces' labels would then read alike (two containers named alike, say).
+
+    >>> compact_netns(NETNS, ["4026531840 (host)", "4026532174 (pid 7 nginx)", "4026532175"])
+    ['host', 'pid 7 nginx', '4026532175']
+    >>> compact_netns(NETNS, ["4026532174 (web)", "4026532175 (web)"])
+    ['4026532174 (web)', '4026532175 (web)']
+    """
+    # The inode is digits: the first " (" is the label's.
+    short = {cell: cell.partition(" (")[2][:-1] or cell for cell in set(cells)}
+    if len(set(short.values())) < len(short):
+        return list(cells)
+    return [short[cell] for cell in cells]
+
+
+# The listing's order: what gives way first. A column named nowhere never gives way. These
+# keep a row on one line, for a view whose rows are picked with the arrow keys (top).
+ONE_LINE_GIVE_WAY: tuple[Step, ...] = (
+    Step(Give.COMPACT, (NETNS,), "Netns without inodes", compact_netns),
     Step(Give.COMPACT, (LOCAL, PEER), MAPPED_NOTE, compact_ends),
     Step(Give.HIDE_ZEROS, (RECV_Q, SEND_Q), "{} (all 0)"),
     # --cgroup's paths before process names: a detail, where a name tells sockets apart.
@@ -125,6 +162,61 @@ GIVE_WAY: tuple[Step, ...] = (
     Step(Give.HIDE, (RECV_Q, SEND_Q), "{}"),
     Step(Give.HIDE, (PROCESS,), "{}"),
 )
+# When a row's identities alone do not fit one line: the ends on lines of their own, and
+# what was hidden back where it then fits.
+STACKS = (
+    Step(Give.STACK, (LOCAL, PEER), "", shape=Shape.PEER),
+    Step(Give.STACK, (LOCAL, PEER), "", shape=Shape.ENDS),
+)
+GIVE_WAY = (*ONE_LINE_GIVE_WAY, *STACKS)
+UNDER = 2 * GAP  # how far the lines of Shape.ENDS are indented: past a watch's mark and blank
+
+
+def arrange(columns: Sequence[Column], shape: Shape) -> tuple[tuple[int, ...], ...]:
+    """Which columns (by index) lie on each line of a row of ``shape``, in order; one line
+    when ``columns`` lack an end.
+
+    >>> arrange([UID, LOCAL, PEER, PROCESS], Shape.PEER)
+    ((0, 1, 3), (2,))
+    >>> arrange([UID, LOCAL, PEER, PROCESS], Shape.ENDS)
+    ((0, 3), (1,), (2,))
+    """
+    every = tuple(range(len(columns)))
+    if shape is Shape.LINE or LOCAL not in columns or PEER not in columns:
+        return (every,)
+    local, peer = columns.index(LOCAL), columns.index(PEER)
+    if shape is Shape.PEER:
+        return tuple(i for i in every if i != peer), (peer,)
+    return tuple(i for i in every if i not in (local, peer)), (local,), (peer,)
+
+
+Lines = tuple[tuple[int, ...], ...]  # the columns (by index) on each line of a row
+
+
+def shaped(
+    columns: Sequence[Column], widths: Sequence[int], shape: Shape
+) -> tuple[Lines, tuple[int, ...], tuple[int, ...]]:
+    """The lines of a row of ``shape``, each line's indent, and each column's width in it:
+    under Shape.PEER the local end is as wide as the wider end, so that the columns after it
+    stay in line, and the peer's line starts where the local end does."""
+    lines = arrange(columns, shape)
+    if len(lines) == 1:
+        return lines, (0,), tuple(widths)
+    if shape is Shape.ENDS:
+        return lines, (0, *[UNDER] * (len(lines) - 1)), tuple(widths)
+    local, peer = columns.index(LOCAL), columns.index(PEER)
+    wider = list(widths)
+    wider[local] = max(widths[local], widths[peer])
+    at = sum(wider[i] + GAP for i in lines[0][: lines[0].index(local)])
+    return lines, (0, at), tuple(wider)
+
+
+def widest_line(lines: Lines, indents: Sequence[int], widths: Sequence[int]) -> int:
+    """How wide the widest of a row's lines is, its columns ``widths`` wide."""
+    return max(
+        indent + sum(widths[i] for i in line) + GAP * (len(line) - 1)
+        for indent, line in zip(indents, lines, strict=True)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,39 +242,90 @@ class Fitted:
     columns: tuple[Column, ...]
     headers: tuple[str, ...]
     cells: tuple[Sequence[str], ...]  # per column kept, a cell a row, not padded
-    widths: tuple[int, ...]
+    widths: tuple[int, ...]  # under Shape.PEER, the local end's is the wider end's
     notes: tuple[str, ...]  # what was compacted, hidden or cut; empty when nothing was
+    shape: Shape = Shape.LINE
+    hidden: tuple[Column, ...] = ()  # the columns hidden
+    gave: tuple[Give, ...] = ()  # how the notes' columns gave way, as their steps say
+
+    @property
+    def lines(self) -> Lines:
+        return arrange(self.columns, self.shape)
+
+    @property
+    def indents(self) -> tuple[int, ...]:
+        return shaped(self.columns, self.widths, self.shape)[1]
 
     @property
     def width(self) -> int:
-        return sum(self.widths) + GAP * (len(self.widths) - 1)
+        return widest_line(self.lines, self.indents, self.widths)
 
     def index(self, column: Column) -> int | None:
         return self.columns.index(column) if column in self.columns else None
 
+    def ends_line(self, k: int) -> bool:
+        """Whether column ``k`` is the last on its line of a row."""
+        return any(line[-1] == k for line in self.lines)
+
     def pad(self, k: int, cell: str) -> str:
         """``cell`` padded to column ``k``'s width, as render/text.py's template pads it: the
-        last column's left-aligned cells are not (no trailing blanks)."""
+        left-aligned cells last on a line are not (no trailing blanks)."""
         room = self.widths[k] - display_width(cell)
         if self.columns[k].align == "right":
             return " " * room + cell
-        return cell if k == len(self.columns) - 1 else cell + " " * room
+        return cell if self.ends_line(k) else cell + " " * room
 
-    def line(self, cells: Sequence[str]) -> str:
-        """A row's cells (or the headers) as one line."""
-        return (" " * GAP).join(self.pad(k, cell) for k, cell in enumerate(cells))
+    def text(self, cells: Sequence[str]) -> str:
+        """A row's cells (or the headers) as its lines, joined by newlines."""
+        return "\n".join(
+            " " * indent + (" " * GAP).join(self.pad(k, cells[k]) for k in line)
+            for indent, line in zip(self.indents, self.lines, strict=True)
+        )
+
+    def template(self, widths: Sequence[int | None]) -> tuple[str, tuple[int, ...]]:
+        """One %-format for a whole row, each line ending in a newline, and the order (by
+        column) its cells go in. A width of None: that column's cells come padded."""
+        form = "".join(
+            " " * indent + template([self.columns[k] for k in line], [widths[k] for k in line])
+            for indent, line in zip(self.indents, self.lines, strict=True)
+        )
+        return form, tuple(k for line in self.lines for k in line)
 
     def footer(self, width: int | None) -> list[str]:
-        """The notes and the -W hint in one line; at a width too narrow for one, several,
-        each ending at a note's end, so that no line is wider than ``width``; a note wider than
-        that alone (many columns hidden) is broken after the commas between its names."""
+        """The notes and the -W hint in one line. Where that is wider than ``width``, said
+        briefer: the hidden columns counted, not named; then only what was done to columns
+        (``columns compacted, cut and hidden``). Below that width, the brief line packed in
+        several, none wider than ``width``, broken between its parts."""
         if not self.notes:
             return []
-        lines: list[str] = []
-        for line in pack((*self.notes, WIDE_HINT), "; ", width):
-            too_wide = width is not None and display_width(line) > width
-            lines += pack(line.split(", "), ", ", width) if too_wide else [line]
-        return lines
+        counted = [
+            tuple(count if note.endswith(HIDDEN) else note for note in self.notes)
+            for count in self.hidden_counts()
+        ]
+        for notes in (self.notes, *counted, (self.done(),)):
+            line = "; ".join((*notes, WIDE_HINT))
+            if width is None or display_width(line) <= width:
+                return [line]
+        return pack((self.done(), WIDE_HINT), "; ", width)
+
+    def hidden_counts(self) -> tuple[str, str]:
+        """The hidden columns counted, then more briefly: ``3 columns hidden``, ``3 hidden``."""
+        n = len(self.hidden)
+        return f"{n} column{'s' * (n != 1)}{HIDDEN}", f"{n}{HIDDEN}"
+
+    def done(self) -> str:
+        """What was done to columns, in a word each: ``columns cut and hidden``."""
+        words = [
+            word
+            for word, gives in (
+                ("compacted", {Give.COMPACT}),
+                ("cut", {Give.CUT}),
+                ("hidden", set(HIDING)),
+            )
+            if gives & set(self.gave)
+        ]
+        said = " and ".join([", ".join(words[:-1]), *words[-1:]][len(words) < 2 :])
+        return f"columns {said}"
 
 
 def pack(parts: Sequence[str], separator: str, width: int | None) -> list[str]:
@@ -269,7 +412,8 @@ def fit_layout(
     fallback = fit(*columns_of(numeric), width, steps, ellipsis)
     if fallback.width >= fitted.width:
         return fitted  # no name was wider than its address: nothing to give up
-    return dataclasses.replace(fallback, notes=(HOSTS_NOTE, *fallback.notes))
+    notes, gave = (HOSTS_NOTE, *fallback.notes), (Give.COMPACT, *fallback.gave)
+    return dataclasses.replace(fallback, notes=notes, gave=gave)
 
 
 class _Draft:
@@ -284,6 +428,7 @@ class _Draft:
         self.cut: dict[int, Step] = {}
         self.compacted: dict[int, Step] = {}
         self.taken: list[Step] = []
+        self.shape = Shape.LINE
 
     def where(self, step: Step) -> list[int]:
         return [i for i, column in enumerate(self.columns) if column in step.columns]
@@ -291,13 +436,25 @@ class _Draft:
     def floor(self, i: int) -> int:
         return max(min(self.widths[i], CUT_FLOOR), display_width(self.headers[i]))
 
-    def total(self) -> int:
-        shown = [i for i in range(len(self.columns)) if i not in self.hidden]
+    def shown(self) -> list[int]:
+        return [i for i in range(len(self.columns)) if i not in self.hidden]
+
+    def floors(self, shown: list[int]) -> tuple[Lines, tuple[int, ...], tuple[int, ...]]:
+        """The shown columns' lines, indents and widths, each cut column at its floor."""
         widths = [self.floor(i) if i in self.cut else self.widths[i] for i in shown]
-        return sum(widths) + GAP * (len(widths) - 1)
+        return shaped([self.columns[i] for i in shown], widths, self.shape)
+
+    def total(self) -> int:
+        return widest_line(*self.floors(self.shown()))
 
     def take(self, step: Step) -> None:
         self.taken.append(step)
+        if step.give is Give.STACK:
+            was, before = self.shape, self.total()
+            self.shape = step.shape
+            if self.total() >= before:
+                self.shape = was  # no narrower: a row stays as it was
+            return
         if step.give is Give.COMPACT and step.compact is not None:
             self._compact(step, step.compact)
             return
@@ -327,30 +484,43 @@ class _Draft:
         if sum(widths.values()) >= sum(self.widths[i] for i in where):
             return  # as wide as it was: the kernel's own spelling stays
         for i in where:
-            # The only new spelling that needs saying is a v4-mapped address's.
-            if ("\n" + MAPPED) in ("\n" + "\n".join(self.cells[i])):  # a search in C
+            if self._says(compact, self.cells[i], cells[i]):
                 self.compacted[i] = step
             self.cells[i], self.headers[i], self.widths[i] = cells[i], headers[i], widths[i]
 
+    @staticmethod
+    def _says(compact: object, was: Sequence[str], now: Sequence[str]) -> bool:
+        """Whether the footer says a compaction: of the ends, only a v4-mapped address's
+        new spelling needs saying (``*:*`` is ss's own)."""
+        if compact is compact_ends:
+            return ("\n" + MAPPED) in ("\n" + "\n".join(was))  # a search in C
+        return was != now
+
     def result(self, width: int | None, ellipsis: str) -> Fitted:
-        shown = [i for i in range(len(self.columns)) if i not in self.hidden]
+        shown = self.shown()
         widths = {i: self.widths[i] for i in shown}
         cut = [i for i in shown if i in self.cut]  # taken, and shown still
         if cut and width is not None:
-            room = width - self.total()  # with every cut column at its floor
+            # Cut columns are on a row's first line: its room, with them at their floors.
+            lines, indents, floors = self.floors(shown)
+            room = width - widest_line(lines[:1], indents[:1], floors)
             for i in cut:
                 widths[i] = min(self.widths[i], self.floor(i) + max(room, 0))
                 room -= widths[i] - self.floor(i)
         really_cut = {i: self.cut[i] for i in cut if widths[i] < self.widths[i]}
+        columns = tuple(self.columns[i] for i in shown)
         return Fitted(
-            tuple(self.columns[i] for i in shown),
+            columns,
             tuple(self.headers[i] for i in shown),
             tuple(
                 _cut(self.cells[i], widths[i], ellipsis, self.columns[i], self._tail(i))
                 for i in shown
             ),
-            tuple(widths[i] for i in shown),
+            shaped(columns, [widths[i] for i in shown], self.shape)[2],
             self._notes(really_cut),
+            self.shape,
+            tuple(self.columns[i] for i in sorted(self.hidden)),
+            tuple(step.give for step in {**self.hidden, **really_cut, **self.compacted}.values()),
         )
 
     def _named(self, changed: list[Column]) -> list[str]:
@@ -384,7 +554,7 @@ class _Draft:
             if not hidden:
                 notes.append("")  # where the note of what was hidden goes
             hidden.append(note)
-        return tuple(note or ", ".join(hidden) + " hidden" for note in notes)
+        return tuple(note or ", ".join(hidden) + HIDDEN for note in notes)
 
 
 def _column_width(header: str, cells: Sequence[str]) -> int:

@@ -20,7 +20,7 @@ from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import STATE, STATE_OF_NAME, Layout
 from tcpstates.render.fit import Columns, Fitted, Glyphs, fit_layout, pack
 from tcpstates.render.styles import state_style
-from tcpstates.render.text import CHUNK, template
+from tcpstates.render.text import CHUNK
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,17 +71,21 @@ def write_table_of(rows_of: Callable[[Layout], Rows], layout: Layout, out: Outpu
 def write_fitted(
     fitted: Fitted, console: Console, stream: TextIO, rule: str, header: bool = True
 ) -> None:
-    """The header, a rule under it, and the rows, each state coloured as ``state_style`` says."""
+    """The header, a rule under it, and the rows, each state coloured as ``state_style`` says.
+    A row may take several lines (render/fit.py's Shape); its header takes as many."""
     widths: list[int | None] = list(fitted.widths)
     if header:
-        line = template(fitted.columns, widths) % fitted.headers
-        stream.write(paint(console, line.rstrip("\n"), HEADER_STYLE) + "\n")
+        form, order = fitted.template(widths)
+        heading = form % tuple(fitted.headers[k] for k in order)
+        stream.write(
+            "".join(paint(console, line, HEADER_STYLE) + "\n" for line in heading.splitlines())
+        )
         stream.write(rule * fitted.width + "\n")
     columns = list(fitted.cells)
     state = fitted.index(STATE)
     if state is not None:
         # Each state name coloured and padded once; the template writes those cells as they are.
-        pad = state < len(columns) - 1
+        pad = not fitted.ends_line(state)
         coloured = {
             name: paint(console, name, _style_of(name))
             + " " * (fitted.widths[state] - len(name)) * pad
@@ -89,8 +93,8 @@ def write_fitted(
         }
         columns[state] = list(map(coloured.__getitem__, columns[state]))
         widths[state] = None
-    row = template(fitted.columns, widths)
-    rows = zip(*columns, strict=True)
+    row, order = fitted.template(widths)
+    rows = zip(*(columns[k] for k in order), strict=True)
     while chunk := list(islice(rows, CHUNK)):
         # map() over the template's % runs the whole chunk in C, with no Python call per row.
         stream.write("".join(map(row.__mod__, chunk)))

@@ -15,7 +15,7 @@ from tcpstates.model.query import Query
 from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import Column, Layout
-from tcpstates.render.fit import GAP, Fitted, fit
+from tcpstates.render.fit import GAP, ONE_LINE_GIVE_WAY, Fitted, fit
 from tcpstates.render.text import template
 from tcpstates.watch.frames import ChangeKind, Frame, Key, socket_key
 from tcpstates.watch.render import MARKS as WATCH_MARKS
@@ -129,9 +129,9 @@ def window(ordered: Ordered, start: int, count: int, layout: Layout, width: int)
     part = ordered.sockets[start : start + count]
     make = layout.row_maker()
     cells = [make(s) for s in part]
-    fitted = fit(
-        layout.columns, list(zip(*cells, strict=True)) or [() for _ in layout.columns], width
-    )
+    # One line a row: the cursor moves by rows, and a click's row is the line's.
+    columns = list(zip(*cells, strict=True)) or [() for _ in layout.columns]
+    fitted = fit(layout.columns, columns, width, ONE_LINE_GIVE_WAY)
     form = template(fitted.columns, fitted.widths).rstrip("\n")
     spans, at = [], MARK
     for column_width in fitted.widths:

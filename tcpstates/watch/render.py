@@ -16,7 +16,8 @@ from tcpstates.model.sockets import Socket
 from tcpstates.render.columns import Column, Layout
 from tcpstates.render.fit import (
     GAP,
-    GIVE_WAY,
+    ONE_LINE_GIVE_WAY,
+    STACKS,
     UNICODE,
     Columns,
     Fitted,
@@ -174,9 +175,10 @@ def fitted_view(
     """The view with its table fitted to ``width`` columns (None: as wide as it is) and as many
     socket rows as the terminal's height leaves room for.
 
-    Lines that are wider than the terminal (at a width too narrow for a socket's identity, or
-    with -W) wrap, so the height is measured, not counted: render, and drop as many rows as
-    the view is too tall by. One line stays free for the cursor.
+    A row may take several lines (render/fit.py's Shape), and lines wider than the terminal
+    (with -W) wrap, so the height is measured, not counted: render, and drop as many rows as
+    the view is too tall by, in rows of the height they have. One line stays free for the
+    cursor.
     """
     room = console.height - 1
     limit = room
@@ -189,7 +191,17 @@ def fitted_view(
         excess = len(console.render_lines(view, console.options, pad=False)) - room
         if excess <= 0 or not listing or limit == 1:
             return view
-        limit = max(1, limit - excess)
+        limit = max(1, limit - -(-excess // row_height(view)))
+
+
+def row_height(view: RenderableType) -> int:
+    """How many lines a socket's row of ``view`` takes: its tallest line's (a row's lines
+    are one Text, as are its header's)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts = view.renderables if isinstance(view, Group) else []
+    return max((part.plain.count("\n") + 1 for part in parts if isinstance(part, Text)), default=1)
 
 
 def frame_view(
@@ -242,14 +254,15 @@ def heading(frame: Frame, interval: float, width: int | None = None) -> list[Tex
 def counts_line(frame: Frame, width: int | None) -> list[Text]:
     """The states that hold sockets or just changed, each with its count and its change since
     the last frame: ``LISTEN 1  FIN_WAIT2 1 +1  ESTABLISHED 0 -2``, then how the total moved
-    since the first frame. In lines of at most ``width``, broken between states."""
+    since the first frame. One line of at most ``width``: where they do not all go in, the
+    states that did not move give way, the smallest first, and ``3 more states`` says so."""
     from rich.text import Text
 
     from tcpstates.render.styles import state_style
 
     several = len(frame.protos) > 1
-    entries: list[Text] = []
     shown = [row for row in frame.counts if row.count or (frame.number and row.since_last)]
+    entries: list[Text] = []
     for i, row in enumerate(shown):
         first = several and (i == 0 or shown[i - 1].proto != row.proto)
         entry = Text(f"{row.proto}: " if first else "")
@@ -257,10 +270,28 @@ def counts_line(frame: Frame, width: int | None) -> list[Text]:
         if frame.number and row.since_last:
             entry.append(f" {row.since_last:+d}", style="bold")
         entries.append(entry)
+    tail = []
     if frame.number:
         since_start = sum(row.since_start for row in frame.counts)
-        entries.append(Text(f"{since_start:+d} since start", style=_nonzero(since_start)))
-    return _packed(entries, width)
+        tail.append(Text(f"{since_start:+d} since start", style=_nonzero(since_start)))
+    # Who gives way first: unmoved before moved, then the smaller pile.
+    order = sorted(
+        range(len(shown)),
+        key=lambda i: (bool(frame.number and shown[i].since_last), shown[i].count),
+    )
+    kept = list(range(len(shown)))
+    while True:
+        more = len(shown) - len(kept)
+        noun = "state" if more == 1 else "states"
+        said = [Text(f"{more} more {noun}", style="dim")] * bool(more)
+        line = [*(entries[i] for i in kept), *said, *tail]
+        if width is None or not kept or _width(line) <= width:
+            return _packed(line, width)
+        kept.remove(order[more])
+
+
+def _width(parts: list[Text]) -> int:
+    return sum(part.cell_len for part in parts) + len(GAP_TEXT) * (len(parts) - 1)
 
 
 def _packed(parts: list[Text], width: int | None) -> list[Text]:
@@ -324,11 +355,11 @@ def _nonzero(value: int) -> str:
 
 
 # The sockets' table: the listing's columns, the state led by the change's mark, and Was (the
-# state a changed socket left) after it. Was gives way last, after the Process column: in a
-# watch, where a socket came from is the news.
+# state a changed socket left) after it. Was gives way last, after the Process column (and
+# before a row's ends go on lines of their own): in a watch, where a socket came from is the news.
 MARKED_STATE = Column("  State", "left")
 WAS = Column("Was", "left")
-WATCH_GIVE_WAY = (*GIVE_WAY, Step(Give.HIDE, (WAS,), "{}"))
+WATCH_GIVE_WAY = (*ONE_LINE_GIVE_WAY, Step(Give.HIDE, (WAS,), "{}"), *STACKS)
 
 
 def sockets_lines(
@@ -357,7 +388,7 @@ def sockets_lines(
 
     fitted = fit_layout(columns_of, layout, width, WATCH_GIVE_WAY, glyphs.ellipsis)
     lines = [
-        Text(fitted.line(fitted.headers), style="bold"),
+        Text(fitted.text(fitted.headers), style="bold"),
         Text(glyphs.rule * fitted.width),
     ]
     lines += [_row_line(fitted, n, entry) for n, entry in enumerate(entries)]
@@ -407,31 +438,36 @@ def _columns(entries: list[Entry], layout: Layout) -> tuple[list[Column], list[l
 
 
 def _row_line(fitted: Fitted, n: int, entry: Entry) -> Text:
-    """Row ``n`` of the table as styled text: the mark and the states coloured, a vanished
-    socket dimmed."""
+    """Row ``n`` of the table as styled text, its lines joined by newlines: the mark and the
+    states coloured, a vanished socket dimmed."""
     from rich.text import Text
 
+    change = entry[1]
+    row = Text()
+    for number, (indent, line) in enumerate(zip(fitted.indents, fitted.lines, strict=True)):
+        row.append("\n" * bool(number) + " " * indent)
+        for at, k in enumerate(line):
+            row.append(GAP_TEXT * bool(at))
+            _append_cell(row, fitted.columns[k], fitted.pad(k, fitted.cells[k][n]), entry)
+    if change is not None and change.kind is ChangeKind.VANISHED:
+        row.stylize("dim")
+    return row
+
+
+def _append_cell(row: Text, column: Column, padded: str, entry: Entry) -> None:
+    """A cell, padded, styled as its column and the row's change say."""
     from tcpstates.render.styles import state_style
 
     sock, change = entry
-    line = Text()
-    for k, column in enumerate(fitted.columns):
-        if k:
-            line.append(GAP_TEXT)
-        cell = fitted.cells[k][n]
-        padded = fitted.pad(k, cell)
-        if column is MARKED_STATE and change is not None:
-            line.append(padded[0], style=MARKS[change.kind][1]).append(padded[1:2])
-            line.append(padded[2:], style=state_style(sock.state))
-        elif column is MARKED_STATE:
-            line.append(padded, style=state_style(sock.state))
-        elif column is WAS and change is not None and change.old_state is not None:
-            line.append(padded, style=state_style(change.old_state))
-        else:
-            line.append(padded)
-    if change is not None and change.kind is ChangeKind.VANISHED:
-        line.stylize("dim")
-    return line
+    if column is MARKED_STATE and change is not None:
+        row.append(padded[0], style=MARKS[change.kind][1]).append(padded[1:2])
+        row.append(padded[2:], style=state_style(sock.state))
+    elif column is MARKED_STATE:
+        row.append(padded, style=state_style(sock.state))
+    elif column is WAS and change is not None and change.old_state is not None:
+        row.append(padded, style=state_style(change.old_state))
+    else:
+        row.append(padded)
 
 
 def _compact_table() -> Table:
