@@ -107,3 +107,16 @@ def test_below_the_pictures_width_the_counts_are_said_instead() -> None:
         t.wait_for("EXIT=")
         screen = " ".join(t.joined_lines())
     assert "needs 78 columns" in screen and "TIME_WAIT" in screen and "┌" not in screen
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_live_scenarios_rows_are_never_broken(width: int) -> None:
+    # Rich wraps a line too wide itself, so no line is wider than the terminal even then: a
+    # broken row shows as a line of the table that starts at the margin (``kernel b``).
+    with terminal([*TCPSTATES, "--scenario", "close", "--live"], width, 200) as term:
+        term.wait_for("EXIT=")
+        lines = term.joined_lines()
+    table = lines[next(i for i, line in enumerate(lines) if "after step" in line) :]
+    table = table[: table.index("")]
+    assert all(line.startswith("  ") for line in table), "\n".join(table)
+    assert sum(len(re.findall(r"\bagrees\b", line)) for line in table) >= 4

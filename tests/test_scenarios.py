@@ -95,10 +95,7 @@ def test_live_through_procfs_too(isolated) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     text = done.stdout
     assert "The kernel showed the expected states at every checkpoint." in text
-    assert (
-        "  4           CLOSING         FIN_WAIT2       CLOSING         FIN_WAIT2       agrees"
-        in (text)
-    )
+    assert "  4           CLOSING      FIN_WAIT2    CLOSING      FIN_WAIT2    agrees" in (text)
 
 
 def test_a_kernel_that_disagrees_is_reported_and_exits_4(
@@ -119,8 +116,8 @@ def test_a_kernel_that_disagrees_is_reported_and_exits_4(
 def test_the_text_names_the_steps_too_fast_to_see() -> None:
     run = scenario_live.LiveRun(SCENARIOS["close"], "127.0.0.1", {"a": 1, "b": 2})
     text = scenario_text(SCENARIOS["close"], run)
-    assert "  2           FIN_WAIT1       CLOSE_WAIT      (over within microseconds" in text
-    assert "  7           CLOSE           CLOSE           (after TIME_WAIT's 60 s" in text
+    assert "  2           FIN_WAIT1    CLOSE_WAIT   (over within microseconds" in text
+    assert "  7           CLOSE        CLOSE        (after TIME_WAIT's 60 s" in text
 
 
 @pytest.mark.parametrize(

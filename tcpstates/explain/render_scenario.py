@@ -112,35 +112,48 @@ def scenario_text(
 
 
 def live_lines(run: LiveRun, width: int = 100) -> list[str]:
-    """The checkpoints: expected states beside the kernel's, and the steps in between."""
+    """The checkpoints: expected states beside the kernel's, and the steps in between. Where
+    the four states and the verdict do not go in one line of ``width``, the kernel's go on a
+    second line, under the expected ones; a state is never cut."""
     scenario = run.scenario
     lines = textwrap.wrap(
         _(LIVE).format(address=run.address, a=run.ports.get("a", "-"), b=run.ports.get("b", "-")),
         width,
     )
-    w = max([len(s.name) for s in TcpState] + [len(_(EXPECTED)) + 2, len(_(KERNEL)) + 2])
-    label_width = max(len(_(AFTER)), len(_(START)), 3)
-    header = (
-        f"  {_(AFTER):<{label_width}}  {_(EXPECTED) + ' a':<{w}}  {_(EXPECTED) + ' b':<{w}}"
-        f"  {_(KERNEL) + ' a':<{w}}  {_(KERNEL) + ' b':<{w}}"
-    )
-    indent = " " * (label_width + 4)
-    lines += ["", header.rstrip()]
-    seen = {c.step: c for c in run.checkpoints}
     timeline = scenario.timeline()
+    names = [s.name for _s, a, b in timeline for s in (a, b)]
+    names += [s.name for c in run.checkpoints for s in c.seen]
+    names += [scenario.a_start.name, scenario.b_start.name]
+    w = max([*map(len, names), len(_(EXPECTED)) + 2, len(_(KERNEL)) + 2])
+    label_width = max(len(_(AFTER)), len(_(START)), 3)
+    verdicts = max(len(_(AGREES)), len(_(DIFFERS)))
+    stacked = 2 + label_width + 4 * (2 + w) + 2 + verdicts > width
+    indent = " " * (label_width + 4)
+
+    def row(label: str, a: str, b: str, rest: str = "") -> list[str]:
+        first = f"  {label:<{label_width}}  {a:<{w}}  {b:<{w}}"
+        if not rest:
+            return [first.rstrip()]
+        if not stacked:  # the rest wraps under itself: a note of why nothing was seen
+            lead = first + "  "
+            return textwrap.wrap(
+                rest, width, initial_indent=lead, subsequent_indent=" " * len(lead)
+            )
+        return [first.rstrip(), *textwrap.wrap(rest, width, initial_indent=indent,
+                                               subsequent_indent=indent)]  # fmt: skip
+
+    kernel = f"{_(KERNEL) + ' a':<{w}}  {_(KERNEL) + ' b'}"
+    lines += ["", *row(_(AFTER), _(EXPECTED) + " a", _(EXPECTED) + " b", kernel)]
+    seen = {c.step: c for c in run.checkpoints}
     last = max(seen, default=0)
     for step in range(len(timeline) + 1):
         label = _(START) if step == 0 else str(step)
-        if step == 0:
-            a, b = scenario.a_start, scenario.b_start
-        else:
-            _s, a, b = timeline[step - 1]
-        row = f"  {label:<{label_width}}  {a.name:<{w}}  {b.name:<{w}}"
+        a, b = (scenario.a_start, scenario.b_start) if step == 0 else timeline[step - 1][1:]
         checkpoint = seen.get(step)
         if checkpoint is not None:
             ka, kb = checkpoint.seen
             verdict = _(AGREES) if checkpoint.agrees else _(DIFFERS)
-            lines.append(f"{row}  {ka.name:<{w}}  {kb.name:<{w}}  {verdict}")
+            lines += row(label, a.name, b.name, f"{ka.name:<{w}}  {kb.name:<{w}}  {verdict}")
             lines += textwrap.wrap(
                 _(checkpoint.action), width, initial_indent=indent, subsequent_indent=indent
             )
@@ -149,7 +162,7 @@ def live_lines(run: LiveRun, width: int = 100) -> list[str]:
             waited = (
                 transition is not None and transition.source is TcpState.TIME_WAIT and step > last
             )
-            lines.append(f"{row}  ({_(NOT_WAITED) if waited else _(TOO_FAST)})")
+            lines += row(label, a.name, b.name, f"({_(NOT_WAITED) if waited else _(TOO_FAST)})")
     differing = sum(not c.agrees for c in run.checkpoints)
     lines.append("")
     if differing:
