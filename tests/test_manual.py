@@ -109,3 +109,29 @@ def test_on_a_terminal_the_page_goes_through_mans_pager(tmp_path: Path) -> None:
     with terminal([*TCPSTATES, "help", "trace"], 80, 24, MANPAGER=str(pager)) as term:
         term.wait_for("EXIT=0")
     assert "tcpstates-trace" in record.read_text().replace("\u2010", "-")
+
+
+@needs_tmux
+def test_without_man_a_page_on_a_terminal_goes_through_the_pager(tmp_path: Path) -> None:
+    recorder = tmp_path / "pager"
+    recorder.write_text(f"#!/bin/sh\ncat > {tmp_path}/paged\n")
+    recorder.chmod(0o755)
+    path = without(tmp_path, "man")["PATH"]
+    with terminal([*TCPSTATES, "help", "doctor"], 80, 24, PATH=path, PAGER=str(recorder)) as t:
+        assert "EXIT=0" in t.wait_for("EXIT=")
+    paged = (tmp_path / "paged").read_text()
+    assert NAMES["doctor"] in " ".join(paged.replace("\u2010", "-").split())
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from tcpstates.manual import pages
+
+    assert doctest.testmod(pages).failed == 0
+
+
+def test_without_groff_the_flags_table_keeps_its_rows(cli: Cli, tmp_path: Path) -> None:
+    done = cli.process("help", env=without(tmp_path, "man", "groff", "nroff"))
+    assert "-s  statistics, a summary  a state: -s time-wait" in done.stdout
+    assert "tab(|)" not in done.stdout and "|" not in done.stdout.split("NETSTAT AND SS")[1][:900]

@@ -143,7 +143,8 @@ def _check_implied(request_type: type[rq.Request], typed: Mapping[str, Any]) -> 
 
 def _check_habits(typed: Mapping[str, Any]) -> None:
     """netstat's and ss's flags that say what tcpstates does anyway must not contradict what
-    else was typed: ss and netstat let the last of -a and -l win; here neither is dropped."""
+    else was typed: ss lets the last of -a and -l win, netstat lists every state with both;
+    here neither is dropped."""
     narrowing = [flag for name, flag in (("listening", "-l"), ("states", "-s")) if name in typed]
     if "all_states" in typed and narrowing:
         raise UsageError(

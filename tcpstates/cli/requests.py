@@ -534,6 +534,12 @@ class HelpRequest(Request):
     NAME = "help"
     topic: str = "tcpstates"
 
+    def pages(self) -> bool:
+        """man brings its own pager; the page shown as text, where there is no man, ours."""
+        import shutil
+
+        return shutil.which("man") is None
+
     def run(self, out: Output) -> int:
         from tcpstates.manual.pages import show
 

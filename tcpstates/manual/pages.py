@@ -54,8 +54,8 @@ def show(topic: str, out: TextIO) -> int:
 def formatted(path: Path) -> str:
     """The page as plain text: groff's or nroff's rendering, else its words without markup."""
     for argv in (
-        ["groff", "-man", "-Tutf8", "-P-cbou"],
-        ["nroff", "-man", "-Tutf8"],
+        ["groff", "-t", "-man", "-Tutf8", "-P-cbou"],  # -t: tbl, for the pages' tables
+        ["nroff", "-t", "-man", "-Tutf8"],
     ):
         if shutil.which(argv[0]):
             done = subprocess.run(
@@ -86,12 +86,27 @@ def stripped(source: str) -> str:
     NAME
     --port
     x y
+
+    A tbl table's rows are kept, their cells two blanks apart:
+
+    >>> print(stripped(".TS\\ntab(|);\\nl l.\\nFlag|Means\\n_\\n\\\\-t|TCP\\n.TE"), end="")
+    Flag  Means
+    -t  TCP
     """
     lines = []
+    table: bool | None = (
+        None  # in a tbl table: None outside, False in its format lines, True in its rows
+    )
     for line in source.splitlines():
         if line.startswith(('.\\"', "'")):
             continue
+        if table is not None and not line.startswith(".TE"):
+            if table and line != "_":
+                lines.append("  ".join(line.split("|")))
+            table = table or line.endswith(".")  # the format's last line ends in a dot
+            continue
         if line.startswith("."):
+            table = False if line.startswith(".TS") else None
             request, _, rest = line.partition(" ")
             if request in (".SH", ".SS"):
                 lines.append(rest.strip('"'))
