@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -126,18 +127,11 @@ def test_paths_are_left_to_the_shell(line: str, reply: str) -> None:
     assert bash_complete(line) == [reply]
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="making a network namespace needs root and ip (iproute2); CI runs as root",
-)
-def test_netns_names_complete() -> None:
-    name = f"tcpstates-complete-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        assert f"plain,{name}" in bash_complete("tcpstates --netns ")
-        assert bash_complete(f"tcpstates --netns {name[:-1]}") == [f"plain,{name}"]
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=True)
+def test_netns_names_complete(netns: Any) -> None:
+    name = netns("complete").name
+    assert f"plain,{name}" in bash_complete("tcpstates --netns ")
+    assert bash_complete(f"tcpstates --netns {name[:-1]}") == [f"plain,{name}"]
+    subprocess.run(["ip", "netns", "delete", name], check=True)
     assert f"plain,{name}" not in bash_complete("tcpstates --netns ")
 
 

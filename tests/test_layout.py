@@ -48,7 +48,6 @@ MAY_IMPORT = {
     # way to list or count.
     "_fastpath": SHARED | {"listing", "summary"},
     "__main__": frozenset({"_fastpath", "cli"}),  # the entry: the fast path or the click group
-    "catalog": frozenset({"model"}),  # the catalogue tool: i18n's constants
 }
 # The cli/ modules a feature's command.py may use: the typed option values and their parsing, and
 # the SIGTERM handling of commands that run until stopped; never cli.root, which imports them all.
@@ -61,7 +60,6 @@ RULES = {
     "render": "render imports only model and render",
     "_fastpath": "_fastpath imports only model, sources, render, listing, summary and _fastpath",
     "__main__": "__main__ imports only _fastpath and cli",
-    "catalog": "catalog imports only model",
     "feature": "a feature imports only model, sources, render, itself and other features",
     "command": "nobody but cli/ and its own feature imports a feature's command module",
     "cli": (
@@ -344,7 +342,6 @@ def test_relative_import_in_a_package_init_starts_from_that_package() -> None:
         ("tcpstates._fastpath.parse", "tcpstates.sources.place", None),
         ("tcpstates.__main__", "tcpstates.cli.root", None),
         ("tcpstates.__main__", "tcpstates.model.states", "__main__"),
-        ("tcpstates.catalog", "tcpstates.model.i18n", None),
         ("tcpstates.cli.root", "tcpstates", None),
         ("tcpstates.cli.options", "click", None),
         ("tcpstates.export.command", "click", None),

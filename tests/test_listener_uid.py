@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from conftest import SYSTEM_PYTHON
@@ -136,27 +137,18 @@ def test_a_pending_connection_has_its_listeners_uid(listen_on: str, connect_to: 
                 assert uids == {uid}, state
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="making a network namespace needs root and ip (iproute2); CI runs as root",
-)
-def test_the_listener_is_found_in_the_namespace_read() -> None:
+def test_the_listener_is_found_in_the_namespace_read(netns: Any) -> None:
     """The host has a root listener on the same address and port: a listener dump opened
     outside the namespace would find it and say uid 0."""
-    name = f"tcpstates-uid-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        with pending("127.0.0.1", "127.0.0.1", netns=name) as listener:
-            decoy = socket.create_server(("127.0.0.1", listener.port))
-            try:
-                place = Place(NamedNetns(name), "netlink")
-                got = _uids(_rows("netlink", Query(), listener.port, place))
-            finally:
-                decoy.close()
-        assert got == {"LISTEN": {NOBODY}, "SYN_RECV": {NOBODY}}
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+    name = netns("uid").name
+    with pending("127.0.0.1", "127.0.0.1", netns=name) as listener:
+        decoy = socket.create_server(("127.0.0.1", listener.port))
+        try:
+            place = Place(NamedNetns(name), "netlink")
+            got = _uids(_rows("netlink", Query(), listener.port, place))
+        finally:
+            decoy.close()
+    assert got == {"LISTEN": {NOBODY}, "SYN_RECV": {NOBODY}}
 
 
 def _record(state: TcpState, port: int, uid: int, inode: int, remote_port: int = 1) -> bytes:

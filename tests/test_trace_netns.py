@@ -290,20 +290,8 @@ class Space:
 
 
 @pytest.fixture(scope="module")
-def spaces() -> Iterator[tuple[Space, Space]]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("making network namespaces needs root and ip (iproute2)")
-    names = (f"tcpstates-tr{os.getpid()}-a", f"tcpstates-tr{os.getpid()}-b")
-    try:
-        for name in names:
-            subprocess.run(["ip", "netns", "add", name], check=True)
-            subprocess.run(
-                ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True
-            )
-        yield Space(names[0]), Space(names[1])
-    finally:
-        for name in names:
-            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+def spaces(netns: Any) -> tuple[Space, Space]:
+    return Space(netns("tr").name), Space(netns("tr").name)
 
 
 @pytest.fixture
