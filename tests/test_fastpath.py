@@ -7,12 +7,19 @@ Needs root and `ip` for the namespace (CI runs as root).
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import pty
 import re
+import socket
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import TCPSTATES
@@ -302,3 +309,38 @@ def test_the_version_is_clicks_words_without_click(cli, flag: str) -> None:
     )
     assert fast.stderr == "0 False\n"
     assert fast.stdout == cli(flag).stdout == f"tcpstates, version {tcpstates.__version__}\n"
+
+
+def test_on_a_terminal_the_same_pages_as_the_click_command(tmp_path: Path) -> None:
+    # The fast front end answers a terminal too: the table, fitted and coloured, into the
+    # same pager. --color auto changes nothing but is not the front end's: click answers.
+    recorder = tmp_path / "pager"
+    recorder.write_text('#!/bin/sh\ncat > "$0.out"\n')
+    recorder.chmod(0o755)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = str(listener.getsockname()[1])
+        paged = [_on_a_pty(recorder, ["-s", "listen", "--port", port, *extra])
+                 for extra in ([], ["--color", "auto"])]  # fmt: skip
+    (fast, fast_imports), (full, full_imports) = paged
+    assert fast == full and f"127.0.0.1:{port}" in fast and "\x1b[" in fast
+    click = re.compile(r"\|\s+click$", re.MULTILINE)  # -X importtime's line for click itself
+    assert not click.search(fast_imports) and click.search(full_imports)
+
+
+def _on_a_pty(pager: Path, argv: list[str]) -> tuple[str, str]:
+    """What the pager was given, and the modules imported (stderr), on a 100-column pty."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    drop = ("COLUMNS", "LINES", "NO_COLOR", "TCPSTATES_PAGER")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env |= {"PAGER": str(pager), "TERM": "xterm-256color", "PYTHONPROFILEIMPORTTIME": "1"}
+    try:
+        done = subprocess.run(
+            [*TCPSTATES, *argv], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+            env=env, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert done.returncode == 0, done.stderr[-500:]
+    return Path(f"{pager}.out").read_text(), done.stderr

@@ -20,8 +20,6 @@ def run_fast(argv: Sequence[str]) -> int | None:
         from tcpstates import __version__
 
         return written(lambda: sys.stdout.write(f"tcpstates, version {__version__}\n"))
-    if sys.stdout.isatty():  # a table, fitted and paged: the click command's
-        return None
     from tcpstates._fastpath.parse import parse
 
     plan = parse(argv)
@@ -32,9 +30,18 @@ def run_fast(argv: Sequence[str]) -> int | None:
 
     out = Output.from_environment()
     try:
-        return written(lambda: _answer(plan, out))
+        return written(lambda: _paged(plan, out) if out.is_terminal else _answer(plan, out))
     except TcpstatesError:
         return None  # nothing written yet (a reading fails before rows are); click says it
+
+
+def _paged(plan: Plan, out: Output) -> None:
+    """On a terminal, the answer through the pager, as the click command pages a document
+    (what would not be paged, --no-pager, is not a plan: click answers it)."""
+    from tcpstates.render.pager import paged
+
+    with paged(out) as into:
+        _answer(plan, into)
 
 
 def _answer(plan: Plan, out: Output) -> None:
