@@ -16,9 +16,11 @@ How to read the output, per size:
 * ``median s``: median wall time of the whole process (spawn to exit) over the timed rounds.
 * ``ratio``: the paired median of (this command / its baseline) taken within the same round; it
   is steadier than dividing two medians. Baseline commands are compared with ``ss -tan``; each
-  tcpstates command with the tool it must beat (the ``baseline`` column), and the table a
-  terminal gets (``COLUMNS=100 tcpstates --color always``: fitted, coloured, into the pipe a
-  pager reads) with ``tcpstates -o plain``.
+  tcpstates command with the tool it must beat (the ``baseline`` column), and what a terminal
+  gets with ``tcpstates -o plain``: ``tcpstates on a 100x50 pty, paged`` runs with its stdout
+  on a pseudo-terminal of that size, so it writes the fitted, coloured table into its pager,
+  here one that reads it all (``dd``, as a person who pages to the end); the pty is read and
+  dropped as it fills.
 * ``peak MiB``: peak RSS of the process (ru_maxrss from os.wait4), taken in the warm-up round.
   A child's ru_maxrss also counts the memory of the process it was spawned from (the kernel
   folds the pre-exec image into it), so the runner starts each memory run from a tiny ``sh``
@@ -73,7 +75,8 @@ class Command:
     argv: tuple[str, ...]
     baseline: str  # label of the command this one is compared with
     ours: bool = False  # a tcpstates command (memory target applies)
-    env: tuple[tuple[str, str], ...] = ()  # set in its environment: COLUMNS=100
+    env: tuple[tuple[str, str], ...] = ()  # set in its environment: TCPSTATES_PAGER=...
+    pty: bool = False  # stdout on a pseudo-terminal (PTY), not /dev/null
 
     def environ(self) -> dict[str, str]:
         return {**os.environ, **dict(self.env)}
@@ -101,12 +104,17 @@ class Target:
     baseline: str
     max_ratio: dict[int, float] = field(default_factory=dict)
     readme: bool = True  # a row of README's table (where its baseline is a peer's)
+    on_terminal: bool = False  # run on PTY, with PAGED_ENV: the label is not a command line
 
     def limit(self, n: int) -> float | None:
         return self.max_ratio.get(n, self.max_ratio.get(ANY))
 
 
 ANY = 0  # a Target.max_ratio key: at every size
+TERMINAL_LABEL = "tcpstates on a 100x50 pty, paged"
+PTY_SIZE = (50, 100)  # rows, columns
+# A pager that reads everything and shows nothing: the cost is tcpstates' and the pipe's.
+PAGED_ENV = (("TCPSTATES_PAGER", "dd of=/dev/null bs=1M status=none"),)
 # The targets of issue 18 ("Fast from the first millisecond"), by size.
 TARGETS = (
     Target("tcpstates -o plain", "ss -tanp", {50_000: 0.7, 100_000: 0.5}),
@@ -119,8 +127,8 @@ TARGETS = (
     Target("tcpstates --version", "python -c pass", {ANY: 3.0}),
     Target("tcpstates --explain TIME_WAIT -o plain", "python -c pass", readme=False),
     # The table a terminal gets (fitted to 100 columns, states coloured), written to the pipe
-    # the pager reads: a large listing stays a table only while it costs about what plain does.
-    Target("COLUMNS=100 tcpstates --color always", "tcpstates -o plain", {ANY: 1.5}),
+    # its pager reads: a large listing stays a table only while it costs about what plain does.
+    Target(TERMINAL_LABEL, "tcpstates -o plain", {ANY: 1.5}, readme=False, on_terminal=True),
 )  # fmt: skip
 
 
@@ -170,7 +178,10 @@ def build_commands(tcpstates: Path, python: str) -> list[Command]:
 
 
 def our_command(target: Target, tcpstates: Path) -> Command:
-    """A target's command from its label, a shell's: ``[VAR=value ...] tcpstates ARGS``."""
+    """A target's command from its label, a shell's: ``[VAR=value ...] tcpstates ARGS``; for
+    one on a terminal, the listing on PTY, through PAGED_ENV's pager."""
+    if target.on_terminal:
+        return Command(target.label, (str(tcpstates),), target.baseline, True, PAGED_ENV, True)
     words = target.label.split()
     env = tuple((name, value) for name, _, value in (w.partition("=") for w in words if "=" in w))
     args = words[len(env) + 1 :]
@@ -186,24 +197,62 @@ def resolve(argv: tuple[str, ...]) -> tuple[str, ...] | str:
 # ---------------------------------------------------------------- running one command
 
 
-def _std_actions(errfile: str) -> list[tuple[object, ...]]:
-    """stdin and stdout on /dev/null, stderr to a file (read back only on failure)."""
+class Pty:
+    """One pseudo-terminal of PTY_SIZE for the whole run, its output read and dropped by a
+    thread (a terminal that is not read blocks its writer once its buffer fills)."""
+
+    def __init__(self) -> None:
+        import fcntl
+        import struct
+        import termios
+        import threading
+
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *PTY_SIZE, 0, 0))
+        self.path = os.ttyname(slave)
+        self.slave = slave  # held open: the pty lives while the run does
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.master, 1 << 16):
+                pass
+
+
+_PTY: Pty | None = None
+
+
+def stdout_path(pty: bool) -> str:
+    global _PTY
+    if not pty:
+        return os.devnull
+    _PTY = _PTY or Pty()
+    return _PTY.path
+
+
+def _std_actions(errfile: str, stdout: str = os.devnull) -> list[tuple[object, ...]]:
+    """stdin on /dev/null, stdout there too or on a pty, stderr to a file (read back only on
+    failure)."""
     return [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, stdout, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, errfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
     ]
 
 
-def run_once(argv: tuple[str, ...], errfile: str, env: dict[str, str]) -> tuple[float, int]:
+def run_once(
+    argv: tuple[str, ...], errfile: str, env: dict[str, str], stdout: str = os.devnull
+) -> tuple[float, int]:
     """Run argv to completion; return (wall seconds from spawn to reap, exit code)."""
     start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=_std_actions(errfile))
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=_std_actions(errfile, stdout))
     status, _ = _reap(pid)
     return time.perf_counter() - start, os.waitstatus_to_exitcode(status)
 
 
-def peak_rss(argv: tuple[str, ...], errfile: str, env: dict[str, str]) -> tuple[int, int]:
+def peak_rss(
+    argv: tuple[str, ...], errfile: str, env: dict[str, str], stdout: str = os.devnull
+) -> tuple[int, int]:
     """Run argv once; return (its own peak RSS in KiB, exit code).
 
     Spawned directly, the child's ru_maxrss would include this runner's RSS (the pre-exec
@@ -214,7 +263,7 @@ def peak_rss(argv: tuple[str, ...], errfile: str, env: dict[str, str]) -> tuple[
     gate_read, gate_write = os.pipe()
     try:
         actions = [
-            *_std_actions(errfile),
+            *_std_actions(errfile, stdout),
             (os.POSIX_SPAWN_DUP2, write_end, 3),
             (os.POSIX_SPAWN_DUP2, gate_read, 4),
         ]
@@ -292,10 +341,11 @@ def run_command(cmd: Command, result: Result, errfile: str, warm_up: bool) -> No
         result.error = argv
         return
     try:
+        stdout = stdout_path(cmd.pty)
         if warm_up:
-            rss, code = peak_rss(argv, errfile, cmd.environ())
+            rss, code = peak_rss(argv, errfile, cmd.environ(), stdout)
         else:
-            elapsed, code = run_once(argv, errfile, cmd.environ())
+            elapsed, code = run_once(argv, errfile, cmd.environ(), stdout)
     except (TimeoutError, OSError, ValueError) as exc:  # hung, or could not be spawned
         result.error = str(exc) or type(exc).__name__
         return

@@ -34,7 +34,7 @@ OURS = [
     "tcpstates -i -o json --no-owners",
     "tcpstates --version",
     "tcpstates --explain TIME_WAIT -o plain",
-    "COLUMNS=100 tcpstates --color always",
+    "tcpstates on a 100x50 pty, paged",
 ]
 
 
