@@ -655,3 +655,27 @@ def test_in_a_namespace_it_makes_a_pile_is_found_explained_and_one_socket_killed
 
     run(app, scenario)
     assert leak.states() == ["CLOSE-WAIT"] * (LEAKED - 1) + ["LISTEN"]
+
+
+def test_ends_too_long_for_a_line_are_scrolled_to_never_cut() -> None:
+    # A row is one line in top (the cursor's): the status says the table is wider than the
+    # screen, and Right brings the PID, whole, into view.
+    app = fixed_screen()
+    ends = ("2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", 51514), ("2a00:1450:4001:82b::200e", 443)
+    far = tcp(*ends, EST, (0, 0), 4005, (1234568, "firefox"))
+    app.read = lambda: [far]
+    shown: list[str] = []
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await until(pilot, lambda: app.frame is not None)
+        await pilot.pause(0.2)
+        shown.append(screen_text(app))
+        for _ in range(30):
+            await pilot.press("right")
+        await pilot.pause(0.2)
+        shown.append(screen_text(app))
+
+    run(app, scenario, (80, 24))
+    before, after = shown
+    assert "wider than the screen: ← → scroll" in before and "1234568" not in before
+    assert "1234568" in after and "[2a00:1450:4001:82b::200e]:443" in after + before

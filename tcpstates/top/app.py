@@ -330,6 +330,10 @@ class TopApp(App[None]):
             parts.append(_("filter: {words}").format(words=safe(self.typed_text)))
         if self.shown is not None and self.shown.fitted.notes:
             parts.append("; ".join(self.shown.fitted.notes))
+        if self.shown is not None and self.shown.fitted.width > self._table_width():
+            # A row is one line here, for the cursor: ends too long for it are scrolled to,
+            # never cut (the listing gives such a row two lines instead).
+            parts.append(_("wider than the screen: ← → scroll"))
         # Wrapped between its parts, never within one: a narrow pane gets a second line.
         lines = pack(parts, "  ·  ", max(20, self.size.width))
         self.query_one("#status", Static).update(Text("\n".join(lines)))
