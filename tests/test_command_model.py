@@ -120,6 +120,9 @@ def test_a_capture_is_diagnosed_and_explained_from_itself(cli, tmp_path) -> None
         # The root's --by takes breakdowns export does not: once a traceback, exit 1.
         (["--by", "remote", "export"], "--by remote does not apply to export"),
         (["--by", "state-group", "export"], "--by state-group does not apply to export"),
+        # Once accepted: every frame read the same capture again, and nothing ever changed.
+        (["--watch", "1", "--from", "tests/data/proc-little"], "--from does not apply to"),
+        (["--watch", "1", "--summary", "--from", "tests/data/proc-little"], "--from does not"),
     ],
 )
 def test_what_cannot_apply_is_refused_in_one_line(cli, tmp_path, args, line) -> None:

@@ -187,17 +187,21 @@ class WatchRequest(Request):
     no_owners: bool = False
     resolve: bool = False
 
+    # A capture is one moment: watched, it would show the same sockets at every frame.
+    REFUSED = {"captures": "a capture never changes; read it once, without --watch"}
+
     def refused(self) -> dict[str, str]:
+        refusals = dict(self.REFUSED)
         if self.summary:
-            return {
+            return refusals | {
                 "no_owners": "counts show no owners",
                 "wide": "counts have no socket table to fit",
                 "all_netns": "its counts would add up several namespaces; give --netns",
                 "resolve": "counts show no addresses",
             }
         if self.fmt == "jsonl":
-            return {"resolve": "a record keeps addresses and ports numeric"}
-        return {}
+            refusals["resolve"] = "a record keeps addresses and ports numeric"
+        return refusals
 
     def run(self, out: Output) -> int:
         from tcpstates.watch.run import watch
