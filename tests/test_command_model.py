@@ -87,6 +87,34 @@ def test_breakdowns_keep_namespaces_apart(cli, two_namespaces) -> None:
         assert [(g["local-port"], g["total"]) for g in listed] == [("18080", 1)]
 
 
+def test_an_end_in_several_namespaces_is_explained_naming_each(cli, two_namespaces) -> None:
+    # The same 127.0.0.1:18080 in two namespaces: each account says which one it is in.
+    done = cli.process("--all-netns", "--explain", "127.0.0.1:18080", "-o", "plain")
+    assert done.returncode == 0, done.stderr
+    titles = [a for a in done.stdout.split("\n\n") if "127.0.0.1:18080 -> 0.0.0.0:*" in a]
+    named = {line.split("(")[-1] for a in titles for line in a.splitlines()[1:2]}
+    assert {f"{name})" for name in two_namespaces} <= named, done.stdout
+
+
+def test_the_more_sockets_hint_is_the_command_that_lists_them() -> None:
+    from tcpstates.explain import render_sockets
+    from tcpstates.explain.sockets import Target, accounts
+    from tcpstates.model.sockets import Socket
+    from tcpstates.model.states import TcpState
+
+    many = [
+        Socket("tcp", 4, "127.0.0.1", 7, "127.0.0.1", 40000 + n, TcpState.CLOSE_WAIT,
+               0, 0, 0, 0, None, None, netns=4026532174)
+        for n in range(25)
+    ]  # fmt: skip
+    text = render_sockets.accounts_text(
+        accounts(many, Target(7)), 100, {4026532174: "4026532174 (web)"},
+        "tcpstates --all-netns --port 7",
+    )  # fmt: skip
+    assert "... and 5 more sockets (tcpstates --all-netns --port 7 lists them)" in text
+    assert text.count("  in network namespace 4026532174 (web)\n") == 20
+
+
 def test_a_capture_is_diagnosed_and_explained_from_itself(cli, tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -4,7 +4,7 @@ general explanation."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from tcpstates.explain.render_states import break_at_spaces, explanation_text
@@ -19,13 +19,19 @@ from tcpstates.render.safe import safe
 SHOWN = 20  # accounts in full; a port with thousands of sockets gets a count for the rest
 
 
-def accounts_text(accounts: Sequence[Account], width: int = 100) -> str:
+def accounts_text(
+    accounts: Sequence[Account],
+    width: int = 100,
+    labels: Mapping[int, str] | None = None,
+    lister: str = "tcpstates --port N",
+) -> str:
     """The accounts wrapped to ``width`` at spaces only: an address, a state or a pid is never
-    broken, the lines that go on are indented under their own text."""
-    parts = [_account_text(a, width) for a in accounts[:SHOWN]]
+    broken, the lines that go on are indented under their own text. ``labels`` name the
+    namespaces of sockets read from several; ``lister`` is the command that lists them all."""
+    parts = [_account_text(a, width, labels or {}) for a in accounts[:SHOWN]]
     if len(accounts) > SHOWN:
-        more = _("... and {n} more sockets (tcpstates --port N lists them)")
-        parts.append(more.format(n=len(accounts) - SHOWN) + "\n")
+        more = _("... and {n} more sockets ({command} lists them)")
+        parts.append(more.format(n=len(accounts) - SHOWN, command=safe(lister)) + "\n")
     parts += [explanation_text(general, min(width, 80)) for general in _generals(accounts[:SHOWN])]
     return "\n".join(parts)
 
@@ -35,7 +41,7 @@ def _generals(accounts: Sequence[Account]) -> list[Explanation]:
     return list({a.socket.state: a.general for a in accounts}.values())
 
 
-def _account_text(a: Account, width: int) -> str:
+def _account_text(a: Account, width: int, labels: Mapping[int, str]) -> str:
     sock = a.socket
     pid, process = owner_cells(owner_of(sock))
     queues = f"Recv-Q {_q(sock.recv_q)}, Send-Q {_q(sock.send_q)}"
@@ -48,8 +54,12 @@ def _account_text(a: Account, width: int) -> str:
     owner = _("process {process}, pid {pid}").format(process=process, pid=pid)
     title = f"{safe(local_end(sock))} -> {safe(remote_end(sock))}  {sock.state_name}  ({owner})"
     hang = " " * (2 + label + 1)
+    # Read from several namespaces, the same ends may be in more than one: say which.
+    place = labels.get(sock.netns) if sock.netns is not None else None
+    where = _("in network namespace {label}").format(label=safe(place)) if place else ""
     lines = [
         *break_at_spaces(title, width, "    "),
+        *(break_at_spaces(f"  {where}", width, "    ") if where else []),
         *break_at_spaces(f"  {so_far:<{label}} {safe(a.happened)}", width, hang),
         *break_at_spaces(f"  {next_:<{label}} {safe(a.next_step)}", width, hang),
         *_held_by(held, label, holders, width, hang),

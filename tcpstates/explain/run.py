@@ -95,8 +95,12 @@ def explain_sockets(
     if fmt in ("json", "jsonl"):
         render_accounts.render_accounts_json(found, out.stdout)
     else:
+        import shlex
+
         width = (out.fit_width() or 100) if fmt == "table" else 100
-        out.stdout.write(render_accounts.accounts_text(found, width))
+        lister = shlex.join(["tcpstates", *place.arguments, "--port", str(target.port)])
+        labels = getattr(source, "labels", None)
+        out.stdout.write(render_accounts.accounts_text(found, width, labels, lister))
     return ExitStatus.OK
 
 
