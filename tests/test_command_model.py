@@ -96,6 +96,15 @@ def test_an_end_in_several_namespaces_is_explained_naming_each(cli, two_namespac
     assert {f"{name})" for name in two_namespaces} <= named, done.stdout
 
 
+@pytest.mark.parametrize("source", ["psutil", "procfs", "netlink"])
+def test_a_namespace_read_by_any_source_shows_the_owners(cli, two_namespaces, source) -> None:
+    # psutil gives no inodes, which the owner scan after the read matches by: once, no owners.
+    name = next(iter(two_namespaces))
+    done = cli.process("--netns", name, "--source", source, "-s", "listen", "-o", "json")
+    (listener,) = _json(done)  # type: ignore[misc]
+    assert listener["pid"] is not None and listener["process"], listener
+
+
 def test_the_more_sockets_hint_is_the_command_that_lists_them() -> None:
     from tcpstates.explain import render_sockets
     from tcpstates.explain.sockets import Target, accounts

@@ -77,7 +77,7 @@ class NamespacedSource:
         sockets: list[Socket] = []
 
         def read_one(namespace: Namespace) -> None:
-            found = self._read_one(namespace, query, details)
+            found = self._read_one(namespace, query, details, owners)
             sockets.extend(_tagged(found, namespace.inode))
 
         self._each(read_one)
@@ -132,11 +132,16 @@ class NamespacedSource:
         counts = self._inside(namespace, count)
         return _tally(_read_through_proc(namespace, query)) if counts is None else counts
 
-    def _read_one(self, namespace: Namespace, query: Query, details: Details) -> list[Socket]:
-        # Drained inside: a netlink dump is answered by the namespace it was opened in.
-        sockets = self._inside(
-            namespace, lambda inner: list(inner.read(query, False, details).sockets)
-        )
+    def _read_one(
+        self, namespace: Namespace, query: Query, details: Details, owners: bool
+    ) -> list[Socket]:
+        # Drained inside: a netlink dump is answered by the namespace it was opened in. A source
+        # that gives no inodes (psutil) finds its owners there, as the scan after could not.
+        def read(inner: Source) -> list[Socket]:
+            inside = owners and getattr(inner, "OWNERS_WITHOUT_INODES", False)
+            return list(inner.read(query, inside, details).sockets)
+
+        sockets = self._inside(namespace, read)
         if sockets is None:
             kernel_details_only("procfs", details)  # not allowed in: /proc/PID/net instead
             kernel_interfaces_only("procfs", query)

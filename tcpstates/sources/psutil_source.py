@@ -37,6 +37,9 @@ def psutil_state(status: str, proto: str, connected: bool) -> TcpState:
 
 class PsutilSource:
     name = "psutil"
+    # psutil gives a connection's pid, not its socket's inode: a reader that matches owners
+    # by inode afterwards (sources/namespaced.py) must ask for them in the read.
+    OWNERS_WITHOUT_INODES = True
     why = "no /proc/net here, or asked for with --source psutil"
 
     def read(self, query: Query, owners: bool = False, details: Details = NO_DETAILS) -> Reading:
