@@ -395,3 +395,14 @@ def test_one_namespace_is_named_without_its_inode_on_a_narrow_terminal(far):
     named = [line for line in lines if line.startswith(far.name + "  ")]
     assert len(named) == 5 and str(far.inode) not in "\n".join(lines)
     assert lines[-1].startswith("Netns without inodes;")
+
+
+@pytest.mark.parametrize("width", (60, 72, 80))
+def test_counts_by_remote_of_long_ends_fit_and_name_each_whole(far, width):
+    argv = far.argv(*TCPSTATES, "--summary", "--by", "remote", "--no-pager")
+    with terminal(argv, width, 40) as term:
+        term.wait_for("EXIT=")
+        lines = table_lines(term.joined_lines())
+    assert max(map(len, lines)) <= width, "\n".join(lines)
+    words = " ".join(lines).split()
+    assert {CLIENT, SERVER} <= set(words) and "ESTABLISHED" in words, "\n".join(lines)

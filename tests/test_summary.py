@@ -142,3 +142,37 @@ def test_a_group_counts_one_name_once_and_colours_it_by_its_state() -> None:
 def _text_rows(table: Any) -> list[list[Any]]:
     cells = [column._cells for column in table.columns]
     return [list(row) for row in zip(*cells, strict=True)]
+
+
+def _far(remote: str, port: int, state: TcpState) -> Socket:
+    return Socket("tcp", 6, "2001:db8::1", port, remote, 443, state, inode=1, pid=7, process="a")
+
+
+FAR = [
+    *(_far("2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", 40000 + n, TcpState.ESTABLISHED)
+      for n in range(3)),
+    _far("2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", 41000, TcpState.CLOSE_WAIT),
+    _far("2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", 41001, TcpState.FIN_WAIT2),
+    _far("2001:db8::9", 41002, TcpState.TIME_WAIT),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [60, 72, 80, 120, 200, None])
+def test_groups_fit_the_width_and_cut_no_name_and_no_state(width: int | None) -> None:
+    # A remote address is the group's name: never cut; the bar gives way, then the states
+    # break between entries, then go under the name.
+    from rich.console import Console
+
+    from tcpstates.summary.render_groups import groups_table
+
+    groups = group_sockets(FAR, "remote")
+    console = Console(file=io.StringIO(), width=1000, color_system=None)
+    console.print(groups_table(groups, "remote", width))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    lines = [line.rstrip() for line in text.splitlines()]
+    assert width is None or max(map(len, lines)) <= width, text
+    assert "2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10" in text and "2001:db8::9" in text
+    for entry in ("ESTABLISHED 3", "CLOSE_WAIT 1", "FIN_WAIT2 1", "TIME_WAIT 1"):
+        assert entry in text, text  # whole, on one line
+    if width is None or width >= 120:
+        assert "█████" in text  # room enough: the bar stays

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, TextIO
 
 from tcpstates.model.i18n import N_, _
-from tcpstates.model.states import Phase
+from tcpstates.model.states import Phase, TcpState
 from tcpstates.render.columns import Column
 from tcpstates.render.safe import safe
 from tcpstates.render.text import write_rows
@@ -14,6 +14,7 @@ from tcpstates.summary.groups import Group
 
 if TYPE_CHECKING:
     from rich.table import Table
+    from rich.text import Text
 
 BAR_WIDTH = 20
 TOTAL, STATES = N_("Total"), N_("States")
@@ -60,25 +61,85 @@ def bar(total: int, largest: int, width: int = BAR_WIDTH) -> str:
     return "█" * full + ("" if not rest else " ▏▎▍▌▋▊▉"[rest])
 
 
-def groups_table(groups: list[Group], by: str) -> Table:
+MIN_BAR = 5  # a bar narrower than this tells no pile from another: none is drawn instead
+EDGES, GAP = 2, 3  # the blanks Rich's SIMPLE_HEAD table puts at its edges, and between columns
+
+
+def groups_table(groups: list[Group], by: str, width: int | None = None) -> Table:
+    """The groups with a bar each, fitted to ``width`` (None: as wide as they are) the way
+    the listing is: a group's name (an address, a port, a process) and its total are never
+    cut; the bar narrows, then goes; the states break between ``STATE n`` entries, never
+    inside one; and where even one entry has no room beside the name, the states go under
+    it."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    from tcpstates.render.fit import display_width
+
+    keys = [_key(group) for group in groups]
+    entries = [[(name, state, f"{name} {n}") for name, state, n in g.states()] for g in groups]
+    fixed = [max(map(display_width, [_header(by), *keys])), len(_(TOTAL))]
+    fixed[1] = max([fixed[1], *(len(str(g.total)) for g in groups)])
+    texts = [[entry[2] for entry in listed] for listed in entries]
+    bar_width, room = _bar_and_states(width, sum(fixed), texts)
+    under = room is not None and room < max((len(t) for ts in texts for t in ts), default=0)
+    if under and width is not None:  # the states left room for a bar beside the total
+        bar_width = min(BAR_WIDTH, width - sum(fixed) - EDGES - 2 * GAP)
+        bar_width *= bar_width >= MIN_BAR
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column(_header(by) + ("\n  " + _(STATES)) * under, no_wrap=True)
+    table.add_column(_(TOTAL), justify="right", no_wrap=True)
+    if bar_width:
+        table.add_column("", no_wrap=True)
+    if not under:
+        table.add_column(_(STATES), no_wrap=True)
+    largest = max((g.total for g in groups), default=0)
+    for key, group, listed in zip(keys, groups, entries, strict=True):
+        bars = [bar(group.total, largest, bar_width)] if bar_width else []
+        if under:  # as wide as the name, less the indent, or one entry a line
+            states = _states_text(listed, max(fixed[0] - 2, 1), "\n  ")
+            table.add_row(Text(key + "\n  ") + states, str(group.total), *bars)
+        else:
+            table.add_row(Text(key), str(group.total), *bars, _states_text(listed, room))
+    return table
+
+
+def _states_text(
+    listed: list[tuple[str, TcpState, str]], room: int | None, lead: str = "\n"
+) -> Text:
+    """``STATE n`` entries, coloured, comma-separated, in lines of at most ``room``, each line
+    after the first led by ``lead``."""
+    from rich.text import Text
+
+    from tcpstates.render.fit import lines_of
     from tcpstates.render.styles import state_style
 
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column(_header(by))
-    table.add_column(_(TOTAL), justify="right")
-    table.add_column("", no_wrap=True)
-    table.add_column(_(STATES))
-    largest = max((g.total for g in groups), default=0)
-    for group in groups:
-        states = Text()
-        for i, (name, state, n) in enumerate(group.states()):
-            if i:
-                states.append(", ")
-            states.append(name, style=state_style(state))
-            states.append(f" {n}")
-        table.add_row(Text(_key(group)), str(group.total), bar(group.total, largest), states)
-    return table
+    states = Text()
+    for n, line in enumerate(lines_of([len(entry[2]) for entry in listed], 2, room, 1)):
+        states.append("," + lead if n else "")
+        for i, k in enumerate(line):
+            name, state, text = listed[k]
+            states.append(", " if i else "").append(name, style=state_style(state))
+            states.append(text[len(name) :])
+    return states
+
+
+def _bar_and_states(
+    width: int | None, fixed: int, texts: list[list[str]]
+) -> tuple[int, int | None]:
+    """The bar's width and the states' room (None: one line) at ``width``: the bar as long
+    as BAR_WIDTH while the states keep one line, then shorter down to MIN_BAR, then the
+    states in several lines, then no bar."""
+    if width is None:
+        return BAR_WIDTH, None
+    # A line that breaks ends in a comma: one more character than its entries.
+    one_line = max((len(", ".join(listed)) for listed in texts), default=0) + 1
+    widest = max((len(text) for listed in texts for text in listed), default=0) + 1
+    room = width - fixed - EDGES - 3 * GAP  # for the bar and the states
+    if room - BAR_WIDTH >= one_line:
+        return BAR_WIDTH, None
+    if room - MIN_BAR >= widest:
+        bar_width = max(MIN_BAR, min(BAR_WIDTH, room - one_line))
+        return bar_width, room - bar_width
+    return 0, room + GAP  # no bar, nor the gap before it

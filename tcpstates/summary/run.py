@@ -129,7 +129,7 @@ def _show_groups(groups: list[Group], by: str, fmt: str, out: Output) -> None:
     from tcpstates.summary import render_groups
 
     if fmt == "table":
-        out.console().print(render_groups.groups_table(groups, by))
+        out.console().print(render_groups.groups_table(groups, by, out.fit_width()))
     elif fmt in ("json", "jsonl"):
         render_groups.render_groups_json(groups, by, out.stdout)
     else:
