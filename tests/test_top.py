@@ -37,9 +37,10 @@ from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import STATE, Layout
 from tcpstates.top import filters, view
-from tcpstates.top.app import COLLECT_AFTER, Confirm, TopApp
+from tcpstates.top.app import Confirm, TopApp
 from tcpstates.top.run import MISSING, screen
 from tcpstates.watch.frames import frames, socket_key
+from tcpstates.watch.memory import COLLECT_AFTER
 
 PAIRS, CLOSED = 12, 9  # connections to the pile's server; clients that close theirs
 

@@ -876,3 +876,29 @@ def test_in_order_is_the_plain_sort(sockets: list[Socket], protos: list[str]) ->
     mixed += [replace(s, family=6, local_address="::1") for s in sockets[:3]]
     assert in_order(mixed) == sorted(mixed, key=sort_key)
     assert [id(s) for s in in_order(mixed)] == [id(s) for s in sorted(mixed, key=sort_key)]
+
+
+def test_a_watch_collects_cycles_less_often_and_puts_the_collector_back(monkeypatch) -> None:
+    # Full collections walked the last frame at every few readings (watch/memory.py): while a
+    # watch runs the collector waits longer, and as it was once the watch ends, even by error.
+    import gc
+
+    from tcpstates.model.place import Place
+    from tcpstates.render.output import Output
+    from tcpstates.watch import render as render_watch
+    from tcpstates.watch.memory import COLLECT_AFTER
+    from tcpstates.watch.run import watch
+
+    seen = []
+
+    def stopped(frames: object, out: object, changes: bool) -> None:
+        seen.append(gc.get_threshold()[0])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render_watch, "write_jsonl", stopped)
+    before = gc.get_threshold()
+    out = Output(io.StringIO(), io.StringIO(), False)
+    with pytest.raises(KeyboardInterrupt):
+        watch(Query(), Place(), out, "jsonl", 1.0, False, False, False)
+    assert seen == [COLLECT_AFTER] != [before[0]] and gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

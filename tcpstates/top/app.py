@@ -8,7 +8,6 @@ by top/view.py. Nothing here reads the kernel or decides what a row says.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -51,6 +50,7 @@ from tcpstates.top.view import (
     window,
 )
 from tcpstates.watch.frames import Frame, Key, frames, socket_key
+from tcpstates.watch.memory import collect_as_before, collect_less
 
 STRIP_ROWS = 5  # states shown in the history strip, the largest piles
 SCROLLBAR = 2  # the table's vertical scroll bar, there once rows outnumber lines
@@ -92,34 +92,6 @@ KEYS = (
     ("f", "findings", N_("Findings")),
     ("k", "kill_selected", N_("Kill")),
 )
-
-
-def collect_less() -> tuple[int, int, int]:
-    """Tune Python's cycle collector for a screen that reads 50,000 sockets a refresh; gives
-    the thresholds to put back (``collect_as_before``).
-
-    A refresh makes some 200,000 objects (the reading, its order, its rows). None is in a
-    cycle, and reference counting frees them; but each counts towards the cycle collector,
-    whose full collections walked everything the screen holds, Textual's objects and the
-    last frame: 17 of them in 13 refreshes at 50,000 sockets, 140 ms each, a third of a
-    refresh. Textual's objects, made by now and kept to the end, are frozen out of its walks,
-    and a collection waits for 50,000 new objects rather than 700: a refresh then took 440 ms
-    where it took 630 (timed in-process under the pilot, the watch's frames() alike). Cycles
-    are still found and freed, later (tests/test_top.py holds that).
-    """
-    before = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(COLLECT_AFTER, *before[1:])
-    return before
-
-
-COLLECT_AFTER = 50_000  # new objects between two of the cycle collector's youngest collections
-
-
-def collect_as_before(thresholds: tuple[int, int, int]) -> None:
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
 
 
 class TopApp(App[None]):

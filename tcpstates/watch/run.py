@@ -36,12 +36,6 @@ def watch(
     It runs until interrupted (KeyboardInterrupt); the command line turns SIGTERM into one, and
     either into status 0, since that is how a watch ends.
     """
-    from tcpstates.listing.run import addresses, layout, left_numeric, names
-    from tcpstates.sources.base import select
-    from tcpstates.sources.place import open_place
-    from tcpstates.watch import render as render_watch
-    from tcpstates.watch.frames import frames
-
     live = (fmt or ("table" if out.rich else "jsonl")) == "table"
     if live and not out.is_terminal and out.color != "always":
         raise UsageError("--watch -o table redraws a terminal, and stdout is not one; use -o jsonl")
@@ -50,12 +44,37 @@ def watch(
             "-r names ends in a table; --watch writes JSON Lines here, whose records keep"
             " addresses and ports numeric"
         )
-    from tcpstates.watch.memory import fix_mmap_threshold
+    from tcpstates.watch.memory import collect_as_before, collect_less, fix_mmap_threshold
 
     fix_mmap_threshold()
+    collecting = collect_less()
+    try:
+        _watch(query, place, out, interval, listing=not counts_only, live=live, owners=owners,
+               verbose=verbose, resolving=resolving)  # fmt: skip
+    finally:
+        collect_as_before(collecting)
+
+
+def _watch(
+    query: Query,
+    place: Place,
+    out: Output,
+    interval: float,
+    *,
+    listing: bool,
+    live: bool,
+    owners: bool,
+    verbose: bool,
+    resolving: Resolving | None,
+) -> None:
+    from tcpstates.listing.run import addresses, layout, left_numeric, names
+    from tcpstates.sources.base import select
+    from tcpstates.sources.place import open_place
+    from tcpstates.watch import render as render_watch
+    from tcpstates.watch.frames import frames
+
     source = open_place(place)
     say_source(out, source, verbose)
-    listing = not counts_only
     owners = listing and owners  # counts show no owners: skip the /proc scan
     # The live table's Process cell says how many more hold a shared socket (nginx +3).
     details = Details(sharers=owners and live)
