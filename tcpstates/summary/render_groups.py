@@ -83,7 +83,8 @@ def groups_table(groups: list[Group], by: str, width: int | None = None) -> Tabl
     fixed[1] = max([fixed[1], *(len(str(g.total)) for g in groups)])
     texts = [[entry[2] for entry in listed] for listed in entries]
     bar_width, room = _bar_and_states(width, sum(fixed), texts)
-    under = room is not None and room < max((len(t) for ts in texts for t in ts), default=0)
+    # An entry alone on a line still ends in a comma when more follow: one more character.
+    under = room is not None and room < max((len(t) for ts in texts for t in ts), default=0) + 1
     if under and width is not None:  # the states left room for a bar beside the total
         bar_width = min(BAR_WIDTH, width - sum(fixed) - EDGES - 2 * GAP)
         bar_width *= bar_width >= MIN_BAR
