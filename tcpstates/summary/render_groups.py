@@ -82,12 +82,7 @@ def groups_table(groups: list[Group], by: str, width: int | None = None) -> Tabl
     fixed = [max(map(display_width, [_header(by), *keys])), len(_(TOTAL))]
     fixed[1] = max([fixed[1], *(len(str(g.total)) for g in groups)])
     texts = [[entry[2] for entry in listed] for listed in entries]
-    bar_width, room = _bar_and_states(width, sum(fixed), texts)
-    # An entry alone on a line still ends in a comma when more follow: one more character.
-    under = room is not None and room < max((len(t) for ts in texts for t in ts), default=0) + 1
-    if under and width is not None:  # the states left room for a bar beside the total
-        bar_width = min(BAR_WIDTH, width - sum(fixed) - EDGES - 2 * GAP)
-        bar_width *= bar_width >= MIN_BAR
+    bar_width, room, under = _layout(width, sum(fixed), texts)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column(_header(by) + ("\n  " + _(STATES)) * under, no_wrap=True)
     table.add_column(_(TOTAL), justify="right", no_wrap=True)
@@ -126,21 +121,23 @@ def _states_text(
     return states
 
 
-def _bar_and_states(
-    width: int | None, fixed: int, texts: list[list[str]]
-) -> tuple[int, int | None]:
-    """The bar's width and the states' room (None: one line) at ``width``: the bar as long
-    as BAR_WIDTH while the states keep one line, then shorter down to MIN_BAR, then the
-    states in several lines, then no bar."""
+def _layout(width: int | None, fixed: int, texts: list[list[str]]) -> tuple[int, int | None, bool]:
+    """The bar's width, the states' room (None: one line), and whether the states go under
+    the name, at ``width``: the bar as long as BAR_WIDTH while the states keep one line, then
+    shorter down to MIN_BAR, then the states in several lines without a bar, then under the
+    name, with a bar again beside the total where it has room."""
     if width is None:
-        return BAR_WIDTH, None
+        return BAR_WIDTH, None, False
     # A line that breaks ends in a comma: one more character than its entries.
     one_line = max((len(", ".join(listed)) for listed in texts), default=0) + 1
     widest = max((len(text) for listed in texts for text in listed), default=0) + 1
     room = width - fixed - EDGES - 3 * GAP  # for the bar and the states
     if room - BAR_WIDTH >= one_line:
-        return BAR_WIDTH, None
+        return BAR_WIDTH, None, False
     if room - MIN_BAR >= widest:
         bar_width = max(MIN_BAR, min(BAR_WIDTH, room - one_line))
-        return bar_width, room - bar_width
-    return 0, room + GAP  # no bar, nor the gap before it
+        return bar_width, room - bar_width, False
+    if room + GAP >= widest:
+        return 0, room + GAP, False  # no bar, nor the gap before it
+    beside = min(BAR_WIDTH, room + GAP)  # the bar's column, with no states' column after it
+    return beside * (beside >= MIN_BAR), None, True
