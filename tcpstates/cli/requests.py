@@ -540,9 +540,9 @@ class HelpRequest(Request):
 
     def pages(self) -> bool:
         """man brings its own pager; the page shown as text, where there is no man, ours."""
-        import shutil
+        from tcpstates.manual.pages import man_program
 
-        return shutil.which("man") is None
+        return man_program() is None
 
     def run(self, out: Output) -> int:
         from tcpstates.manual.pages import show

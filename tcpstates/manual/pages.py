@@ -40,12 +40,17 @@ def _places() -> list[Path]:
     return [Path(sysconfig.get_path("data")), Path(sys.prefix), checkout]
 
 
+def man_program() -> str | None:
+    """The man program that shows a page, with its own pager; None: the page is text, which
+    the command line pages itself on a terminal."""
+    return shutil.which("man")
+
+
 def show(topic: str, out: TextIO) -> int:
     """Show the page: through man (and so its pager) when there is one, else as text."""
     path = page_path(topic)
     out.flush()
-    man = shutil.which("man")
-    if man:
+    if man := man_program():
         return subprocess.run([man, "-l", str(path)], check=False).returncode
     out.write(formatted(path))
     return 0
@@ -94,9 +99,8 @@ def stripped(source: str) -> str:
     -t  TCP
     """
     lines = []
-    table: bool | None = (
-        None  # in a tbl table: None outside, False in its format lines, True in its rows
-    )
+    # In a tbl table: None outside, False in its format lines, True in its rows.
+    table: bool | None = None
     for line in source.splitlines():
         if line.startswith(('.\\"', "'")):
             continue
