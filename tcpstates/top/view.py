@@ -16,7 +16,6 @@ from tcpstates.model.sockets import Socket
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import Column, Layout
 from tcpstates.render.fit import GAP, ONE_LINE_GIVE_WAY, Fitted, fit
-from tcpstates.render.text import template
 from tcpstates.watch.frames import ChangeKind, Frame, Key, socket_key
 from tcpstates.watch.render import MARKS as WATCH_MARKS
 
@@ -132,7 +131,7 @@ def window(ordered: Ordered, start: int, count: int, layout: Layout, width: int)
     # One line a row: the cursor moves by rows, and a click's row is the line's.
     columns = list(zip(*cells, strict=True)) or [() for _ in layout.columns]
     fitted = fit(layout.columns, columns, width, ONE_LINE_GIVE_WAY)
-    form = template(fitted.columns, fitted.widths).rstrip("\n")
+    form = fitted.template(fitted.widths)[0].rstrip("\n")  # one line: the cells in order
     spans, at = [], MARK
     for column_width in fitted.widths:
         spans.append((at, column_width))
