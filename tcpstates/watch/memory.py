@@ -38,8 +38,8 @@ def collect_less() -> tuple[int, int, int]:
     now, kept to the end, is frozen out of its walks, and a collection waits for 50,000 new
     objects rather than 700. At 50,000 sockets a top refresh took 440 ms where it took 630
     (in-process, under the pilot), and a --watch frame 0.393 s where it took 0.462
-    (tests/benchmarks/watch_bench.py --sizes 50000 --runs 3). Cycles are still found and freed, later
-    (tests/test_top.py holds that).
+    (tests/benchmarks/watch_bench.py --sizes 50000 --runs 3). Cycles are still found and
+    freed, later (tests/test_top.py holds that).
     """
     import gc
 
