@@ -190,24 +190,33 @@ class TopApp(App[None]):
             for frame in frames(self.read, self.interval, query=self.asked, sleep=self._sleep):
                 ordered = order(frame, self.layout, self.settings(), self.selected_key)
                 while not self.drawn.wait(0.1):
-                    if self.stopping.is_set():
+                    if self._leaving():
                         return
-                if self.stopping.is_set():
+                if self._leaving():
                     return
                 self.drawn.clear()
                 self.post_message(self.FrameRead(frame, state_counts(frame), ordered))
         except (TcpstatesError, OSError) as e:  # a reading that fails (a namespace gone)
-            if not self.stopping.is_set():
+            if not self._leaving():
                 self.call_from_thread(self.fail, str(e) or type(e).__name__)
 
     def on_top_app_frame_read(self, message: FrameRead) -> None:
         try:
             self.show_frame(message.frame, message.counts, message.ordered)
-        except NoMatches:  # posted as the screen was taken down (q): nothing to draw on
-            if not (self.stopping.is_set() or self._exit_renderables or self.return_code):
+        except NoMatches:  # posted as the screen was taken down: nothing to draw on
+            if not self._leaving():
                 raise
         finally:
             self.drawn.set()
+
+    def _leaving(self) -> bool:
+        """Whether the app is on its way out, by q, by an error, or by Textual's shutdown.
+
+        Textual stops running and takes the widgets down before the app's own unmount sets
+        ``stopping``: a frame posted just before lands in between, with nothing to draw on.
+        """
+        ending = self.stopping.is_set() or not self.is_running
+        return ending or bool(self._exit_renderables) or bool(self.return_code)
 
     def _sleep(self, seconds: float) -> None:
         self.stopping.wait(seconds)
