@@ -153,6 +153,7 @@ def test_a_capture_is_diagnosed_and_explained_from_itself(cli, tmp_path) -> None
         (["-W", "--summary"], "--wide does not apply to --summary"),
         (["-W", "doctor"], "--wide does not apply to doctor"),
         (["-W", "-o", "json"], "--wide does not apply to -o json: only a table is fitted"),
+        (["trace", "-W", "-o", "jsonl"], "--wide does not apply to -o jsonl: only -o plain"),
         (["--watch", "1", "--summary", "-W"], "--wide does not apply to --watch: counts have"),
         # The root's --by takes breakdowns export does not: once a traceback, exit 1.
         (["--by", "remote", "export"], "--by remote does not apply to export"),

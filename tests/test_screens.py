@@ -387,6 +387,46 @@ def test_a_watch_of_long_ends_fits(far, width):
     assert_whole(rows_of(lines), expected)
 
 
+CONNECT_AND_CLOSE = r"""
+import socket, sys, time
+client_address, server_address = sys.argv[1:3]
+listener = socket.create_server((server_address, 443), family=socket.AF_INET6)
+client = socket.socket(socket.AF_INET6)
+client.bind((client_address, 0))
+client.connect((server_address, 443))
+time.sleep(0.2)
+client.close()  # the server's end, never accepted, goes to CLOSE_WAIT
+time.sleep(0.3)
+"""
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("width", (60, 80, 120, 200))
+def test_a_trace_of_long_ends_fits_and_cuts_nothing_that_identifies_an_event(netns, width):
+    from tcpstates.trace import tracefs
+
+    try:
+        tracefs.tracefs_root()
+    except tracefs.TracingError as e:
+        pytest.skip(str(e))
+    space = netns("trace")  # its own: what it leaves (a timewait socket) is listed nowhere
+    for address in (CLIENT, SERVER):
+        space.run("ip", "addr", "add", f"{address}/128", "dev", "lo", "nodad")
+    with terminal(space.argv(*TCPSTATES, "trace", "--port", "443"), width, 40) as term:
+        term.wait_for("TIME")  # written once the tracepoint is enabled
+        space.run(sys.executable, "-c", CONNECT_AND_CLOSE, CLIENT, SERVER)
+        term.wait_for("FIN_WAIT2 -> CLOSE")
+        lines = term.joined_lines()
+    assert max(map(len, lines)) <= width, "\n".join(lines)
+    server_end = f"[{SERVER}]:443"
+    for changed in ("SYN_SENT -> ESTABLISHED", "ESTABLISHED -> CLOSE_WAIT"):
+        (at,) = [i for i, line in enumerate(lines) if changed in line]
+        event = " ".join(lines[at : at + 3])  # its first line, then its ends under it
+        assert f"[{CLIENT}]:" in event and server_end in event, "\n".join(lines)
+        # One line where it fits (110 columns and the ends' 35 beyond their columns' 21).
+        assert (server_end in lines[at]) == (width >= 145), "\n".join(lines)
+
+
 def test_one_namespace_is_named_without_its_inode_on_a_narrow_terminal(far):
     with terminal([*TCPSTATES, "--netns", far.name, "--no-pager"], 80, 60) as term:
         term.wait_for("EXIT=")

@@ -30,6 +30,7 @@ from zoo import free_port
 
 from tcpstates.explain.scenario_live import drain, fill
 from tcpstates.model.query import Query
+from tcpstates.model.sockets import endpoint
 from tcpstates.model.states import TcpState
 from tcpstates.render.safe import safe
 from tcpstates.sources.owners import Owner, OwnerMap
@@ -48,7 +49,7 @@ from tcpstates.trace.events import (
     kernel_filter,
     parse_line,
 )
-from tcpstates.trace.render import SkipNotice
+from tcpstates.trace.render import PLAIN_HEADER, SkipNotice, TraceWriter, plain_line
 
 # Captured from Linux 6.18 (trace_pipe of an instance, default options).
 CONNECT = (
@@ -1036,3 +1037,86 @@ def test_an_instance_that_vanishes_while_set_up_is_made_again(
         assert len(made) == 2 and instance.path == made[1] and os.path.isdir(made[1])
         assert not os.path.exists(made[0])
     assert not os.path.exists(made[1])
+
+
+# --- plain lines on a terminal: each event fits its width ---------------------------------------
+
+LONG = ("2a02:8109:9d40:1a00:b5f2:2c4d:8a1e:3f10", "2a00:1450:4001:82b::200e")
+FITTED = [
+    Transition(Event(0.0, 4, "127.0.0.1", 42186, "127.0.0.1", 8080, TcpState.ESTABLISHED,
+                     TcpState.FIN_WAIT1, 1234567, "python3"), 12.345, 1.7e9),
+    Transition(Event(0.0, 6, LONG[0], 51514, LONG[1], 443, TcpState.ESTABLISHED,
+                     TcpState.CLOSE_WAIT, 11127, "firefox-esr-nightly"), 1234.5, 1.7e9),
+    Transition(Event(0.0, 4, "127.0.0.1", 42186, "127.0.0.1", 8080, TcpState.FIN_WAIT2,
+                     TcpState.CLOSE, None, None), None, 1.7e9),
+]  # fmt: skip
+
+
+def _written(widths: list[int | None], labels: dict[int, str] | None = None) -> str:
+    """FITTED written as plain text, the terminal's width read as each of ``widths`` in turn
+    (the header's first)."""
+    out, read = io.StringIO(), iter(widths)
+    writer = TraceWriter(out, "plain", labels, lambda: next(read))
+    for transition in FITTED:
+        writer.write(transition)
+    return out.getvalue()
+
+
+def _events(text: str) -> list[list[str]]:
+    """The written events, each its lines: one starts at a time, its others are indented."""
+    events: list[list[str]] = []
+    for line in text.splitlines()[1:]:
+        if line[:1].isdigit():
+            events.append([line])
+        elif line.startswith("    ") and events:
+            events[-1].append(line)
+    return events
+
+
+@pytest.mark.parametrize("width", [60, 72, 80, 120, 200])
+def test_on_a_terminal_each_event_fits_and_keeps_what_identifies_it_whole(width: int) -> None:
+    text = _written([width] * 4)
+    assert max(len(line) for line in text.splitlines()) <= width, text
+    events = _events(text)
+    assert len(events) == len(FITTED), text
+    for lines, transition in zip(events, FITTED, strict=True):
+        event, joined = transition.event, " ".join(lines)
+        one_line = len(plain_line(transition)) - 1 <= width
+        assert (len(lines) == 1) == one_line, text
+        for whole in (
+            f"{event.old_state.name} -> {event.new_state.name}",
+            endpoint(event.local_address, event.local_port),
+            endpoint(event.remote_address, event.remote_port),
+            f" {event.pid or '-'}",
+        ):
+            assert whole in joined, (whole, text)
+
+
+def test_a_process_name_is_cut_then_gives_way_and_the_pid_never_does() -> None:
+    at_80, at_60 = _events(_written([80] * 4))[1][0], _events(_written([60] * 4))[1][0]
+    assert at_80.endswith(" 11127  firefox-esr-nig…") and len(at_80) == 80
+    assert at_60.endswith(" 11127")  # the microseconds gave way too: HH:MM:SS.mmm
+    assert re.match(r"\d\d:\d\d:\d\d\.\d{3}  ESTABLISHED", at_60), at_60
+
+
+def test_piped_or_wide_each_event_is_one_line_however_wide() -> None:
+    assert _written([None] * 4) == PLAIN_HEADER + "".join(map(plain_line, FITTED))
+
+
+def test_a_resized_terminal_is_fitted_from_the_next_event() -> None:
+    events = _events(_written([200, 200, 60, 200]))
+    assert [len(lines) for lines in events] == [1, 3, 1]  # 60 wide for the second only
+
+
+def test_with_several_namespaces_the_label_goes_under_a_stacked_event() -> None:
+    inode = 4026532174
+    labelled = [dataclasses.replace(t, event=dataclasses.replace(t.event, netns=inode))
+                for t in FITTED]  # fmt: skip
+    out = io.StringIO()
+    writer = TraceWriter(out, "plain", {inode: f"{inode} (web)"}, lambda: 80)
+    for transition in labelled:
+        writer.write(transition)
+    text = out.getvalue()
+    assert text.startswith("TIME ") and text.splitlines()[2] == "    NETNS"
+    assert all(f"    {inode} (web)" in lines for lines in _events(text)), text
+    assert max(len(line) for line in text.splitlines()) <= 80, text

@@ -388,6 +388,7 @@ def _trace(p: Mapping[str, Any], typed: Mapping[str, Any]) -> rq.Request:
         query=q,
         place=where,
         fmt=p.get("fmt") or "plain",
+        wide=bool(p.get("wide")),
         duration=p.get("duration"),
         count=p.get("count"),
     )

@@ -174,8 +174,8 @@ wide_option = click.option(
     "-W",
     "--wide",
     is_flag=True,
-    help="On a terminal, show every column and whole process names: the table as wide as"
-    " its content, even where lines wrap. Without it the table fits the terminal.",
+    help="On a terminal, show every column and whole process names: the table (or trace's"
+    " event) as wide as its content, even where lines wrap. Without it, it fits the terminal.",
 )
 verbose_option = click.option(
     "-v",

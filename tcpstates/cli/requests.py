@@ -42,6 +42,7 @@ class Request:
     # Options the command implies: typing them is allowed and changes nothing (--by implies
     # --summary, --scenario implies --explain).
     IMPLIED: ClassVar[frozenset[str]] = frozenset()
+    FITTED: ClassVar[str] = "table"  # the -o that -W and the terminal's width apply to
 
     def refused(self) -> dict[str, str]:
         """REFUSED, for requests where it depends on another option's value."""
@@ -473,6 +474,7 @@ class TraceRequest(Request):
     NAME = "trace"
     FORMATS = ("plain", "jsonl", "csv")
     RUNS_UNTIL_STOPPED = True
+    FITTED = "plain"  # its lines fit a terminal (trace/render.py); -W: one line each
     REFUSED = {
         "tcp": "the tracepoint sees TCP only",
         "udp": "the tracepoint sees TCP only",
@@ -486,6 +488,7 @@ class TraceRequest(Request):
     query: Query = Query()
     place: Place = Place()
     fmt: str = "plain"
+    wide: bool = False
     duration: float | None = None
     count: int | None = None
 

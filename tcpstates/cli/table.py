@@ -39,7 +39,7 @@ HINTS = {
     "replace": "it goes with --save DIR",
     "live": "it goes with --scenario NAME",
     "no_owners": "it goes with a listing",
-    "wide": "it goes with a listing or --watch on a terminal",
+    "wide": "it goes with a listing, --watch, kill or trace on a terminal",
     "max_series": "it goes with export --by",
 }
 
@@ -87,9 +87,10 @@ def check_request(request: Request, typed: Mapping[str, Any], flags: Mapping[str
         raise UsageError(f"-o {fmt} does not apply to {request.NAME}; it writes {writes}")
     if "color" in typed and fmt is not None and fmt != "table":
         raise UsageError(f"--color does not apply to -o {fmt}; only a table has colours")
-    if "wide" in typed and fmt is not None and fmt != "table":
+    if "wide" in typed and fmt is not None and fmt != request.FITTED:
+        fitted = "a table" if request.FITTED == "table" else f"-o {request.FITTED}"
         raise UsageError(
-            f"--wide does not apply to -o {fmt}: only a table is fitted to the terminal"
+            f"--wide does not apply to -o {fmt}: only {fitted} is fitted to the terminal"
         )
 
 

@@ -601,6 +601,17 @@ def _cut(
     return [c if display_width(c) <= width else _cut_one(c, width, ellipsis, tail) for c in cells]
 
 
+def cut_process(cell: str, width: int) -> str:
+    """A Process cell cut to ``width`` as the table cuts one, its ``+N`` kept (trace's lines).
+
+    >>> cut_process("nginx-worker +3", 9), cut_process("sshd", 9)
+    ('nginx… +3', 'sshd')
+    """
+    if display_width(cell) <= width:
+        return cell
+    return _cut_one(cell, width, ELLIPSIS, more_suffix_length)
+
+
 def _cut_one(cell: str, width: int, ellipsis: str, tail: Callable[[str], int] | None) -> str:
     kept = tail(cell) if tail else 0
     end = cell[len(cell) - kept :] if kept else ""

@@ -12,6 +12,7 @@ from tcpstates.cli.options import (
     place_options,
     seconds_option,
     state_option,
+    wide_option,
 )
 from tcpstates.cli.requests import TraceRequest
 
@@ -40,6 +41,11 @@ Lines it cannot parse (a process may name itself anything) are skipped and
 counted on stderr; the trace goes on.
 
 \b
+On a terminal narrower than an event's line, the event takes more than one:
+time, OLD -> NEW, ms and owner, then its ends indented under them. Piped,
+or with -W, one line each.
+
+\b
 Examples:
   tcpstates trace                        every transition until Ctrl-C
   tcpstates trace -s close-wait --port 8080
@@ -50,6 +56,7 @@ Examples:
 @state_option("Only transitions into or out of STATE; repeat for several.")
 @endpoint_filters
 @format_option(TraceRequest.FORMATS, default="plain", help="Output format.")
+@wide_option
 @click.option(
     "--duration",
     type=float,

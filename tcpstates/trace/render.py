@@ -1,12 +1,16 @@
 """Transitions as they stream: one line each, written as it comes (plain, jsonl or csv).
 
 Plain text cannot know its column widths in advance, so it uses widths that fit the usual case
-and lets a longer address push its line wider rather than cut it.
+and lets a longer address push its line wider rather than cut it. On a terminal narrower than
+a line (one is 110 columns before the process's name) the event takes more than one instead,
+as a listing's row does: its time, states, milliseconds and owner, then its ends indented
+under them. Nothing that identifies it is cut; a process name is, or gives way.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -15,6 +19,7 @@ from typing import Any, TextIO
 from tcpstates.model.sockets import endpoint, owner
 from tcpstates.model.states import TcpState
 from tcpstates.render.columns import owner_cells
+from tcpstates.render.fit import CUT_FLOOR, cut_process, display_width
 from tcpstates.render.safe import safe
 from tcpstates.trace.events import Lost, Transition
 
@@ -37,6 +42,11 @@ PLAIN_HEADER = _PLAIN.format("TIME", "LOCAL", "REMOTE", "OLD -> NEW", "MS", "PID
 # With several namespaces a Netns column leads, as in a listing: the inode and a name or a
 # process in it. Wide enough for "4026532240 (pid 12345 nginx)"; a longer one pushes its line.
 _NETNS = "{:<28}  "
+# An event stacked on a narrow terminal: this first, the ends (and the namespace) indented
+# under it. At 60 columns the time loses its microseconds so that the owner's PID still fits.
+_HEAD = "{:<15}  {:<25}  {:>9}  {:>7}"
+_SHORT_TIME = 12  # HH:MM:SS.mmm
+_INDENT = "    "
 
 
 def as_dict(transition: Transition) -> dict[str, Any]:
@@ -65,21 +75,34 @@ class TraceWriter:
     """Writes transitions in one format, flushing after each batch so a pipe sees them at once."""
 
     def __init__(
-        self, out: TextIO, fmt: str, netns_labels: Mapping[int, str] | None = None
+        self,
+        out: TextIO,
+        fmt: str,
+        netns_labels: Mapping[int, str] | None = None,
+        width: Callable[[], int | None] = lambda: None,
     ) -> None:
         """``netns_labels`` (inode -> label; the caller's dict, which grows as namespaces are
-        found) makes plain text lead with a Netns column."""
-        self.out, self.fmt, self.labels = out, fmt, netns_labels
+        found) makes plain text lead with a Netns column. ``width`` (Output.fit_width) is read
+        at each event, so a resized terminal is fitted from the next one; None: one line an
+        event, however wide (a pipe, -W)."""
+        self.out, self.fmt, self.labels, self.width = out, fmt, netns_labels, width
         if fmt == "csv":
             import csv
 
             self._csv = csv.writer(out, lineterminator="\n")
             self._csv.writerow(FIELDS)
         elif fmt == "plain":
-            out.write(
-                PLAIN_HEADER if netns_labels is None else _NETNS.format("NETNS") + PLAIN_HEADER
-            )
+            out.write(self._header())
         out.flush()
+
+    def _header(self) -> str:
+        one = PLAIN_HEADER if self.labels is None else _NETNS.format("NETNS") + PLAIN_HEADER
+        width = self.width()
+        if width is None or display_width(one) - 1 <= width:
+            return one
+        ends = f"{_INDENT}LOCAL -> REMOTE\n"
+        netns = "" if self.labels is None else f"{_INDENT}NETNS\n"
+        return _head("TIME", "OLD -> NEW", "MS", "PID", "PROCESS", width) + "\n" + ends + netns
 
     def write(self, item: Transition | Lost) -> None:
         if isinstance(item, Lost):
@@ -92,12 +115,20 @@ class TraceWriter:
             row = as_dict(item)
             self._csv.writerow(["" if v is None else safe(v) if isinstance(v, str) else v
                                 for v in row.values()])  # fmt: skip
-        elif self.labels is None:
-            self.out.write(plain_line(item))
         else:
+            self._plain(item)
+
+    def _plain(self, item: Transition) -> None:
+        label = None
+        if self.labels is not None:
             netns = item.event.netns or 0
             label = safe(self.labels.get(netns, str(netns)))  # names are anyone's
-            self.out.write(_NETNS.format(label) + plain_line(item))
+        line = plain_line(item) if label is None else _NETNS.format(label) + plain_line(item)
+        width = self.width()
+        if width is None or display_width(line) - 1 <= width:
+            self.out.write(line)
+        else:
+            self.out.write(stacked(item, width, label))
 
     def _lost(self, lost: Lost) -> None:
         if self.fmt == "jsonl":
@@ -126,6 +157,42 @@ def plain_line(transition: Transition) -> str:
     if event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT:
         line = line[:-1] + f"  {TIMEWAIT_NOTE}\n"
     return line
+
+
+def stacked(transition: Transition, width: int, netns: str | None = None) -> str:
+    """``transition`` on a terminal ``width`` columns wide that its one line does not fit:
+    the time, states, milliseconds and owner on a line, then indented under it its ends (on
+    two lines where one is too narrow for both), its namespace and the timewait note."""
+    event = transition.event
+    wall = datetime.fromtimestamp(transition.wall_time)
+    ms = "-" if transition.ms_in_old_state is None else f"{transition.ms_in_old_state:.3f}"
+    pid, process = owner_cells(owner(event.pid, event.process))
+    states = f"{event.old_state.name} -> {event.new_state.name}"
+    lines = [_head(wall.strftime("%H:%M:%S.%f"), states, ms, pid, process, width)]
+    local = endpoint(event.local_address, event.local_port)
+    remote = endpoint(event.remote_address, event.remote_port)
+    both = f"{_INDENT}{local} -> {remote}"
+    ends = [both] if display_width(both) <= width else [_INDENT + local, f"{_INDENT}-> {remote}"]
+    lines += ends
+    if netns is not None:
+        lines.append(_INDENT + netns)
+    if event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT:
+        room = max(width - len(_INDENT), 20)
+        lines += textwrap.wrap(TIMEWAIT_NOTE, room, initial_indent=_INDENT,
+                               subsequent_indent=_INDENT, break_on_hyphens=False)  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _head(time_: str, states: str, ms: str, pid: str, process: str, width: int) -> str:
+    """The first line of a stacked event (or the header's): the process's name whole where it
+    fits, cut where CUT_FLOOR columns are left, else left out; the rest never cut."""
+    head = _HEAD.format(time_, states, ms, pid)
+    if display_width(head) > width:  # the microseconds give way first (60 columns)
+        head = _HEAD.replace("15", str(_SHORT_TIME)).format(time_[:_SHORT_TIME], states, ms, pid)
+    room = width - display_width(head) - 2
+    if room >= min(CUT_FLOOR, display_width(process)):
+        return f"{head}  {cut_process(process, room)}"
+    return head
 
 
 # Usually the full socket closes here because the connection now lives on in a timewait socket,

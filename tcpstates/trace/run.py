@@ -76,7 +76,7 @@ def _stream(
     owners = Owners(inode_of=placer.places.inode_of)
     try:
         with instance:
-            writer = TraceWriter(out.stdout, fmt, labels)
+            writer = TraceWriter(out.stdout, fmt, labels, out.fit_width)
             events = follow(
                 instance, query, stop.duration, stop.count, owners=owners, placer=placer
             )
