@@ -1112,11 +1112,13 @@ def test_with_several_namespaces_the_label_goes_under_a_stacked_event() -> None:
     inode = 4026532174
     labelled = [dataclasses.replace(t, event=dataclasses.replace(t.event, netns=inode))
                 for t in FITTED]  # fmt: skip
-    out = io.StringIO()
-    writer = TraceWriter(out, "plain", {inode: f"{inode} (web)"}, lambda: 80)
-    for transition in labelled:
-        writer.write(transition)
-    text = out.getvalue()
-    assert text.startswith("TIME ") and text.splitlines()[2] == "    NETNS"
-    assert all(f"    {inode} (web)" in lines for lines in _events(text)), text
-    assert max(len(line) for line in text.splitlines()) <= 80, text
+    for name, shown in (("web", f"{inode} (web)"), ("w" * 90, f"{inode} (wwww")):
+        out = io.StringIO()  # a name is anyone's: a long one is cut, never its inode
+        writer = TraceWriter(out, "plain", {inode: f"{inode} ({name})"}, lambda: 80)
+        for transition in labelled:
+            writer.write(transition)
+        text = out.getvalue()
+        assert text.startswith("TIME ") and text.splitlines()[2] == "    NETNS"
+        assert all(any(line.startswith(f"    {shown}") for line in lines)
+                   for lines in _events(text)), text  # fmt: skip
+        assert max(len(line) for line in text.splitlines()) <= 80, text

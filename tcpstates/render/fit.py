@@ -601,15 +601,14 @@ def _cut(
     return [c if display_width(c) <= width else _cut_one(c, width, ellipsis, tail) for c in cells]
 
 
-def cut_process(cell: str, width: int) -> str:
-    """A Process cell cut to ``width`` as the table cuts one, its ``+N`` kept (trace's lines).
+def cut(cell: str, width: int, tail: Callable[[str], int] | None = None) -> str:
+    """One cell cut to ``width`` as the table cuts its cells, keeping its ``tail`` (trace's
+    lines, which stream and are fitted one at a time).
 
-    >>> cut_process("nginx-worker +3", 9), cut_process("sshd", 9)
+    >>> cut("nginx-worker +3", 9, more_suffix_length), cut("sshd", 9)
     ('nginx… +3', 'sshd')
     """
-    if display_width(cell) <= width:
-        return cell
-    return _cut_one(cell, width, ELLIPSIS, more_suffix_length)
+    return cell if display_width(cell) <= width else _cut_one(cell, width, ELLIPSIS, tail)
 
 
 def _cut_one(cell: str, width: int, ellipsis: str, tail: Callable[[str], int] | None) -> str:

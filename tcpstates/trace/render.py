@@ -13,13 +13,14 @@ import json
 import textwrap
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from tcpstates.model.sockets import endpoint, owner
 from tcpstates.model.states import TcpState
-from tcpstates.render.columns import owner_cells
-from tcpstates.render.fit import CUT_FLOOR, cut_process, display_width
+from tcpstates.render.columns import more_suffix_length, owner_cells
+from tcpstates.render.fit import CUT_FLOOR, cut, display_width
 from tcpstates.render.safe import safe
 from tcpstates.trace.events import Lost, Transition
 
@@ -44,8 +45,8 @@ PLAIN_HEADER = _PLAIN.format("TIME", "LOCAL", "REMOTE", "OLD -> NEW", "MS", "PID
 _NETNS = "{:<28}  "
 # An event stacked on a narrow terminal: this first, the ends (and the namespace) indented
 # under it. At 60 columns the time loses its microseconds so that the owner's PID still fits.
-_HEAD = "{:<15}  {:<25}  {:>9}  {:>7}"
-_SHORT_TIME = 12  # HH:MM:SS.mmm
+_HEAD = "{:<{time}}  {:<25}  {:>9}  {:>7}"
+_TIME, _SHORT_TIME = 15, 12  # HH:MM:SS.uuuuuu, HH:MM:SS.mmm
 _INDENT = "    "
 
 
@@ -140,45 +141,60 @@ class TraceWriter:
         self.out.flush()
 
 
+@dataclass(frozen=True, slots=True)
+class _Cells:
+    """What a plain line shows of a transition, as text."""
+
+    time: str
+    local: str
+    remote: str
+    states: str
+    ms: str
+    pid: str
+    process: str
+    note: str | None  # TIMEWAIT_NOTE, where it applies
+
+    @classmethod
+    def of(cls, transition: Transition) -> _Cells:
+        event = transition.event
+        moment = datetime.fromtimestamp(transition.wall_time).strftime("%H:%M:%S.%f")
+        ms = "-" if transition.ms_in_old_state is None else f"{transition.ms_in_old_state:.3f}"
+        pid, process = owner_cells(owner(event.pid, event.process))
+        handed = event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT
+        return cls(
+            moment,
+            endpoint(event.local_address, event.local_port),
+            endpoint(event.remote_address, event.remote_port),
+            f"{event.old_state.name} -> {event.new_state.name}",
+            ms,
+            pid,
+            process,
+            TIMEWAIT_NOTE if handed else None,
+        )
+
+
 def plain_line(transition: Transition) -> str:
-    event = transition.event
-    moment = datetime.fromtimestamp(transition.wall_time).strftime("%H:%M:%S.%f")
-    ms = "-" if transition.ms_in_old_state is None else f"{transition.ms_in_old_state:.3f}"
-    pid, process = owner_cells(owner(event.pid, event.process))
-    line = _PLAIN.format(
-        moment,
-        endpoint(event.local_address, event.local_port),
-        endpoint(event.remote_address, event.remote_port),
-        f"{event.old_state.name} -> {event.new_state.name}",
-        ms,
-        pid,
-        process,
-    )
-    if event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT:
-        line = line[:-1] + f"  {TIMEWAIT_NOTE}\n"
-    return line
+    c = _Cells.of(transition)
+    line = _PLAIN.format(c.time, c.local, c.remote, c.states, c.ms, c.pid, c.process)
+    return line if c.note is None else f"{line[:-1]}  {c.note}\n"
 
 
 def stacked(transition: Transition, width: int, netns: str | None = None) -> str:
     """``transition`` on a terminal ``width`` columns wide that its one line does not fit:
     the time, states, milliseconds and owner on a line, then indented under it its ends (on
     two lines where one is too narrow for both), its namespace and the timewait note."""
-    event = transition.event
-    wall = datetime.fromtimestamp(transition.wall_time)
-    ms = "-" if transition.ms_in_old_state is None else f"{transition.ms_in_old_state:.3f}"
-    pid, process = owner_cells(owner(event.pid, event.process))
-    states = f"{event.old_state.name} -> {event.new_state.name}"
-    lines = [_head(wall.strftime("%H:%M:%S.%f"), states, ms, pid, process, width)]
-    local = endpoint(event.local_address, event.local_port)
-    remote = endpoint(event.remote_address, event.remote_port)
-    both = f"{_INDENT}{local} -> {remote}"
-    ends = [both] if display_width(both) <= width else [_INDENT + local, f"{_INDENT}-> {remote}"]
-    lines += ends
-    if netns is not None:
-        lines.append(_INDENT + netns)
-    if event.new_state is TcpState.CLOSE and event.old_state in _HANDED_TO_TIMEWAIT:
-        room = max(width - len(_INDENT), 20)
-        lines += textwrap.wrap(TIMEWAIT_NOTE, room, initial_indent=_INDENT,
+    c = _Cells.of(transition)
+    lines = [_head(c.time, c.states, c.ms, c.pid, c.process, width)]
+    both = f"{_INDENT}{c.local} -> {c.remote}"
+    if display_width(both) <= width:
+        lines.append(both)
+    else:
+        lines += [_INDENT + c.local, f"{_INDENT}-> {c.remote}"]
+    room = width - len(_INDENT)
+    if netns is not None:  # its inode first: a long name is what is cut
+        lines.append(_INDENT + cut(netns, room))
+    if c.note is not None:
+        lines += textwrap.wrap(c.note, max(room, 20), initial_indent=_INDENT,
                                subsequent_indent=_INDENT, break_on_hyphens=False)  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -186,12 +202,12 @@ def stacked(transition: Transition, width: int, netns: str | None = None) -> str
 def _head(time_: str, states: str, ms: str, pid: str, process: str, width: int) -> str:
     """The first line of a stacked event (or the header's): the process's name whole where it
     fits, cut where CUT_FLOOR columns are left, else left out; the rest never cut."""
-    head = _HEAD.format(time_, states, ms, pid)
+    head = _HEAD.format(time_, states, ms, pid, time=_TIME)
     if display_width(head) > width:  # the microseconds give way first (60 columns)
-        head = _HEAD.replace("15", str(_SHORT_TIME)).format(time_[:_SHORT_TIME], states, ms, pid)
+        head = _HEAD.format(time_[:_SHORT_TIME], states, ms, pid, time=_SHORT_TIME)
     room = width - display_width(head) - 2
     if room >= min(CUT_FLOOR, display_width(process)):
-        return f"{head}  {cut_process(process, room)}"
+        return f"{head}  {cut(process, room, more_suffix_length)}"
     return head
 
 
