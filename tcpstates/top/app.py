@@ -17,7 +17,6 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
@@ -202,10 +201,8 @@ class TopApp(App[None]):
 
     def on_top_app_frame_read(self, message: FrameRead) -> None:
         try:
-            self.show_frame(message.frame, message.counts, message.ordered)
-        except NoMatches:  # posted as the screen was taken down: nothing to draw on
             if not self._leaving():
-                raise
+                self.show_frame(message.frame, message.counts, message.ordered)
         finally:
             self.drawn.set()
 
@@ -213,7 +210,8 @@ class TopApp(App[None]):
         """Whether the app is on its way out, by q, by an error, or by Textual's shutdown.
 
         Textual stops running and takes the widgets down before the app's own unmount sets
-        ``stopping``: a frame posted just before lands in between, with nothing to draw on.
+        ``stopping``: a frame, a resize or a table's message queued just before is handled
+        in between, with nothing to draw on, so each handler that draws asks this first.
         """
         ending = self.stopping.is_set() or not self.is_running
         return ending or bool(self._exit_renderables) or bool(self.return_code)
@@ -262,13 +260,15 @@ class TopApp(App[None]):
     def _refit(self) -> None:
         """The rows on screen fitted to the table's width again, and the lines above it: what
         a new size needs, which leaves the order as it was."""
-        if self.frame is None:
+        if self.frame is None or self._leaving():
             return
         self._show_window(round(self.table.scroll_offset.y), self.table.lines_for_rows)
         self._draw_status()
         self._draw_strip()
 
     def on_socket_table_window_needed(self, event: SocketTable.WindowNeeded) -> None:
+        if self._leaving():
+            return
         self._show_window(event.start, event.count)
         self._draw_status()
 
