@@ -99,7 +99,7 @@ class TraceWriter:
     def _header(self) -> str:
         one = PLAIN_HEADER if self.labels is None else _NETNS.format("NETNS") + PLAIN_HEADER
         width = self.width()
-        if width is None or display_width(one) - 1 <= width:
+        if width is None or _fits(one, width):
             return one
         ends = f"{_INDENT}LOCAL -> REMOTE\n"
         netns = "" if self.labels is None else f"{_INDENT}NETNS\n"
@@ -124,12 +124,13 @@ class TraceWriter:
         if self.labels is not None:
             netns = item.event.netns or 0
             label = safe(self.labels.get(netns, str(netns)))  # names are anyone's
-        line = plain_line(item) if label is None else _NETNS.format(label) + plain_line(item)
+        cells = _Cells.of(item)  # once, for the line and, where it does not fit, the lines
+        line = cells.line() if label is None else _NETNS.format(label) + cells.line()
         width = self.width()
-        if width is None or display_width(line) - 1 <= width:
+        if width is None or _fits(line, width):  # None: piped, or -W
             self.out.write(line)
         else:
-            self.out.write(stacked(item, width, label))
+            self.out.write(cells.stacked(width, label))
 
     def _lost(self, lost: Lost) -> None:
         if self.fmt == "jsonl":
@@ -172,31 +173,39 @@ class _Cells:
             TIMEWAIT_NOTE if handed else None,
         )
 
+    def line(self) -> str:
+        """The event's one line, however wide."""
+        line = _PLAIN.format(
+            self.time, self.local, self.remote, self.states, self.ms, self.pid, self.process
+        )
+        return line if self.note is None else f"{line[:-1]}  {self.note}\n"
+
+    def stacked(self, width: int, netns: str | None = None) -> str:
+        """The event on a terminal ``width`` columns wide that its one line does not fit: the
+        time, states, milliseconds and owner on a line, then indented under it its ends (on
+        two lines where one is too narrow for both), its namespace and the timewait note."""
+        lines = [_head(self.time, self.states, self.ms, self.pid, self.process, width)]
+        both = f"{_INDENT}{self.local} -> {self.remote}"
+        if display_width(both) <= width:
+            lines.append(both)
+        else:
+            lines += [_INDENT + self.local, f"{_INDENT}-> {self.remote}"]
+        room = width - len(_INDENT)
+        if netns is not None:  # its inode first: a long name is what is cut
+            lines.append(_INDENT + cut(netns, room))
+        if self.note is not None:
+            lines += textwrap.wrap(self.note, max(room, 20), initial_indent=_INDENT,
+                                   subsequent_indent=_INDENT, break_on_hyphens=False)  # fmt: skip
+        return "\n".join(lines) + "\n"
+
 
 def plain_line(transition: Transition) -> str:
-    c = _Cells.of(transition)
-    line = _PLAIN.format(c.time, c.local, c.remote, c.states, c.ms, c.pid, c.process)
-    return line if c.note is None else f"{line[:-1]}  {c.note}\n"
+    return _Cells.of(transition).line()
 
 
-def stacked(transition: Transition, width: int, netns: str | None = None) -> str:
-    """``transition`` on a terminal ``width`` columns wide that its one line does not fit:
-    the time, states, milliseconds and owner on a line, then indented under it its ends (on
-    two lines where one is too narrow for both), its namespace and the timewait note."""
-    c = _Cells.of(transition)
-    lines = [_head(c.time, c.states, c.ms, c.pid, c.process, width)]
-    both = f"{_INDENT}{c.local} -> {c.remote}"
-    if display_width(both) <= width:
-        lines.append(both)
-    else:
-        lines += [_INDENT + c.local, f"{_INDENT}-> {c.remote}"]
-    room = width - len(_INDENT)
-    if netns is not None:  # its inode first: a long name is what is cut
-        lines.append(_INDENT + cut(netns, room))
-    if c.note is not None:
-        lines += textwrap.wrap(c.note, max(room, 20), initial_indent=_INDENT,
-                               subsequent_indent=_INDENT, break_on_hyphens=False)  # fmt: skip
-    return "\n".join(lines) + "\n"
+def _fits(line: str, width: int) -> bool:
+    """Whether ``line`` (ending in a newline) goes in ``width`` columns."""
+    return display_width(line) - 1 <= width
 
 
 def _head(time_: str, states: str, ms: str, pid: str, process: str, width: int) -> str:
